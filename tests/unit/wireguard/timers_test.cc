@@ -1,0 +1,194 @@
+// Every timer of the whitepaper on a manual clock: first PeerTimers alone,
+// then through two in-memory peers.
+#include <gtest/gtest.h>
+
+#include "tests/unit/wireguard/pair.h"
+#include "wireguard/timers.h"
+
+namespace moongate::wg::test {
+namespace {
+
+constexpr Nanos kT0 = 1000 * kSecond;
+
+TEST(PeerTimers, NothingArmedAtStart) {
+  PeerTimers t;
+  EXPECT_EQ(t.next_deadline(), 0u);
+  const TimerActions a = t.expire(kT0 + 1000 * kSecond);
+  EXPECT_FALSE(a.send_initiation || a.send_keepalive || a.purge_staged || a.zero_keys);
+}
+
+TEST(PeerTimers, KeepaliveAfterReceivingWithoutSending) {
+  PeerTimers t;
+  t.data_received(kT0);
+  EXPECT_EQ(t.send_keepalive_at(), kT0 + kKeepaliveTimeout);
+  EXPECT_FALSE(t.expire(kT0 + kKeepaliveTimeout - 1).send_keepalive);
+  EXPECT_TRUE(t.expire(kT0 + kKeepaliveTimeout).send_keepalive);
+  EXPECT_EQ(t.send_keepalive_at(), 0u);
+}
+
+TEST(PeerTimers, SendingCancelsKeepalive) {
+  PeerTimers t;
+  t.data_received(kT0);
+  t.any_authenticated_packet_sent();
+  EXPECT_FALSE(t.expire(kT0 + kKeepaliveTimeout).send_keepalive);
+}
+
+TEST(PeerTimers, DataDuringPendingKeepaliveAsksForAnother) {
+  PeerTimers t;
+  t.data_received(kT0);
+  t.data_received(kT0 + kSecond);  // keepalive pending: remember to send another
+  const Nanos first = kT0 + kKeepaliveTimeout;
+  EXPECT_TRUE(t.expire(first).send_keepalive);
+  EXPECT_EQ(t.send_keepalive_at(), first + kKeepaliveTimeout);
+  EXPECT_TRUE(t.expire(first + kKeepaliveTimeout).send_keepalive);
+  EXPECT_EQ(t.send_keepalive_at(), 0u);
+}
+
+TEST(PeerTimers, NewHandshakeWhenSentDataGetsNoAnswer) {
+  PeerTimers t;
+  t.data_sent(kT0);
+  t.data_sent(kT0 + 3 * kSecond);  // does not push the deadline
+  const Nanos due = kT0 + kKeepaliveTimeout + kRekeyTimeout;
+  EXPECT_EQ(t.new_handshake_at(), due);
+  EXPECT_FALSE(t.expire(due - 1).send_initiation);
+  const TimerActions a = t.expire(due);
+  EXPECT_TRUE(a.send_initiation);
+  EXPECT_FALSE(a.retry);
+}
+
+TEST(PeerTimers, AnyReceivedPacketCancelsNewHandshake) {
+  PeerTimers t;
+  t.data_sent(kT0);
+  t.any_authenticated_packet_received();
+  EXPECT_FALSE(t.expire(kT0 + 60 * kSecond).send_initiation);
+}
+
+TEST(PeerTimers, RetransmitThenGiveUp) {
+  PeerTimers t;
+  Nanos now = kT0;
+  t.handshake_initiated(now, 200 * kMillisecond);
+  EXPECT_EQ(t.retransmit_handshake_at(), now + kRekeyTimeout + 200 * kMillisecond);
+  unsigned retries = 0;
+  bool gave_up = false;
+  for (int i = 0; i < 30 && !gave_up; ++i) {
+    now = t.retransmit_handshake_at();
+    const TimerActions a = t.expire(now);
+    if (a.send_initiation) {
+      EXPECT_TRUE(a.retry);
+      ++retries;
+      t.handshake_initiated(now, 0);
+    }
+    gave_up = a.purge_staged;
+  }
+  EXPECT_TRUE(gave_up);
+  EXPECT_EQ(retries, kMaxTimerHandshakes + 1);
+  EXPECT_EQ(t.zero_key_material_at(), now + 3 * kRejectAfterTime);
+}
+
+TEST(PeerTimers, HandshakeCompleteStopsRetransmits) {
+  PeerTimers t;
+  t.handshake_initiated(kT0, 0);
+  t.handshake_complete();
+  EXPECT_EQ(t.retransmit_handshake_at(), 0u);
+  EXPECT_EQ(t.handshake_attempts(), 0u);
+}
+
+TEST(PeerTimers, ZeroKeyMaterialAfterThreeRejectTimes) {
+  PeerTimers t;
+  t.session_derived(kT0);
+  EXPECT_FALSE(t.expire(kT0 + 3 * kRejectAfterTime - 1).zero_keys);
+  EXPECT_TRUE(t.expire(kT0 + 3 * kRejectAfterTime).zero_keys);
+}
+
+TEST(PeerTimers, PersistentKeepaliveAfterSilence) {
+  PeerTimers t;
+  t.set_persistent_keepalive(25, kT0);
+  EXPECT_EQ(t.persistent_keepalive_at(), kT0 + 25 * kSecond);
+  t.any_authenticated_packet_traversal(kT0 + 10 * kSecond);  // traffic pushes it back
+  EXPECT_FALSE(t.expire(kT0 + 25 * kSecond).send_keepalive);
+  EXPECT_TRUE(t.expire(kT0 + 35 * kSecond).send_keepalive);
+  t.set_persistent_keepalive(0, kT0);
+  EXPECT_EQ(t.persistent_keepalive_at(), 0u);
+}
+
+TEST(PeerTimers, NextDeadlineIsTheEarliest) {
+  PeerTimers t;
+  t.session_derived(kT0);
+  t.data_received(kT0);
+  t.data_sent(kT0);
+  EXPECT_EQ(t.next_deadline(), kT0 + kKeepaliveTimeout);
+}
+
+// --- through the device --------------------------------------------------
+
+TEST_F(PairTest, KeepaliveIsSentWhenOnlyReceiving) {
+  establish();
+  ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
+  pump();
+  EXPECT_TRUE(b.wire.out.empty());
+  clock.advance(kKeepaliveTimeout);
+  tick();
+  ASSERT_EQ(b.wire.out.size(), 1u);
+  EXPECT_EQ(b.wire.out.front().bytes.size(), kDataMinLen);  // empty plaintext
+  const auto r = deliver(b.wire.out.front());
+  EXPECT_EQ(r.drop, Drop::kOk);
+  EXPECT_EQ(r.len, 0u);
+}
+
+TEST_F(PairTest, PersistentKeepaliveKeepsNatOpen) {
+  establish();
+  pb->timers.set_persistent_keepalive(25, now().mono);
+  // A answers B's last data with an ordinary keepalive at 10 s; that
+  // traversal restarts the persistent interval.
+  clock.advance(kKeepaliveTimeout);
+  tick();
+  ASSERT_EQ(count_type(a.wire.out, MessageType::kData), 1u);
+  pump();
+  clock.advance(25 * kSecond - 1);
+  tick();
+  EXPECT_TRUE(a.wire.out.empty());
+  clock.advance(1);
+  tick();
+  ASSERT_EQ(a.wire.out.size(), 1u);
+  EXPECT_EQ(a.wire.out.front().bytes.size(), kDataMinLen);
+  EXPECT_TRUE(b.wire.out.empty());  // B has no persistent keepalive
+}
+
+TEST_F(PairTest, UnansweredDataTriggersNewHandshake) {
+  establish();
+  ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
+  a.wire.out.clear();  // B never hears it, so never answers
+  clock.advance(kKeepaliveTimeout + kRekeyTimeout);
+  tick();
+  EXPECT_EQ(count_type(a.wire.out, MessageType::kInitiation), 1u);
+}
+
+TEST_F(PairTest, InitiatorRekeysBeforeRejectWhenOnlyReceiving) {
+  establish();
+  // A only receives; at REJECT - KEEPALIVE - REKEY_TIMEOUT it rekeys once.
+  clock.advance(kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout);
+  ASSERT_EQ(send_b(packet(64, 1)), Drop::kOk);
+  ASSERT_EQ(deliver(b.wire.out.front()).drop, Drop::kOk);
+  b.wire.out.clear();
+  EXPECT_EQ(count_type(a.wire.out, MessageType::kInitiation), 1u);
+  EXPECT_TRUE(pb->sent_lastminute_handshake);
+}
+
+TEST_F(PairTest, KeysAreZeroedAfterThreeRejectTimes) {
+  establish();
+  ASSERT_NE(pb->keypairs.current(), nullptr);
+  // Silence everywhere; drop whatever the timers send.
+  for (int i = 0; i < 60; ++i) {
+    clock.advance(10 * kSecond);
+    tick();
+    a.wire.out.clear();
+    b.wire.out.clear();
+  }
+  EXPECT_EQ(pb->keypairs.current(), nullptr);
+  EXPECT_EQ(pb->keypairs.previous(), nullptr);
+  EXPECT_EQ(pa->keypairs.current(), nullptr);
+  EXPECT_EQ(pb->handshake.state, HandshakeState::kZeroed);
+}
+
+}  // namespace
+}  // namespace moongate::wg::test

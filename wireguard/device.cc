@@ -1,0 +1,321 @@
+// The device's receive, send and timer flows; device.h lists them.
+#include "wireguard/device.h"
+
+#include <cstring>
+#include <new>
+
+namespace moongate::wg {
+
+Device::Device(std::size_t max_peers, DeviceHost& host)
+    : host_(host),
+      peers_(max_peers),
+      // A handshake and three keypairs per peer, plus slack for churn.
+      indices_(max_peers * 4 + 16) {}
+
+Device::~Device() {
+  for (auto& [raw, peer] : owned_) zero_key_material(*peer);
+}
+
+// --- configuration ---------------------------------------------------------
+
+void Device::set_private_key(const crypto::SecretKey& key) noexcept {
+  identity_.set(key);
+  cookie_checker_.init(identity_.public_key);
+  // Talking to ourselves is meaningless: drop a peer with our own key.
+  if (identity_.has_key) {
+    if (Peer* self = peers_.find(identity_.public_key)) remove_peer(self);
+  }
+  for (auto& [raw, peer] : owned_) {
+    zero_key_material(*peer);
+    peer->handshake.precompute(identity_);
+  }
+}
+
+Peer* Device::add_peer(const crypto::PublicKey& key) noexcept {
+  if (identity_.has_key && key == identity_.public_key) return nullptr;
+  std::unique_ptr<Peer> peer(new (std::nothrow) Peer(key));
+  if (!peer || !peers_.insert(key, peer.get())) return nullptr;
+  peer->handshake.remote_static = key;
+  peer->handshake.precompute(identity_);
+  peer->cookie.init(key);
+  Peer* raw = peer.get();
+  owned_.emplace(raw, std::move(peer));
+  return raw;
+}
+
+void Device::remove_peer(Peer* peer) noexcept {
+  if (peer == nullptr) return;
+  peers_.remove(peer->public_key());
+  zero_key_material(*peer);
+  peer->timers.stop();
+  owned_.erase(peer);
+}
+
+void Device::set_preshared_key(Peer& peer, const crypto::SecretKey& psk) noexcept {
+  peer.handshake.preshared_key = psk;
+}
+
+// --- receive ---------------------------------------------------------------
+
+Drop Device::receive_handshake(const std::uint8_t* msg, std::size_t len, const Endpoint& src,
+                               Instant now) noexcept {
+  const MessageType type = classify_message(msg, len);
+  switch (type) {
+    case MessageType::kInitiation:
+    case MessageType::kResponse: {
+      if (!identity_.has_key) return drop(Drop::kNoPrivateKey);
+      if (!cookie_checker_.check_mac1(msg, len)) return drop(Drop::kBadMac1);
+      if (under_load_ && !cookie_checker_.check_mac2(msg, len, src, now.mono)) {
+        // Cheap answer instead of DH work: the sender must prove it
+        // receives at src before we spend cycles on it.
+        MessageCookieReply reply;
+        cookie_checker_.make_reply(reply, msg, len, load_le32(msg + 4), src, now.mono);
+        host_.send_handshake(nullptr, src, reinterpret_cast<const std::uint8_t*>(&reply),
+                             sizeof reply);
+        return drop(Drop::kCookieSent);
+      }
+      return type == MessageType::kInitiation ? handle_initiation(msg, src, now)
+                                              : handle_response(msg, src, now);
+    }
+    case MessageType::kCookieReply:
+      return handle_cookie_reply(msg, now.mono);
+    default:
+      return drop(Drop::kMalformed);
+  }
+}
+
+Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src,
+                               Instant now) noexcept {
+  // Message structs are byte arrays (alignment 1), so this cast is sound.
+  const auto& init = *reinterpret_cast<const MessageInitiation*>(msg);
+  Peer* peer = nullptr;
+  if (Drop d = noise_consume_initiation(init, identity_, peers_, now.mono, &peer); d != Drop::kOk)
+    return drop(d);
+
+  peer->rx_bytes += kInitiationLen;
+  peer->endpoint = src;
+  peer->timers.any_authenticated_packet_received();
+  peer->timers.any_authenticated_packet_traversal(now.mono);
+
+  // Our own initiation in flight (if any) is superseded by theirs.
+  clear_handshake_index(*peer);
+  Handshake& hs = peer->handshake;
+  std::uint32_t index = 0;
+  if (!indices_.insert(IndexEntry::Kind::kHandshake, peer, nullptr, index)) {
+    hs.clear();
+    return drop(Drop::kIndexTableFull);
+  }
+  hs.local_index = index;
+
+  MessageResponse resp;
+  if (Drop d = noise_create_response(resp, hs, identity_); d != Drop::kOk) {
+    clear_handshake_index(*peer);
+    hs.clear();
+    return drop(d);
+  }
+  store_le32(resp.sender, index);
+  auto* bytes = reinterpret_cast<std::uint8_t*>(&resp);
+  peer->cookie.add_macs(bytes, sizeof resp, now.mono);
+  if (Drop d = start_session(*peer, now); d != Drop::kOk) return drop(d);
+  send_to_peer(*peer, bytes, sizeof resp, now);
+  return Drop::kOk;
+}
+
+Drop Device::handle_response(const std::uint8_t* msg, const Endpoint& src, Instant now) noexcept {
+  const auto& resp = *reinterpret_cast<const MessageResponse*>(msg);
+  const IndexEntry* e = indices_.find(load_le32(resp.receiver));
+  if (e == nullptr || e->kind != IndexEntry::Kind::kHandshake) return drop(Drop::kUnknownIndex);
+  Peer& peer = *e->peer;
+  if (Drop d = noise_consume_response(resp, peer.handshake, identity_); d != Drop::kOk)
+    return drop(d);
+
+  peer.rx_bytes += kResponseLen;
+  peer.endpoint = src;
+  peer.timers.any_authenticated_packet_received();
+  peer.timers.any_authenticated_packet_traversal(now.mono);
+  if (Drop d = start_session(peer, now); d != Drop::kOk) return drop(d);
+  return Drop::kOk;
+}
+
+Drop Device::handle_cookie_reply(const std::uint8_t* msg, Nanos now) noexcept {
+  const auto& reply = *reinterpret_cast<const MessageCookieReply*>(msg);
+  const IndexEntry* e = indices_.find(load_le32(reply.receiver));
+  if (e == nullptr) return drop(Drop::kUnknownIndex);
+  if (Drop d = e->peer->cookie.consume_reply(reply, now); d != Drop::kOk) return drop(d);
+  // The retransmit timer resends the initiation, now with mac2.
+  return Drop::kOk;
+}
+
+Drop Device::start_session(Peer& peer, Instant now) noexcept {
+  std::unique_ptr<Keypair> kp = noise_begin_session(peer.handshake, now.mono);
+  if (!kp) {
+    clear_handshake_index(peer);
+    peer.handshake.clear();
+    return Drop::kUnexpectedHandshake;
+  }
+  kp->peer = &peer;
+  indices_.replace(kp->local_index, IndexEntry::Kind::kKeypair, &peer, kp.get());
+  const bool initiator = kp->initiator;
+  peer.keypairs.add(std::move(kp), indices_);
+  peer.timers.session_derived(now.mono);
+  if (initiator) {
+    handshake_complete(peer, now);
+    // Send what waited for the session; with nothing waiting, a keepalive
+    // confirms the session to the responder at once.
+    host_.flush_staged(peer, true);
+  }
+  return Drop::kOk;
+}
+
+void Device::handshake_complete(Peer& peer, Instant now) noexcept {
+  peer.timers.handshake_complete();
+  peer.sent_lastminute_handshake = false;
+  peer.last_handshake_wall_ns = now.wall;
+  ++peer.handshakes_completed;
+}
+
+Drop Device::prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now,
+                             RxSlot& slot) noexcept {
+  if (classify_message(msg, len) != MessageType::kData) return drop(Drop::kMalformed);
+  const IndexEntry* e = indices_.find(load_le32(msg + 4));
+  if (e == nullptr || e->kind != IndexEntry::Kind::kKeypair) return drop(Drop::kUnknownIndex);
+  Keypair* kp = e->keypair;
+  const std::uint64_t counter = load_le64(msg + 8);
+  if (kp->expired(now)) return drop(Drop::kKeypairExpired);
+  // Cheap pre-check so replays cost no decryption; the window is updated
+  // only once the tag has verified (complete_receive).
+  if (!kp->replay.check(counter, kRejectAfterMessages)) return drop(Drop::kReplay);
+  slot.keypair = kp;
+  slot.counter = counter;
+  return Drop::kOk;
+}
+
+Drop Device::complete_receive(const RxSlot& slot, std::size_t wire_len, std::size_t plaintext_len,
+                              const Endpoint& src, Instant now) noexcept {
+  Keypair* kp = slot.keypair;
+  // A duplicate inside the same burst passes prepare_receive twice.
+  if (!kp->replay.check_and_update(slot.counter, kRejectAfterMessages))
+    return drop(Drop::kReplay);
+  Peer& peer = *kp->peer;
+  peer.endpoint = src;  // roaming: the last authenticated source wins
+  peer.rx_bytes += wire_len;
+  if (peer.keypairs.received_with(kp, indices_)) {
+    handshake_complete(peer, now);
+    host_.flush_staged(peer, false);
+  }
+  keep_key_fresh_received(peer, now);
+  peer.timers.any_authenticated_packet_received();
+  peer.timers.any_authenticated_packet_traversal(now.mono);
+  if (plaintext_len != 0) peer.timers.data_received(now.mono);
+  return Drop::kOk;
+}
+
+// --- send ------------------------------------------------------------------
+
+Drop Device::prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept {
+  Keypair* kp = peer.keypairs.current();
+  if (kp != nullptr && kp->can_send(now.mono)) {
+    slot.keypair = kp;
+    slot.counter = kp->send_counter++;
+    return Drop::kOk;
+  }
+  // No usable session: the caller stages the packet; a handshake (rate
+  // limited) will bring one and flush_staged() will follow.
+  initiate_handshake(peer, now);
+  return Drop::kNoSession;
+}
+
+void Device::complete_send(Peer& peer, Instant now, std::size_t wire_bytes,
+                           bool any_data) noexcept {
+  peer.tx_bytes += wire_bytes;
+  peer.timers.any_authenticated_packet_traversal(now.mono);
+  peer.timers.any_authenticated_packet_sent();
+  if (any_data) peer.timers.data_sent(now.mono);
+  keep_key_fresh_sent(peer, now);
+}
+
+void Device::keep_key_fresh_sent(Peer& peer, Instant now) noexcept {
+  // The initiator of a session rekeys after REKEY_AFTER_TIME; either side
+  // after REKEY_AFTER_MESSAGES.
+  const Keypair* kp = peer.keypairs.current();
+  if (kp != nullptr && (kp->send_counter > kRekeyAfterMessages ||
+                        (kp->initiator && now.mono - kp->birth >= kRekeyAfterTime)))
+    initiate_handshake(peer, now);
+}
+
+void Device::keep_key_fresh_received(Peer& peer, Instant now) noexcept {
+  // If we initiated this session and only receive on it, rekey shortly
+  // before it would be rejected: the peer, as responder, will not.
+  const Keypair* kp = peer.keypairs.current();
+  if (kp != nullptr && kp->initiator && !peer.sent_lastminute_handshake &&
+      now.mono - kp->birth >= kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout) {
+    peer.sent_lastminute_handshake = true;
+    initiate_handshake(peer, now);
+  }
+}
+
+Drop Device::initiate_handshake(Peer& peer, Instant now, bool retry) noexcept {
+  if (!retry) peer.timers.reset_attempts();
+  if (peer.sent_any_handshake && now.mono - peer.last_sent_handshake < kRekeyTimeout)
+    return Drop::kRateLimited;
+  if (!identity_.has_key) return Drop::kNoPrivateKey;
+  peer.last_sent_handshake = now.mono;
+  peer.sent_any_handshake = true;
+  // The retransmit timer runs even without an endpoint, so staged packets
+  // are purged after REKEY_ATTEMPT_TIME if the peer never shows up.
+  peer.timers.handshake_initiated(now.mono,
+                                  crypto::random_uniform(kRekeyTimeoutJitterMax / kMillisecond) *
+                                      kMillisecond);
+  if (!peer.endpoint.valid()) return drop(Drop::kNoEndpoint);
+
+  clear_handshake_index(peer);
+  Handshake& hs = peer.handshake;
+  hs.clear();
+  std::uint32_t index = 0;
+  if (!indices_.insert(IndexEntry::Kind::kHandshake, &peer, nullptr, index))
+    return drop(Drop::kIndexTableFull);
+  hs.local_index = index;
+  MessageInitiation init;
+  if (Drop d = noise_create_initiation(init, hs, identity_, now.wall); d != Drop::kOk) {
+    clear_handshake_index(peer);
+    hs.clear();
+    return drop(d);
+  }
+  store_le32(init.sender, index);
+  auto* bytes = reinterpret_cast<std::uint8_t*>(&init);
+  peer.cookie.add_macs(bytes, sizeof init, now.mono);
+  send_to_peer(peer, bytes, sizeof init, now);
+  return Drop::kOk;
+}
+
+void Device::send_to_peer(Peer& peer, std::uint8_t* msg, std::size_t len, Instant now) noexcept {
+  host_.send_handshake(&peer, peer.endpoint, msg, len);
+  peer.tx_bytes += len;
+  peer.timers.any_authenticated_packet_traversal(now.mono);
+  peer.timers.any_authenticated_packet_sent();
+}
+
+// --- timers ----------------------------------------------------------------
+
+void Device::expire_timers(Peer& peer, Instant now) noexcept {
+  const TimerActions a = peer.timers.expire(now.mono);
+  if (a.zero_keys) zero_key_material(peer);
+  if (a.purge_staged) host_.purge_staged(peer);
+  if (a.send_initiation) initiate_handshake(peer, now, a.retry);
+  if (a.send_keepalive) host_.flush_staged(peer, true);
+}
+
+void Device::clear_handshake_index(Peer& peer) noexcept {
+  if (peer.handshake.local_index != 0) {
+    indices_.remove(peer.handshake.local_index);
+    peer.handshake.local_index = 0;
+  }
+}
+
+void Device::zero_key_material(Peer& peer) noexcept {
+  peer.keypairs.clear(indices_);
+  clear_handshake_index(peer);
+  peer.handshake.clear();
+}
+
+}  // namespace moongate::wg

@@ -1,0 +1,163 @@
+// A WireGuard device: our identity, the peers, the index table, the cookie
+// checker, and the flows between them. I/O-free: messages come in as
+// bytes with the time; what must go out is handed to a DeviceHost.
+//
+// Receive flow (per UDP payload):
+//   1. classify_message(): handshake types go to receive_handshake(), data
+//      to the three-phase path below; anything else is a counted drop.
+//   2. receive_handshake(): mac1 (and under load mac2, else a cookie
+//      reply), then Noise; a response completes our handshake, an
+//      initiation is answered at once through DeviceHost::send_handshake.
+//   3. Data: prepare_receive() finds the keypair by receiver index and
+//      pre-checks expiry and replay -> the caller decrypts the whole burst
+//      (crypto::AeadBurst) -> complete_receive() records the counter,
+//      confirms a pending keypair, updates the endpoint (roaming), timers
+//      and counters.
+// Send flow (per plaintext packet for a peer):
+//   1. prepare_send() hands out the keypair and the next counter, or
+//      kNoSession after asking for a handshake (the caller stages the
+//      packet and is told to flush through DeviceHost::flush_staged).
+//   2. The caller writes the header, pads, encrypts the burst.
+//   3. complete_send() once per peer per burst: counters, timers, and a
+//      new handshake when the keys are getting old.
+// Timers: expire_timers(peer, now) whenever peer.timers.next_deadline()
+// has passed.
+//
+// Threading: none inside. On the data plane each peer is owned by one
+// lcore, which alone calls these functions for it.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "crypto/secret.h"
+#include "crypto/x25519.h"
+#include "wireguard/clock.h"
+#include "wireguard/cookie.h"
+#include "wireguard/endpoint.h"
+#include "wireguard/index_table.h"
+#include "wireguard/messages.h"
+#include "wireguard/noise.h"
+#include "wireguard/peer.h"
+#include "wireguard/peer_table.h"
+
+namespace moongate::wg {
+
+// What the core asks its caller to do (upcalls, as VPP's noise callbacks).
+class DeviceHost {
+ public:
+  virtual ~DeviceHost() = default;
+  // Sends a handshake message or cookie reply. `peer` is null for cookie
+  // replies to unauthenticated senders.
+  virtual void send_handshake(Peer* peer, const Endpoint& to, const std::uint8_t* msg,
+                              std::size_t len) = 0;
+  // A session with `peer` became usable: send its staged packets, and if
+  // there are none and keepalive_if_empty, a keepalive (an empty data
+  // message) so the responder learns the session is confirmed.
+  virtual void flush_staged(Peer& peer, bool keepalive_if_empty) = 0;
+  // The handshake gave up: drop staged packets for this peer.
+  virtual void purge_staged(Peer& peer) = 0;
+};
+
+// A data message to send: which keypair and which nonce.
+struct TxSlot {
+  Keypair* keypair = nullptr;
+  std::uint64_t counter = 0;
+};
+
+// A data message received: which keypair, which nonce.
+struct RxSlot {
+  Keypair* keypair = nullptr;
+  std::uint64_t counter = 0;
+};
+
+class Device {
+ public:
+  // max_peers sizes the peer and index tables once; they never grow.
+  Device(std::size_t max_peers, DeviceHost& host);
+  ~Device();
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  // --- configuration (control path) ---
+  // Sets our static key; sessions under the old key are dropped, and a peer
+  // whose public key equals our own is refused use (as in the Linux module).
+  void set_private_key(const crypto::SecretKey& key) noexcept;
+  bool has_private_key() const noexcept { return identity_.has_key; }
+  const crypto::PublicKey& public_key() const noexcept { return identity_.public_key; }
+
+  // nullptr when the table is full, the key is present, or it is our own.
+  Peer* add_peer(const crypto::PublicKey& key) noexcept;
+  void remove_peer(Peer* peer) noexcept;
+  Peer* find_peer(const crypto::PublicKey& key) const noexcept { return peers_.find(key); }
+  void set_preshared_key(Peer& peer, const crypto::SecretKey& psk) noexcept;
+  std::size_t peer_count() const noexcept { return peers_.size(); }
+  template <class F>
+  void for_each_peer(F&& f) const {
+    peers_.for_each([&](const PublicKeyBytes&, Peer* p) { f(*p); });
+  }
+
+  // Under load, handshakes without a valid mac2 get a cookie reply instead
+  // of DH work. The caller decides (it sees its handshake queue depth).
+  void set_under_load(bool on) noexcept { under_load_ = on; }
+  bool under_load() const noexcept { return under_load_; }
+
+  // --- receive ---
+  Drop receive_handshake(const std::uint8_t* msg, std::size_t len, const Endpoint& src,
+                         Instant now) noexcept;
+  Drop prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now,
+                       RxSlot& slot) noexcept;
+  // After the AEAD verified: wire_len is the UDP payload length (for
+  // rx_bytes), plaintext_len 0 means a keepalive.
+  Drop complete_receive(const RxSlot& slot, std::size_t wire_len, std::size_t plaintext_len,
+                        const Endpoint& src, Instant now) noexcept;
+
+  // --- send ---
+  Drop prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept;
+  void complete_send(Peer& peer, Instant now, std::size_t wire_bytes, bool any_data) noexcept;
+
+  // Starts a handshake now unless one was sent less than REKEY_TIMEOUT ago.
+  Drop initiate_handshake(Peer& peer, Instant now, bool retry = false) noexcept;
+
+  // --- timers ---
+  void expire_timers(Peer& peer, Instant now) noexcept;
+
+  // --- counters ---
+  void count(Drop d) noexcept { ++drops_[static_cast<std::size_t>(d)]; }
+  std::uint64_t drops(Drop d) const noexcept { return drops_[static_cast<std::size_t>(d)]; }
+  const std::array<std::uint64_t, kDropCount>& drop_counters() const noexcept { return drops_; }
+  std::size_t index_count() const noexcept { return indices_.size(); }
+
+  // Visible for tests and the cookie benchmark.
+  CookieChecker& cookie_checker() noexcept { return cookie_checker_; }
+
+ private:
+  Drop handle_initiation(const std::uint8_t* msg, const Endpoint& src, Instant now) noexcept;
+  Drop handle_response(const std::uint8_t* msg, const Endpoint& src, Instant now) noexcept;
+  Drop handle_cookie_reply(const std::uint8_t* msg, Nanos now) noexcept;
+  void keep_key_fresh_sent(Peer& peer, Instant now) noexcept;
+  void keep_key_fresh_received(Peer& peer, Instant now) noexcept;
+  void handshake_complete(Peer& peer, Instant now) noexcept;
+  Drop start_session(Peer& peer, Instant now) noexcept;
+  void clear_handshake_index(Peer& peer) noexcept;
+  void zero_key_material(Peer& peer) noexcept;
+  void send_to_peer(Peer& peer, std::uint8_t* msg, std::size_t len, Instant now) noexcept;
+  Drop drop(Drop d) noexcept {
+    count(d);
+    return d;
+  }
+
+  DeviceHost& host_;
+  StaticIdentity identity_;
+  CookieChecker cookie_checker_;
+  PeerTable peers_;
+  IndexTable indices_;
+  std::unordered_map<Peer*, std::unique_ptr<Peer>> owned_;  // control path only
+  bool under_load_ = false;
+  std::array<std::uint64_t, kDropCount> drops_{};
+};
+
+}  // namespace moongate::wg

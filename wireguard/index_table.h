@@ -1,0 +1,82 @@
+// Receiver-index table: the 32-bit index in every handshake response,
+// cookie reply and data message names one of our handshakes or keypairs.
+//
+// Indices are chosen at random by us (they are ours to receive on), so they
+// are unpredictable to an attacker and spread evenly: the table is open
+// addressing on the index's low bits with linear probing, allocated once
+// for the configured capacity (4 entries per peer: a handshake and the
+// previous/current/next keypairs) and never resized, so lookups on the
+// packet path touch one or two cache lines and never allocate.
+//
+// Index 0 is never handed out: a zeroed index field elsewhere can then mean
+// "none", and find(0) is always nullptr.
+//
+// Removal leaves a tombstone (unless the probe chain ends right after it);
+// when tombstones exceed a quarter of the slots the table is rehashed in
+// place, using a pending-bit array allocated with the table.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace moongate::wg {
+
+class Peer;
+struct Keypair;
+
+struct IndexEntry {
+  enum class Kind : std::uint8_t { kFree = 0, kHandshake, kKeypair, kTombstone };
+  std::uint32_t index = 0;
+  Kind kind = Kind::kFree;
+  Peer* peer = nullptr;
+  Keypair* keypair = nullptr;  // for kKeypair
+};
+
+class IndexTable {
+ public:
+  // Room for `max_entries` live entries; the slot array is the next power of
+  // two >= 2 * max_entries so probe sequences stay short.
+  explicit IndexTable(std::size_t max_entries);
+  ~IndexTable();
+  IndexTable(const IndexTable&) = delete;
+  IndexTable& operator=(const IndexTable&) = delete;
+
+  // Picks a fresh random index not in use and records the entry. Returns
+  // false when the table is full (or `kind` is kFree/kTombstone, which are
+  // slot states rather than entry kinds).
+  [[nodiscard]] bool insert(IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
+                            std::uint32_t& index_out) noexcept;
+
+  // Re-points an existing index (a handshake whose index becomes a keypair's
+  // keeps the index, as the peer will address data to it). False if absent
+  // (or `kind` is kFree/kTombstone).
+  bool replace(std::uint32_t index, IndexEntry::Kind kind, Peer* peer, Keypair* keypair) noexcept;
+
+  // nullptr when absent.
+  const IndexEntry* find(std::uint32_t index) const noexcept;
+
+  // Removes the entry; no-op when absent.
+  void remove(std::uint32_t index) noexcept;
+
+  std::size_t size() const noexcept { return live_; }
+  std::size_t capacity() const noexcept { return max_entries_; }
+  // Diagnostics (tests, stats): slot array size and tombstones currently held.
+  std::size_t slot_count() const noexcept { return mask_ + 1; }
+  std::size_t tombstones() const noexcept { return tombstones_; }
+
+ private:
+  static constexpr std::size_t kNotFound = ~std::size_t{0};
+  std::size_t slot_of(std::uint32_t index) const noexcept;
+  std::size_t find_slot(std::uint32_t index) const noexcept;  // kNotFound when absent
+  void rebuild_if_needed() noexcept;  // purge tombstones when they pile up
+
+  std::unique_ptr<IndexEntry[]> slots_;
+  std::unique_ptr<std::uint64_t[]> pending_;  // rebuild scratch: 1 bit per slot
+  std::size_t mask_ = 0;
+  std::size_t max_entries_ = 0;
+  std::size_t live_ = 0;
+  std::size_t tombstones_ = 0;
+};
+
+}  // namespace moongate::wg

@@ -1,0 +1,53 @@
+// Keypair rotation: previous / current / next, as the Linux module's
+// add_new_keypair and received_with_keypair.
+#include "wireguard/keypair.h"
+
+#include "wireguard/index_table.h"
+
+namespace moongate::wg {
+
+void Keypairs::drop(std::unique_ptr<Keypair>& slot, IndexTable& indices) noexcept {
+  if (!slot) return;
+  indices.remove(slot->local_index);
+  slot.reset();  // Keypair's Secrets wipe themselves
+}
+
+void Keypairs::add(std::unique_ptr<Keypair> kp, IndexTable& indices) noexcept {
+  if (kp->initiator) {
+    // We sent the initiation and got the response: the peer holds the same
+    // keys, so the new keypair is usable at once.
+    if (next_) {
+      // A responder-side keypair never confirmed: keep it as previous (the
+      // peer may still send under it) and retire current.
+      drop(previous_, indices);
+      previous_ = std::move(next_);
+      drop(current_, indices);
+    } else {
+      drop(previous_, indices);
+      previous_ = std::move(current_);
+    }
+    current_ = std::move(kp);
+  } else {
+    // Responder: unusable for sending until the initiator's first data
+    // message proves it derived the same keys.
+    drop(next_, indices);
+    next_ = std::move(kp);
+    drop(previous_, indices);
+  }
+}
+
+bool Keypairs::received_with(const Keypair* kp, IndexTable& indices) noexcept {
+  if (kp == nullptr || kp != next_.get()) return false;
+  drop(previous_, indices);
+  previous_ = std::move(current_);
+  current_ = std::move(next_);
+  return true;
+}
+
+void Keypairs::clear(IndexTable& indices) noexcept {
+  drop(previous_, indices);
+  drop(current_, indices);
+  drop(next_, indices);
+}
+
+}  // namespace moongate::wg

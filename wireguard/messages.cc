@@ -1,0 +1,55 @@
+// Message classification and the names of drop reasons.
+#include "wireguard/messages.h"
+
+#include <arpa/inet.h>
+
+#include <string>
+
+#include "wireguard/endpoint.h"
+
+namespace moongate::wg {
+
+MessageType classify_message(const std::uint8_t* msg, std::size_t len) noexcept {
+  if (msg == nullptr || len < 4) return MessageType::kInvalid;
+  // The type is a little-endian u32: the three reserved bytes must be zero.
+  switch (static_cast<MessageType>(load_le32(msg))) {
+    case MessageType::kInitiation:
+      return len == kInitiationLen ? MessageType::kInitiation : MessageType::kInvalid;
+    case MessageType::kResponse:
+      return len == kResponseLen ? MessageType::kResponse : MessageType::kInvalid;
+    case MessageType::kCookieReply:
+      return len == kCookieReplyLen ? MessageType::kCookieReply : MessageType::kInvalid;
+    case MessageType::kData:
+      return len >= kDataMinLen ? MessageType::kData : MessageType::kInvalid;
+    default:
+      return MessageType::kInvalid;
+  }
+}
+
+const char* drop_name(Drop d) noexcept {
+  switch (d) {
+#define MOONGATE_X(name, str) \
+  case Drop::name:            \
+    return str;
+    MOONGATE_WG_DROP_REASONS(MOONGATE_X)
+#undef MOONGATE_X
+    case Drop::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+std::string Endpoint::to_string() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family == 4) {
+    inet_ntop(AF_INET, addr, buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(port);
+  }
+  if (family == 6) {
+    inet_ntop(AF_INET6, addr, buf, sizeof buf);
+    return "[" + std::string(buf) + "]:" + std::to_string(port);
+  }
+  return "(none)";
+}
+
+}  // namespace moongate::wg

@@ -1,0 +1,44 @@
+// Anti-replay window for data message counters (RFC 6479 style).
+//
+// The receiver of a keypair accepts each counter at most once, tolerating
+// reordering within the window: a ring of 64-bit blocks indexed by
+// counter / 64. A block is cleared as the window slides over it, so
+// advancing costs O(blocks skipped) bounded by the ring size, with no
+// shifting of the whole bitmap. Single writer: the lcore that owns the peer.
+#pragma once
+
+#include <cstdint>
+
+namespace moongate::wg {
+
+class ReplayWindow {
+ public:
+  static constexpr std::uint32_t kRingBlocks = 128;                // 8192 bits
+  static constexpr std::uint32_t kBlockBits = 64;
+  // Counters this far behind the newest accepted one are still tracked
+  // (one block is kept as slack for the block being refilled).
+  static constexpr std::uint64_t kWindowSize = (kRingBlocks - 1) * kBlockBits;  // 8128
+
+  // Fresh window: counter 0 has not been seen.
+  ReplayWindow() noexcept { reset(); }
+  void reset() noexcept;
+
+  // True when `counter` could be accepted: not seen, not too old, and below
+  // `limit` (REJECT_AFTER_MESSAGES for WireGuard). Does not record it: call
+  // before spending work on decryption.
+  bool check(std::uint64_t counter, std::uint64_t limit) const noexcept;
+
+  // Records `counter` if it passes check(); false otherwise (duplicate, too
+  // old, or at/over the limit). Call only after the packet authenticated.
+  bool check_and_update(std::uint64_t counter, std::uint64_t limit) noexcept;
+
+  // Highest counter accepted so far + 1 (0 when none).
+  std::uint64_t next_expected() const noexcept { return greatest_ + (any_ ? 1 : 0); }
+
+ private:
+  std::uint64_t greatest_ = 0;  // newest accepted counter
+  bool any_ = false;            // whether any counter has been accepted
+  std::uint64_t ring_[kRingBlocks];
+};
+
+}  // namespace moongate::wg

@@ -1,0 +1,101 @@
+// Per-peer timers; see timers.h for the table of what arms what.
+#include "wireguard/timers.h"
+
+#include <algorithm>
+
+namespace moongate::wg {
+
+void PeerTimers::data_sent(Nanos now) noexcept {
+  // We sent data and expect an answer; if none comes, the session may be
+  // dead on the other side and a new handshake is due.
+  if (new_handshake_ == 0) new_handshake_ = now + kKeepaliveTimeout + kRekeyTimeout;
+}
+
+void PeerTimers::data_received(Nanos now) noexcept {
+  // Answer with a keepalive unless we send something ourselves in time.
+  if (send_keepalive_ == 0)
+    send_keepalive_ = now + kKeepaliveTimeout;
+  else
+    need_another_keepalive_ = true;
+}
+
+void PeerTimers::any_authenticated_packet_sent() noexcept { send_keepalive_ = 0; }
+
+void PeerTimers::any_authenticated_packet_received() noexcept { new_handshake_ = 0; }
+
+void PeerTimers::any_authenticated_packet_traversal(Nanos now) noexcept {
+  if (persistent_keepalive_s_ != 0)
+    persistent_keepalive_ = now + static_cast<Nanos>(persistent_keepalive_s_) * kSecond;
+}
+
+void PeerTimers::handshake_initiated(Nanos now, Nanos jitter) noexcept {
+  retransmit_handshake_ = now + kRekeyTimeout + jitter;
+}
+
+void PeerTimers::handshake_complete() noexcept {
+  retransmit_handshake_ = 0;
+  handshake_attempts_ = 0;
+}
+
+void PeerTimers::session_derived(Nanos now) noexcept {
+  zero_key_material_ = now + 3 * kRejectAfterTime;
+}
+
+void PeerTimers::set_persistent_keepalive(std::uint16_t seconds, Nanos now) noexcept {
+  persistent_keepalive_s_ = seconds;
+  persistent_keepalive_ = seconds ? now + static_cast<Nanos>(seconds) * kSecond : 0;
+}
+
+void PeerTimers::stop() noexcept {
+  retransmit_handshake_ = send_keepalive_ = new_handshake_ = 0;
+  zero_key_material_ = persistent_keepalive_ = 0;
+  handshake_attempts_ = 0;
+  need_another_keepalive_ = false;
+}
+
+static bool due(Nanos& deadline, Nanos now) noexcept {
+  if (deadline == 0 || deadline > now) return false;
+  deadline = 0;
+  return true;
+}
+
+TimerActions PeerTimers::expire(Nanos now) noexcept {
+  TimerActions a;
+  if (due(retransmit_handshake_, now)) {
+    if (handshake_attempts_ > kMaxTimerHandshakes) {
+      // REKEY_ATTEMPT_TIME is over: stop trying, drop what waited for the
+      // session, and forget the keys later unless a handshake succeeds.
+      send_keepalive_ = 0;
+      a.purge_staged = true;
+      if (zero_key_material_ == 0) zero_key_material_ = now + 3 * kRejectAfterTime;
+    } else {
+      ++handshake_attempts_;
+      a.send_initiation = true;
+      a.retry = true;
+    }
+  }
+  if (due(send_keepalive_, now)) {
+    a.send_keepalive = true;
+    if (need_another_keepalive_) {
+      need_another_keepalive_ = false;
+      send_keepalive_ = now + kKeepaliveTimeout;
+    }
+  }
+  if (due(new_handshake_, now)) {
+    // We sent data and heard nothing back for KEEPALIVE + REKEY_TIMEOUT.
+    a.send_initiation = true;
+  }
+  if (due(zero_key_material_, now)) a.zero_keys = true;
+  if (due(persistent_keepalive_, now)) a.send_keepalive = true;
+  return a;
+}
+
+Nanos PeerTimers::next_deadline() const noexcept {
+  Nanos best = 0;
+  for (Nanos d : {retransmit_handshake_, send_keepalive_, new_handshake_, zero_key_material_,
+                  persistent_keepalive_})
+    if (d != 0 && (best == 0 || d < best)) best = d;
+  return best;
+}
+
+}  // namespace moongate::wg

@@ -1,0 +1,82 @@
+// Per-peer timers of the WireGuard whitepaper (section 6), as the Linux
+// module arranges them. The packet path only calls the named hooks below,
+// which stamp deadlines; expire() runs whatever fell due and says what the
+// caller must send.
+//
+//   timer                 armed by                           on expiry
+//   retransmit_handshake  an initiation is sent              resend it (REKEY_TIMEOUT +
+//                         (REKEY_TIMEOUT + jitter)           jitter), give up after
+//                                                            MAX_TIMER_HANDSHAKES
+//   send_keepalive        data received, nothing sent back   send a keepalive
+//                         (KEEPALIVE_TIMEOUT)
+//   new_handshake         data sent, nothing received        start a new handshake
+//                         (KEEPALIVE + REKEY_TIMEOUT)
+//   zero_key_material     a session is derived, or a         erase every key
+//                         handshake gave up (3 x REJECT)
+//   persistent_keepalive  any authenticated packet sent or   send a keepalive
+//                         received (peer's interval)
+//
+// Deadlines are absolute monotonic nanoseconds; 0 means not armed. The
+// core is clock-injected, so tests move `now` by hand.
+#pragma once
+
+#include <cstdint>
+
+#include "wireguard/constants.h"
+
+namespace moongate::wg {
+
+struct TimerActions {
+  bool send_initiation = false;  // start (or retry) a handshake
+  bool retry = false;            // ... as a retransmission, keeping the attempt count
+  bool send_keepalive = false;
+  bool purge_staged = false;     // the handshake gave up: drop queued packets
+  bool zero_keys = false;        // erase keypairs and handshake state
+};
+
+class PeerTimers {
+ public:
+  // --- hooks called by the packet and handshake paths ---
+  void data_sent(Nanos now) noexcept;
+  void data_received(Nanos now) noexcept;
+  void any_authenticated_packet_sent() noexcept;
+  void any_authenticated_packet_received() noexcept;
+  void any_authenticated_packet_traversal(Nanos now) noexcept;
+  void handshake_initiated(Nanos now, Nanos jitter) noexcept;
+  void handshake_complete() noexcept;
+  void session_derived(Nanos now) noexcept;
+  // Starts counting handshake attempts afresh (a new handshake, not a retry).
+  void reset_attempts() noexcept { handshake_attempts_ = 0; }
+
+  // Runs every timer whose deadline is <= now.
+  TimerActions expire(Nanos now) noexcept;
+
+  // Earliest armed deadline, or 0 when none: for the caller's timer wheel.
+  Nanos next_deadline() const noexcept;
+
+  void set_persistent_keepalive(std::uint16_t seconds, Nanos now) noexcept;
+  std::uint16_t persistent_keepalive() const noexcept { return persistent_keepalive_s_; }
+  unsigned handshake_attempts() const noexcept { return handshake_attempts_; }
+
+  // Stops everything (peer removed or keys zeroed).
+  void stop() noexcept;
+
+  // Visible for tests.
+  Nanos retransmit_handshake_at() const noexcept { return retransmit_handshake_; }
+  Nanos send_keepalive_at() const noexcept { return send_keepalive_; }
+  Nanos new_handshake_at() const noexcept { return new_handshake_; }
+  Nanos zero_key_material_at() const noexcept { return zero_key_material_; }
+  Nanos persistent_keepalive_at() const noexcept { return persistent_keepalive_; }
+
+ private:
+  Nanos retransmit_handshake_ = 0;
+  Nanos send_keepalive_ = 0;
+  Nanos new_handshake_ = 0;
+  Nanos zero_key_material_ = 0;
+  Nanos persistent_keepalive_ = 0;
+  unsigned handshake_attempts_ = 0;
+  bool need_another_keepalive_ = false;
+  std::uint16_t persistent_keepalive_s_ = 0;
+};
+
+}  // namespace moongate::wg
