@@ -21,7 +21,9 @@ constexpr std::size_t kMinSlots = 16;
 // failing the insert beats spinning on the packet path.
 constexpr int kMaxIndexDraws = 64;
 
-constexpr bool is_entry_kind(Kind k) noexcept { return k == Kind::kHandshake || k == Kind::kKeypair; }
+constexpr bool is_entry_kind(Kind k) noexcept {
+  return k == Kind::kHandshake || k == Kind::kKeypair;
+}
 constexpr bool is_live(Kind k) noexcept { return is_entry_kind(k); }
 
 }  // namespace
@@ -144,7 +146,9 @@ void IndexTable::rebuild_if_needed() noexcept {
 
   auto pending = [this](std::size_t i) { return (pending_[i / 64] >> (i % 64)) & 1U; };
   auto set_pending = [this](std::size_t i) { pending_[i / 64] |= std::uint64_t{1} << (i % 64); };
-  auto clear_pending = [this](std::size_t i) { pending_[i / 64] &= ~(std::uint64_t{1} << (i % 64)); };
+  auto clear_pending = [this](std::size_t i) {
+    pending_[i / 64] &= ~(std::uint64_t{1} << (i % 64));
+  };
 
   for (std::size_t i = 0; i < slots; ++i) {
     if (slots_[i].kind == Kind::kTombstone)

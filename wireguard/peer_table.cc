@@ -102,7 +102,8 @@ Peer* PeerTable::remove(const PublicKeyBytes& key) noexcept {
     // No probe chain continues past i, so neither i nor the tombstones just
     // before it are needed to keep anything reachable: free them instead
     // of leaving tombstones behind. Stops at the latest at i (now free).
-    for (std::size_t j = (i - 1) & mask_; slots_[j].state == State::kTombstone; j = (j - 1) & mask_) {
+    for (std::size_t j = (i - 1) & mask_; slots_[j].state == State::kTombstone;
+         j = (j - 1) & mask_) {
       slots_[j] = Slot{};
       --tombstones_;
     }
@@ -125,7 +126,9 @@ void PeerTable::rebuild_if_needed() noexcept {
 
   auto pending = [this](std::size_t i) { return (pending_[i / 64] >> (i % 64)) & 1U; };
   auto set_pending = [this](std::size_t i) { pending_[i / 64] |= std::uint64_t{1} << (i % 64); };
-  auto clear_pending = [this](std::size_t i) { pending_[i / 64] &= ~(std::uint64_t{1} << (i % 64)); };
+  auto clear_pending = [this](std::size_t i) {
+    pending_[i / 64] &= ~(std::uint64_t{1} << (i % 64));
+  };
 
   for (std::size_t i = 0; i < slots; ++i) {
     if (slots_[i].state == State::kTombstone)

@@ -1,4 +1,4 @@
-// IndexTable: basic operations, capacity, tombstone churn, scale and a differential against std::unordered_map.
+// IndexTable: operations, capacity, churn, scale, differential vs std::unordered_map.
 #include "wireguard/index_table.h"
 
 #include <gtest/gtest.h>
@@ -36,13 +36,15 @@ struct Expected {
 };
 
 // Every expected entry is found with the right contents, and the sizes agree.
-::testing::AssertionResult matches(const IndexTable& t, const std::unordered_map<std::uint32_t, Expected>& ref) {
+::testing::AssertionResult matches(const IndexTable& t,
+                                   const std::unordered_map<std::uint32_t, Expected>& ref) {
   if (t.size() != ref.size())
     return ::testing::AssertionFailure() << "size " << t.size() << " != " << ref.size();
   for (const auto& [index, e] : ref) {
     const IndexEntry* got = t.find(index);
     if (got == nullptr) return ::testing::AssertionFailure() << "index " << index << " not found";
-    if (got->index != index || got->kind != e.kind || got->peer != e.peer || got->keypair != e.keypair)
+    if (got->index != index || got->kind != e.kind || got->peer != e.peer ||
+        got->keypair != e.keypair)
       return ::testing::AssertionFailure() << "index " << index << " has wrong contents";
   }
   return ::testing::AssertionSuccess();
@@ -155,7 +157,8 @@ TEST(IndexTable, ZeroCapacityRefusesEverything) {
 // Keeps the table at or near capacity while cycling 10x its capacity
 // through it, so tombstones accumulate and rehashes happen repeatedly.
 TEST(IndexTable, TombstoneChurnKeepsEverythingReachable) {
-  for (const std::size_t cap : {std::size_t{8}, std::size_t{64}, std::size_t{1000}, std::size_t{3000}}) {
+  for (const std::size_t cap :
+       {std::size_t{8}, std::size_t{64}, std::size_t{1000}, std::size_t{3000}}) {
     SCOPED_TRACE(cap);
     FakeObjects obj(cap);
     IndexTable t(cap);
@@ -211,8 +214,8 @@ TEST(IndexTable, HundredThousandPeers) {
 
   for (std::size_t i = 0; i < kEntries; ++i) {
     const bool hs = i % 4 == 0;
-    ASSERT_TRUE(t.insert(hs ? Kind::kHandshake : Kind::kKeypair, obj.peer(i / 4), hs ? nullptr : obj.keypair(i),
-                         indices[i]))
+    ASSERT_TRUE(t.insert(hs ? Kind::kHandshake : Kind::kKeypair, obj.peer(i / 4),
+                         hs ? nullptr : obj.keypair(i), indices[i]))
         << i;
   }
   EXPECT_EQ(t.size(), kEntries);
@@ -294,8 +297,9 @@ TEST(IndexTable, DifferentialAgainstUnorderedMap) {
         if (it != ref.end()) it->second = Expected{kind, obj.peer(k), nullptr};
       } else {
         // A known index (live or removed) or a random one.
-        const std::uint32_t index =
-            rng() % 2 != 0 && !keys.empty() ? keys[rng() % keys.size()] : static_cast<std::uint32_t>(rng());
+        const std::uint32_t index = rng() % 2 != 0 && !keys.empty()
+                                        ? keys[rng() % keys.size()]
+                                        : static_cast<std::uint32_t>(rng());
         const IndexEntry* got = t.find(index);
         const auto it = ref.find(index);
         ASSERT_EQ(got != nullptr, it != ref.end()) << "step " << step << " index " << index;

@@ -1,4 +1,4 @@
-// PeerTable: basic operations, capacity, for_each, tombstone churn, scale and a differential against std::map.
+// PeerTable: operations, capacity, for_each, churn, scale, differential vs std::map.
 #include "wireguard/peer_table.h"
 
 #include <gtest/gtest.h>
@@ -57,10 +57,13 @@ std::map<PublicKeyBytes, Peer*> contents(const PeerTable& t) {
 }
 
 ::testing::AssertionResult matches(const PeerTable& t, const std::map<PublicKeyBytes, Peer*>& ref) {
-  if (t.size() != ref.size()) return ::testing::AssertionFailure() << "size " << t.size() << " != " << ref.size();
+  if (t.size() != ref.size())
+    return ::testing::AssertionFailure() << "size " << t.size() << " != " << ref.size();
   for (const auto& [k, p] : ref)
-    if (t.find(k) != p) return ::testing::AssertionFailure() << "key with first byte " << int{k[0]} << " mismatched";
-  if (contents(t) != ref) return ::testing::AssertionFailure() << "for_each differs from the live set";
+    if (t.find(k) != p)
+      return ::testing::AssertionFailure() << "key with first byte " << int{k[0]} << " mismatched";
+  if (contents(t) != ref)
+    return ::testing::AssertionFailure() << "for_each differs from the live set";
   return ::testing::AssertionSuccess();
 }
 
@@ -170,7 +173,8 @@ TEST(PeerTable, HundredThousandPeers) {
   EXPECT_FALSE(t.insert(keys[kN], peers[0]));
   for (std::size_t i = 0; i < kN; ++i) ASSERT_EQ(t.find(keys[i]), peers[i]) << i;
   for (std::size_t i = kN; i < kN + 1000; ++i) ASSERT_EQ(t.find(keys[i]), nullptr) << i;
-  for (std::size_t i = 0; i < kN; i += 97) ASSERT_FALSE(t.insert(keys[i], peers[(i + 1) % kN])) << i;
+  for (std::size_t i = 0; i < kN; i += 97)
+    ASSERT_FALSE(t.insert(keys[i], peers[(i + 1) % kN])) << i;
 
   for (std::size_t i = 0; i < kN; i += 2) ASSERT_EQ(t.remove(keys[i]), peers[i]) << i;
   EXPECT_EQ(t.size(), kN / 2);
@@ -198,7 +202,8 @@ TEST(PeerTable, HundredThousandPeers) {
 // Cycles 10x the capacity through a full table so tombstones accumulate
 // and in-place rehashes happen repeatedly.
 TEST(PeerTable, TombstoneChurnKeepsEverythingReachable) {
-  for (const std::size_t cap : {std::size_t{8}, std::size_t{64}, std::size_t{1000}, std::size_t{3000}}) {
+  for (const std::size_t cap :
+       {std::size_t{8}, std::size_t{64}, std::size_t{1000}, std::size_t{3000}}) {
     SCOPED_TRACE(cap);
     FakePeers peers(cap);
     const auto keys = distinct_keys(11 * cap, cap);
@@ -252,7 +257,9 @@ TEST(PeerTable, DifferentialAgainstMap) {
     std::map<PublicKeyBytes, Peer*> ref;
     std::vector<std::size_t> live;  // key ids in ref, for picking live keys
     std::mt19937_64 rng(seed);
-    auto random_live = [&]() -> std::size_t { return live.empty() ? rng() % kKeys : live[rng() % live.size()]; };
+    auto random_live = [&]() -> std::size_t {
+      return live.empty() ? rng() % kKeys : live[rng() % live.size()];
+    };
 
     for (int step = 0; step < 100000; ++step) {
       const unsigned op = static_cast<unsigned>(rng() % 100);

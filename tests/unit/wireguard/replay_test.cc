@@ -1,4 +1,4 @@
-// ReplayWindow: targeted edge cases plus a differential test against a naive set-based model.
+// ReplayWindow: edge cases plus a differential test against a naive set-based model.
 #include "wireguard/replay.h"
 
 #include <gtest/gtest.h>
@@ -57,7 +57,8 @@ TEST(ReplayWindow, CheckDoesNotRecord) {
 TEST(ReplayWindow, WindowEdge) {
   // Limit 2^64-1 so that top + 1 below stays acceptable even for the largest top.
   constexpr std::uint64_t kLimit = kMax;
-  for (const std::uint64_t top : {kW - 1, kW, kW + 1, std::uint64_t{100000}, std::uint64_t{1} << 40, kMax - 2}) {
+  for (const std::uint64_t top :
+       {kW - 1, kW, kW + 1, std::uint64_t{100000}, std::uint64_t{1} << 40, kMax - 2}) {
     SCOPED_TRACE(top);
     ReplayWindow w;
     ASSERT_TRUE(w.check_and_update(top, kLimit));
@@ -110,8 +111,10 @@ TEST(ReplayWindow, LimitIsExclusive) {
 // When the window moves by exactly one ring lap, the new top block reuses
 // the ring slot of a block full of old bits; those must not leak through.
 TEST(ReplayWindow, SlideClearsReusedBlocks) {
-  constexpr std::uint64_t kLap = std::uint64_t{ReplayWindow::kRingBlocks} * ReplayWindow::kBlockBits;
-  for (const std::uint64_t jump : {kLap, kLap - 64, kLap + 64, 2 * kLap, std::uint64_t{1000000000000}}) {
+  constexpr std::uint64_t kLap =
+      std::uint64_t{ReplayWindow::kRingBlocks} * ReplayWindow::kBlockBits;
+  for (const std::uint64_t jump :
+       {kLap, kLap - 64, kLap + 64, 2 * kLap, std::uint64_t{1000000000000}}) {
     SCOPED_TRACE(jump);
     ReplayWindow w;
     for (std::uint64_t c = 0; c < 2 * ReplayWindow::kBlockBits; ++c)
@@ -120,7 +123,8 @@ TEST(ReplayWindow, SlideClearsReusedBlocks) {
     ASSERT_TRUE(w.check_and_update(top, kRejectAfterMessages));
     for (std::uint64_t c = top - (kW - 1); c < top; ++c)
       ASSERT_TRUE(w.check_and_update(c, kRejectAfterMessages)) << c;
-    for (std::uint64_t c = top - (kW - 1); c <= top; ++c) ASSERT_FALSE(w.check(c, kRejectAfterMessages)) << c;
+    for (std::uint64_t c = top - (kW - 1); c <= top; ++c)
+      ASSERT_FALSE(w.check(c, kRejectAfterMessages)) << c;
   }
 }
 
@@ -192,7 +196,8 @@ struct Scenario {
   int weights[kOpCount];
 };
 
-std::string describe(const Scenario& s, std::uint64_t seed, int step, std::uint64_t counter, const NaiveReplay& ref) {
+std::string describe(const Scenario& s, std::uint64_t seed, int step, std::uint64_t counter,
+                     const NaiveReplay& ref) {
   std::ostringstream o;
   o << "scenario=" << s.name << " seed=" << seed << " step=" << step << " counter=" << counter
     << " limit=" << s.limit << " ref.greatest=" << ref.greatest() << " ref.any=" << ref.any();
@@ -206,7 +211,8 @@ std::string run_scenario(const Scenario& s, std::uint64_t seed) {
     return std::uniform_int_distribution<std::uint64_t>(lo, hi)(rng);
   };
   std::discrete_distribution<int> pick(std::begin(s.weights), std::end(s.weights));
-  constexpr std::uint64_t kLap = std::uint64_t{ReplayWindow::kRingBlocks} * ReplayWindow::kBlockBits;
+  constexpr std::uint64_t kLap =
+      std::uint64_t{ReplayWindow::kRingBlocks} * ReplayWindow::kBlockBits;
 
   ReplayWindow w;
   NaiveReplay ref;
@@ -228,7 +234,8 @@ std::string run_scenario(const Scenario& s, std::uint64_t seed) {
         case kDuplicate: c = recent[uniform(0, recent.size() - 1)]; break;
         case kLapJump: c = sat_add(g, uniform(1, 3) * kLap + uniform(0, 140) - 70); break;
         case kFarJump:
-          c = sat_add(g, uniform(0, 1) != 0 ? std::uint64_t{1000000000000} : uniform(kLap, 1000000000000));
+          c = sat_add(
+              g, uniform(0, 1) != 0 ? std::uint64_t{1000000000000} : uniform(kLap, 1000000000000));
           break;
         case kNearLimit: c = sat_add(sat_sub(s.limit, 2 * kW), uniform(0, 2 * kW + 16)); break;
         case kUniform: c = rng(); break;
@@ -238,7 +245,8 @@ std::string run_scenario(const Scenario& s, std::uint64_t seed) {
 
     const bool expect_check = ref.check(c, s.limit);
     if (w.check(c, s.limit) != expect_check)
-      return "check() mismatch: expected " + std::to_string(expect_check) + " " + describe(s, seed, step, c, ref);
+      return "check() mismatch: expected " + std::to_string(expect_check) + " " +
+             describe(s, seed, step, c, ref);
     // Sometimes only peek, as the receive path does for packets that then
     // fail authentication; the next offer of the same counter must agree.
     if (uniform(0, 15) == 0) continue;
@@ -265,7 +273,10 @@ const Scenario kScenarios[] = {
     {"duplicates", kRejectAfterMessages, 12345, 150000, {20, 5, 25, 0, 0, 50, 0, 0, 0, 0}},
     {"jumps", kRejectAfterMessages, 0, 150000, {20, 10, 30, 5, 5, 10, 10, 5, 0, 5}},
     {"behind", kRejectAfterMessages, 1000000, 150000, {10, 10, 20, 25, 30, 5, 0, 0, 0, 0}},
-    {"near-reject-after", kRejectAfterMessages, kRejectAfterMessages - 3 * kW, 150000,
+    {"near-reject-after",
+     kRejectAfterMessages,
+     kRejectAfterMessages - 3 * kW,
+     150000,
      {20, 10, 30, 5, 5, 10, 2, 1, 15, 2}},
     {"near-2^64", kMax, kMax - 3 * kW, 150000, {20, 10, 30, 5, 5, 10, 2, 1, 15, 2}},
     {"small-limit", 5000, 0, 100000, {25, 10, 25, 5, 5, 10, 2, 1, 15, 2}},
