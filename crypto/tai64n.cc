@@ -6,7 +6,10 @@
 namespace moongate::crypto {
 namespace {
 
-constexpr std::uint64_t kTai64Base = std::uint64_t{1} << 62;  // TAI64 label of the Unix epoch
+// TAI64 label of the Unix epoch as WireGuard implementations write it:
+// 2^62 plus the 10 s TAI-UTC offset of 1970 (Linux module, wireguard-go), so
+// a key moved between implementations keeps increasing timestamps.
+constexpr std::uint64_t kTai64Base = (std::uint64_t{1} << 62) + 10;
 constexpr std::uint64_t kNsPerSecond = 1'000'000'000;
 // Low 24 bits of the nanoseconds are dropped (as wireguard-go does) so the
 // timestamp does not hand an observer a fine-grained clock.

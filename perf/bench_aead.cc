@@ -1,13 +1,19 @@
 // bench_aead: throughput of the AeadBurst wrapper against bare IPsec-MB
 // burst calls doing the same work (the ceiling the wrapper can reach).
 //
-// For each payload size and burst size, wrapper and bare runs alternate
-// within one process (the order flips every repetition) so that frequency
-// drift and neighbour noise hit both sides alike; the reported ratio is the
-// median of the per-repetition wrapper/bare ratios.
+// For each payload size and burst size, wrapper and bare bursts alternate
+// one by one within one process (which goes first flips every repetition),
+// so frequency drift and neighbour noise hit both sides alike. Each
+// repetition yields the median cycles per burst of each side; the table
+// shows the medians over repetitions, and the ratio is the median of the
+// per-repetition wrapper/bare throughput ratios.
+//
+// --control replaces the wrapper by a second bare manager (an A/A run): its
+// ratios show the noise floor and any bias of the method itself.
 //
 // Usage: bench_aead [--reps N] [--ms M] [--sizes 64,512,1420] [--bursts 32,128]
-//                   [--arch auto|sse|avx|avx2|avx512] [--cpu N] [--json FILE]
+//                   [--arch auto|sse|avx|avx2|avx512] [--cpu N] [--control]
+//                   [--json FILE]
 #include <intel-ipsec-mb.h>
 #include <sched.h>
 #include <x86intrin.h>
@@ -18,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,6 +44,7 @@ struct Options {
   std::vector<std::uint32_t> bursts = {32, 128};
   AeadArch arch = AeadArch::kAuto;
   int cpu = -1;
+  bool control = false;  // A/A run: a second bare manager in the wrapper's place
   std::string json;
 };
 
@@ -44,7 +52,7 @@ struct Options {
   std::fprintf(stderr,
                "bench_aead: %s\n"
                "usage: bench_aead [--reps N] [--ms M] [--sizes a,b,..] [--bursts a,b,..]\n"
-               "                  [--arch auto|sse|avx|avx2|avx512] [--cpu N] [--json FILE]\n",
+               "                  [--arch auto|sse|avx|avx2|avx512] [--cpu N] [--control] [--json FILE]\n",
                msg);
   std::exit(2);
 }
@@ -82,6 +90,8 @@ Options parse(int argc, char** argv) {
       o.bursts = parse_list(value());
     } else if (a == "--cpu") {
       o.cpu = std::atoi(value());
+    } else if (a == "--control") {
+      o.control = true;
     } else if (a == "--json") {
       o.json = value();
     } else if (a == "--arch") {
@@ -226,48 +236,74 @@ struct Workload {
   }
 };
 
-struct Sample {
-  double seconds = 0;
-  std::uint64_t cycles = 0;
-  std::uint64_t packets = 0;
-};
-
 enum class Side { kWrapper, kBare };
 
-// One measurement: `bursts` calls of the measured side. For decryption the
-// burst is re-encrypted (untimed) before each timed decrypt so every timed
-// call verifies genuine packets.
-Sample measure(Side side, bool encrypt, Workload& w, AeadBurst& wrapper, BareBurst& bare, std::uint64_t bursts,
-               double hz) {
+struct Contenders {
+  AeadBurst* wrapper;
+  BareBurst* bare;
+  BareBurst* control;  // non-null: stands in for the wrapper (--control)
+};
+
+// Runs one burst on one side and returns its TSC cycles. For decryption the
+// burst is first re-encrypted, untimed and through the same side, so every
+// timed decrypt verifies genuine packets and both sides find the same
+// (their own) state warm.
+std::uint64_t one_burst(Side side, bool encrypt, Workload& w, const Contenders& c) {
   const auto n = static_cast<std::uint32_t>(w.ops.size());
   bool ok[AeadBurst::kMaxBurst];
-  Sample s;
-  for (std::uint64_t b = 0; b < bursts; ++b) {
-    if (!encrypt) wrapper.encrypt(w.ops.data(), n);
-    std::uint32_t done;
-    const std::uint64_t c0 = __rdtsc();
-    if (side == Side::kWrapper) {
-      done = encrypt ? wrapper.encrypt(w.ops.data(), n) : wrapper.decrypt(w.ops.data(), n, ok);
+  BareBurst* bare = side == Side::kBare ? c.bare : c.control;
+  if (!encrypt) {
+    if (bare != nullptr) {
+      bare->run(w.ops.data(), n, true);
     } else {
-      done = bare.run(w.ops.data(), n, encrypt);
+      c.wrapper->encrypt(w.ops.data(), n);
     }
-    const std::uint64_t c1 = __rdtsc();
-    if (done != n) {
-      std::fprintf(stderr, "bench_aead: %s %s processed %u of %u packets\n",
-                   side == Side::kWrapper ? "wrapper" : "bare", encrypt ? "encrypt" : "decrypt", done, n);
-      std::exit(1);
-    }
-    s.cycles += c1 - c0;
-    s.packets += n;
   }
-  s.seconds = static_cast<double>(s.cycles) / hz;
-  return s;
+  std::uint32_t done;
+  const std::uint64_t c0 = __rdtsc();
+  if (bare != nullptr) {
+    done = bare->run(w.ops.data(), n, encrypt);
+  } else {
+    done = encrypt ? c.wrapper->encrypt(w.ops.data(), n) : c.wrapper->decrypt(w.ops.data(), n, ok);
+  }
+  const std::uint64_t c1 = __rdtsc();
+  if (done != n) {
+    std::fprintf(stderr, "bench_aead: %s %s processed %u of %u packets\n", side == Side::kWrapper ? "wrapper" : "bare",
+                 encrypt ? "encrypt" : "decrypt", done, n);
+    std::exit(1);
+  }
+  return c1 - c0;
 }
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t m = v.size() / 2;
   return v.size() % 2 != 0 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+struct Rep {
+  double wrapper_cycles;  // median TSC cycles per burst
+  double bare_cycles;
+};
+
+// One repetition: `bursts` bursts per side, the sides alternating burst by
+// burst (which side goes first flips every repetition). Interleaving at
+// this grain makes both sides share whatever the machine is doing, and the
+// per-burst median drops bursts hit by an interrupt or preemption.
+Rep repetition(bool encrypt, bool wrapper_first, Workload& w, const Contenders& c, std::uint64_t bursts) {
+  std::vector<double> wc;
+  std::vector<double> bc;
+  wc.reserve(bursts);
+  bc.reserve(bursts);
+  const Side first = wrapper_first ? Side::kWrapper : Side::kBare;
+  const Side second = wrapper_first ? Side::kBare : Side::kWrapper;
+  for (std::uint64_t b = 0; b < bursts; ++b) {
+    const auto c1 = static_cast<double>(one_burst(first, encrypt, w, c));
+    const auto c2 = static_cast<double>(one_burst(second, encrypt, w, c));
+    (wrapper_first ? wc : bc).push_back(c1);
+    (wrapper_first ? bc : wc).push_back(c2);
+  }
+  return Rep{median(wc), median(bc)};
 }
 
 struct Row {
@@ -292,10 +328,14 @@ int main(int argc, char** argv) {
 
   AeadBurst wrapper(opt.arch);
   BareBurst bare(wrapper.arch());
+  std::unique_ptr<BareBurst> control;
+  if (opt.control) control = std::make_unique<BareBurst>(wrapper.arch());
+  const Contenders contenders{&wrapper, &bare, control.get()};
   const double hz = tsc_hz();
 
-  std::printf("# AEAD burst: AeadBurst wrapper vs bare IPsec-MB\n\n");
-  std::printf("IPsec-MB %s, code path %s, TSC %.3f GHz, %d repetitions of ~%.0f ms per cell, median\n\n",
+  std::printf("# AEAD burst: %s vs bare IPsec-MB\n\n",
+              opt.control ? "CONTROL RUN (bare in the wrapper columns)" : "AeadBurst wrapper");
+  std::printf("IPsec-MB %s, code path %s, TSC %.3f GHz, %d repetitions of ~%.0f ms per cell, medians\n\n",
               imb_get_version_str(), wrapper.arch_name(), hz / 1e9, opt.reps, opt.ms);
   std::printf("| payload B | burst | op | wrapper Mpps | wrapper Gbit/s | wrapper cyc/pkt | bare Mpps | bare Gbit/s "
               "| bare cyc/pkt | wrapper/bare |\n");
@@ -307,34 +347,27 @@ int main(int argc, char** argv) {
     for (std::uint32_t size : opt.sizes) {
       Workload w(burst, size);
       for (bool encrypt : {true, false}) {
-        // Calibrate the number of bursts per measurement on the bare side,
-        // after a warm-up of both.
-        measure(Side::kWrapper, encrypt, w, wrapper, bare, 200, hz);
-        const Sample probe = measure(Side::kBare, encrypt, w, wrapper, bare, 200, hz);
-        const auto bursts =
-            std::max<std::uint64_t>(20, static_cast<std::uint64_t>(opt.ms / 1e3 / (probe.seconds / 200)));
-
-        std::vector<double> wm, bm, wc, bc, ratio;
-        for (int r = 0; r < opt.reps; ++r) {
-          Sample ws;
-          Sample bs;
-          if (r % 2 == 0) {
-            ws = measure(Side::kWrapper, encrypt, w, wrapper, bare, bursts, hz);
-            bs = measure(Side::kBare, encrypt, w, wrapper, bare, bursts, hz);
-          } else {
-            bs = measure(Side::kBare, encrypt, w, wrapper, bare, bursts, hz);
-            ws = measure(Side::kWrapper, encrypt, w, wrapper, bare, bursts, hz);
-          }
-          const double wpps = static_cast<double>(ws.packets) / ws.seconds;
-          const double bpps = static_cast<double>(bs.packets) / bs.seconds;
-          wm.push_back(wpps / 1e6);
-          bm.push_back(bpps / 1e6);
-          wc.push_back(static_cast<double>(ws.cycles) / static_cast<double>(ws.packets));
-          bc.push_back(static_cast<double>(bs.cycles) / static_cast<double>(bs.packets));
-          ratio.push_back(wpps / bpps);
+        // Warm up both sides, then size a repetition to ~opt.ms of work.
+        std::uint64_t warm = 0;
+        for (int i = 0; i < 100; ++i) {
+          one_burst(Side::kWrapper, encrypt, w, contenders);
+          warm += one_burst(Side::kBare, encrypt, w, contenders);
         }
-        Row row{size, burst, encrypt ? "encrypt" : "decrypt", median(wm), 0, median(wc), median(bm), 0, median(bc),
+        const double burst_seconds = static_cast<double>(warm) / 100 / hz;
+        const auto bursts = std::max<std::uint64_t>(50, static_cast<std::uint64_t>(opt.ms / 1e3 / 2 / burst_seconds));
+
+        std::vector<double> wc, bc, ratio;
+        for (int r = 0; r < opt.reps; ++r) {
+          const Rep rep = repetition(encrypt, r % 2 == 0, w, contenders, bursts);
+          wc.push_back(rep.wrapper_cycles);
+          bc.push_back(rep.bare_cycles);
+          ratio.push_back(rep.bare_cycles / rep.wrapper_cycles);  // throughput ratio
+        }
+        const double n = burst;
+        Row row{size, burst, encrypt ? "encrypt" : "decrypt", 0, 0, median(wc) / n, 0, 0, median(bc) / n,
                 median(ratio)};
+        row.w_mpps = hz / row.w_cpp / 1e6;
+        row.b_mpps = hz / row.b_cpp / 1e6;
         row.w_gbps = row.w_mpps * 1e6 * size * 8 / 1e9;
         row.b_gbps = row.b_mpps * 1e6 * size * 8 / 1e9;
         rows.push_back(row);

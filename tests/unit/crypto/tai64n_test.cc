@@ -13,22 +13,23 @@ using test::to_hex;
 
 constexpr std::uint64_t kSecond = 1'000'000'000;
 
-TEST(Tai64n, UnixEpoch) { EXPECT_EQ(to_hex(tai64n_encode(0)), "400000000000000000000000"); }
+// The Unix epoch is TAI64 label 2^62 + 10, as in the Linux module and wireguard-go.
+TEST(Tai64n, UnixEpoch) { EXPECT_EQ(to_hex(tai64n_encode(0)), "400000000000000a00000000"); }
 
 TEST(Tai64n, KnownEncodings) {
-  EXPECT_EQ(to_hex(tai64n_encode(1 * kSecond)), "400000000000000100000000");
+  EXPECT_EQ(to_hex(tai64n_encode(1 * kSecond)), "400000000000000b00000000");
   // 1700000000 s = 0x6553f100; 123456789 ns = 0x075bcd15, whitened to 0x07000000.
-  EXPECT_EQ(to_hex(tai64n_encode(1'700'000'000 * kSecond + 123'456'789)), "400000006553f10007000000");
+  EXPECT_EQ(to_hex(tai64n_encode(1'700'000'000 * kSecond + 123'456'789)), "400000006553f10a07000000");
   // Largest nanosecond field: 999999999 = 0x3b9ac9ff -> 0x3b000000.
-  EXPECT_EQ(to_hex(tai64n_encode(kSecond - 1)), "40000000000000003b000000");
+  EXPECT_EQ(to_hex(tai64n_encode(kSecond - 1)), "400000000000000a3b000000");
   // 2^32 seconds needs the upper half of the seconds field.
-  EXPECT_EQ(to_hex(tai64n_encode((std::uint64_t{1} << 32) * kSecond)), "400000010000000000000000");
+  EXPECT_EQ(to_hex(tai64n_encode((std::uint64_t{1} << 32) * kSecond)), "400000010000000a00000000");
 }
 
 TEST(Tai64n, NanosecondsAreWhitenedTo2Pow24) {
-  EXPECT_EQ(to_hex(tai64n_encode(0xFFFFFF)), "400000000000000000000000");
-  EXPECT_EQ(to_hex(tai64n_encode(0x1000000)), "400000000000000001000000");
-  EXPECT_EQ(to_hex(tai64n_encode(0x1FFFFFF)), "400000000000000001000000");
+  EXPECT_EQ(to_hex(tai64n_encode(0xFFFFFF)), "400000000000000a00000000");
+  EXPECT_EQ(to_hex(tai64n_encode(0x1000000)), "400000000000000a01000000");
+  EXPECT_EQ(to_hex(tai64n_encode(0x1FFFFFF)), "400000000000000a01000000");
   // Within one 2^24 ns window the timestamp does not move.
   const std::uint64_t base = 5 * kSecond + 3 * 0x1000000;
   EXPECT_EQ(tai64n_encode(base), tai64n_encode(base + 0xFFFFFF));
