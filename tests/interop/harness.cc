@@ -443,11 +443,12 @@ struct Config {
 
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: %s --private-key FILE --listen-port N --tun NAME [--control PATH]\n"
+               "usage: %s --private-key FILE --tun NAME [--listen-port N] [--control PATH]\n"
                "          [--mtu N] [--aead auto|sse|avx|avx2|avx512]\n"
                "          [--peer PUBKEY [--endpoint IP:PORT|[IPv6]:PORT] [--allowed-ip CIDR]...\n"
                "                         [--preshared-key FILE] [--persistent-keepalive SECONDS]]...\n"
                "Keys are base64 as `wg genkey` writes them. Per-peer options follow their --peer.\n"
+               "Without --listen-port the kernel picks a port (printed at start).\n"
                "Control socket commands: stats | initiate PUBKEY | quit\n",
                kProg);
 }
