@@ -30,10 +30,11 @@ namespace {
 struct CaptureHost final : wg::DeviceHost {
   std::vector<std::uint8_t> last;
   std::size_t sent = 0;
-  void send_handshake(wg::Peer*, const wg::Endpoint&, const std::uint8_t* msg,
+  bool send_handshake(wg::Peer*, const wg::Endpoint&, const std::uint8_t* msg,
                       std::size_t len) override {
     last.assign(msg, msg + len);
     ++sent;
+    return true;
   }
   void flush_staged(wg::Peer&, bool) override {}
   void purge_staged(wg::Peer&) override {}

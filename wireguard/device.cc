@@ -55,6 +55,12 @@ void Device::set_preshared_key(Peer& peer, const crypto::SecretKey& psk) noexcep
   peer.handshake.preshared_key = psk;
 }
 
+void Device::set_persistent_keepalive(Peer& peer, std::uint16_t seconds, Instant now) noexcept {
+  const bool was_off = peer.timers.persistent_keepalive() == 0;
+  peer.timers.set_persistent_keepalive(seconds, now.mono);
+  if (was_off && seconds != 0) host_.flush_staged(peer, true);
+}
+
 // --- receive ---------------------------------------------------------------
 
 Drop Device::receive_handshake(const std::uint8_t* msg, std::size_t len, const Endpoint& src,
@@ -289,8 +295,7 @@ Drop Device::initiate_handshake(Peer& peer, Instant now, bool retry) noexcept {
 }
 
 void Device::send_to_peer(Peer& peer, std::uint8_t* msg, std::size_t len, Instant now) noexcept {
-  host_.send_handshake(&peer, peer.endpoint, msg, len);
-  peer.tx_bytes += len;
+  if (host_.send_handshake(&peer, peer.endpoint, msg, len)) peer.tx_bytes += len;
   peer.timers.any_authenticated_packet_traversal(now.mono);
   peer.timers.any_authenticated_packet_sent();
 }

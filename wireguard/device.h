@@ -50,9 +50,10 @@ namespace moongate::wg {
 class DeviceHost {
  public:
   virtual ~DeviceHost() = default;
-  // Sends a handshake message or cookie reply. `peer` is null for cookie
-  // replies to unauthenticated senders.
-  virtual void send_handshake(Peer* peer, const Endpoint& to, const std::uint8_t* msg,
+  // Sends a handshake message or cookie reply; true when it was handed to
+  // the network (only then is it counted in the peer's tx_bytes). `peer` is
+  // null for cookie replies to unauthenticated senders.
+  virtual bool send_handshake(Peer* peer, const Endpoint& to, const std::uint8_t* msg,
                               std::size_t len) = 0;
   // A session with `peer` became usable: send its staged packets, and if
   // there are none and keepalive_if_empty, a keepalive (an empty data
@@ -94,6 +95,10 @@ class Device {
   void remove_peer(Peer* peer) noexcept;
   Peer* find_peer(const crypto::PublicKey& key) const noexcept { return peers_.find(key); }
   void set_preshared_key(Peer& peer, const crypto::SecretKey& psk) noexcept;
+  // Sets the persistent keepalive interval (0 = off). Turning it on sends a
+  // keepalive at once, as wireguard-go does, so a NAT mapping opens now
+  // rather than one interval later.
+  void set_persistent_keepalive(Peer& peer, std::uint16_t seconds, Instant now) noexcept;
   std::size_t peer_count() const noexcept { return peers_.size(); }
   template <class F>
   void for_each_peer(F&& f) const {
@@ -117,6 +122,8 @@ class Device {
 
   // --- send ---
   Drop prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept;
+  // wire_bytes: what was actually handed to the network; any_data: whether
+  // a non-keepalive message was among it (arms the new-handshake timer).
   void complete_send(Peer& peer, Instant now, std::size_t wire_bytes, bool any_data) noexcept;
 
   // Starts a handshake now unless one was sent less than REKEY_TIMEOUT ago.

@@ -394,24 +394,25 @@ class UdpWire final : public moongate::testing::Wire {
  public:
   UdpWire(int fd, int family, HarnessCounters& counters)
       : fd_(fd), family_(family), counters_(counters) {}
-  void send(const wg::Endpoint& to, const std::uint8_t* data, std::size_t len) override {
+  bool send(const wg::Endpoint& to, const std::uint8_t* data, std::size_t len) override {
     sockaddr_storage ss;
     socklen_t sl = 0;
     if (!endpoint_to_sockaddr(to, family_, ss, sl)) {
       ++counters_.udp_send_errors;
-      return;
+      return false;
     }
     // The socket is blocking for sends: a full send buffer waits a moment
-    // instead of silently losing a packet the core already counted.
+    // instead of losing a packet; a failure is reported to the core, which
+    // then does not count it as sent.
     for (;;) {
       ssize_t n = sendto(fd_, data, len, 0, reinterpret_cast<const sockaddr*>(&ss), sl);
-      if (n >= 0) return;
+      if (n >= 0) return true;
       if (errno == EINTR) continue;
       ++counters_.udp_send_errors;
       if (counters_.udp_send_errors <= 10) {
         logf("sendto %s: %s", to.to_string().c_str(), std::strerror(errno));
       }
-      return;
+      return false;
     }
   }
 
@@ -775,7 +776,7 @@ class Harness {
         dev.set_preshared_key(*peer, psk);
       }
       if (pc.endpoint) peer->endpoint = *pc.endpoint;
-      peer->timers.set_persistent_keepalive(pc.keepalive, now.mono);
+      dev.set_persistent_keepalive(*peer, pc.keepalive, now);
       peer_states_.push_back(std::make_unique<PeerState>());
       peer_states_.back()->allowed = pc.allowed;
       peer->user = peer_states_.back().get();

@@ -31,7 +31,10 @@ void Transport::stage(wg::Peer& peer, const std::uint8_t* pkt, std::size_t len) 
 
 Drop Transport::send(wg::Peer& peer, const std::uint8_t* pkt, std::size_t len, wg::Instant now) {
   last_now_ = now;
-  if (len > kMaxPacket) return Drop::kMalformed;
+  if (len > kMaxPacket) {
+    device_.count(Drop::kMalformed);
+    return Drop::kMalformed;
+  }
   auto it = staged_.find(&peer);
   if (it != staged_.end() && !it->second.empty()) {
     // Keep order: this packet goes behind the ones already waiting.
@@ -68,8 +71,9 @@ Drop Transport::try_send_now(wg::Peer& peer, const std::uint8_t* pkt, std::size_
   op.counter = slot.counter;
   aead_.encrypt(&op, 1);
   const std::size_t wire_len = wg::kDataHeaderLen + padded + wg::kTagLen;
-  wire_.send(peer.endpoint, buf, wire_len);
-  device_.complete_send(peer, now, wire_len, len != 0);
+  // As the Linux module: timers see the attempt, counters only what left.
+  const bool sent = wire_.send(peer.endpoint, buf, wire_len);
+  device_.complete_send(peer, now, sent ? wire_len : 0, sent && len != 0);
   return Drop::kOk;
 }
 
@@ -126,9 +130,9 @@ std::size_t Transport::staged(const wg::Peer& peer) const {
   return it == staged_.end() ? 0 : it->second.size();
 }
 
-void Transport::send_handshake(wg::Peer*, const wg::Endpoint& to, const std::uint8_t* msg,
+bool Transport::send_handshake(wg::Peer*, const wg::Endpoint& to, const std::uint8_t* msg,
                                std::size_t len) {
-  wire_.send(to, msg, len);
+  return wire_.send(to, msg, len);
 }
 
 void Transport::flush_staged(wg::Peer& peer, bool keepalive_if_empty) {

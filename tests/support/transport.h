@@ -22,7 +22,8 @@ namespace moongate::testing {
 class Wire {
  public:
   virtual ~Wire() = default;
-  virtual void send(const wg::Endpoint& to, const std::uint8_t* data, std::size_t len) = 0;
+  // True when the payload was handed to the network.
+  virtual bool send(const wg::Endpoint& to, const std::uint8_t* data, std::size_t len) = 0;
 };
 
 class Transport final : public wg::DeviceHost {
@@ -63,7 +64,7 @@ class Transport final : public wg::DeviceHost {
   // Counters of this transport's own (AEAD) drops are kept in the device.
  private:
   // DeviceHost
-  void send_handshake(wg::Peer* peer, const wg::Endpoint& to, const std::uint8_t* msg,
+  bool send_handshake(wg::Peer* peer, const wg::Endpoint& to, const std::uint8_t* msg,
                       std::size_t len) override;
   void flush_staged(wg::Peer& peer, bool keepalive_if_empty) override;
   void purge_staged(wg::Peer& peer) override;

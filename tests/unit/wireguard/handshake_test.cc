@@ -377,6 +377,17 @@ TEST_F(PairTest, ManyPeersHandshakeWithOneHub) {
   EXPECT_EQ(hub.dev().index_count(), static_cast<std::size_t>(kPeers));
 }
 
+TEST_F(PairTest, OnlyWhatLeftIsCountedAsSent) {
+  establish();
+  const std::uint64_t before = pb->tx_bytes;
+  a.wire.fail_sends = true;
+  ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
+  EXPECT_EQ(pb->tx_bytes, before);
+  a.wire.fail_sends = false;
+  ASSERT_EQ(send_a(packet(64, 2)), Drop::kOk);
+  EXPECT_EQ(pb->tx_bytes, before + kDataHeaderLen + 64 + kTagLen);
+}
+
 TEST_F(PairTest, RemovingAPeerForgetsItsIndices) {
   establish();
   const std::size_t before = b.dev().index_count();

@@ -25,9 +25,12 @@ struct Datagram {
 class QueueWire final : public testing::Wire {
  public:
   explicit QueueWire(const Endpoint& self) : self_(self) {}
-  void send(const Endpoint& to, const std::uint8_t* data, std::size_t len) override {
+  bool send(const Endpoint& to, const std::uint8_t* data, std::size_t len) override {
+    if (fail_sends) return false;
     out.push_back(Datagram{self_, to, std::vector<std::uint8_t>(data, data + len)});
+    return true;
   }
+  bool fail_sends = false;  // the network refuses (e.g. no route)
   void set_self(const Endpoint& e) { self_ = e; }
   std::deque<Datagram> out;
 

@@ -154,6 +154,18 @@ TEST_F(PairTest, PersistentKeepaliveKeepsNatOpen) {
   EXPECT_TRUE(b.wire.out.empty());  // B has no persistent keepalive
 }
 
+TEST_F(PairTest, TurningPersistentKeepaliveOnSendsOneAtOnce) {
+  establish();
+  a.dev().set_persistent_keepalive(*pb, 25, now());
+  ASSERT_EQ(a.wire.out.size(), 1u);
+  EXPECT_EQ(a.wire.out.front().bytes.size(), kDataMinLen);
+  a.wire.out.clear();
+  // Changing a running interval does not send another.
+  a.dev().set_persistent_keepalive(*pb, 30, now());
+  EXPECT_TRUE(a.wire.out.empty());
+  EXPECT_EQ(pb->timers.persistent_keepalive_at(), now().mono + 30 * kSecond);
+}
+
 TEST_F(PairTest, UnansweredDataTriggersNewHandshake) {
   establish();
   ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
@@ -188,6 +200,25 @@ TEST_F(PairTest, KeysAreZeroedAfterThreeRejectTimes) {
   EXPECT_EQ(pb->keypairs.previous(), nullptr);
   EXPECT_EQ(pa->keypairs.current(), nullptr);
   EXPECT_EQ(pb->handshake.state, HandshakeState::kZeroed);
+}
+
+}  // namespace
+}  // namespace moongate::wg::test
+
+#include "wireguard/load.h"
+
+namespace moongate::wg::test {
+namespace {
+
+TEST(LoadDetector, EighthFullQueueMeansLoadForOneSecond) {
+  LoadDetector d;
+  EXPECT_FALSE(d.update(0, 4096, kT0));
+  EXPECT_FALSE(d.update(511, 4096, kT0));
+  EXPECT_TRUE(d.update(512, 4096, kT0));
+  // The queue drained, but the mode holds for a second.
+  EXPECT_TRUE(d.update(0, 4096, kT0 + LoadDetector::kHold - 1));
+  EXPECT_FALSE(d.update(0, 4096, kT0 + LoadDetector::kHold));
+  EXPECT_FALSE(d.update(0, 0, kT0 + 10 * kSecond));
 }
 
 }  // namespace
