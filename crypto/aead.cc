@@ -4,8 +4,7 @@
 
 #include <sodium.h>
 
-#include <cstdio>
-#include <cstdlib>
+#include "crypto/sodium_init.h"
 
 namespace moongate::crypto {
 namespace {
@@ -14,19 +13,6 @@ static_assert(crypto_aead_chacha20poly1305_ietf_ABYTES == kAeadTagLen);
 static_assert(crypto_aead_chacha20poly1305_ietf_KEYBYTES == kAeadKeyLen);
 static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12);
 static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == kXAeadNonceLen);
-
-// libsodium selects its ChaCha20/Poly1305 implementations in sodium_init();
-// a function-local static makes that happen once, thread-safely.
-void ensure_sodium() noexcept {
-  static const bool ok = [] {
-    if (sodium_init() < 0) {
-      std::fputs("moongate: sodium_init failed\n", stderr);
-      std::abort();
-    }
-    return true;
-  }();
-  static_cast<void>(ok);
-}
 
 struct Nonce12 {
   unsigned char bytes[12];

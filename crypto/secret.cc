@@ -2,13 +2,14 @@
 // of libsodium.
 #include "crypto/secret.h"
 
+#include "crypto/sodium_init.h"
+
 #include <sodium.h>
 
 #include <cstdio>
 #include <cstdlib>
 
 namespace moongate::crypto {
-namespace {
 
 // randombytes_* and the constant-time helpers pick their implementations in
 // sodium_init(); a function-local static makes the first call thread-safe
@@ -23,8 +24,6 @@ void ensure_sodium() noexcept {
   }();
   static_cast<void>(ok);
 }
-
-}  // namespace
 
 void secure_wipe(void* p, std::size_t n) noexcept { sodium_memzero(p, n); }
 

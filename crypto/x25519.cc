@@ -6,23 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "crypto/sodium_init.h"
+
 namespace moongate::crypto {
-namespace {
-
-// libsodium picks its field-arithmetic implementation in sodium_init(); the
-// function-local static makes that happen once, thread-safely.
-void ensure_sodium() noexcept {
-  static const bool ok = [] {
-    if (sodium_init() < 0) {
-      std::fputs("moongate: sodium_init failed\n", stderr);
-      std::abort();
-    }
-    return true;
-  }();
-  static_cast<void>(ok);
-}
-
-}  // namespace
 
 void x25519_clamp(SecretKey& private_key) noexcept {
   std::uint8_t* k = private_key.data();

@@ -18,7 +18,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+
+#include "wireguard/open_table.h"
 
 namespace moongate::wg {
 
@@ -53,30 +54,41 @@ class IndexTable {
   // (or `kind` is kFree/kTombstone).
   bool replace(std::uint32_t index, IndexEntry::Kind kind, Peer* peer, Keypair* keypair) noexcept;
 
-  // nullptr when absent.
-  const IndexEntry* find(std::uint32_t index) const noexcept;
+  // nullptr when absent. Inline: called for every data packet.
+  const IndexEntry* find(std::uint32_t index) const noexcept {
+    return index == 0 ? nullptr : table_.find(index);
+  }
 
   // Removes the entry; no-op when absent.
   void remove(std::uint32_t index) noexcept;
 
-  std::size_t size() const noexcept { return live_; }
-  std::size_t capacity() const noexcept { return max_entries_; }
+  std::size_t size() const noexcept { return table_.size(); }
+  std::size_t capacity() const noexcept { return table_.capacity(); }
   // Diagnostics (tests, stats): slot array size and tombstones currently held.
-  std::size_t slot_count() const noexcept { return mask_ + 1; }
-  std::size_t tombstones() const noexcept { return tombstones_; }
+  std::size_t slot_count() const noexcept { return table_.slot_count(); }
+  std::size_t tombstones() const noexcept { return table_.tombstones(); }
 
  private:
-  static constexpr std::size_t kNotFound = ~std::size_t{0};
-  std::size_t slot_of(std::uint32_t index) const noexcept;
-  std::size_t find_slot(std::uint32_t index) const noexcept;  // kNotFound when absent
-  void rebuild_if_needed() noexcept;  // purge tombstones when they pile up
+  // The entry is the slot; its kind doubles as the slot state.
+  struct Traits {
+    using Key = std::uint32_t;
+    static constexpr bool is_free(const IndexEntry& e) noexcept {
+      return e.kind == IndexEntry::Kind::kFree;
+    }
+    static constexpr bool is_live(const IndexEntry& e) noexcept {
+      return e.kind == IndexEntry::Kind::kHandshake || e.kind == IndexEntry::Kind::kKeypair;
+    }
+    static constexpr void make_tombstone(IndexEntry& e) noexcept {
+      e.kind = IndexEntry::Kind::kTombstone;
+    }
+    static constexpr std::uint32_t key_of(const IndexEntry& e) noexcept { return e.index; }
+    static constexpr bool same_key(std::uint32_t a, std::uint32_t b) noexcept { return a == b; }
+    // Indices are uniformly random, so their low bits already spread evenly.
+    constexpr std::size_t hash(std::uint32_t index) const noexcept { return index; }
+  };
 
-  std::unique_ptr<IndexEntry[]> slots_;
-  std::unique_ptr<std::uint64_t[]> pending_;  // rebuild scratch: 1 bit per slot
-  std::size_t mask_ = 0;
-  std::size_t max_entries_ = 0;
-  std::size_t live_ = 0;
-  std::size_t tombstones_ = 0;
+  using Table = OpenTable<IndexEntry, Traits>;
+  Table table_;
 };
 
 }  // namespace moongate::wg

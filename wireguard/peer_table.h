@@ -12,7 +12,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <cstring>
+
+#include "wireguard/open_table.h"
 
 namespace moongate::wg {
 
@@ -33,18 +35,17 @@ class PeerTable {
   // Returns the removed peer, or nullptr when absent.
   Peer* remove(const PublicKeyBytes& key) noexcept;
 
-  std::size_t size() const noexcept { return live_; }
-  std::size_t capacity() const noexcept { return max_peers_; }
+  std::size_t size() const noexcept { return table_.size(); }
+  std::size_t capacity() const noexcept { return table_.capacity(); }
   // Diagnostics (tests, stats): slot array size and tombstones currently held.
-  std::size_t slot_count() const noexcept { return mask_ + 1; }
-  std::size_t tombstones() const noexcept { return tombstones_; }
+  std::size_t slot_count() const noexcept { return table_.slot_count(); }
+  std::size_t tombstones() const noexcept { return table_.tombstones(); }
 
   // Visits every live (key, peer) pair; f(const PublicKeyBytes&, Peer*).
   // f must not insert or remove: a removal may rehash under the iteration.
   template <class F>
   void for_each(F&& f) const {
-    for (std::size_t i = 0; i <= mask_; ++i)
-      if (slots_[i].state == State::kLive) f(slots_[i].key, slots_[i].peer);
+    table_.for_each([&f](const Slot& s) { f(s.key, s.peer); });
   }
 
  private:
@@ -54,18 +55,25 @@ class PeerTable {
     Peer* peer = nullptr;
     State state = State::kFree;
   };
-  static constexpr std::size_t kNotFound = ~std::size_t{0};
-  std::size_t hash(const PublicKeyBytes& key) const noexcept;
-  std::size_t find_slot(const PublicKeyBytes& key) const noexcept;  // kNotFound when absent
-  void rebuild_if_needed() noexcept;  // purge tombstones when they pile up
+  struct Traits {
+    using Key = PublicKeyBytes;
+    static constexpr bool is_free(const Slot& s) noexcept { return s.state == State::kFree; }
+    static constexpr bool is_live(const Slot& s) noexcept { return s.state == State::kLive; }
+    static constexpr void make_tombstone(Slot& s) noexcept { s.state = State::kTombstone; }
+    static constexpr const PublicKeyBytes& key_of(const Slot& s) noexcept { return s.key; }
+    // Public keys are not secret and a lookup reveals only whether a peer is
+    // configured, so an early-exit comparison is fine here.
+    static bool same_key(const PublicKeyBytes& a, const PublicKeyBytes& b) noexcept {
+      return std::memcmp(a.data(), b.data(), a.size()) == 0;
+    }
+    std::size_t hash(const PublicKeyBytes& key) const noexcept;  // SipHash-2-4 under seed
+    static Traits random_seeded() noexcept;
 
-  std::unique_ptr<Slot[]> slots_;
-  std::unique_ptr<std::uint64_t[]> pending_;  // rebuild scratch: 1 bit per slot
-  std::size_t mask_ = 0;
-  std::size_t max_peers_ = 0;
-  std::size_t live_ = 0;
-  std::size_t tombstones_ = 0;
-  std::uint64_t seed_[2] = {0, 0};  // SipHash key
+    std::uint64_t seed[2] = {0, 0};  // SipHash key
+  };
+
+  using Table = OpenTable<Slot, Traits>;
+  Table table_;
 };
 
 }  // namespace moongate::wg
