@@ -1,0 +1,174 @@
+// Config value helpers, results and the canonical dump. Loading and
+// validation are in loader.cc.
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <utility>
+
+#include "config/key.h"
+
+namespace moongate::config {
+namespace {
+
+bool same_secret(const SecretKey& a, const SecretKey& b) noexcept {
+  return crypto::ct_equal(a.data(), b.data(), SecretKey::size());
+}
+
+template <typename T>
+void emit_flow_list(YAML::Emitter& out, const std::vector<T>& items) {
+  out << YAML::Flow << YAML::BeginSeq;
+  for (const T& item : items) out << item.to_string();
+  out << YAML::EndSeq;
+}
+
+}  // namespace
+
+bool operator==(const Interface& a, const Interface& b) noexcept {
+  return a.name == b.name && same_secret(a.private_key, b.private_key) &&
+         a.private_key_file == b.private_key_file && a.public_key == b.public_key &&
+         a.listen_port == b.listen_port && a.addresses == b.addresses && a.mtu == b.mtu;
+}
+
+bool operator==(const Peer& a, const Peer& b) noexcept {
+  if (a.preshared_key.has_value() != b.preshared_key.has_value()) return false;
+  if (a.preshared_key && !same_secret(*a.preshared_key, *b.preshared_key)) return false;
+  return a.public_key == b.public_key && a.preshared_key_file == b.preshared_key_file &&
+         a.allowed_ips == b.allowed_ips && a.endpoint == b.endpoint &&
+         a.persistent_keepalive == b.persistent_keepalive;
+}
+
+const IpAddress* Port::gateway(std::uint8_t family) const noexcept {
+  for (const IpAddress& g : gateways)
+    if (g.family == family) return &g;
+  return nullptr;
+}
+
+const Port* Config::find_port(std::string_view name) const noexcept {
+  for (const Port& p : ports)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+std::string_view to_string(PortRole role) noexcept {
+  return role == PortRole::kWan ? "wan" : "lan";
+}
+
+std::string Error::to_string() const {
+  std::string out = source;
+  if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  out += ": ";
+  if (!path.empty()) out += path + ": ";
+  out += message;
+  return out;
+}
+
+Result Result::success(Config config) {
+  Result r;
+  r.config_.emplace(std::move(config));
+  return r;
+}
+
+Result Result::failure(std::vector<Error> errors) {
+  Result r;
+  r.errors_ = std::move(errors);
+  return r;
+}
+
+std::string Result::error_text() const {
+  std::string out;
+  for (const Error& e : errors_) out += e.to_string() + "\n";
+  return out;
+}
+
+std::string dump(const Config& c, DumpOptions options) {
+  // Secrets pass through std::string only when the caller asked to see them.
+  auto secret = [&](const SecretKey& k) {
+    return options.reveal_secrets ? encode_key(k.data()) : std::string("(hidden)");
+  };
+
+  YAML::Emitter out;
+  out.SetIndent(2);
+  out << YAML::BeginMap;
+
+  const Interface& itf = c.interface;
+  out << YAML::Key << "interface" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << itf.name;
+  if (itf.private_key_file.empty()) {
+    out << YAML::Key << "private_key" << YAML::Value << secret(itf.private_key);
+  } else {
+    out << YAML::Key << "private_key_file" << YAML::Value << itf.private_key_file;
+  }
+  // The one thing an operator needs to hand to the peers.
+  out << YAML::Comment("public key: " + encode_key(itf.public_key.data()));
+  out << YAML::Key << "listen_port" << YAML::Value << itf.listen_port;
+  out << YAML::Key << "addresses" << YAML::Value;
+  emit_flow_list(out, itf.addresses);
+  out << YAML::Key << "mtu" << YAML::Value << itf.mtu;
+  out << YAML::EndMap;
+
+  out << YAML::Key << "ports" << YAML::Value << YAML::BeginSeq;
+  for (const Port& p : c.ports) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << p.name;
+    out << YAML::Key << "role" << YAML::Value << std::string(to_string(p.role));
+    // Quoted: YAML 1.1 readers take 0000:03:00.0 for a base-60 number.
+    out << YAML::Key << "device" << YAML::Value << YAML::DoubleQuoted << p.device;
+    out << YAML::Key << "address" << YAML::Value;
+    emit_flow_list(out, p.addresses);
+    if (!p.gateways.empty()) {
+      out << YAML::Key << "gateway" << YAML::Value;
+      emit_flow_list(out, p.gateways);
+    }
+    out << YAML::Key << "mtu" << YAML::Value << p.mtu;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+
+  out << YAML::Key << "routes" << YAML::Value;
+  if (c.routes.empty()) out << YAML::Flow;
+  out << YAML::BeginSeq;
+  for (const Route& r : c.routes) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "prefix" << YAML::Value << r.prefix.to_string();
+    out << YAML::Key << "via" << YAML::Value << r.via.to_string();
+    out << YAML::Key << "port" << YAML::Value << r.port;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+
+  out << YAML::Key << "peers" << YAML::Value;
+  if (c.peers.empty()) out << YAML::Flow;
+  out << YAML::BeginSeq;
+  for (const Peer& p : c.peers) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "public_key" << YAML::Value << encode_key(p.public_key.data());
+    if (!p.preshared_key_file.empty()) {
+      out << YAML::Key << "preshared_key_file" << YAML::Value << p.preshared_key_file;
+    } else if (p.preshared_key) {
+      out << YAML::Key << "preshared_key" << YAML::Value << secret(*p.preshared_key);
+    }
+    out << YAML::Key << "allowed_ips" << YAML::Value;
+    emit_flow_list(out, p.allowed_ips);
+    if (p.endpoint) out << YAML::Key << "endpoint" << YAML::Value << p.endpoint->to_string();
+    out << YAML::Key << "persistent_keepalive" << YAML::Value << p.persistent_keepalive;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+
+  const Dataplane& d = c.dataplane;
+  out << YAML::Key << "dataplane" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "lcores" << YAML::Value << YAML::Flow << d.lcores;
+  out << YAML::Key << "busy_poll" << YAML::Value << d.busy_poll;
+  out << YAML::Key << "max_peers" << YAML::Value << d.max_peers;
+  out << YAML::Key << "burst" << YAML::Value << d.burst;
+  out << YAML::Key << "hugepages" << YAML::Value << d.hugepages;
+  out << YAML::Key << "memory_mb" << YAML::Value << d.memory_mb;
+  out << YAML::Key << "eal_args" << YAML::Value << YAML::Flow << d.eal_args;
+  out << YAML::EndMap;
+
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace moongate::config

@@ -1,0 +1,54 @@
+// Data-plane counters: one X-macro list of drop reasons generates the enum,
+// the per-lcore counter array and the names shown to operators (telemetry,
+// logs). The protocol core counts its own reasons (wg::Drop) in its Device.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace moongate::dp {
+
+#define MOONGATE_DP_DROP_REASONS(X)                                              \
+  X(kNotIp, "not_ip")                   /* ethertype we do not route */         \
+  X(kMalformed, "malformed")            /* truncated or inconsistent headers */ \
+  X(kNotForUs, "not_for_us")            /* WAN traffic to another address */    \
+  X(kLocalUnhandled, "local_unhandled") /* to the appliance, not ARP/echo/WireGuard */ \
+  X(kBadIpChecksum, "bad_ip_checksum")  /* RFC 1812 5.2.2: routers verify it */ \
+  X(kNoRoute, "no_route")               /* LAN dst not in any peer's allowed IPs */ \
+  X(kNoLanRoute, "no_lan_route")        /* decrypted dst not reachable on a LAN */ \
+  X(kBadInnerSource, "bad_inner_source") /* inner src outside the peer's allowed IPs */ \
+  X(kTtlExpired, "ttl_expired")                                                  \
+  X(kTooBig, "too_big")                 /* inner packet over the tunnel MTU */ \
+  X(kNeighborPending, "neighbor_pending") /* replaced while waiting for ARP */  \
+  X(kStagedOverflow, "staged_overflow") /* no session and the peer's queue is full */ \
+  X(kTxFull, "tx_full")                 /* the port's TX queue refused it */    \
+  X(kNoMbuf, "no_mbuf")                                                          \
+  X(kUnsupported, "unsupported")        /* IPv6, fragments, options: not yet */ \
+  X(kHandshakeQueueFull, "handshake_queue_full")
+
+enum class DpDrop : std::uint8_t {
+#define MOONGATE_X(name, str) name,
+  MOONGATE_DP_DROP_REASONS(MOONGATE_X)
+#undef MOONGATE_X
+      kCount
+};
+inline constexpr std::size_t kDpDropCount = static_cast<std::size_t>(DpDrop::kCount);
+const char* dp_drop_name(DpDrop d) noexcept;
+
+// One per worker lcore, written only by it (no atomics on the packet path);
+// readers (telemetry) accept a slightly stale view.
+struct alignas(64) LcoreCounters {
+  std::uint64_t rx_packets[8] = {};  // per port id (ports beyond 8 are not counted)
+  std::uint64_t tx_packets[8] = {};
+  std::uint64_t decrypted = 0;
+  std::uint64_t encrypted = 0;
+  std::uint64_t handshakes_in = 0;
+  std::uint64_t arp_replies = 0;
+  std::uint64_t icmp_echo_replies = 0;
+  std::array<std::uint64_t, kDpDropCount> drops{};
+
+  void drop(DpDrop d) noexcept { ++drops[static_cast<std::size_t>(d)]; }
+};
+
+}  // namespace moongate::dp

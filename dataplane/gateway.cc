@@ -1,0 +1,878 @@
+// The run-to-completion loop; gateway.h lists its phases.
+#include "dataplane/gateway.h"
+
+#include <rte_arp.h>
+#include <rte_byteorder.h>
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_lpm.h>
+#include <rte_mbuf.h>
+#include <rte_udp.h>
+
+#include <arpa/inet.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+namespace moongate::dp {
+
+std::atomic<bool> Gateway::stop_{false};
+std::atomic<bool> Gateway::status_requested_{false};
+
+namespace {
+
+constexpr std::uint16_t kEthLen = sizeof(rte_ether_hdr);
+constexpr std::uint16_t kIpLen = sizeof(rte_ipv4_hdr);
+constexpr std::uint16_t kUdpLen = sizeof(rte_udp_hdr);
+constexpr std::uint16_t kOuterLen = kEthLen + kIpLen + kUdpLen;
+constexpr std::uint64_t kArpRetryNs = 1'000'000'000;
+constexpr std::uint32_t kMaxIdleSleepUs = 200;
+
+std::string ip4_str(std::uint32_t ip) {
+  char b[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &ip, b, sizeof b);
+  return b;
+}
+
+std::uint64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Recomputes the IPv4 header checksum (20-60 bytes: cheap next to crypto).
+void ipv4_fix_checksum(rte_ipv4_hdr* ip) {
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+}
+
+}  // namespace
+
+const char* dp_drop_name(DpDrop d) noexcept {
+  switch (d) {
+#define MOONGATE_X(name, str) \
+  case DpDrop::name:          \
+    return str;
+    MOONGATE_DP_DROP_REASONS(MOONGATE_X)
+#undef MOONGATE_X
+    case DpDrop::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+Gateway::Gateway() = default;
+
+Gateway::~Gateway() {
+  for (auto& p : peers_)
+    for (std::uint16_t i = 0; i < p->staged_count; ++i)
+      rte_pktmbuf_free(p->staged[(p->staged_head + i) % kMaxStaged]);
+  for (std::uint16_t i = 0; i < hs_count_; ++i)
+    rte_pktmbuf_free(hs_items_[(hs_head_ + i) % kHandshakeQueue].m);
+  if (allowed_v4_ != nullptr) rte_lpm_free(allowed_v4_);
+  for (auto& t : txbufs_) rte_pktmbuf_free_bulk(t.pkts, t.count);
+}
+
+void Gateway::update_now() noexcept {
+  now_.mono = clock_ns(CLOCK_MONOTONIC);
+  now_.wall = clock_ns(CLOCK_REALTIME);
+}
+
+std::string Gateway::init(Settings settings) {
+  settings_ = std::move(settings);
+  update_now();
+  const int socket = static_cast<int>(rte_socket_id());
+  const std::uint32_t nb_mbufs = 8191 + static_cast<std::uint32_t>(settings_.ports.size()) * 4096;
+  pool_ = rte_pktmbuf_pool_create("mg_pool", nb_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+  if (pool_ == nullptr) return std::string("mbuf pool: ") + rte_strerror(rte_errno);
+
+  try {
+    aead_ = std::make_unique<crypto::AeadBurst>();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  device_ = std::make_unique<wg::Device>(settings_.max_peers, *this);
+  device_->set_private_key(settings_.private_key);
+
+  txbufs_.resize(settings_.ports.size());
+  for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
+    Port& p = settings_.ports[i];
+    if (std::string err = open_port(p, 1, pool_); !err.empty()) return "port " + p.name + ": " + err;
+    auto nt = std::make_unique<NeighborTable>();
+    const std::string hname = "mg_nb_" + std::to_string(i);
+    if (!nt->init(hname.c_str(), 4096, socket))
+      return "neighbour table: " + std::string(rte_strerror(rte_errno));
+    neighbors_.push_back(std::move(nt));
+    if (p.role == PortRole::kWan && wan_ == nullptr) {
+      wan_ = &p;
+      wan_neigh_ = neighbors_.back().get();
+    }
+  }
+  if (wan_ == nullptr) return "no wan port";
+
+  std::uint32_t rules = 16;
+  for (const auto& ps : settings_.peers) rules += static_cast<std::uint32_t>(ps.allowed_v4.size());
+  rte_lpm_config lc{};
+  lc.max_rules = rules;
+  lc.number_tbl8s = std::min<std::uint32_t>(std::max<std::uint32_t>(256, rules), 65535);
+  allowed_v4_ = rte_lpm_create("mg_allowed_v4", socket, &lc);
+  if (allowed_v4_ == nullptr) return std::string("allowed-ips table: ") + rte_strerror(rte_errno);
+
+  for (auto& ps : settings_.peers) {
+    wg::Peer* peer = device_->add_peer(ps.public_key);
+    if (peer == nullptr) return "peer refused (duplicate, own key, or more than max_peers)";
+    auto ctx = std::make_unique<PeerCtx>();
+    ctx->id = static_cast<std::uint32_t>(peers_.size());
+    ctx->peer = peer;
+    peer->user = ctx.get();
+    if (ps.has_psk) device_->set_preshared_key(*peer, ps.preshared_key);
+    peer->endpoint = ps.endpoint;
+    for (const auto& [addr, len] : ps.allowed_v4) {
+      if (int rc = rte_lpm_add(allowed_v4_, ntohl(addr), len, ctx->id); rc < 0)
+        return "allowed-ips " + ip4_str(addr) + "/" + std::to_string(len) + ": " + rte_strerror(-rc);
+    }
+    peers_.push_back(std::move(ctx));
+    device_->set_persistent_keepalive(*peer, ps.persistent_keepalive, now_);
+  }
+  return {};
+}
+
+// --- packet helpers ----------------------------------------------------------
+
+void Gateway::tx(Port& port, rte_mbuf* m) {
+  TxBuffer& b = txbufs_[static_cast<std::size_t>(&port - settings_.ports.data())];
+  if (b.count == std::size(b.pkts)) tx_flush();
+  b.pkts[b.count++] = m;
+}
+
+void Gateway::tx_flush() {
+  for (std::size_t i = 0; i < txbufs_.size(); ++i) {
+    TxBuffer& b = txbufs_[i];
+    if (b.count == 0) continue;
+    const Port& p = settings_.ports[i];
+    const std::uint16_t sent = rte_eth_tx_burst(p.id, 0, b.pkts, b.count);
+    if (p.id < 8) counters_.tx_packets[p.id] += sent;
+    for (std::uint16_t k = sent; k < b.count; ++k) {
+      counters_.drop(DpDrop::kTxFull);
+      rte_pktmbuf_free(b.pkts[k]);
+    }
+    b.count = 0;
+  }
+}
+
+void Gateway::send_arp_request(Port& port, std::uint32_t target) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return;
+  }
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(
+      rte_pktmbuf_append(m, kEthLen + sizeof(rte_arp_hdr)));
+  std::memset(&eth->dst_addr, 0xff, RTE_ETHER_ADDR_LEN);
+  rte_ether_addr_copy(&port.mac, &eth->src_addr);
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(eth + 1);
+  arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+  arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  arp->arp_hlen = RTE_ETHER_ADDR_LEN;
+  arp->arp_plen = 4;
+  arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
+  rte_ether_addr_copy(&port.mac, &arp->arp_data.arp_sha);
+  arp->arp_data.arp_sip = port.primary_v4();
+  std::memset(&arp->arp_data.arp_tha, 0, RTE_ETHER_ADDR_LEN);
+  arp->arp_data.arp_tip = target;
+  tx(port, m);
+}
+
+// m starts at an IPv4 header; prepends Ethernet and sends toward next_hop,
+// or holds it (one per neighbour) while ARP resolves it.
+void Gateway::send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop) {
+  if (next_hop == 0) {
+    counters_.drop(DpDrop::kNoLanRoute);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, kEthLen));
+  if (eth == nullptr) {
+    counters_.drop(DpDrop::kMalformed);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  rte_ether_addr_copy(&port.mac, &eth->src_addr);
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  NeighborTable::Entry* e = neigh.get(next_hop);
+  if (e == nullptr) {
+    counters_.drop(DpDrop::kNoLanRoute);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  if (e->resolved) {
+    rte_ether_addr_copy(&e->mac, &eth->dst_addr);
+    tx(port, m);
+    return;
+  }
+  if (e->pending != nullptr) {
+    counters_.drop(DpDrop::kNeighborPending);
+    rte_pktmbuf_free(e->pending);
+  }
+  e->pending = m;
+  if (e->requested_tsc == 0 || now_.mono - e->requested_tsc >= kArpRetryNs) {
+    e->requested_tsc = now_.mono;
+    send_arp_request(port, next_hop);
+  }
+}
+
+void Gateway::handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m) {
+  if (rte_pktmbuf_data_len(m) < kEthLen + sizeof(rte_arp_hdr)) {
+    counters_.drop(DpDrop::kMalformed);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(eth + 1);
+  if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+      arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+      arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != 4) {
+    counters_.drop(DpDrop::kMalformed);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  const std::uint32_t sip = arp->arp_data.arp_sip;
+  const std::uint32_t tip = arp->arp_data.arp_tip;
+  // Learn the sender if it is on one of our subnets (requests and replies
+  // alike), and release what waited for it.
+  bool on_link = false;
+  for (const auto& a : port.v4) on_link |= a.contains(sip) && sip != a.addr;
+  if (on_link) {
+    if (NeighborTable::Entry* e = neigh.get(sip)) {
+      e->mac = arp->arp_data.arp_sha;
+      e->resolved = true;
+      if (rte_mbuf* held = e->pending) {
+        e->pending = nullptr;
+        rte_ether_addr_copy(&e->mac, &rte_pktmbuf_mtod(held, rte_ether_hdr*)->dst_addr);
+        tx(port, held);
+      }
+    }
+  }
+  if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) && port.owns(tip)) {
+    // Turn the request into the reply in place.
+    arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+    arp->arp_data.arp_tha = arp->arp_data.arp_sha;
+    arp->arp_data.arp_tip = sip;
+    rte_ether_addr_copy(&port.mac, &arp->arp_data.arp_sha);
+    arp->arp_data.arp_sip = tip;
+    eth->dst_addr = eth->src_addr;
+    rte_ether_addr_copy(&port.mac, &eth->src_addr);
+    ++counters_.arp_replies;
+    tx(port, m);
+    return;
+  }
+  rte_pktmbuf_free(m);
+}
+
+// ARP and ICMP echo addressed to the appliance. True when m was consumed.
+bool Gateway::handle_local(Port& port, NeighborTable& neigh, rte_mbuf* m) {
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+    handle_arp(port, neigh, m);
+    return true;
+  }
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+  if (!port.owns(ip->dst_addr)) return false;
+  const std::uint16_t ihl = static_cast<std::uint16_t>(rte_ipv4_hdr_len(ip));
+  const std::uint16_t total = rte_be_to_cpu_16(ip->total_length);
+  const bool fragment = (rte_be_to_cpu_16(ip->fragment_offset) &
+                         (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0;
+  if (!fragment && ip->next_proto_id == IPPROTO_ICMP && total >= ihl + sizeof(rte_icmp_hdr) &&
+      rte_pktmbuf_data_len(m) >= kEthLen + total) {
+    auto* icmp = reinterpret_cast<rte_icmp_hdr*>(reinterpret_cast<std::uint8_t*>(ip) + ihl);
+    if (icmp->icmp_type == RTE_IP_ICMP_ECHO_REQUEST && icmp->icmp_code == 0) {
+      // Echo reply in place: swap addresses, type 8 -> 0 (checksum +8<<8).
+      icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+      std::uint32_t sum = static_cast<std::uint16_t>(~rte_be_to_cpu_16(icmp->icmp_cksum)) +
+                          static_cast<std::uint32_t>(~(RTE_IP_ICMP_ECHO_REQUEST << 8) & 0xffff) +
+                          (RTE_IP_ICMP_ECHO_REPLY << 8);
+      sum = (sum & 0xffff) + (sum >> 16);
+      sum = (sum & 0xffff) + (sum >> 16);
+      icmp->icmp_cksum = rte_cpu_to_be_16(static_cast<std::uint16_t>(~sum));
+      const std::uint32_t from = ip->src_addr;
+      ip->src_addr = ip->dst_addr;
+      ip->dst_addr = from;
+      ip->time_to_live = 64;
+      ipv4_fix_checksum(ip);
+      std::swap(eth->src_addr, eth->dst_addr);
+      ++counters_.icmp_echo_replies;
+      tx(port, m);
+      return true;
+    }
+  }
+  return false;
+}
+
+// --- WAN: decrypt path ---------------------------------------------------------
+
+void Gateway::poll_wan() {
+  rte_mbuf* pkts[kBurst];
+  const std::uint16_t n = rte_eth_rx_burst(wan_->id, 0, pkts, kBurst);
+  if (n == 0) return;
+  if (wan_->id < 8) counters_.rx_packets[wan_->id] += n;
+  for (std::uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+    const std::uint16_t len = rte_pktmbuf_data_len(m);
+    if (len < kEthLen) {
+      counters_.drop(DpDrop::kMalformed);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+      handle_arp(*wan_, *wan_neigh_, m);
+      continue;
+    }
+    if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+      counters_.drop(DpDrop::kNotIp);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+    const std::uint16_t ihl = len >= kEthLen + kIpLen ? static_cast<std::uint16_t>(rte_ipv4_hdr_len(ip)) : 0;
+    const std::uint16_t total = ihl ? rte_be_to_cpu_16(ip->total_length) : 0;
+    if (ihl < kIpLen || (ip->version_ihl >> 4) != 4 || total < ihl || kEthLen + total > len) {
+      counters_.drop(DpDrop::kMalformed);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (rte_ipv4_cksum(ip) != 0) {  // over a valid header, the sum folds to 0
+      counters_.drop(DpDrop::kBadIpChecksum);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (!wan_->owns(ip->dst_addr)) {
+      counters_.drop(DpDrop::kNotForUs);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (ip->next_proto_id != IPPROTO_UDP) {
+      if (!handle_local(*wan_, *wan_neigh_, m)) {
+        counters_.drop(DpDrop::kLocalUnhandled);
+        rte_pktmbuf_free(m);
+      }
+      continue;
+    }
+    if ((rte_be_to_cpu_16(ip->fragment_offset) &
+         (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
+      counters_.drop(DpDrop::kUnsupported);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(reinterpret_cast<std::uint8_t*>(ip) + ihl);
+    const std::uint16_t udp_len = total >= ihl + kUdpLen ? rte_be_to_cpu_16(udp->dgram_len) : 0;
+    if (udp_len < kUdpLen || udp_len > total - ihl) {
+      counters_.drop(DpDrop::kMalformed);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (udp->dst_port != rte_cpu_to_be_16(settings_.listen_port)) {
+      counters_.drop(DpDrop::kLocalUnhandled);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    wireguard_in(m, ip->src_addr, rte_be_to_cpu_16(udp->src_port),
+                 static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
+                 static_cast<std::uint16_t>(udp_len - kUdpLen));
+  }
+  decrypt_flush();
+}
+
+void Gateway::run_handshakes() {
+  // A queue at least 1/8 full switches the device to cookie replies
+  // (wireguard-go's rule): cheap answers instead of DH work.
+  device_->set_under_load(load_.update(hs_count_, kHandshakeQueue, now_.mono));
+  for (std::uint16_t done = 0; done < kHandshakeBudget && hs_count_ != 0; ++done) {
+    HsItem& h = hs_items_[hs_head_];
+    hs_head_ = static_cast<std::uint16_t>((hs_head_ + 1) % kHandshakeQueue);
+    --hs_count_;
+    device_->receive_handshake(rte_pktmbuf_mtod_offset(h.m, std::uint8_t*, h.wg_off), h.wg_len,
+                               h.src, now_);
+    ++counters_.handshakes_in;
+    rte_pktmbuf_free(h.m);
+  }
+}
+
+void Gateway::wireguard_in(rte_mbuf* m, std::uint32_t src_ip, std::uint16_t src_port,
+                           std::uint16_t wg_off, std::uint16_t wg_len) {
+  const std::uint8_t* msg = rte_pktmbuf_mtod_offset(m, std::uint8_t*, wg_off);
+  const wg::Endpoint src = wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&src_ip), src_port);
+  const wg::MessageType type = wg::classify_message(msg, wg_len);
+  if (type == wg::MessageType::kData) {
+    RxItem& it = rx_items_[rx_count_];
+    if (device_->prepare_receive(msg, wg_len, now_.mono, it.slot) != wg::Drop::kOk) {
+      rte_pktmbuf_free(m);  // counted by the device
+      return;
+    }
+    it.m = m;
+    it.src = src;
+    it.wg_off = wg_off;
+    it.wg_len = wg_len;
+    ++rx_count_;
+    return;
+  }
+  if (type == wg::MessageType::kInvalid) {
+    device_->count(wg::Drop::kMalformed);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  if (hs_count_ == kHandshakeQueue) {
+    counters_.drop(DpDrop::kHandshakeQueueFull);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  hs_items_[(hs_head_ + hs_count_) % kHandshakeQueue] = HsItem{m, src, wg_off, wg_len};
+  ++hs_count_;
+}
+
+void Gateway::decrypt_flush() {
+  if (rx_count_ == 0) return;
+  crypto::AeadOp ops[kBurst];
+  bool ok[kBurst];
+  for (std::uint16_t i = 0; i < rx_count_; ++i) {
+    RxItem& it = rx_items_[i];
+    std::uint8_t* msg = rte_pktmbuf_mtod_offset(it.m, std::uint8_t*, it.wg_off);
+    const std::uint32_t ct_len = it.wg_len - wg::kDataMinLen;
+    ops[i] = crypto::AeadOp{msg + wg::kDataHeaderLen, ct_len, msg + wg::kDataHeaderLen + ct_len,
+                            it.slot.keypair->recv_key.data(), it.slot.counter, nullptr, 0};
+  }
+  aead_->decrypt(ops, rx_count_, ok);
+  for (std::uint16_t i = 0; i < rx_count_; ++i) {
+    RxItem& it = rx_items_[i];
+    if (!ok[i]) {
+      device_->count(wg::Drop::kDataAuth);
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    auto* ctx = static_cast<PeerCtx*>(it.slot.keypair->peer->user);
+    const std::uint32_t pt_len = ops[i].len;
+    if (device_->complete_receive(it.slot, it.wg_len, pt_len, it.src, now_) != wg::Drop::kOk) {
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    ++counters_.decrypted;
+    if (pt_len == 0) {  // keepalive
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    // Strip outer headers and the WireGuard header; the tag and padding go
+    // once the inner length is known.
+    rte_pktmbuf_adj(it.m, static_cast<std::uint16_t>(it.wg_off + wg::kDataHeaderLen));
+    route_inner(*ctx, it.m);
+  }
+  rx_count_ = 0;
+}
+
+void Gateway::route_inner(PeerCtx& from, rte_mbuf* m) {
+  auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+  const std::uint16_t avail = rte_pktmbuf_data_len(m);
+  if (avail < kIpLen || (ip->version_ihl >> 4) != 4) {
+    // IPv6 inner packets: not yet (the next step of this issue).
+    counters_.drop(avail >= 1 && (ip->version_ihl >> 4) == 6 ? DpDrop::kUnsupported : DpDrop::kMalformed);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  const std::uint16_t ihl = static_cast<std::uint16_t>(rte_ipv4_hdr_len(ip));
+  const std::uint16_t total = rte_be_to_cpu_16(ip->total_length);
+  if (ihl < kIpLen || total < ihl || total > avail - wg::kTagLen) {
+    counters_.drop(DpDrop::kMalformed);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(avail - total));
+  // Cryptokey routing: the inner source must be one the peer may use.
+  if (peer_for_v4(ip->src_addr) != &from) {
+    counters_.drop(DpDrop::kBadInnerSource);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  if (ip->time_to_live <= 1) {
+    counters_.drop(DpDrop::kTtlExpired);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  --ip->time_to_live;
+  ipv4_fix_checksum(ip);
+  // Hub: another peer's allowed IPs win over the LAN (tunnel <-> tunnel).
+  if (PeerCtx* to = peer_for_v4(ip->dst_addr)) {
+    tunnel_out(*to, m);
+    return;
+  }
+  std::uint32_t next_hop = 0;
+  if (Port* lan = lan_port_for(ip->dst_addr, next_hop)) {
+    send_ipv4(*lan, *neighbors_[static_cast<std::size_t>(lan - settings_.ports.data())], m, next_hop);
+    return;
+  }
+  counters_.drop(DpDrop::kNoLanRoute);
+  rte_pktmbuf_free(m);
+}
+
+Gateway::PeerCtx* Gateway::peer_for_v4(std::uint32_t addr) const noexcept {
+  std::uint32_t id = 0;
+  if (rte_lpm_lookup(allowed_v4_, rte_be_to_cpu_32(addr), &id) != 0) return nullptr;
+  return peers_[id].get();
+}
+
+Port* Gateway::lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept {
+  // On-link subnets first, then the longest matching static route, then a
+  // LAN port's default gateway. (A handful of routes: a scan; rte_lpm when
+  // sites bring hundreds.)
+  const StaticRoute* best = nullptr;
+  for (const StaticRoute& r : settings_.routes)
+    if (r.prefix.contains(dst) && (best == nullptr || r.prefix.prefix_len > best->prefix.prefix_len))
+      best = &r;
+  Port* fallback = nullptr;
+  for (Port& p : settings_.ports) {
+    if (p.role != PortRole::kLan) continue;
+    for (const auto& a : p.v4)
+      if (a.contains(dst)) {
+        next_hop = dst;
+        return &p;
+      }
+    if (fallback == nullptr && p.gateway_v4 != 0) fallback = &p;
+  }
+  if (best != nullptr) {
+    next_hop = best->via;
+    return &settings_.ports[best->port_index];
+  }
+  if (fallback != nullptr) next_hop = fallback->gateway_v4;
+  return fallback;
+}
+
+// --- LAN: encrypt path ---------------------------------------------------------
+
+void Gateway::poll_lan(Port& port, NeighborTable& neigh) {
+  rte_mbuf* pkts[kBurst];
+  const std::uint16_t n = rte_eth_rx_burst(port.id, 0, pkts, kBurst);
+  if (n == 0) return;
+  if (port.id < 8) counters_.rx_packets[port.id] += n;
+  for (std::uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    const std::uint16_t len = rte_pktmbuf_data_len(m);
+    if (len < kEthLen + kIpLen) {
+      if (len >= kEthLen && rte_pktmbuf_mtod(m, rte_ether_hdr*)->ether_type ==
+                                rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+        handle_arp(port, neigh, m);
+      } else {
+        counters_.drop(DpDrop::kMalformed);
+        rte_pktmbuf_free(m);
+      }
+      continue;
+    }
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+      handle_arp(port, neigh, m);
+      continue;
+    }
+    if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+      counters_.drop(eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6) ? DpDrop::kUnsupported
+                                                                               : DpDrop::kNotIp);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+    const std::uint16_t ihl = static_cast<std::uint16_t>(rte_ipv4_hdr_len(ip));
+    const std::uint16_t total = rte_be_to_cpu_16(ip->total_length);
+    if ((ip->version_ihl >> 4) != 4 || ihl < kIpLen || total < ihl || kEthLen + total > len) {
+      counters_.drop(DpDrop::kMalformed);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (rte_ipv4_cksum(ip) != 0) {
+      counters_.drop(DpDrop::kBadIpChecksum);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (handle_local(port, neigh, m)) continue;
+    if (port.owns(ip->dst_addr)) {
+      counters_.drop(DpDrop::kLocalUnhandled);  // the exception path (TAP) is not there yet
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    PeerCtx* peer = peer_for_v4(ip->dst_addr);
+    if (peer == nullptr) {
+      counters_.drop(DpDrop::kNoRoute);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (total > settings_.tunnel_mtu) {
+      counters_.drop(DpDrop::kTooBig);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (ip->time_to_live <= 1) {
+      counters_.drop(DpDrop::kTtlExpired);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    --ip->time_to_live;
+    ipv4_fix_checksum(ip);
+    rte_pktmbuf_adj(m, kEthLen);
+    rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+    tunnel_out(*peer, m);
+  }
+}
+
+void Gateway::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
+  if (enc_count_ == sizeof(enc_items_) / sizeof(enc_items_[0])) {
+    if (in_encrypt_flush_) {  // cannot flush from inside a flush: wait on the peer
+      stage(peer, m);
+      return;
+    }
+    encrypt_flush();
+  }
+  enc_items_[enc_count_++] = TxItem{m, &peer};
+}
+
+void Gateway::stage(PeerCtx& p, rte_mbuf* m) {
+  if (p.staged_count == kMaxStaged) {
+    // Oldest gives way, as the Linux module's staged queue does.
+    counters_.drop(DpDrop::kStagedOverflow);
+    rte_pktmbuf_free(p.staged[p.staged_head]);
+    p.staged_head = static_cast<std::uint16_t>((p.staged_head + 1) % kMaxStaged);
+    --p.staged_count;
+  }
+  p.staged[(p.staged_head + p.staged_count) % kMaxStaged] = m;
+  ++p.staged_count;
+}
+
+void Gateway::encrypt_flush() {
+  if (enc_count_ == 0 || in_encrypt_flush_) return;
+  in_encrypt_flush_ = true;
+  constexpr std::size_t kMax = sizeof(enc_items_) / sizeof(enc_items_[0]);
+  crypto::AeadOp ops[kMax];
+  TxItem ready[kMax];
+  std::uint16_t plain_len[kMax];
+  std::uint16_t n = 0;
+  const std::uint16_t count = enc_count_;
+  enc_count_ = 0;
+  for (std::uint16_t i = 0; i < count; ++i) {
+    TxItem it = enc_items_[i];
+    wg::Peer& peer = *it.peer->peer;
+    if (!peer.endpoint.valid() || peer.endpoint.family != 4) {
+      device_->count(wg::Drop::kNoEndpoint);
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    wg::TxSlot slot;
+    if (device_->prepare_send(peer, now_, slot) != wg::Drop::kOk) {
+      stage(*it.peer, it.m);
+      continue;
+    }
+    const std::uint16_t len = rte_pktmbuf_data_len(it.m);
+    const std::uint16_t padded = static_cast<std::uint16_t>(
+        wg::padded_length(len, std::max<std::size_t>(settings_.tunnel_mtu, len)));
+    char* tail = rte_pktmbuf_append(it.m, static_cast<std::uint16_t>(padded - len + wg::kTagLen));
+    auto* hdr = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_prepend(it.m, wg::kDataHeaderLen));
+    if (tail == nullptr || hdr == nullptr) {
+      counters_.drop(DpDrop::kMalformed);
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    std::memset(tail, 0, padded - len);
+    wg::write_data_header(hdr, slot.keypair->remote_index, slot.counter);
+    ops[n] = crypto::AeadOp{hdr + wg::kDataHeaderLen, padded, hdr + wg::kDataHeaderLen + padded,
+                            slot.keypair->send_key.data(), slot.counter, nullptr, 0};
+    plain_len[n] = len;
+    ready[n++] = it;
+  }
+  aead_->encrypt(ops, n);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = ready[i].m;
+    wg::Peer& peer = *ready[i].peer->peer;
+    const std::uint16_t wg_len = rte_pktmbuf_data_len(m);
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(rte_pktmbuf_prepend(m, kIpLen + kUdpLen));
+    if (ip == nullptr) {
+      counters_.drop(DpDrop::kMalformed);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    std::uint32_t dst = 0;
+    std::memcpy(&dst, peer.endpoint.addr, 4);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->type_of_service = 0;
+    ip->total_length = rte_cpu_to_be_16(static_cast<std::uint16_t>(kIpLen + kUdpLen + wg_len));
+    ip->packet_id = 0;
+    ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->src_addr = wan_->primary_v4();
+    ip->dst_addr = dst;
+    ipv4_fix_checksum(ip);
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
+    udp->dst_port = rte_cpu_to_be_16(peer.endpoint.port);
+    udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(kUdpLen + wg_len));
+    udp->dgram_cksum = 0;  // optional over IPv4; the AEAD protects the payload
+    ++counters_.encrypted;
+    device_->complete_send(peer, now_, wg_len, plain_len[i] != 0);
+    send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
+  }
+  in_encrypt_flush_ = false;
+  // Handshake completions during this flush may have queued more.
+  if (enc_count_ != 0) encrypt_flush();
+}
+
+// --- DeviceHost --------------------------------------------------------------
+
+bool Gateway::send_handshake(wg::Peer*, const wg::Endpoint& to, const std::uint8_t* msg,
+                             std::size_t len) {
+  if (to.family != 4) return false;
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return false;
+  }
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(
+      rte_pktmbuf_append(m, static_cast<std::uint16_t>(kIpLen + kUdpLen + len)));
+  if (ip == nullptr) {
+    rte_pktmbuf_free(m);
+    counters_.drop(DpDrop::kNoMbuf);
+    return false;
+  }
+  std::uint32_t dst = 0;
+  std::memcpy(&dst, to.addr, 4);
+  std::memset(ip, 0, kIpLen);
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->total_length = rte_cpu_to_be_16(static_cast<std::uint16_t>(kIpLen + kUdpLen + len));
+  ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_UDP;
+  ip->src_addr = wan_->primary_v4();
+  ip->dst_addr = dst;
+  ipv4_fix_checksum(ip);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
+  udp->dst_port = rte_cpu_to_be_16(to.port);
+  udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(kUdpLen + len));
+  udp->dgram_cksum = 0;
+  std::memcpy(udp + 1, msg, len);
+  send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
+  return true;
+}
+
+void Gateway::flush_staged(wg::Peer& peer, bool keepalive_if_empty) {
+  auto* p = static_cast<PeerCtx*>(peer.user);
+  if (p->staged_count == 0) {
+    if (!keepalive_if_empty) return;
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    if (m == nullptr) {
+      counters_.drop(DpDrop::kNoMbuf);
+      return;
+    }
+    tunnel_out(*p, m);  // an empty packet: a keepalive
+  } else {
+    while (p->staged_count) {
+      rte_mbuf* m = p->staged[p->staged_head];
+      p->staged_head = static_cast<std::uint16_t>((p->staged_head + 1) % kMaxStaged);
+      --p->staged_count;
+      tunnel_out(*p, m);
+    }
+  }
+  encrypt_flush();
+}
+
+void Gateway::purge_staged(wg::Peer& peer) {
+  auto* p = static_cast<PeerCtx*>(peer.user);
+  while (p->staged_count) {
+    rte_pktmbuf_free(p->staged[p->staged_head]);
+    p->staged_head = static_cast<std::uint16_t>((p->staged_head + 1) % kMaxStaged);
+    --p->staged_count;
+  }
+}
+
+// --- loop --------------------------------------------------------------------
+
+void Gateway::run_timers() {
+  // A bounded slice of peers per scan keeps the loop's worst case flat at
+  // 100 000 peers; a per-lcore timer wheel replaces this with multi-lcore.
+  if (now_.mono < next_timer_scan_ || peers_.empty()) return;
+  next_timer_scan_ = now_.mono + 10 * wg::kMillisecond;
+  const std::size_t slice = std::min<std::size_t>(peers_.size(), 4096);
+  for (std::size_t k = 0; k < slice; ++k) {
+    timer_cursor_ = (timer_cursor_ + 1) % peers_.size();
+    wg::Peer& peer = *peers_[timer_cursor_]->peer;
+    const wg::Nanos due = peer.timers.next_deadline();
+    if (due != 0 && due <= now_.mono) device_->expire_timers(peer, now_);
+  }
+}
+
+void Gateway::run() {
+  std::uint32_t idle_us = 0;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    update_now();
+    std::uint64_t rx_before = 0;
+    for (const Port& p : settings_.ports) rx_before += counters_.rx_packets[p.id % 8];
+    poll_wan();
+    for (std::size_t i = 0; i < settings_.ports.size(); ++i)
+      if (settings_.ports[i].role == PortRole::kLan) poll_lan(settings_.ports[i], *neighbors_[i]);
+    encrypt_flush();
+    run_handshakes();
+    encrypt_flush();
+    tx_flush();
+    run_timers();
+    tx_flush();
+    if (status_requested_.exchange(false, std::memory_order_relaxed)) write_status_file();
+    std::uint64_t rx_after = 0;
+    for (const Port& p : settings_.ports) rx_after += counters_.rx_packets[p.id % 8];
+    if (rx_after == rx_before && hs_count_ == 0 && !settings_.busy_poll) {
+      // Idle: back off progressively so a VM's shared cores (and the test
+      // peers on this machine) get CPU; a packet resets it.
+      idle_us = idle_us == 0 ? 1 : std::min(idle_us * 2, kMaxIdleSleepUs);
+      rte_delay_us_sleep(idle_us);
+    } else {
+      idle_us = 0;
+    }
+  }
+}
+
+void Gateway::write_status_file() const {
+  if (status_file_.empty()) return;
+  // Written aside and renamed, so a reader never sees half a file; "end"
+  // marks it complete.
+  const std::string tmp = status_file_ + ".tmp";
+  if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+    const std::string s = status() + "end\n";
+    std::fwrite(s.data(), 1, s.size(), f);
+    std::fclose(f);
+    std::rename(tmp.c_str(), status_file_.c_str());
+  }
+}
+
+std::string Gateway::status() const {
+  std::ostringstream o;
+  o << "aead " << aead_->arch_name() << "\n";
+  for (const Port& p : settings_.ports)
+    o << "port " << p.name << " id " << p.id << (p.role == PortRole::kWan ? " wan" : " lan")
+      << " rx " << counters_.rx_packets[p.id % 8] << " tx " << counters_.tx_packets[p.id % 8] << "\n";
+  o << "decrypted " << counters_.decrypted << " encrypted " << counters_.encrypted
+    << " handshakes_in " << counters_.handshakes_in << " arp_replies " << counters_.arp_replies
+    << " icmp_echo_replies " << counters_.icmp_echo_replies << "\n";
+  for (std::size_t i = 0; i < kDpDropCount; ++i)
+    if (counters_.drops[i]) o << "drop " << dp_drop_name(static_cast<DpDrop>(i)) << " " << counters_.drops[i] << "\n";
+  for (std::size_t i = 0; i < wg::kDropCount; ++i)
+    if (device_->drop_counters()[i])
+      o << "wg_drop " << wg::drop_name(static_cast<wg::Drop>(i)) << " " << device_->drop_counters()[i] << "\n";
+  for (const auto& p : peers_)
+    o << "peer " << p->id << " endpoint " << p->peer->endpoint.to_string() << " rx " << p->peer->rx_bytes
+      << " tx " << p->peer->tx_bytes << " handshakes " << p->peer->handshakes_completed << " staged "
+      << p->staged_count << "\n";
+  return o.str();
+}
+
+}  // namespace moongate::dp

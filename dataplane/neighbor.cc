@@ -1,0 +1,55 @@
+// ARP neighbour table over rte_hash.
+#include "dataplane/neighbor.h"
+
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_jhash.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+
+namespace moongate::dp {
+
+NeighborTable::~NeighborTable() {
+  if (entries_ != nullptr) {
+    for (std::uint32_t i = 0; i < capacity_; ++i)
+      if (entries_[i].pending) rte_pktmbuf_free(entries_[i].pending);
+    rte_free(entries_);
+  }
+  if (hash_ != nullptr) rte_hash_free(hash_);
+}
+
+bool NeighborTable::init(const char* name, std::uint32_t capacity, int socket) {
+  rte_hash_parameters p{};
+  p.name = name;
+  p.entries = capacity;
+  p.key_len = sizeof(std::uint32_t);
+  p.hash_func = rte_jhash;
+  p.socket_id = socket;
+  hash_ = rte_hash_create(&p);
+  if (hash_ == nullptr) return false;
+  // rte_hash positions range over its (possibly rounded-up) entry count.
+  capacity_ = static_cast<std::uint32_t>(rte_hash_max_key_id(hash_)) + 1;
+  entries_ = static_cast<Entry*>(rte_zmalloc(name, sizeof(Entry) * capacity_, 64));
+  if (entries_ == nullptr) {
+    rte_errno = ENOMEM;
+    return false;
+  }
+  return true;
+}
+
+NeighborTable::Entry* NeighborTable::get(std::uint32_t ip) noexcept {
+  int pos = rte_hash_lookup(hash_, &ip);
+  if (pos < 0) {
+    pos = rte_hash_add_key(hash_, &ip);
+    if (pos < 0 || static_cast<std::uint32_t>(pos) >= capacity_) return nullptr;
+    entries_[pos] = Entry{};
+  }
+  return &entries_[pos];
+}
+
+const NeighborTable::Entry* NeighborTable::find(std::uint32_t ip) const noexcept {
+  const int pos = rte_hash_lookup(hash_, &ip);
+  return pos < 0 ? nullptr : &entries_[pos];
+}
+
+}  // namespace moongate::dp

@@ -1,0 +1,54 @@
+// A DPDK port with a role: `wan` carries WireGuard over UDP, `lan` is the
+// site's subnet. Opened from a PCI address or a vdev string, one RX and
+// one TX queue per worker lcore.
+#pragma once
+
+#include <rte_ether.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+struct rte_mempool;
+
+namespace moongate::dp {
+
+enum class PortRole : std::uint8_t { kWan, kLan };
+
+struct Ipv4Iface {
+  std::uint32_t addr = 0;  // network byte order
+  std::uint8_t prefix_len = 0;
+  std::uint32_t mask() const noexcept;  // network byte order
+  bool contains(std::uint32_t ip) const noexcept { return ((ip ^ addr) & mask()) == 0; }
+};
+
+struct Port {
+  std::string name;
+  PortRole role = PortRole::kLan;
+  std::string device;  // PCI address or vdev string
+  std::uint16_t id = 0;
+  rte_ether_addr mac{};
+  std::vector<Ipv4Iface> v4;
+  std::uint32_t gateway_v4 = 0;  // 0 = none
+  std::uint16_t mtu = 1500;
+
+  bool owns(std::uint32_t ip) const noexcept {
+    for (const auto& a : v4)
+      if (a.addr == ip) return true;
+    return false;
+  }
+  // The next hop for dst out of this port: dst itself when on-link, else the
+  // gateway (0 when there is none).
+  std::uint32_t next_hop(std::uint32_t dst) const noexcept {
+    for (const auto& a : v4)
+      if (a.contains(dst)) return dst;
+    return gateway_v4;
+  }
+  std::uint32_t primary_v4() const noexcept { return v4.empty() ? 0 : v4.front().addr; }
+};
+
+// Probes the device (hot-plugging a vdev if needed), configures `queues`
+// RX/TX queue pairs, starts it. Returns an error message, empty on success.
+std::string open_port(Port& port, std::uint16_t queues, rte_mempool* pool);
+
+}  // namespace moongate::dp
