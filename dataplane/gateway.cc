@@ -31,7 +31,6 @@ namespace {
 constexpr std::uint16_t kEthLen = sizeof(rte_ether_hdr);
 constexpr std::uint16_t kIpLen = sizeof(rte_ipv4_hdr);
 constexpr std::uint16_t kUdpLen = sizeof(rte_udp_hdr);
-constexpr std::uint16_t kOuterLen = kEthLen + kIpLen + kUdpLen;
 constexpr std::uint64_t kArpRetryNs = 1'000'000'000;
 constexpr std::uint32_t kMaxIdleSleepUs = 200;
 
