@@ -1,6 +1,8 @@
 // The run-to-completion loop; gateway.h lists its phases.
 #include "dataplane/gateway.h"
 
+#include "dataplane/net/ipv4.h"
+
 #include <rte_arp.h>
 #include <rte_byteorder.h>
 #include <rte_cycles.h>
@@ -146,6 +148,48 @@ std::string Gateway::init(Settings settings) {
 
 // --- packet helpers ----------------------------------------------------------
 
+void Gateway::drop(rte_mbuf* m, DpDrop reason) noexcept {
+  counters_.drop(reason);
+  rte_pktmbuf_free(m);
+}
+
+// Validates the IPv4 header at p (len bytes up to the end of the frame);
+// drops and counts m when it is not sound.
+bool Gateway::check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len,
+                         net::Ipv4Header& h) noexcept {
+  switch (net::parse_ipv4(p, len, h)) {
+    case net::Ipv4Status::kOk:
+      return true;
+    case net::Ipv4Status::kBadChecksum:  // RFC 1812 5.2.2: routers verify it
+      drop(m, DpDrop::kBadIpChecksum);
+      return false;
+    default:
+      drop(m, DpDrop::kMalformed);
+      return false;
+  }
+}
+
+// Writes the outer IPv4 + UDP headers of a WireGuard message of
+// payload_len bytes to `to`, from our WAN address and listen port.
+void Gateway::write_outer(rte_ipv4_hdr* ip, std::uint32_t dst, std::uint16_t dst_port,
+                          std::uint16_t payload_len) noexcept {
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->type_of_service = 0;
+  ip->total_length = rte_cpu_to_be_16(static_cast<std::uint16_t>(kIpLen + kUdpLen + payload_len));
+  ip->packet_id = 0;
+  ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_UDP;
+  ip->src_addr = wan_->primary_v4();
+  ip->dst_addr = dst;
+  ipv4_fix_checksum(ip);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
+  udp->dst_port = rte_cpu_to_be_16(dst_port);
+  udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(kUdpLen + payload_len));
+  udp->dgram_cksum = 0;  // optional over IPv4; the AEAD protects the payload
+}
+
 void Gateway::tx(Port& port, rte_mbuf* m) {
   TxBuffer& b = txbufs_[static_cast<std::size_t>(&port - settings_.ports.data())];
   if (b.count == std::size(b.pkts)) tx_flush();
@@ -160,8 +204,7 @@ void Gateway::tx_flush() {
     const std::uint16_t sent = rte_eth_tx_burst(p.id, 0, b.pkts, b.count);
     if (p.id < 8) counters_.tx_packets[p.id] += sent;
     for (std::uint16_t k = sent; k < b.count; ++k) {
-      counters_.drop(DpDrop::kTxFull);
-      rte_pktmbuf_free(b.pkts[k]);
+      drop(b.pkts[k], DpDrop::kTxFull);
     }
     b.count = 0;
   }
@@ -195,22 +238,19 @@ void Gateway::send_arp_request(Port& port, std::uint32_t target) {
 // or holds it (one per neighbour) while ARP resolves it.
 void Gateway::send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop) {
   if (next_hop == 0) {
-    counters_.drop(DpDrop::kNoLanRoute);
-    rte_pktmbuf_free(m);
+    drop(m, DpDrop::kNoLanRoute);
     return;
   }
   auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, kEthLen));
   if (eth == nullptr) {
-    counters_.drop(DpDrop::kMalformed);
-    rte_pktmbuf_free(m);
+    drop(m, DpDrop::kMalformed);
     return;
   }
   rte_ether_addr_copy(&port.mac, &eth->src_addr);
   eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
   NeighborTable::Entry* e = neigh.get(next_hop);
   if (e == nullptr) {
-    counters_.drop(DpDrop::kNoLanRoute);
-    rte_pktmbuf_free(m);
+    drop(m, DpDrop::kNoLanRoute);
     return;
   }
   if (e->resolved) {
@@ -219,8 +259,7 @@ void Gateway::send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint
     return;
   }
   if (e->pending != nullptr) {
-    counters_.drop(DpDrop::kNeighborPending);
-    rte_pktmbuf_free(e->pending);
+    drop(e->pending, DpDrop::kNeighborPending);
   }
   e->pending = m;
   if (e->requested_tsc == 0 || now_.mono - e->requested_tsc >= kArpRetryNs) {
@@ -231,8 +270,7 @@ void Gateway::send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint
 
 void Gateway::handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m) {
   if (rte_pktmbuf_data_len(m) < kEthLen + sizeof(rte_arp_hdr)) {
-    counters_.drop(DpDrop::kMalformed);
-    rte_pktmbuf_free(m);
+    drop(m, DpDrop::kMalformed);
     return;
   }
   auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
@@ -240,8 +278,7 @@ void Gateway::handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m) {
   if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
       arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
       arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != 4) {
-    counters_.drop(DpDrop::kMalformed);
-    rte_pktmbuf_free(m);
+    drop(m, DpDrop::kMalformed);
     return;
   }
   const std::uint32_t sip = arp->arp_data.arp_sip;
@@ -328,8 +365,7 @@ void Gateway::poll_wan() {
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     const std::uint16_t len = rte_pktmbuf_data_len(m);
     if (len < kEthLen) {
-      counters_.drop(DpDrop::kMalformed);
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kMalformed);
       continue;
     }
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
@@ -338,51 +374,37 @@ void Gateway::poll_wan() {
       continue;
     }
     if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
-      counters_.drop(DpDrop::kNotIp);
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kNotIp);
       continue;
     }
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
-    const std::uint16_t ihl = len >= kEthLen + kIpLen ? static_cast<std::uint16_t>(rte_ipv4_hdr_len(ip)) : 0;
-    const std::uint16_t total = ihl ? rte_be_to_cpu_16(ip->total_length) : 0;
-    if (ihl < kIpLen || (ip->version_ihl >> 4) != 4 || total < ihl || kEthLen + total > len) {
-      counters_.drop(DpDrop::kMalformed);
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    if (rte_ipv4_cksum(ip) != 0) {  // over a valid header, the sum folds to 0
-      counters_.drop(DpDrop::kBadIpChecksum);
-      rte_pktmbuf_free(m);
-      continue;
-    }
+    net::Ipv4Header h;
+    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h)) continue;
+    const std::uint16_t ihl = h.header_len;
+    const std::uint16_t total = h.total_len;
     if (!wan_->owns(ip->dst_addr)) {
-      counters_.drop(DpDrop::kNotForUs);
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kNotForUs);
       continue;
     }
     if (ip->next_proto_id != IPPROTO_UDP) {
       if (!handle_local(*wan_, *wan_neigh_, m)) {
-        counters_.drop(DpDrop::kLocalUnhandled);
-        rte_pktmbuf_free(m);
+        drop(m, DpDrop::kLocalUnhandled);
       }
       continue;
     }
     if ((rte_be_to_cpu_16(ip->fragment_offset) &
          (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
-      counters_.drop(DpDrop::kUnsupported);
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kUnsupported);
       continue;
     }
     auto* udp = reinterpret_cast<rte_udp_hdr*>(reinterpret_cast<std::uint8_t*>(ip) + ihl);
     const std::uint16_t udp_len = total >= ihl + kUdpLen ? rte_be_to_cpu_16(udp->dgram_len) : 0;
     if (udp_len < kUdpLen || udp_len > total - ihl) {
-      counters_.drop(DpDrop::kMalformed);
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kMalformed);
       continue;
     }
     if (udp->dst_port != rte_cpu_to_be_16(settings_.listen_port)) {
-      counters_.drop(DpDrop::kLocalUnhandled);
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kLocalUnhandled);
       continue;
     }
     wireguard_in(m, ip->src_addr, rte_be_to_cpu_16(udp->src_port),
@@ -431,8 +453,7 @@ void Gateway::wireguard_in(rte_mbuf* m, std::uint32_t src_ip, std::uint16_t src_
     return;
   }
   if (hs_count_ == kHandshakeQueue) {
-    counters_.drop(DpDrop::kHandshakeQueueFull);
-    rte_pktmbuf_free(m);
+    drop(m, DpDrop::kHandshakeQueueFull);
     return;
   }
   hs_items_[(hs_head_ + hs_count_) % kHandshakeQueue] = HsItem{m, src, wg_off, wg_len};
@@ -479,34 +500,24 @@ void Gateway::decrypt_flush() {
 
 void Gateway::route_inner(PeerCtx& from, rte_mbuf* m) {
   auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
-  const std::uint16_t avail = rte_pktmbuf_data_len(m);
-  if (avail < kIpLen || (ip->version_ihl >> 4) != 4) {
-    // IPv6 inner packets: not yet (the next step of this issue).
-    counters_.drop(avail >= 1 && (ip->version_ihl >> 4) == 6 ? DpDrop::kUnsupported : DpDrop::kMalformed);
-    rte_pktmbuf_free(m);
+  // The plaintext still ends with the tag (and padding): not part of the packet.
+  const std::uint16_t avail = static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - wg::kTagLen);
+  if ((ip->version_ihl >> 4) == 6) {
+    drop(m, DpDrop::kUnsupported);  // IPv6 inner packets: not yet
     return;
   }
-  const std::uint16_t ihl = static_cast<std::uint16_t>(rte_ipv4_hdr_len(ip));
-  const std::uint16_t total = rte_be_to_cpu_16(ip->total_length);
-  if (ihl < kIpLen || total < ihl || total > avail - wg::kTagLen) {
-    counters_.drop(DpDrop::kMalformed);
-    rte_pktmbuf_free(m);
-    return;
-  }
-  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(avail - total));
+  net::Ipv4Header h;
+  if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), avail, h)) return;
+  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - h.total_len));
   // Cryptokey routing: the inner source must be one the peer may use.
   if (peer_for_v4(ip->src_addr) != &from) {
-    counters_.drop(DpDrop::kBadInnerSource);
-    rte_pktmbuf_free(m);
+    drop(m, DpDrop::kBadInnerSource);
     return;
   }
-  if (ip->time_to_live <= 1) {
-    counters_.drop(DpDrop::kTtlExpired);
-    rte_pktmbuf_free(m);
+  if (!net::ipv4_decrement_ttl(reinterpret_cast<std::uint8_t*>(ip), h.total_len)) {
+    drop(m, DpDrop::kTtlExpired);
     return;
   }
-  --ip->time_to_live;
-  ipv4_fix_checksum(ip);
   // Hub: another peer's allowed IPs win over the LAN (tunnel <-> tunnel).
   if (PeerCtx* to = peer_for_v4(ip->dst_addr)) {
     tunnel_out(*to, m);
@@ -517,8 +528,7 @@ void Gateway::route_inner(PeerCtx& from, rte_mbuf* m) {
     send_ipv4(*lan, *neighbors_[static_cast<std::size_t>(lan - settings_.ports.data())], m, next_hop);
     return;
   }
-  counters_.drop(DpDrop::kNoLanRoute);
-  rte_pktmbuf_free(m);
+  drop(m, DpDrop::kNoLanRoute);
 }
 
 Gateway::PeerCtx* Gateway::peer_for_v4(std::uint32_t addr) const noexcept {
@@ -568,8 +578,7 @@ void Gateway::poll_lan(Port& port, NeighborTable& neigh) {
                                 rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
         handle_arp(port, neigh, m);
       } else {
-        counters_.drop(DpDrop::kMalformed);
-        rte_pktmbuf_free(m);
+        drop(m, DpDrop::kMalformed);
       }
       continue;
     }
@@ -579,48 +588,32 @@ void Gateway::poll_lan(Port& port, NeighborTable& neigh) {
       continue;
     }
     if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
-      counters_.drop(eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6) ? DpDrop::kUnsupported
+      drop(m, eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6) ? DpDrop::kUnsupported
                                                                                : DpDrop::kNotIp);
-      rte_pktmbuf_free(m);
       continue;
     }
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
-    const std::uint16_t ihl = static_cast<std::uint16_t>(rte_ipv4_hdr_len(ip));
-    const std::uint16_t total = rte_be_to_cpu_16(ip->total_length);
-    if ((ip->version_ihl >> 4) != 4 || ihl < kIpLen || total < ihl || kEthLen + total > len) {
-      counters_.drop(DpDrop::kMalformed);
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    if (rte_ipv4_cksum(ip) != 0) {
-      counters_.drop(DpDrop::kBadIpChecksum);
-      rte_pktmbuf_free(m);
-      continue;
-    }
+    net::Ipv4Header h;
+    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h)) continue;
+    const std::uint16_t total = h.total_len;
     if (handle_local(port, neigh, m)) continue;
     if (port.owns(ip->dst_addr)) {
-      counters_.drop(DpDrop::kLocalUnhandled);  // the exception path (TAP) is not there yet
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kLocalUnhandled);  // the exception path (TAP) is not there yet
       continue;
     }
     PeerCtx* peer = peer_for_v4(ip->dst_addr);
     if (peer == nullptr) {
-      counters_.drop(DpDrop::kNoRoute);
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kNoRoute);
       continue;
     }
     if (total > settings_.tunnel_mtu) {
-      counters_.drop(DpDrop::kTooBig);
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kTooBig);
       continue;
     }
-    if (ip->time_to_live <= 1) {
-      counters_.drop(DpDrop::kTtlExpired);
-      rte_pktmbuf_free(m);
+    if (!net::ipv4_decrement_ttl(reinterpret_cast<std::uint8_t*>(ip), total)) {
+      drop(m, DpDrop::kTtlExpired);
       continue;
     }
-    --ip->time_to_live;
-    ipv4_fix_checksum(ip);
     rte_pktmbuf_adj(m, kEthLen);
     rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
     tunnel_out(*peer, m);
@@ -641,8 +634,7 @@ void Gateway::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
 void Gateway::stage(PeerCtx& p, rte_mbuf* m) {
   if (p.staged_count == kMaxStaged) {
     // Oldest gives way, as the Linux module's staged queue does.
-    counters_.drop(DpDrop::kStagedOverflow);
-    rte_pktmbuf_free(p.staged[p.staged_head]);
+    drop(p.staged[p.staged_head], DpDrop::kStagedOverflow);
     p.staged_head = static_cast<std::uint16_t>((p.staged_head + 1) % kMaxStaged);
     --p.staged_count;
   }
@@ -679,8 +671,7 @@ void Gateway::encrypt_flush() {
     char* tail = rte_pktmbuf_append(it.m, static_cast<std::uint16_t>(padded - len + wg::kTagLen));
     auto* hdr = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_prepend(it.m, wg::kDataHeaderLen));
     if (tail == nullptr || hdr == nullptr) {
-      counters_.drop(DpDrop::kMalformed);
-      rte_pktmbuf_free(it.m);
+      drop(it.m, DpDrop::kMalformed);
       continue;
     }
     std::memset(tail, 0, padded - len);
@@ -697,27 +688,12 @@ void Gateway::encrypt_flush() {
     const std::uint16_t wg_len = rte_pktmbuf_data_len(m);
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(rte_pktmbuf_prepend(m, kIpLen + kUdpLen));
     if (ip == nullptr) {
-      counters_.drop(DpDrop::kMalformed);
-      rte_pktmbuf_free(m);
+      drop(m, DpDrop::kMalformed);
       continue;
     }
     std::uint32_t dst = 0;
     std::memcpy(&dst, peer.endpoint.addr, 4);
-    ip->version_ihl = RTE_IPV4_VHL_DEF;
-    ip->type_of_service = 0;
-    ip->total_length = rte_cpu_to_be_16(static_cast<std::uint16_t>(kIpLen + kUdpLen + wg_len));
-    ip->packet_id = 0;
-    ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-    ip->time_to_live = 64;
-    ip->next_proto_id = IPPROTO_UDP;
-    ip->src_addr = wan_->primary_v4();
-    ip->dst_addr = dst;
-    ipv4_fix_checksum(ip);
-    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-    udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
-    udp->dst_port = rte_cpu_to_be_16(peer.endpoint.port);
-    udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(kUdpLen + wg_len));
-    udp->dgram_cksum = 0;  // optional over IPv4; the AEAD protects the payload
+    write_outer(ip, dst, peer.endpoint.port, wg_len);
     ++counters_.encrypted;
     device_->complete_send(peer, now_, wg_len, plain_len[i] != 0);
     send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
@@ -746,20 +722,8 @@ bool Gateway::send_handshake(wg::Peer*, const wg::Endpoint& to, const std::uint8
   }
   std::uint32_t dst = 0;
   std::memcpy(&dst, to.addr, 4);
-  std::memset(ip, 0, kIpLen);
-  ip->version_ihl = RTE_IPV4_VHL_DEF;
-  ip->total_length = rte_cpu_to_be_16(static_cast<std::uint16_t>(kIpLen + kUdpLen + len));
-  ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-  ip->time_to_live = 64;
-  ip->next_proto_id = IPPROTO_UDP;
-  ip->src_addr = wan_->primary_v4();
-  ip->dst_addr = dst;
-  ipv4_fix_checksum(ip);
+  write_outer(ip, dst, to.port, static_cast<std::uint16_t>(len));
   auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-  udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
-  udp->dst_port = rte_cpu_to_be_16(to.port);
-  udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(kUdpLen + len));
-  udp->dgram_cksum = 0;
   std::memcpy(udp + 1, msg, len);
   send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
   return true;

@@ -42,9 +42,14 @@
 #include "wireguard/device.h"
 #include "wireguard/load.h"
 
+struct rte_ipv4_hdr;
 struct rte_lpm;
 struct rte_mbuf;
 struct rte_mempool;
+
+namespace moongate::net {
+struct Ipv4Header;
+}
 
 namespace moongate::dp {
 
@@ -141,6 +146,10 @@ class Gateway final : public wg::DeviceHost {
   void tx_flush();
   void run_timers();
   PeerCtx* peer_for_v4(std::uint32_t dst) const noexcept;
+  void drop(rte_mbuf* m, DpDrop reason) noexcept;
+  bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h) noexcept;
+  void write_outer(rte_ipv4_hdr* ip, std::uint32_t dst, std::uint16_t dst_port,
+                   std::uint16_t payload_len) noexcept;
   Port* lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept;
   wg::Instant now() const noexcept { return now_; }
   void update_now() noexcept;

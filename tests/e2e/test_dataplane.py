@@ -53,6 +53,21 @@ def ping(ns, dst, count=5, src=None):
     return 0, out
 
 
+def iperf(topo, server_ns, server_addr, client_ns, reverse=False, bind=None, seconds=3):
+    """One iperf3 TCP run; returns the receiver's summary (bytes, bits_per_second)."""
+    import json
+    srv = topo.spawn(["iperf3", "-s", "-1", "-B", server_addr], ns=server_ns)
+    wait_for("iperf3 server", lambda: f"{server_addr}:5201" in sh("ss", "-ltn", ns=server_ns, capture=True))
+    args = ["iperf3", "-c", server_addr, "-t", str(seconds), "-J"]
+    if reverse:
+        args.append("-R")
+    if bind:
+        args += ["-B", bind]
+    out = sh(*args, ns=client_ns, capture=True, timeout=60)
+    srv.wait(timeout=10)
+    return json.loads(out)["end"]["sum_received"]
+
+
 def dataplane_status(topo, dp, ns):
     """Asks the data plane for its status (SIGUSR1 writes it to its status file)."""
     path = os.path.join(topo.tmp, "status.txt")
@@ -283,19 +298,8 @@ def main():
 
         @case("subnet router: TCP both ways (iperf3)")
         def _():
-            srv = topo.spawn(["iperf3", "-s", "-1", "-B", "10.10.0.2"], ns=t["lan"])
-            wait_for("iperf3 server", lambda: "10.10.0.2:5201" in sh("ss", "-ltn", ns=t["lan"], capture=True))
-            out = sh("iperf3", "-c", "10.10.0.2", "-t", "3", "-J", ns=t["rem"],
-                     capture=True, timeout=60)
-            srv.wait(timeout=10)
-            import json
-            up = json.loads(out)["end"]["sum_received"]
-            srv = topo.spawn(["iperf3", "-s", "-1", "-B", "10.10.0.2"], ns=t["lan"])
-            wait_for("iperf3 server", lambda: "10.10.0.2:5201" in sh("ss", "-ltn", ns=t["lan"], capture=True))
-            out = sh("iperf3", "-c", "10.10.0.2", "-t", "3", "-R", "-J", ns=t["rem"],
-                     capture=True, timeout=60)
-            srv.wait(timeout=10)
-            down = json.loads(out)["end"]["sum_received"]
+            up = iperf(topo, t["lan"], "10.10.0.2", t["rem"])
+            down = iperf(topo, t["lan"], "10.10.0.2", t["rem"], reverse=True)
             assert up["bytes"] > 1_000_000 and down["bytes"] > 1_000_000, (up, down)
             return (f"remote->lan {up['bits_per_second'] / 1e6:.0f} Mbit/s ({up['bytes']} B), "
                     f"lan->remote {down['bits_per_second'] / 1e6:.0f} Mbit/s ({down['bytes']} B)")
@@ -352,14 +356,8 @@ def main():
 
         @case("hub: TCP between two sites through the hub (iperf3)")
         def _():
-            import json
             a, b = h["sites"][0], h["sites"][1]
-            srv = topo.spawn(["iperf3", "-s", "-1", "-B", b["addr"]], ns=b["ns"])
-            wait_for("iperf3 server", lambda: f"{b['addr']}:5201" in sh("ss", "-ltn", ns=b["ns"], capture=True))
-            out = sh("iperf3", "-c", b["addr"], "-B", a["addr"], "-t", "3", "-J", ns=a["ns"],
-                     capture=True, timeout=60)
-            srv.wait(timeout=10)
-            r = json.loads(out)["end"]["sum_received"]
+            r = iperf(topo, b["ns"], b["addr"], a["ns"], bind=a["addr"])
             assert r["bytes"] > 1_000_000, r
             return f"{r['bits_per_second'] / 1e6:.0f} Mbit/s ({r['bytes']} B)"
         _()
