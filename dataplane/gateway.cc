@@ -775,25 +775,30 @@ void Gateway::run_timers() {
   }
 }
 
+bool Gateway::run_once() {
+  update_now();
+  std::uint64_t rx_before = 0;
+  for (const Port& p : settings_.ports) rx_before += counters_.rx_packets[p.id % 8];
+  poll_wan();
+  for (std::size_t i = 0; i < settings_.ports.size(); ++i)
+    if (settings_.ports[i].role == PortRole::kLan) poll_lan(settings_.ports[i], *neighbors_[i]);
+  encrypt_flush();
+  run_handshakes();
+  encrypt_flush();
+  tx_flush();
+  run_timers();
+  tx_flush();
+  if (status_requested_.exchange(false, std::memory_order_relaxed)) write_status_file();
+  std::uint64_t rx_after = 0;
+  for (const Port& p : settings_.ports) rx_after += counters_.rx_packets[p.id % 8];
+  return rx_after != rx_before || hs_count_ != 0;
+}
+
 void Gateway::run() {
   std::uint32_t idle_us = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
-    update_now();
-    std::uint64_t rx_before = 0;
-    for (const Port& p : settings_.ports) rx_before += counters_.rx_packets[p.id % 8];
-    poll_wan();
-    for (std::size_t i = 0; i < settings_.ports.size(); ++i)
-      if (settings_.ports[i].role == PortRole::kLan) poll_lan(settings_.ports[i], *neighbors_[i]);
-    encrypt_flush();
-    run_handshakes();
-    encrypt_flush();
-    tx_flush();
-    run_timers();
-    tx_flush();
-    if (status_requested_.exchange(false, std::memory_order_relaxed)) write_status_file();
-    std::uint64_t rx_after = 0;
-    for (const Port& p : settings_.ports) rx_after += counters_.rx_packets[p.id % 8];
-    if (rx_after == rx_before && hs_count_ == 0 && !settings_.busy_poll) {
+    const bool busy = run_once();
+    if (!busy && !settings_.busy_poll) {
       // Idle: back off progressively so a VM's shared cores (and the test
       // peers on this machine) get CPU; a packet resets it.
       idle_us = idle_us == 0 ? 1 : std::min(idle_us * 2, kMaxIdleSleepUs);

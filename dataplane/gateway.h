@@ -99,6 +99,9 @@ class Gateway final : public wg::DeviceHost {
   std::string init(Settings settings);
   // Runs the loop on the calling lcore until stop() (signal handler safe).
   void run();
+  // One iteration of the loop, without the idle back-off (benchmarks, tests
+  // that drive the data plane step by step). True when anything arrived.
+  bool run_once();
   static void stop() noexcept { stop_.store(true, std::memory_order_relaxed); }
   // Asks the loop to write status() to the status file (SIGUSR1; signal safe).
   static void request_status() noexcept { status_requested_.store(true, std::memory_order_relaxed); }

@@ -33,7 +33,11 @@ std::string open_port(Port& port, std::uint16_t queues, rte_mempool* pool) {
   std::string name = port.device;
   const auto comma = name.find(',');
   std::string devname = name.substr(0, comma);
-  if (!is_pci_address(port.device)) {
+  std::uint16_t existing = 0;
+  // A device that already exists (made by the embedding program, e.g. a
+  // benchmark's rte_eth_from_rings) is used as it is.
+  const bool exists = rte_eth_dev_get_port_by_name(devname.c_str(), &existing) == 0;
+  if (!exists && !is_pci_address(port.device)) {
     const std::string args = comma == std::string::npos ? "" : name.substr(comma + 1);
     if (int rc = rte_eal_hotplug_add("vdev", devname.c_str(), args.c_str()); rc != 0)
       return "cannot create " + port.device + ": " + errstr(rc);
