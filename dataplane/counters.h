@@ -46,6 +46,7 @@ struct alignas(64) LcoreCounters {
   std::uint64_t handshakes_in = 0;
   std::uint64_t arp_replies = 0;
   std::uint64_t icmp_echo_replies = 0;
+  std::uint64_t icmp_errors = 0;  // "fragmentation needed" sent
   std::array<std::uint64_t, kDpDropCount> drops{};
 
   void drop(DpDrop d) noexcept { ++drops[static_cast<std::size_t>(d)]; }

@@ -1,7 +1,9 @@
 // The run-to-completion loop; gateway.h lists its phases.
 #include "dataplane/gateway.h"
 
+#include "dataplane/net/icmp.h"
 #include "dataplane/net/ipv4.h"
+#include "dataplane/net/tcp_mss.h"
 
 #include <rte_arp.h>
 #include <rte_byteorder.h>
@@ -607,6 +609,9 @@ void Gateway::poll_lan(Port& port, NeighborTable& neigh) {
       continue;
     }
     if (total > settings_.tunnel_mtu) {
+      // Path MTU discovery: a DF packet gets "fragmentation needed" with the
+      // tunnel MTU (we do not fragment); either way it is counted.
+      if (h.dont_fragment) send_frag_needed(port, neigh, reinterpret_cast<const std::uint8_t*>(ip), total);
       drop(m, DpDrop::kTooBig);
       continue;
     }
@@ -620,7 +625,36 @@ void Gateway::poll_lan(Port& port, NeighborTable& neigh) {
   }
 }
 
+void Gateway::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
+                               std::size_t len) {
+  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
+  if (e == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return;
+  }
+  net::Ipv4Address us{};
+  const std::uint32_t ours = port.primary_v4();
+  std::memcpy(us.data(), &ours, 4);
+  auto* out = rte_pktmbuf_mtod(e, std::uint8_t*);
+  const std::size_t n = net::build_icmpv4_frag_needed(out, rte_pktmbuf_tailroom(e), offending, len, us,
+                                                      settings_.tunnel_mtu);
+  if (n == 0) {  // the RFCs forbid an error here (e.g. the packet was itself an error)
+    rte_pktmbuf_free(e);
+    return;
+  }
+  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+  std::uint32_t src = 0;
+  std::memcpy(&src, offending + 12, 4);
+  ++counters_.icmp_errors;
+  send_ipv4(port, neigh, e, port.next_hop(src));
+}
+
 void Gateway::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
+  // TCP toward a tunnel: clamp the SYN's MSS so segments fit the tunnel MTU
+  // without fragmentation (idempotent, so staged packets may pass twice).
+  if (const std::uint16_t len = rte_pktmbuf_data_len(m); len != 0)
+    net::clamp_tcp_mss_ipv4(rte_pktmbuf_mtod(m, std::uint8_t*), len,
+                            net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
   if (enc_count_ == sizeof(enc_items_) / sizeof(enc_items_[0])) {
     if (in_encrypt_flush_) {  // cannot flush from inside a flush: wait on the peer
       stage(peer, m);
@@ -830,7 +864,8 @@ std::string Gateway::status() const {
       << " rx " << counters_.rx_packets[p.id % 8] << " tx " << counters_.tx_packets[p.id % 8] << "\n";
   o << "decrypted " << counters_.decrypted << " encrypted " << counters_.encrypted
     << " handshakes_in " << counters_.handshakes_in << " arp_replies " << counters_.arp_replies
-    << " icmp_echo_replies " << counters_.icmp_echo_replies << "\n";
+    << " icmp_echo_replies " << counters_.icmp_echo_replies << " icmp_errors " << counters_.icmp_errors
+    << "\n";
   for (std::size_t i = 0; i < kDpDropCount; ++i)
     if (counters_.drops[i]) o << "drop " << dp_drop_name(static_cast<DpDrop>(i)) << " " << counters_.drops[i] << "\n";
   for (std::size_t i = 0; i < wg::kDropCount; ++i)

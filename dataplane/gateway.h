@@ -141,6 +141,8 @@ class Gateway final : public wg::DeviceHost {
   void decrypt_flush();
   void route_inner(PeerCtx& from, rte_mbuf* m);
   void tunnel_out(PeerCtx& peer, rte_mbuf* m);  // m starts at the inner IP header
+  void send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
+                        std::size_t len);
   void encrypt_flush();
   void stage(PeerCtx& peer, rte_mbuf* m);
   void send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop);

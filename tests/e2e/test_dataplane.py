@@ -53,6 +53,39 @@ def ping(ns, dst, count=5, src=None):
     return 0, out
 
 
+# Prints the MSS option of the first TCP SYN to a port seen on an interface
+# (argv: IFACE PORT); gives up after 10 s.
+SYN_SNIFFER = r"""
+import socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+port = int(sys.argv[2])
+print("ready", flush=True)
+end = time.monotonic() + 10
+while time.monotonic() < end:
+    try:
+        f = s.recv(2048)
+    except socket.timeout:
+        continue
+    if len(f) < 54 or f[12:14] != b"\x08\x00" or f[23] != 6:
+        continue
+    t = f[14 + (f[14] & 15) * 4:]
+    if struct.unpack("!H", t[2:4])[0] != port or not t[13] & 2:
+        continue
+    o, i = t[20:(t[12] >> 4) * 4], 0
+    while i < len(o) and o[i] != 0:
+        if o[i] == 1:
+            i += 1
+            continue
+        if o[i] == 2 and i + 3 < len(o):
+            print(struct.unpack("!H", o[i + 2:i + 4])[0])
+            sys.exit(0)
+        i += max(o[i + 1] if i + 1 < len(o) else 2, 2)
+    sys.exit(0)
+"""
+
+
 def iperf(topo, server_ns, server_addr, client_ns, reverse=False, bind=None, seconds=3):
     """One iperf3 TCP run; returns the receiver's summary (bytes, bits_per_second)."""
     import json
@@ -294,6 +327,39 @@ def main():
             got_wan, _o = ping(t["wan"], "192.0.2.2", count=3)
             assert got_lan == 3 and got_wan == 3, f"lan {got_lan}/3 wan {got_wan}/3"
             return "3/3 lan, 3/3 wan"
+        _()
+
+        @case("subnet router: too big for the tunnel with DF -> fragmentation needed (mtu 1420)")
+        def _():
+            out = sh("ping", "-M", "do", "-s", "1472", "-c", "1", "-W", "2", "10.20.0.2",
+                     ns=t["lan"], capture=True, check=False, timeout=30)
+            assert "mtu = 1420" in out or "mtu=1420" in out, out
+            # The kernel learned the path MTU: the next big DF ping is refused locally.
+            out2 = sh("sh", "-c", "ping -M do -s 1472 -c 1 -W 2 10.20.0.2 2>&1",
+                      ns=t["lan"], capture=True, check=False, timeout=30)
+            assert "1420" in out2, out2
+            got, _o = ping(t["lan"], "10.20.0.2", count=2)
+            assert got == 2
+            return [l.strip() for l in out.splitlines() if "mtu" in l][0]
+        _()
+
+        @case("subnet router: TCP SYN toward the tunnel has its MSS clamped to 1380")
+        def _():
+            # A sniffer on the remote host prints the MSS of the first SYN to
+            # port 9; then the LAN host (MTU 1500: it offers 1460) connects.
+            sniffer = subprocess.Popen(
+                ["ip", "netns", "exec", t["rem"], "python3", "-c", SYN_SNIFFER, "rh0", "9"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            import select
+            ready, _w, _x = select.select([sniffer.stdout], [], [], 10)
+            assert ready and sniffer.stdout.readline().strip() == b"ready", "the SYN sniffer did not start"
+            sh("python3", "-c", "import socket\ns=socket.socket();s.settimeout(2)\n"
+               "try: s.connect(('10.20.0.2', 9))\nexcept OSError: pass", ns=t["lan"], timeout=20)
+            out, err = sniffer.communicate(timeout=15)
+            seen = [int(x) for x in out.decode().split()]
+            assert seen, "no SYN with an MSS option reached the remote host"
+            assert seen[0] == 1380, f"MSS {seen[0]}, expected 1380 (tunnel MTU 1420 - 40)"
+            return f"MSS 1460 offered, {seen[0]} arrived"
         _()
 
         @case("subnet router: TCP both ways (iperf3)")
