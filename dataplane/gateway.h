@@ -108,6 +108,12 @@ class Gateway final : public wg::DeviceHost {
   void set_status_file(std::string path) { status_file_ = std::move(path); }
 
   const LcoreCounters& counters() const noexcept { return counters_; }
+  const std::vector<Port>& ports() const noexcept { return settings_.ports; }
+  const std::array<std::uint64_t, wg::kDropCount>& wg_drop_counters() const noexcept {
+    return device_->drop_counters();
+  }
+  std::size_t peer_count() const noexcept { return peers_.size(); }
+  const wg::Peer& peer(std::size_t i) const noexcept { return *peers_[i]->peer; }
   wg::Device& device() noexcept { return *device_; }
   const char* aead_arch() const noexcept { return aead_->arch_name(); }
   // A human-readable dump of ports, peers and counters (SIGUSR1, exit).

@@ -21,6 +21,7 @@
 
 #include "config/config.h"
 #include "dataplane/gateway.h"
+#include "dataplane/telemetry.h"
 
 namespace {
 
@@ -127,6 +128,11 @@ std::vector<std::string> eal_args(const char* prog, const config::Config& cfg) {
   bool any_pci = false;
   for (const auto& p : cfg.ports) any_pci |= p.device_kind == config::DeviceKind::kPci;
   if (!any_pci) a.emplace_back("--no-pci");
+  // One runtime directory (and telemetry socket) per instance, named after
+  // the interface, unless the operator chose one.
+  bool has_prefix = false;
+  for (const auto& e : cfg.dataplane.eal_args) has_prefix |= e.rfind("--file-prefix", 0) == 0;
+  if (!has_prefix) a.push_back("--file-prefix=moongate-" + cfg.interface.name);
   for (const auto& e : cfg.dataplane.eal_args) a.push_back(e);
   return a;
 }
@@ -183,6 +189,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "moongate-dataplane: %s\n", err.c_str());
       rc = 1;
     } else {
+      dp::register_telemetry(&gw);
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
       std::signal(SIGUSR1, on_signal);
@@ -190,6 +197,7 @@ int main(int argc, char** argv) {
                   cfg.peers.size(), gw.aead_arch());
       std::fflush(stdout);
       gw.run();
+      dp::register_telemetry(nullptr);
       std::printf("%s", gw.status().c_str());
     }
   }

@@ -86,6 +86,19 @@ while time.monotonic() < end:
 """
 
 
+def telemetry(prefix, cmd):
+    """One DPDK telemetry request over the v2 socket; returns the reply's value."""
+    import json
+    import socket
+    path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(5)
+        s.connect(path)
+        json.loads(s.recv(16384))  # the server's greeting
+        s.send(cmd.encode())
+        return json.loads(s.recv(1 << 20))[cmd]
+
+
 def iperf(topo, server_ns, server_addr, client_ns, reverse=False, bind=None, seconds=3):
     """One iperf3 TCP run; returns the receiver's summary (bytes, bits_per_second)."""
     import json
@@ -196,6 +209,7 @@ dataplane:
 """)
     status = os.path.join(topo.tmp, "status.txt")
     log = os.path.join(topo.tmp, "dataplane.log")
+    topo.runtime_dirs.append("/var/run/dpdk/moongate-mg0")
     dp = topo.spawn([dataplane_bin, "--config", cfg, "--status-file", status], ns=gw, log=log)
     # Ready when it answers ping (ARP, then ICMP echo) on its LAN address.
     def ready():
@@ -276,6 +290,7 @@ peers:
 """)
     status = os.path.join(topo.tmp, "status.txt")
     log = os.path.join(topo.tmp, "dataplane.log")
+    topo.runtime_dirs.append("/var/run/dpdk/moongate-mghub")
     dp = topo.spawn([dataplane_bin, "--config", cfg, "--status-file", status], ns=gw, log=log)
 
     def ready():
@@ -369,6 +384,18 @@ def main():
             assert up["bytes"] > 1_000_000 and down["bytes"] > 1_000_000, (up, down)
             return (f"remote->lan {up['bits_per_second'] / 1e6:.0f} Mbit/s ({up['bytes']} B), "
                     f"lan->remote {down['bits_per_second'] / 1e6:.0f} Mbit/s ({down['bytes']} B)")
+        _()
+
+        @case("subnet router: counters through DPDK telemetry")
+        def _():
+            stats = telemetry("moongate-mg0", "/moongate/stats")
+            peers = telemetry("moongate-mg0", "/moongate/peers")
+            assert stats["decrypted"] > 1000 and stats["encrypted"] > 1000, stats
+            assert stats["rx_wan0"] > 0 and stats["tx_lan0"] > 0, stats
+            assert stats["drop_too_big"] >= 1 and stats["icmp_errors"] >= 1, stats
+            assert peers["count"] == 1 and peers["peer0_handshakes"] >= 1 and peers["peer0_rx"] > 0, peers
+            return (f"decrypted {stats['decrypted']}, encrypted {stats['encrypted']}, "
+                    f"peer0 rx {peers['peer0_rx']} B")
         _()
 
         @case("subnet router: wg show on the remote site agrees")

@@ -47,6 +47,7 @@ class Topology:
         self.namespaces = []
         self.procs = []
         self.wg_ifaces = []
+        self.runtime_dirs = []  # DPDK runtime dirs (/var/run/dpdk/<prefix>) of our data planes
         self.tmp = tempfile.mkdtemp(prefix=f"mg-{self.tag}-")
 
     def ns(self, name):
@@ -107,5 +108,10 @@ class Topology:
             try:
                 os.unlink(f"/var/run/wireguard/{i}.sock")
             except FileNotFoundError:
+                pass
+        for d in self.runtime_dirs:
+            try:
+                os.rmdir(d)  # only if the data plane left it empty
+            except OSError:
                 pass
         shutil.rmtree(self.tmp, ignore_errors=True)

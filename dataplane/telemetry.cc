@@ -1,0 +1,81 @@
+// Telemetry callbacks; see telemetry.h.
+#include "dataplane/telemetry.h"
+
+#include <rte_telemetry.h>
+
+#include <atomic>
+#include <cstdio>
+#include <string>
+
+#include "dataplane/gateway.h"
+
+namespace moongate::dp {
+namespace {
+
+std::atomic<const Gateway*> g_gateway{nullptr};
+
+// The lcore writes these without atomics; a relaxed atomic load keeps the
+// read itself whole.
+std::uint64_t read(const std::uint64_t& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+
+int stats_cb(const char*, const char*, rte_tel_data* d) {
+  const Gateway* gw = g_gateway.load();
+  if (gw == nullptr) return -1;
+  const LcoreCounters& c = gw->counters();
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "decrypted", read(c.decrypted));
+  rte_tel_data_add_dict_u64(d, "encrypted", read(c.encrypted));
+  rte_tel_data_add_dict_u64(d, "handshakes_in", read(c.handshakes_in));
+  rte_tel_data_add_dict_u64(d, "arp_replies", read(c.arp_replies));
+  rte_tel_data_add_dict_u64(d, "icmp_echo_replies", read(c.icmp_echo_replies));
+  rte_tel_data_add_dict_u64(d, "icmp_errors", read(c.icmp_errors));
+  for (const Port& p : gw->ports()) {
+    const std::string rx = "rx_" + p.name;
+    const std::string tx = "tx_" + p.name;
+    rte_tel_data_add_dict_u64(d, rx.c_str(), read(c.rx_packets[p.id % 8]));
+    rte_tel_data_add_dict_u64(d, tx.c_str(), read(c.tx_packets[p.id % 8]));
+  }
+  for (std::size_t i = 0; i < kDpDropCount; ++i) {
+    const std::string k = std::string("drop_") + dp_drop_name(static_cast<DpDrop>(i));
+    rte_tel_data_add_dict_u64(d, k.c_str(), read(c.drops[i]));
+  }
+  const auto& wg_drops = gw->wg_drop_counters();
+  for (std::size_t i = 0; i < wg::kDropCount; ++i) {
+    if (i == static_cast<std::size_t>(wg::Drop::kOk)) continue;
+    const std::string k = std::string("wg_drop_") + wg::drop_name(static_cast<wg::Drop>(i));
+    rte_tel_data_add_dict_u64(d, k.c_str(), read(wg_drops[i]));
+  }
+  return 0;
+}
+
+int peers_cb(const char*, const char*, rte_tel_data* d) {
+  const Gateway* gw = g_gateway.load();
+  if (gw == nullptr) return -1;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "count", gw->peer_count());
+  // A telemetry reply holds at most RTE_TEL_MAX_DICT_ENTRIES values.
+  const std::size_t shown = std::min<std::size_t>(gw->peer_count(), 80);
+  for (std::size_t i = 0; i < shown; ++i) {
+    const wg::Peer& p = gw->peer(i);
+    char key[32];
+    std::snprintf(key, sizeof key, "peer%zu_rx", i);
+    rte_tel_data_add_dict_u64(d, key, read(p.rx_bytes));
+    std::snprintf(key, sizeof key, "peer%zu_tx", i);
+    rte_tel_data_add_dict_u64(d, key, read(p.tx_bytes));
+    std::snprintf(key, sizeof key, "peer%zu_handshakes", i);
+    rte_tel_data_add_dict_u64(d, key, read(p.handshakes_completed));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_telemetry(const Gateway* gw) {
+  g_gateway.store(gw);
+  rte_telemetry_register_cmd("/moongate/stats", stats_cb,
+                             "Data-plane totals, per-port packets and drops by reason");
+  rte_telemetry_register_cmd("/moongate/peers", peers_cb,
+                             "Peer count; rx/tx bytes and handshakes of the first 80 peers");
+}
+
+}  // namespace moongate::dp
