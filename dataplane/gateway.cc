@@ -525,6 +525,10 @@ void Gateway::route_inner(PeerCtx& from, rte_mbuf* m) {
     tunnel_out(*to, m);
     return;
   }
+  // A SYN out of the tunnel carries the far host's MSS (its own MTU): clamp
+  // it too, so the LAN host never sends segments the tunnel cannot carry.
+  net::clamp_tcp_mss_ipv4(reinterpret_cast<std::uint8_t*>(ip), h.total_len,
+                          net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
   std::uint32_t next_hop = 0;
   if (Port* lan = lan_port_for(ip->dst_addr, next_hop)) {
     send_ipv4(*lan, *neighbors_[static_cast<std::size_t>(lan - settings_.ports.data())], m, next_hop);
