@@ -640,7 +640,43 @@ bool Loader::secret_file(const Field& f, SecretKey& out, std::string& resolved) 
   return true;
 }
 
+// Offset of the first byte that is not part of valid UTF-8, or npos. YAML
+// is UTF-8; yaml-cpp would keep stray bytes in strings but write them back
+// as U+FFFD, so a configuration would not survive its own dump.
+static std::size_t invalid_utf8_at(const std::string& s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return i;
+    std::uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+      return i;
+    i += n;
+  }
+  return std::string::npos;
+}
+
 Result Loader::run(const std::string& text) {
+  if (const std::size_t bad = invalid_utf8_at(text); bad != std::string::npos) {
+    int line = 1, column = 1;
+    for (std::size_t i = 0; i < bad; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80) {
+        ++column;
+      }
+    }
+    return Result::failure({Error{source_, line, column, "", "not valid UTF-8 (a configuration is UTF-8 text)"}});
+  }
   YAML::Node doc;
   try {
     doc = YAML::Load(text);

@@ -3,6 +3,8 @@
 
 #include "dataplane/net/icmp.h"
 #include "dataplane/net/ipv4.h"
+#include "dataplane/net/ipv6.h"
+#include "dataplane/net/ndp.h"
 #include "dataplane/net/tcp_mss.h"
 
 #include <rte_arp.h>
@@ -14,6 +16,7 @@
 #include <rte_ip.h>
 #include <rte_lcore.h>
 #include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include <rte_mbuf.h>
 #include <rte_udp.h>
 
@@ -81,6 +84,7 @@ Gateway::~Gateway() {
   for (std::uint16_t i = 0; i < hs_count_; ++i)
     rte_pktmbuf_free(hs_items_[(hs_head_ + i) % kHandshakeQueue].m);
   if (allowed_v4_ != nullptr) rte_lpm_free(allowed_v4_);
+  if (allowed_v6_ != nullptr) rte_lpm6_free(allowed_v6_);
   for (auto& t : txbufs_) rte_pktmbuf_free_bulk(t.pkts, t.count);
 }
 
@@ -114,6 +118,11 @@ std::string Gateway::init(Settings settings) {
     if (!nt->init(hname.c_str(), 4096, socket))
       return "neighbour table: " + std::string(rte_strerror(rte_errno));
     neighbors_.push_back(std::move(nt));
+    auto nt6 = std::make_unique<NeighborTable>();
+    const std::string hname6 = "mg_nb6_" + std::to_string(i);
+    if (!nt6->init(hname6.c_str(), 4096, socket, 16))
+      return "neighbour table (IPv6): " + std::string(rte_strerror(rte_errno));
+    neighbors6_.push_back(std::move(nt6));
     if (p.role == PortRole::kWan && wan_ == nullptr) {
       wan_ = &p;
       wan_neigh_ = neighbors_.back().get();
@@ -128,6 +137,13 @@ std::string Gateway::init(Settings settings) {
   lc.number_tbl8s = std::min<std::uint32_t>(std::max<std::uint32_t>(256, rules), 65535);
   allowed_v4_ = rte_lpm_create("mg_allowed_v4", socket, &lc);
   if (allowed_v4_ == nullptr) return std::string("allowed-ips table: ") + rte_strerror(rte_errno);
+  std::uint32_t rules6 = 16;
+  for (const auto& ps : settings_.peers) rules6 += static_cast<std::uint32_t>(ps.allowed_v6.size());
+  rte_lpm6_config lc6{};
+  lc6.max_rules = rules6;
+  lc6.number_tbl8s = std::min<std::uint32_t>(std::max<std::uint32_t>(256, rules6 * 4), 1 << 20);
+  allowed_v6_ = rte_lpm6_create("mg_allowed_v6", socket, &lc6);
+  if (allowed_v6_ == nullptr) return std::string("allowed-ips table (IPv6): ") + rte_strerror(rte_errno);
 
   for (auto& ps : settings_.peers) {
     wg::Peer* peer = device_->add_peer(ps.public_key);
@@ -141,6 +157,10 @@ std::string Gateway::init(Settings settings) {
     for (const auto& [addr, len] : ps.allowed_v4) {
       if (int rc = rte_lpm_add(allowed_v4_, ntohl(addr), len, ctx->id); rc < 0)
         return "allowed-ips " + ip4_str(addr) + "/" + std::to_string(len) + ": " + rte_strerror(-rc);
+    }
+    for (const auto& [addr, len] : ps.allowed_v6) {
+      if (int rc = rte_lpm6_add(allowed_v6_, addr.data(), len, ctx->id); rc < 0)
+        return "allowed-ips (IPv6) /" + std::to_string(len) + ": " + rte_strerror(-rc);
     }
     peers_.push_back(std::move(ctx));
     device_->set_persistent_keepalive(*peer, ps.persistent_keepalive, now_);
@@ -505,7 +525,7 @@ void Gateway::route_inner(PeerCtx& from, rte_mbuf* m) {
   // The plaintext still ends with the tag (and padding): not part of the packet.
   const std::uint16_t avail = static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - wg::kTagLen);
   if ((ip->version_ihl >> 4) == 6) {
-    drop(m, DpDrop::kUnsupported);  // IPv6 inner packets: not yet
+    route_inner_v6(from, m);
     return;
   }
   net::Ipv4Header h;
@@ -540,6 +560,12 @@ void Gateway::route_inner(PeerCtx& from, rte_mbuf* m) {
 Gateway::PeerCtx* Gateway::peer_for_v4(std::uint32_t addr) const noexcept {
   std::uint32_t id = 0;
   if (rte_lpm_lookup(allowed_v4_, rte_be_to_cpu_32(addr), &id) != 0) return nullptr;
+  return peers_[id].get();
+}
+
+Gateway::PeerCtx* Gateway::peer_for_v6(const std::uint8_t* addr) const noexcept {
+  std::uint32_t id = 0;
+  if (rte_lpm6_lookup(allowed_v6_, addr, &id) != 0) return nullptr;
   return peers_[id].get();
 }
 
@@ -593,9 +619,12 @@ void Gateway::poll_lan(Port& port, NeighborTable& neigh) {
       handle_arp(port, neigh, m);
       continue;
     }
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) {
+      lan_v6(port, static_cast<std::size_t>(&port - settings_.ports.data()), m);
+      continue;
+    }
     if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
-      drop(m, eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6) ? DpDrop::kUnsupported
-                                                                               : DpDrop::kNotIp);
+      drop(m, DpDrop::kNotIp);
       continue;
     }
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
@@ -629,6 +658,218 @@ void Gateway::poll_lan(Port& port, NeighborTable& neigh) {
   }
 }
 
+// --- IPv6 inside the tunnel ---------------------------------------------------
+//
+// LAN side: ND (answer solicitations for our addresses, learn neighbours,
+// solicit next hops), ICMPv6 echo to us, then the same steps as IPv4:
+// allowed-IPs (rte_lpm6) -> hop limit -> MTU ("packet too big") -> MSS
+// clamp -> the encrypt batch. Tunnel side: the source check, hop limit,
+// MSS clamp, then another peer (hub) or the on-link LAN neighbour.
+
+void Gateway::lan_v6(Port& port, std::size_t port_index, rte_mbuf* m) {
+  NeighborTable& neigh6 = *neighbors6_[port_index];
+  auto* p = rte_pktmbuf_mtod_offset(m, std::uint8_t*, kEthLen);
+  const std::size_t len = rte_pktmbuf_data_len(m) - kEthLen;
+  net::Ipv6Header h;
+  if (net::parse_ipv6(p, len, h) != net::Ipv6Status::kOk) {
+    drop(m, DpDrop::kMalformed);
+    return;
+  }
+  if (h.protocol == IPPROTO_ICMPV6 && h.l4_offset == 40 && len >= 41) {
+    const std::uint8_t type = p[40];
+    if (type == net::kIcmpv6NeighborSolicitation) {
+      net::NeighborSolicitation ns;
+      if (!net::parse_neighbor_solicitation(p, len, ns)) {
+        drop(m, DpDrop::kMalformed);
+        return;
+      }
+      if (ns.source_mac && !ns.is_dad()) {
+        if (NeighborTable::Entry* e = neigh6.get(ns.src.data())) {
+          ns.source_mac->store(e->mac.addr_bytes);
+          e->resolved = true;
+        }
+      }
+      if (port.owns_v6(ns.target.data())) {
+        rte_mbuf* r = rte_pktmbuf_alloc(pool_);
+        if (r == nullptr) {
+          drop(m, DpDrop::kNoMbuf);
+          return;
+        }
+        const net::MacAddress src_mac = net::MacAddress::load(rte_pktmbuf_mtod(m, std::uint8_t*) + 6);
+        net::MacAddress ours = net::MacAddress::load(port.mac.addr_bytes);
+        const std::size_t n = net::build_na_reply(rte_pktmbuf_mtod(r, std::uint8_t*), rte_pktmbuf_tailroom(r),
+                                                  ns, src_mac, ours, ns.target, true);
+        if (n == 0) {
+          rte_pktmbuf_free(r);
+        } else {
+          rte_pktmbuf_append(r, static_cast<std::uint16_t>(n));
+          ++counters_.arp_replies;
+          tx(port, r);
+        }
+      }
+      rte_pktmbuf_free(m);
+      return;
+    }
+    if (type == net::kIcmpv6NeighborAdvertisement) {
+      net::NeighborAdvertisement na;
+      if (net::parse_neighbor_advertisement(p, len, na) && na.target_mac) {
+        if (NeighborTable::Entry* e = neigh6.get(na.target.data())) {
+          na.target_mac->store(e->mac.addr_bytes);
+          e->resolved = true;
+          if (rte_mbuf* held = e->pending) {
+            e->pending = nullptr;
+            rte_ether_addr_copy(&e->mac, &rte_pktmbuf_mtod(held, rte_ether_hdr*)->dst_addr);
+            tx(port, held);
+          }
+        }
+      }
+      rte_pktmbuf_free(m);
+      return;
+    }
+  }
+  if (port.owns_v6(h.dst.data())) {
+    if (net::icmpv6_echo_to_reply(p, len) == net::EchoStatus::kReplied) {
+      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+      std::swap(eth->src_addr, eth->dst_addr);
+      ++counters_.icmp_echo_replies;
+      tx(port, m);
+      return;
+    }
+    drop(m, DpDrop::kLocalUnhandled);
+    return;
+  }
+  PeerCtx* peer = peer_for_v6(h.dst.data());
+  if (peer == nullptr) {
+    drop(m, DpDrop::kNoRoute);
+    return;
+  }
+  const std::size_t total = 40 + h.payload_len;
+  if (total > settings_.tunnel_mtu) {
+    send_packet_too_big(port, port_index, p, total);
+    drop(m, DpDrop::kTooBig);
+    return;
+  }
+  if (!net::ipv6_decrement_hop_limit(p, total)) {
+    drop(m, DpDrop::kTtlExpired);
+    return;
+  }
+  rte_pktmbuf_adj(m, kEthLen);
+  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+  tunnel_out(*peer, m);
+}
+
+void Gateway::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
+  auto* p = rte_pktmbuf_mtod(m, std::uint8_t*);
+  const std::size_t avail = rte_pktmbuf_data_len(m) - wg::kTagLen;
+  net::Ipv6Header h;
+  if (net::parse_ipv6(p, avail, h) != net::Ipv6Status::kOk) {
+    drop(m, DpDrop::kMalformed);
+    return;
+  }
+  const std::size_t total = 40 + h.payload_len;
+  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+  if (peer_for_v6(h.src.data()) != &from) {
+    drop(m, DpDrop::kBadInnerSource);
+    return;
+  }
+  if (!net::ipv6_decrement_hop_limit(p, total)) {
+    drop(m, DpDrop::kTtlExpired);
+    return;
+  }
+  if (PeerCtx* to = peer_for_v6(h.dst.data())) {
+    tunnel_out(*to, m);
+    return;
+  }
+  net::clamp_tcp_mss_ipv6(p, total, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
+  for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
+    Port& port = settings_.ports[i];
+    if (port.role != PortRole::kLan) continue;
+    if (port.on_link_v6(h.dst.data())) {
+      send_ipv6(port, *neighbors6_[i], m, h.dst.data());
+      return;
+    }
+  }
+  for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
+    Port& port = settings_.ports[i];
+    if (port.role == PortRole::kLan && port.has_gateway_v6) {
+      send_ipv6(port, *neighbors6_[i], m, port.gateway_v6.data());
+      return;
+    }
+  }
+  drop(m, DpDrop::kNoLanRoute);
+}
+
+void Gateway::send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop) {
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, kEthLen));
+  if (eth == nullptr) {
+    drop(m, DpDrop::kMalformed);
+    return;
+  }
+  rte_ether_addr_copy(&port.mac, &eth->src_addr);
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+  NeighborTable::Entry* e = neigh.get(next_hop);
+  if (e == nullptr) {
+    drop(m, DpDrop::kNoLanRoute);
+    return;
+  }
+  if (e->resolved) {
+    rte_ether_addr_copy(&e->mac, &eth->dst_addr);
+    tx(port, m);
+    return;
+  }
+  if (e->pending != nullptr) drop(e->pending, DpDrop::kNeighborPending);
+  e->pending = m;
+  if ((e->requested_tsc == 0 || now_.mono - e->requested_tsc >= kArpRetryNs) && !port.v6.empty()) {
+    e->requested_tsc = now_.mono;
+    rte_mbuf* ns = rte_pktmbuf_alloc(pool_);
+    if (ns == nullptr) {
+      counters_.drop(DpDrop::kNoMbuf);
+      return;
+    }
+    net::Ipv6Address target{};
+    std::memcpy(target.data(), next_hop, 16);
+    net::Ipv6Address ours{};
+    std::memcpy(ours.data(), port.v6.front().addr.data(), 16);
+    const std::size_t n = net::build_neighbor_solicitation(
+        rte_pktmbuf_mtod(ns, std::uint8_t*), rte_pktmbuf_tailroom(ns),
+        net::MacAddress::load(port.mac.addr_bytes), ours, target);
+    if (n == 0) {
+      rte_pktmbuf_free(ns);
+      return;
+    }
+    rte_pktmbuf_append(ns, static_cast<std::uint16_t>(n));
+    tx(port, ns);
+  }
+}
+
+void Gateway::send_packet_too_big(Port& port, std::size_t port_index, const std::uint8_t* offending,
+                                  std::size_t len) {
+  if (port.v6.empty()) return;
+  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
+  if (e == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return;
+  }
+  net::Ipv6Address ours{};
+  std::memcpy(ours.data(), port.v6.front().addr.data(), 16);
+  const std::size_t n = net::build_icmpv6_packet_too_big(rte_pktmbuf_mtod(e, std::uint8_t*),
+                                                         rte_pktmbuf_tailroom(e), offending, len, ours,
+                                                         settings_.tunnel_mtu);
+  if (n == 0) {
+    rte_pktmbuf_free(e);
+    return;
+  }
+  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+  ++counters_.icmp_errors;
+  const std::uint8_t* src = offending + 8;  // the offender's source address
+  if (port.on_link_v6(src))
+    send_ipv6(port, *neighbors6_[port_index], e, src);
+  else if (port.has_gateway_v6)
+    send_ipv6(port, *neighbors6_[port_index], e, port.gateway_v6.data());
+  else
+    drop(e, DpDrop::kNoLanRoute);
+}
+
 void Gateway::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
                                std::size_t len) {
   rte_mbuf* e = rte_pktmbuf_alloc(pool_);
@@ -656,9 +897,13 @@ void Gateway::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint
 void Gateway::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
   // TCP toward a tunnel: clamp the SYN's MSS so segments fit the tunnel MTU
   // without fragmentation (idempotent, so staged packets may pass twice).
-  if (const std::uint16_t len = rte_pktmbuf_data_len(m); len != 0)
-    net::clamp_tcp_mss_ipv4(rte_pktmbuf_mtod(m, std::uint8_t*), len,
-                            net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
+  if (const std::uint16_t len = rte_pktmbuf_data_len(m); len != 0) {
+    std::uint8_t* p = rte_pktmbuf_mtod(m, std::uint8_t*);
+    if ((p[0] >> 4) == 6)
+      net::clamp_tcp_mss_ipv6(p, len, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
+    else
+      net::clamp_tcp_mss_ipv4(p, len, net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
+  }
   if (enc_count_ == sizeof(enc_items_) / sizeof(enc_items_[0])) {
     if (in_encrypt_flush_) {  // cannot flush from inside a flush: wait on the peer
       stage(peer, m);

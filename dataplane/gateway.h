@@ -44,6 +44,7 @@
 
 struct rte_ipv4_hdr;
 struct rte_lpm;
+struct rte_lpm6;
 struct rte_mbuf;
 struct rte_mempool;
 
@@ -66,6 +67,7 @@ struct PeerSettings {
   crypto::SecretKey preshared_key;
   bool has_psk = false;
   std::vector<std::pair<std::uint32_t, std::uint8_t>> allowed_v4;  // addr (network order), len
+  std::vector<std::pair<Ipv6Bytes, std::uint8_t>> allowed_v6;
   wg::Endpoint endpoint;
   std::uint16_t persistent_keepalive = 0;
 };
@@ -146,6 +148,12 @@ class Gateway final : public wg::DeviceHost {
                     std::uint16_t wg_off, std::uint16_t wg_len);
   void decrypt_flush();
   void route_inner(PeerCtx& from, rte_mbuf* m);
+  void route_inner_v6(PeerCtx& from, rte_mbuf* m);
+  void lan_v6(Port& port, std::size_t port_index, rte_mbuf* m);
+  void send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop);
+  void send_packet_too_big(Port& port, std::size_t port_index, const std::uint8_t* offending,
+                           std::size_t len);
+  PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   void tunnel_out(PeerCtx& peer, rte_mbuf* m);  // m starts at the inner IP header
   void send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
                         std::size_t len);
@@ -173,6 +181,8 @@ class Gateway final : public wg::DeviceHost {
   rte_lpm* allowed_v4_ = nullptr;
   std::vector<std::unique_ptr<PeerCtx>> peers_;
   std::vector<std::unique_ptr<NeighborTable>> neighbors_;  // per port, same index
+  std::vector<std::unique_ptr<NeighborTable>> neighbors6_; // per port, same index
+  rte_lpm6* allowed_v6_ = nullptr;
   std::vector<TxBuffer> txbufs_;                           // per port
   Port* wan_ = nullptr;
   NeighborTable* wan_neigh_ = nullptr;

@@ -49,8 +49,9 @@ std::uint32_t v4_of(const config::IpAddress& a) {
   return v;
 }
 
-// The data plane's view of the configuration. IPv4 only for now: IPv6
-// entries are reported and skipped, not silently dropped.
+// The data plane's view of the configuration. IPv6 runs inside the tunnel
+// and on LAN ports; the underlay (WAN, endpoints) is IPv4 for now, and IPv6
+// entries there are reported and skipped, not silently dropped.
 dp::Settings to_settings(config::Config& cfg) {
   dp::Settings s;
   s.private_key = cfg.interface.private_key;
@@ -65,18 +66,28 @@ dp::Settings to_settings(config::Config& cfg) {
     port.device = p.device;
     port.mtu = p.mtu;
     for (const auto& a : p.addresses) {
-      if (a.addr.is_v4())
+      if (a.addr.is_v4()) {
         port.v4.push_back(dp::Ipv4Iface{v4_of(a.addr), a.len});
-      else
-        std::fprintf(stderr, "moongate-dataplane: port %s: IPv6 address %s ignored (IPv6 not yet supported)\n",
-                     p.name.c_str(), a.to_string().c_str());
+      } else if (p.role == config::PortRole::kLan) {
+        dp::Ipv6Iface v6;
+        std::memcpy(v6.addr.data(), a.addr.bytes, 16);
+        v6.prefix_len = a.len;
+        port.v6.push_back(v6);
+      } else {
+        std::fprintf(stderr, "moongate-dataplane: port %s: IPv6 underlay address %s ignored "
+                     "(WireGuard over IPv6 is not supported yet)\n", p.name.c_str(), a.to_string().c_str());
+      }
     }
     if (const config::IpAddress* gw = p.gateway(4)) port.gateway_v4 = v4_of(*gw);
+    if (const config::IpAddress* gw = p.gateway(6); gw != nullptr && p.role == config::PortRole::kLan) {
+      std::memcpy(port.gateway_v6.data(), gw->bytes, 16);
+      port.has_gateway_v6 = true;
+    }
     s.ports.push_back(std::move(port));
   }
   for (const auto& r : cfg.routes) {
     if (!r.prefix.addr.is_v4()) {
-      std::fprintf(stderr, "moongate-dataplane: route %s ignored (IPv6 not yet supported)\n",
+      std::fprintf(stderr, "moongate-dataplane: route %s ignored (IPv6 static routes are not supported yet)\n",
                    r.prefix.to_string().c_str());
       continue;
     }
@@ -96,11 +107,13 @@ dp::Settings to_settings(config::Config& cfg) {
       ps.has_psk = true;
     }
     for (const auto& a : p.allowed_ips) {
-      if (a.addr.is_v4())
+      if (a.addr.is_v4()) {
         ps.allowed_v4.emplace_back(v4_of(a.addr), a.len);
-      else
-        std::fprintf(stderr, "moongate-dataplane: allowed IP %s ignored (IPv6 not yet supported)\n",
-                     a.to_string().c_str());
+      } else {
+        dp::Ipv6Bytes b{};
+        std::memcpy(b.data(), a.addr.bytes, 16);
+        ps.allowed_v6.emplace_back(b, a.len);
+      }
     }
     if (p.endpoint) {
       if (p.endpoint->addr.is_v4())

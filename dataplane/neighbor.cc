@@ -18,11 +18,12 @@ NeighborTable::~NeighborTable() {
   if (hash_ != nullptr) rte_hash_free(hash_);
 }
 
-bool NeighborTable::init(const char* name, std::uint32_t capacity, int socket) {
+bool NeighborTable::init(const char* name, std::uint32_t capacity, int socket,
+                         std::uint32_t key_len) {
   rte_hash_parameters p{};
   p.name = name;
   p.entries = capacity;
-  p.key_len = sizeof(std::uint32_t);
+  p.key_len = key_len;
   p.hash_func = rte_jhash;
   p.socket_id = socket;
   hash_ = rte_hash_create(&p);
@@ -37,18 +38,18 @@ bool NeighborTable::init(const char* name, std::uint32_t capacity, int socket) {
   return true;
 }
 
-NeighborTable::Entry* NeighborTable::get(std::uint32_t ip) noexcept {
-  int pos = rte_hash_lookup(hash_, &ip);
+NeighborTable::Entry* NeighborTable::get(const void* addr) noexcept {
+  int pos = rte_hash_lookup(hash_, addr);
   if (pos < 0) {
-    pos = rte_hash_add_key(hash_, &ip);
+    pos = rte_hash_add_key(hash_, addr);
     if (pos < 0 || static_cast<std::uint32_t>(pos) >= capacity_) return nullptr;
     entries_[pos] = Entry{};
   }
   return &entries_[pos];
 }
 
-const NeighborTable::Entry* NeighborTable::find(std::uint32_t ip) const noexcept {
-  const int pos = rte_hash_lookup(hash_, &ip);
+const NeighborTable::Entry* NeighborTable::find(const void* addr) const noexcept {
+  const int pos = rte_hash_lookup(hash_, addr);
   return pos < 0 ? nullptr : &entries_[pos];
 }
 

@@ -5,7 +5,9 @@
 
 #include <rte_ether.h>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,20 @@ struct Ipv4Iface {
   bool contains(std::uint32_t ip) const noexcept { return ((ip ^ addr) & mask()) == 0; }
 };
 
+using Ipv6Bytes = std::array<std::uint8_t, 16>;
+
+struct Ipv6Iface {
+  Ipv6Bytes addr{};
+  std::uint8_t prefix_len = 0;
+  bool contains(const std::uint8_t* ip) const noexcept {
+    const unsigned full = prefix_len / 8, rest = prefix_len % 8;
+    if (std::memcmp(ip, addr.data(), full) != 0) return false;
+    if (rest == 0) return true;
+    const std::uint8_t mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+    return ((ip[full] ^ addr[full]) & mask) == 0;
+  }
+};
+
 struct Port {
   std::string name;
   PortRole role = PortRole::kLan;
@@ -30,6 +46,9 @@ struct Port {
   rte_ether_addr mac{};
   std::vector<Ipv4Iface> v4;
   std::uint32_t gateway_v4 = 0;  // 0 = none
+  std::vector<Ipv6Iface> v6;
+  Ipv6Bytes gateway_v6{};
+  bool has_gateway_v6 = false;
   std::uint16_t mtu = 1500;
 
   bool owns(std::uint32_t ip) const noexcept {
@@ -45,6 +64,17 @@ struct Port {
     return gateway_v4;
   }
   std::uint32_t primary_v4() const noexcept { return v4.empty() ? 0 : v4.front().addr; }
+
+  bool owns_v6(const std::uint8_t* ip) const noexcept {
+    for (const auto& a : v6)
+      if (std::memcmp(a.addr.data(), ip, 16) == 0) return true;
+    return false;
+  }
+  bool on_link_v6(const std::uint8_t* ip) const noexcept {
+    for (const auto& a : v6)
+      if (a.contains(ip)) return true;
+    return false;
+  }
 };
 
 // Probes the device (hot-plugging a vdev if needed), configures `queues`

@@ -103,7 +103,8 @@ def iperf(topo, server_ns, server_addr, client_ns, reverse=False, bind=None, sec
     """One iperf3 TCP run; returns the receiver's summary (bytes, bits_per_second)."""
     import json
     srv = topo.spawn(["iperf3", "-s", "-1", "-B", server_addr], ns=server_ns)
-    wait_for("iperf3 server", lambda: f"{server_addr}:5201" in sh("ss", "-ltn", ns=server_ns, capture=True))
+    listen = f"[{server_addr}]:5201" if ":" in server_addr else f"{server_addr}:5201"
+    wait_for("iperf3 server", lambda: listen in sh("ss", "-ltn", ns=server_ns, capture=True))
     args = ["iperf3", "-c", server_addr, "-t", str(seconds), "-J"]
     if reverse:
         args.append("-R")
@@ -146,6 +147,9 @@ def build_subnet_router(topo, dataplane_bin, extra_peers=""):
     topo.host_side(wan, "wr0")
     sh("ip", "addr", "add", "10.10.0.2/24", "dev", "lh0", ns=lan)
     sh("ip", "route", "add", "default", "via", "10.10.0.1", ns=lan)
+    # IPv6 inside the tunnel: the LAN is fd10::/64, the remote subnet fd20::/64.
+    sh("ip", "-6", "addr", "add", "fd10::2/64", "dev", "lh0", "nodad", ns=lan)
+    sh("ip", "-6", "route", "add", "default", "via", "fd10::1", ns=lan)
     # A subnet further inside the site, behind a LAN router (the lan host):
     # the data plane reaches it through a static route.
     inner = topo.ns("inner")
@@ -167,13 +171,18 @@ def build_subnet_router(topo, dataplane_bin, extra_peers=""):
     sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=wan)
     sh("ip", "addr", "add", "10.20.0.2/24", "dev", "rh0", ns=rem)
     sh("ip", "route", "add", "default", "via", "10.20.0.1", ns=rem)
+    sh("ip", "-6", "addr", "add", "fd20::1/64", "dev", "rs0", "nodad", ns=wan)
+    sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=wan)
+    sh("ip", "-6", "addr", "add", "fd20::2/64", "dev", "rh0", "nodad", ns=rem)
+    sh("ip", "-6", "route", "add", "default", "via", "fd20::1", ns=rem)
 
     dp_priv, dp_pub = wg_keypair()
     site_priv, site_pub = wg_keypair()
     wgif = f"mgs{topo.tag}"[:15]
     topo.wireguard_go(wan, wgif, site_priv, 51820, "10.20.0.1/32")
     sh("wg", "set", wgif, "peer", dp_pub, "endpoint", "192.0.2.2:51820",
-       "allowed-ips", "10.10.0.0/24,10.11.0.0/24", ns=wan)
+       "allowed-ips", "10.10.0.0/24,10.11.0.0/24,fd10::/64", ns=wan)
+    sh("ip", "-6", "route", "add", "fd10::/64", "dev", wgif, ns=wan)
     sh("ip", "route", "add", "10.10.0.0/24", "dev", wgif, ns=wan)
     sh("ip", "route", "add", "10.11.0.0/24", "dev", wgif, ns=wan)
 
@@ -192,10 +201,10 @@ ports:
   - name: lan0
     role: lan
     device: "net_af_packet1,iface=gl0"
-    address: 10.10.0.1/24
+    address: [10.10.0.1/24, "fd10::1/64"]
 peers:
   - public_key: {site_pub}
-    allowed_ips: [10.20.0.0/24]
+    allowed_ips: [10.20.0.0/24, "fd20::/64"]
     endpoint: 192.0.2.10:51820
 {extra_peers}
 routes:
@@ -329,6 +338,30 @@ def main():
             return "5/5"
         _()
 
+        @case("subnet router, IPv6 inside the tunnel: ping6 both ways and to the appliance")
+        def _():
+            got1, out1 = ping(t["lan"], "fd20::2", count=5)
+            got2, out2 = ping(t["rem"], "fd10::2", count=5)
+            got3, out3 = ping(t["lan"], "fd10::1", count=3)
+            assert got1 == 5 and got2 == 5 and got3 == 3, f"{got1}/5 {got2}/5 {got3}/3\n{out1}{out2}{out3}"
+            return "lan->remote 5/5, remote->lan 5/5, lan->fd10::1 3/3"
+        _()
+
+        @case("subnet router, IPv6: too big for the tunnel -> packet too big (mtu 1420)")
+        def _():
+            out = sh("sh", "-c", "ping -6 -M do -s 1452 -c 1 -W 2 fd20::2 2>&1", ns=t["lan"],
+                     capture=True, check=False, timeout=30)
+            assert "mtu = 1420" in out or "mtu=1420" in out, out
+            return [l.strip() for l in out.splitlines() if "mtu" in l][0]
+        _()
+
+        @case("subnet router, IPv6: TCP through the tunnel (iperf3)")
+        def _():
+            r = iperf(topo, t["lan"], "fd10::2", t["rem"])
+            assert r["bytes"] > 1_000_000, r
+            return f"remote->lan {r['bits_per_second'] / 1e6:.0f} Mbit/s ({r['bytes']} B)"
+        _()
+
         @case("subnet router: a static route to a subnet behind a LAN router")
         def _():
             got, out = ping(t["rem"], "10.11.0.2", count=5)
@@ -394,7 +427,8 @@ def main():
             assert stats["rx_wan0"] > 0 and stats["tx_lan0"] > 0, stats
             # Exactly the one DF ping of the PMTU case: with MSS clamped in both
             # directions, TCP never sent a segment too big for the tunnel.
-            assert stats["drop_too_big"] == 1 and stats["icmp_errors"] == 1, stats
+            # (one IPv4 DF ping and one IPv6 ping of the PMTU cases).
+            assert stats["drop_too_big"] == 2 and stats["icmp_errors"] == 2, stats
             assert peers["count"] == 1 and peers["peer0_handshakes"] >= 1 and peers["peer0_rx"] > 0, peers
             return (f"decrypted {stats['decrypted']}, encrypted {stats['encrypted']}, "
                     f"peer0 rx {peers['peer0_rx']} B")

@@ -165,6 +165,24 @@ TEST(Load, Defaults) {
   EXPECT_TRUE(c.dataplane.eal_args.empty());
 }
 
+TEST(Load, RefusesTextThatIsNotUtf8) {
+  // A stray byte would be kept in the string but dumped back as U+FFFD (the
+  // config fuzzer found it): refuse it, saying where.
+  const std::string yaml =
+      "interface: {name: mg0, private_key: 8PLMO/7AEPO5uW4pXd2SV35SRUtw370ndv54GSPqnFc=}\n"
+      "ports: [{name: wan0, role: wan, device: \"net_tap0,iface=\xff\", address: [192.0.2.2/24]}]\n";
+  const Result r = load_string(yaml, "u.yaml");
+  ASSERT_FALSE(r.ok());
+  ASSERT_EQ(r.errors().size(), 1u);
+  EXPECT_EQ(r.errors()[0].to_string(), "u.yaml:2:57: not valid UTF-8 (a configuration is UTF-8 text)");
+  // Multi-byte UTF-8 is fine where a string may hold it.
+  EXPECT_TRUE(load_string("interface: {name: mg0, private_key: 8PLMO/7AEPO5uW4pXd2SV35SRUtw370ndv54GSPqnFc=}\n"
+                          "# caf\xc3\xa9\n"
+                          "ports: [{name: wan0, role: wan, device: net_null0, address: [192.0.2.2/24]}]\n",
+                          "ok.yaml")
+                  .ok());
+}
+
 TEST(Load, ResultApi) {
   Result r = load_string(lines(base_lines()), "t.yaml");
   ASSERT_TRUE(r);
