@@ -1074,7 +1074,11 @@ def main():
             print("  " + summary, flush=True)
             assert counted > 0, summary
             assert 0 <= rx - counted <= 400, f"WAN rx +{rx} but only {counted} counted: {summary}"
-            assert cookies >= 0.9 * counted, f"DH work not avoided under load: {summary}"
+            # Under load every message is either answered with a cookie (no DH)
+            # or, once the bounded queue is full, dropped and counted; DH work is
+            # done only for the few that arrive before the queue trips cookie mode.
+            assert cookies > 0, f"no cookie replies under load: {summary}"
+            assert dh <= max(64, 0.01 * counted), f"DH work not avoided under load: {summary}"
             assert not others, f"unexpected drops {fmt(others)}: {summary}"
             assert r["got"] >= 0.8 * r["n"], f"{summary}\n{r['out']}"
             h.good_traffic()
