@@ -89,8 +89,15 @@ Gateway::~Gateway() {
 }
 
 void Gateway::update_now() noexcept {
+  // One clock read per iteration: wall time (TAI64N stamps, last-handshake
+  // times) is the monotonic time plus an offset refreshed once a second,
+  // which follows clock steps closely enough for both uses.
   now_.mono = clock_ns(CLOCK_MONOTONIC);
-  now_.wall = clock_ns(CLOCK_REALTIME);
+  if (now_.mono >= wall_offset_refresh_) {
+    wall_offset_ = clock_ns(CLOCK_REALTIME) - now_.mono;
+    wall_offset_refresh_ = now_.mono + wg::kSecond;
+  }
+  now_.wall = now_.mono + wall_offset_;
 }
 
 std::string Gateway::init(Settings settings) {

@@ -187,6 +187,8 @@ class Gateway final : public wg::DeviceHost {
   Port* wan_ = nullptr;
   NeighborTable* wan_neigh_ = nullptr;
   wg::Instant now_{};
+  std::uint64_t wall_offset_ = 0;          // CLOCK_REALTIME - CLOCK_MONOTONIC
+  std::uint64_t wall_offset_refresh_ = 0;
   std::uint64_t next_timer_scan_ = 0;
   std::size_t timer_cursor_ = 0;
   LcoreCounters counters_;
