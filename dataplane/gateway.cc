@@ -263,38 +263,59 @@ void Gateway::send_arp_request(Port& port, std::uint32_t target) {
   tx(port, m);
 }
 
-// m starts at an IPv4 header; prepends Ethernet and sends toward next_hop,
-// or holds it (one per neighbour) while ARP resolves it.
+// m starts at an IP header; prepends Ethernet and sends it to the
+// neighbour next_hop (an address of the table's family), or holds it (one
+// per neighbour) while the address resolves. True when the caller should
+// send a solicitation now (ARP request / NS): the neighbour is unresolved
+// and was not asked in the last second.
+bool Gateway::send_to_neighbor(Port& port, NeighborTable& neigh, rte_mbuf* m, const void* next_hop,
+                               std::uint16_t ether_type) {
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, kEthLen));
+  if (eth == nullptr) {
+    drop(m, DpDrop::kMalformed);
+    return false;
+  }
+  rte_ether_addr_copy(&port.mac, &eth->src_addr);
+  eth->ether_type = rte_cpu_to_be_16(ether_type);
+  NeighborTable::Entry* e = neigh.get(next_hop);
+  if (e == nullptr) {
+    drop(m, DpDrop::kNoLanRoute);
+    return false;
+  }
+  if (e->resolved) {
+    rte_ether_addr_copy(&e->mac, &eth->dst_addr);
+    tx(port, m);
+    return false;
+  }
+  if (e->pending != nullptr) drop(e->pending, DpDrop::kNeighborPending);
+  e->pending = m;
+  if (e->requested_tsc != 0 && now_.mono - e->requested_tsc < kArpRetryNs) return false;
+  e->requested_tsc = now_.mono;
+  return true;
+}
+
+// An answer (ARP, NA, or a solicitation carrying its sender's address)
+// taught us mac for a neighbour: record it and send what waited for it.
+void Gateway::learn_neighbor(Port& port, NeighborTable& neigh, const void* addr,
+                             const rte_ether_addr& mac) {
+  NeighborTable::Entry* e = neigh.get(addr);
+  if (e == nullptr) return;
+  e->mac = mac;
+  e->resolved = true;
+  if (rte_mbuf* held = e->pending) {
+    e->pending = nullptr;
+    rte_ether_addr_copy(&e->mac, &rte_pktmbuf_mtod(held, rte_ether_hdr*)->dst_addr);
+    tx(port, held);
+  }
+}
+
 void Gateway::send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop) {
   if (next_hop == 0) {
     drop(m, DpDrop::kNoLanRoute);
     return;
   }
-  auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, kEthLen));
-  if (eth == nullptr) {
-    drop(m, DpDrop::kMalformed);
-    return;
-  }
-  rte_ether_addr_copy(&port.mac, &eth->src_addr);
-  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-  NeighborTable::Entry* e = neigh.get(next_hop);
-  if (e == nullptr) {
-    drop(m, DpDrop::kNoLanRoute);
-    return;
-  }
-  if (e->resolved) {
-    rte_ether_addr_copy(&e->mac, &eth->dst_addr);
-    tx(port, m);
-    return;
-  }
-  if (e->pending != nullptr) {
-    drop(e->pending, DpDrop::kNeighborPending);
-  }
-  e->pending = m;
-  if (e->requested_tsc == 0 || now_.mono - e->requested_tsc >= kArpRetryNs) {
-    e->requested_tsc = now_.mono;
+  if (send_to_neighbor(port, neigh, m, &next_hop, RTE_ETHER_TYPE_IPV4))
     send_arp_request(port, next_hop);
-  }
 }
 
 void Gateway::handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m) {
@@ -316,17 +337,7 @@ void Gateway::handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m) {
   // alike), and release what waited for it.
   bool on_link = false;
   for (const auto& a : port.v4) on_link |= a.contains(sip) && sip != a.addr;
-  if (on_link) {
-    if (NeighborTable::Entry* e = neigh.get(sip)) {
-      e->mac = arp->arp_data.arp_sha;
-      e->resolved = true;
-      if (rte_mbuf* held = e->pending) {
-        e->pending = nullptr;
-        rte_ether_addr_copy(&e->mac, &rte_pktmbuf_mtod(held, rte_ether_hdr*)->dst_addr);
-        tx(port, held);
-      }
-    }
-  }
+  if (on_link) learn_neighbor(port, neigh, &sip, arp->arp_data.arp_sha);
   if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) && port.owns(tip)) {
     // Turn the request into the reply in place.
     arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
@@ -691,10 +702,9 @@ void Gateway::lan_v6(Port& port, std::size_t port_index, rte_mbuf* m) {
         return;
       }
       if (ns.source_mac && !ns.is_dad()) {
-        if (NeighborTable::Entry* e = neigh6.get(ns.src.data())) {
-          ns.source_mac->store(e->mac.addr_bytes);
-          e->resolved = true;
-        }
+        rte_ether_addr mac;
+        ns.source_mac->store(mac.addr_bytes);
+        learn_neighbor(port, neigh6, ns.src.data(), mac);
       }
       if (port.owns_v6(ns.target.data())) {
         rte_mbuf* r = rte_pktmbuf_alloc(pool_);
@@ -720,15 +730,9 @@ void Gateway::lan_v6(Port& port, std::size_t port_index, rte_mbuf* m) {
     if (type == net::kIcmpv6NeighborAdvertisement) {
       net::NeighborAdvertisement na;
       if (net::parse_neighbor_advertisement(p, len, na) && na.target_mac) {
-        if (NeighborTable::Entry* e = neigh6.get(na.target.data())) {
-          na.target_mac->store(e->mac.addr_bytes);
-          e->resolved = true;
-          if (rte_mbuf* held = e->pending) {
-            e->pending = nullptr;
-            rte_ether_addr_copy(&e->mac, &rte_pktmbuf_mtod(held, rte_ether_hdr*)->dst_addr);
-            tx(port, held);
-          }
-        }
+        rte_ether_addr mac;
+        na.target_mac->store(mac.addr_bytes);
+        learn_neighbor(port, neigh6, na.target.data(), mac);
       }
       rte_pktmbuf_free(m);
       return;
@@ -807,27 +811,7 @@ void Gateway::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
 }
 
 void Gateway::send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop) {
-  auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, kEthLen));
-  if (eth == nullptr) {
-    drop(m, DpDrop::kMalformed);
-    return;
-  }
-  rte_ether_addr_copy(&port.mac, &eth->src_addr);
-  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
-  NeighborTable::Entry* e = neigh.get(next_hop);
-  if (e == nullptr) {
-    drop(m, DpDrop::kNoLanRoute);
-    return;
-  }
-  if (e->resolved) {
-    rte_ether_addr_copy(&e->mac, &eth->dst_addr);
-    tx(port, m);
-    return;
-  }
-  if (e->pending != nullptr) drop(e->pending, DpDrop::kNeighborPending);
-  e->pending = m;
-  if ((e->requested_tsc == 0 || now_.mono - e->requested_tsc >= kArpRetryNs) && !port.v6.empty()) {
-    e->requested_tsc = now_.mono;
+  if (send_to_neighbor(port, neigh, m, next_hop, RTE_ETHER_TYPE_IPV6) && !port.v6.empty()) {
     rte_mbuf* ns = rte_pktmbuf_alloc(pool_);
     if (ns == nullptr) {
       counters_.drop(DpDrop::kNoMbuf);

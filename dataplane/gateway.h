@@ -160,6 +160,9 @@ class Gateway final : public wg::DeviceHost {
   void encrypt_flush();
   void stage(PeerCtx& peer, rte_mbuf* m);
   void send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop);
+  bool send_to_neighbor(Port& port, NeighborTable& neigh, rte_mbuf* m, const void* next_hop,
+                        std::uint16_t ether_type);
+  void learn_neighbor(Port& port, NeighborTable& neigh, const void* addr, const rte_ether_addr& mac);
   void send_arp_request(Port& port, std::uint32_t target);
   void tx(Port& port, rte_mbuf* m);
   void tx_flush();
