@@ -16,34 +16,9 @@ if [ "${1:-}" = "--build-dir" ]; then
   build=$2
   shift 2
 fi
-case $build in
-  /*) ;;
-  *) build=$root/$build ;;
-esac
-
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" "$root" --buildtype=release
-else
-  # An existing directory must still be a release build, or the numbers lie.
-  buildtype=$(meson introspect --buildoptions "$build" |
-    python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"))')
-  [ "$buildtype" = release ] || meson configure "$build" --buildtype=release
-fi
-ninja -C "$build" perf/bench_aead
-
-date_utc=$(date -u +%Y-%m-%d)
-stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-outdir=$root/docs/perf-results
-mkdir -p "$outdir"
-base=$outdir/aead-$date_utc
-[ -e "$base.md" ] && base=$outdir/aead-$(date -u +%Y-%m-%d-%H%M%S)
-
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo uncommitted)
-if [ "$commit" != uncommitted ] && [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then
-  commit="$commit (with uncommitted changes)"
-fi
-cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
-cores=$(nproc)
+. "$root/perf/common.sh"
+perf_release_build "$build" perf/bench_aead
+perf_result_facts aead
 
 table=$("$build/perf/bench_aead" --json "$base.json" "$@")
 {

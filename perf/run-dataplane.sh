@@ -27,34 +27,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ $full = 1 ] && peers=$peers,100000
-case $build in
-  /*) ;;
-  *) build=$root/$build ;;
-esac
-
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" "$root" --buildtype=release -Dfuzz=disabled
-else
-  # An existing directory must still be a release build, or the numbers lie.
-  buildtype=$(meson introspect --buildoptions "$build" |
-    python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"))')
-  [ "$buildtype" = release ] || meson configure "$build" --buildtype=release
-fi
-ninja -C "$build" perf/bench_dataplane
-
-date_utc=$(date -u +%Y-%m-%d)
-stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-outdir=$root/docs/perf-results
-mkdir -p "$outdir"
-base=$outdir/dataplane-$date_utc
-[ -e "$base.md" ] && base=$outdir/dataplane-$(date -u +%Y-%m-%d-%H%M%S)
-
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo uncommitted)
-if [ "$commit" != uncommitted ] && [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then
-  commit="$commit (with uncommitted changes)"
-fi
-cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
-cores=$(nproc)
+. "$root/perf/common.sh"
+perf_release_build "$build" perf/bench_dataplane -Dfuzz=disabled
+perf_result_facts dataplane
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
