@@ -115,6 +115,13 @@ def iperf(topo, server_ns, server_addr, client_ns, reverse=False, bind=None, sec
     return json.loads(out)["end"]["sum_received"]
 
 
+def assert_pings(ns, dst, count=5):
+    """Pings dst from ns; every reply must arrive. Returns "n/n"."""
+    got, out = ping(ns, dst, count=count)
+    assert got == count, f"{dst} from {ns}: {got}/{count} replies\n{out}"
+    return f"{got}/{count}"
+
+
 def dataplane_status(topo, dp, ns):
     """Asks the data plane for its status (SIGUSR1 writes it to its status file)."""
     path = os.path.join(topo.tmp, "status.txt")
@@ -326,25 +333,19 @@ def main():
 
         @case("subnet router: ping lan host -> remote subnet")
         def _():
-            got, out = ping(t["lan"], "10.20.0.2", count=5)
-            assert got == 5, f"{got}/5 replies\n{out}"
-            return "5/5"
+            return assert_pings(t["lan"], "10.20.0.2", 5)
         _()
 
         @case("subnet router: ping remote subnet -> lan host")
         def _():
-            got, out = ping(t["rem"], "10.10.0.2", count=5)
-            assert got == 5, f"{got}/5 replies\n{out}"
-            return "5/5"
+            return assert_pings(t["rem"], "10.10.0.2", 5)
         _()
 
         @case("subnet router, IPv6 inside the tunnel: ping6 both ways and to the appliance")
         def _():
-            got1, out1 = ping(t["lan"], "fd20::2", count=5)
-            got2, out2 = ping(t["rem"], "fd10::2", count=5)
-            got3, out3 = ping(t["lan"], "fd10::1", count=3)
-            assert got1 == 5 and got2 == 5 and got3 == 3, f"{got1}/5 {got2}/5 {got3}/3\n{out1}{out2}{out3}"
-            return "lan->remote 5/5, remote->lan 5/5, lan->fd10::1 3/3"
+            return (f"lan->remote {assert_pings(t['lan'], 'fd20::2')}, "
+                    f"remote->lan {assert_pings(t['rem'], 'fd10::2')}, "
+                    f"lan->fd10::1 {assert_pings(t['lan'], 'fd10::1', 3)}")
         _()
 
         @case("subnet router, IPv6: too big for the tunnel -> packet too big (mtu 1420)")
@@ -364,17 +365,13 @@ def main():
 
         @case("subnet router: a static route to a subnet behind a LAN router")
         def _():
-            got, out = ping(t["rem"], "10.11.0.2", count=5)
-            assert got == 5, f"{got}/5 replies\n{out}"
-            return "remote 10.20.0.2 -> 10.11.0.2 via 10.10.0.2: 5/5"
+            return f"remote 10.20.0.2 -> 10.11.0.2 via 10.10.0.2: {assert_pings(t['rem'], '10.11.0.2')}"
         _()
 
         @case("subnet router: ping the appliance's own addresses")
         def _():
-            got_lan, _o = ping(t["lan"], "10.10.0.1", count=3)
-            got_wan, _o = ping(t["wan"], "192.0.2.2", count=3)
-            assert got_lan == 3 and got_wan == 3, f"lan {got_lan}/3 wan {got_wan}/3"
-            return "3/3 lan, 3/3 wan"
+            return (f"{assert_pings(t['lan'], '10.10.0.1', 3)} lan, "
+                    f"{assert_pings(t['wan'], '192.0.2.2', 3)} wan")
         _()
 
         @case("subnet router: too big for the tunnel with DF -> fragmentation needed (mtu 1420)")
@@ -386,8 +383,7 @@ def main():
             out2 = sh("sh", "-c", "ping -M do -s 1472 -c 1 -W 2 10.20.0.2 2>&1",
                       ns=t["lan"], capture=True, check=False, timeout=30)
             assert "1420" in out2, out2
-            got, _o = ping(t["lan"], "10.20.0.2", count=2)
-            assert got == 2
+            assert_pings(t["lan"], "10.20.0.2", 2)
             return [l.strip() for l in out.splitlines() if "mtu" in l][0]
         _()
 
@@ -458,8 +454,7 @@ def main():
             received = int(line.split(",")[1].split()[0])
             # Packets in flight while the port changed may be lost; the rest arrive.
             assert received >= 50, line
-            got, out = ping(t["rem"], "10.10.0.2", count=5)
-            assert got == 5, out
+            assert_pings(t["rem"], "10.10.0.2")
             return f"endpoint now 192.0.2.10:51999; {line.strip()}"
         _()
 
