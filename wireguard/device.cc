@@ -64,14 +64,15 @@ void Device::set_persistent_keepalive(Peer& peer, std::uint16_t seconds, Instant
 // --- receive ---------------------------------------------------------------
 
 Drop Device::receive_handshake(const std::uint8_t* msg, std::size_t len, const Endpoint& src,
-                               Instant now) noexcept {
+                               Instant now, HandshakeRouting* routing) noexcept {
   const MessageType type = classify_message(msg, len);
+  const bool macs_checked = routing != nullptr && routing->macs_checked;
   switch (type) {
     case MessageType::kInitiation:
     case MessageType::kResponse: {
       if (!identity_.has_key) return drop(Drop::kNoPrivateKey);
       if (!cookie_checker_.check_mac1(msg, len)) return drop(Drop::kBadMac1);
-      if (under_load_ && !cookie_checker_.check_mac2(msg, len, src, now.mono)) {
+      if (under_load_ && !macs_checked && !cookie_checker_.check_mac2(msg, len, src, now.mono)) {
         // Cheap answer instead of DH work: the sender must prove it
         // receives at src before we spend cycles on it.
         MessageCookieReply reply;
@@ -80,7 +81,7 @@ Drop Device::receive_handshake(const std::uint8_t* msg, std::size_t len, const E
                              sizeof reply);
         return drop(Drop::kCookieSent);
       }
-      return type == MessageType::kInitiation ? handle_initiation(msg, src, now)
+      return type == MessageType::kInitiation ? handle_initiation(msg, src, now, routing)
                                               : handle_response(msg, src, now);
     }
     case MessageType::kCookieReply:
@@ -90,13 +91,20 @@ Drop Device::receive_handshake(const std::uint8_t* msg, std::size_t len, const E
   }
 }
 
-Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src,
-                               Instant now) noexcept {
+Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src, Instant now,
+                               HandshakeRouting* routing) noexcept {
   // Message structs are byte arrays (alignment 1), so this cast is sound.
   const auto& init = *reinterpret_cast<const MessageInitiation*>(msg);
   Peer* peer = nullptr;
-  if (Drop d = noise_consume_initiation(init, identity_, peers_, now.mono, &peer); d != Drop::kOk)
+  crypto::PublicKey* initiator = routing != nullptr ? routing->foreign_initiator : nullptr;
+  if (Drop d = noise_consume_initiation(init, identity_, peers_, now.mono, &peer, initiator);
+      d != Drop::kOk) {
+    if (d == Drop::kUnknownPeer && initiator != nullptr) {
+      routing->foreign = true;  // the host hands it on (or counts it)
+      return d;
+    }
     return drop(d);
+  }
 
   peer->rx_bytes += kInitiationLen;
   peer->endpoint = src;

@@ -63,6 +63,23 @@ class DeviceHost {
   virtual void purge_staged(Peer& peer) = 0;
 };
 
+// How a multi-lcore host routes handshakes between per-lcore devices (each
+// device holds only the peers its lcore owns). The lcore that receives an
+// initiation runs it through its own device first: MACs and cookie mode
+// apply there (the sender's cookie is bound to that lcore's secret, and RSS
+// keeps a sender on one lcore); if the initiator belongs to another lcore,
+// its static key comes back in `foreign_initiator` and the message is handed
+// to the owner, which processes it with `macs_checked` set.
+struct HandshakeRouting {
+  // The receiving lcore already checked mac1 and, under load, mac2.
+  bool macs_checked = false;
+  // Out: for an initiation from a key this device does not hold, the
+  // decrypted static key; the result is then kUnknownPeer, not counted
+  // (the host counts it if no lcore owns the key).
+  crypto::PublicKey* foreign_initiator = nullptr;
+  bool foreign = false;  // out: foreign_initiator was filled
+};
+
 // A data message to send: which keypair and which nonce.
 struct TxSlot {
   Keypair* keypair = nullptr;
@@ -112,7 +129,7 @@ class Device {
 
   // --- receive ---
   Drop receive_handshake(const std::uint8_t* msg, std::size_t len, const Endpoint& src,
-                         Instant now) noexcept;
+                         Instant now, HandshakeRouting* routing = nullptr) noexcept;
   Drop prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now,
                        RxSlot& slot) noexcept;
   // After the AEAD verified: wire_len is the UDP payload length (for
@@ -138,11 +155,18 @@ class Device {
   const std::array<std::uint64_t, kDropCount>& drop_counters() const noexcept { return drops_; }
   std::size_t index_count() const noexcept { return indices_.size(); }
 
+  // See IndexTable::set_tag: the receiver indices this device hands out
+  // carry `value` in the bits under `mask`.
+  void set_index_tag(std::uint32_t mask, std::uint32_t value) noexcept {
+    indices_.set_tag(mask, value);
+  }
+
   // Visible for tests and the cookie benchmark.
   CookieChecker& cookie_checker() noexcept { return cookie_checker_; }
 
  private:
-  Drop handle_initiation(const std::uint8_t* msg, const Endpoint& src, Instant now) noexcept;
+  Drop handle_initiation(const std::uint8_t* msg, const Endpoint& src, Instant now,
+                         HandshakeRouting* routing) noexcept;
   Drop handle_response(const std::uint8_t* msg, const Endpoint& src, Instant now) noexcept;
   Drop handle_cookie_reply(const std::uint8_t* msg, Nanos now) noexcept;
   void keep_key_fresh_sent(Peer& peer, Instant now) noexcept;

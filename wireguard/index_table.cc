@@ -31,6 +31,7 @@ bool IndexTable::insert(IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
   for (int draw = 0; draw < kMaxIndexDraws; ++draw) {
     std::uint32_t index = 0;
     crypto::random_bytes(&index, sizeof index);
+    index = (index & ~tag_mask_) | tag_value_;
     if (index == 0) continue;
 
     switch (table_.insert(IndexEntry{index, kind, peer, keypair})) {

@@ -62,6 +62,16 @@ class IndexTable {
   // Removes the entry; no-op when absent.
   void remove(std::uint32_t index) noexcept;
 
+  // Fixes the index bits under `mask` to `value` in every index handed out
+  // from now on. A multi-lcore host tags each lcore's device with its number
+  // in the high bits, so any lcore can tell from a message's receiver index
+  // which lcore owns the session without a shared lookup. The remaining
+  // bits stay random (the table hashes on the low bits).
+  void set_tag(std::uint32_t mask, std::uint32_t value) noexcept {
+    tag_mask_ = mask;
+    tag_value_ = value & mask;
+  }
+
   std::size_t size() const noexcept { return table_.size(); }
   std::size_t capacity() const noexcept { return table_.capacity(); }
   // Diagnostics (tests, stats): slot array size and tombstones currently held.
@@ -89,6 +99,8 @@ class IndexTable {
 
   using Table = OpenTable<IndexEntry, Traits>;
   Table table_;
+  std::uint32_t tag_mask_ = 0;
+  std::uint32_t tag_value_ = 0;
 };
 
 }  // namespace moongate::wg

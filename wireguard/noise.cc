@@ -149,7 +149,8 @@ Drop noise_create_initiation(MessageInitiation& msg, Handshake& hs, const Static
 }
 
 Drop noise_consume_initiation(const MessageInitiation& msg, const StaticIdentity& local,
-                              const PeerTable& peers, Nanos now, Peer** peer_out) noexcept {
+                              const PeerTable& peers, Nanos now, Peer** peer_out,
+                              crypto::PublicKey* static_out) noexcept {
   *peer_out = nullptr;
   if (!local.has_key) return Drop::kNoPrivateKey;
   SecretKey ck;
@@ -168,6 +169,7 @@ Drop noise_consume_initiation(const MessageInitiation& msg, const StaticIdentity
   crypto::PublicKey remote_static;
   if (!open(remote_static.data(), msg.encrypted_static, 32, key, hash))
     return Drop::kHandshakeDecrypt;
+  if (static_out != nullptr) *static_out = remote_static;
   Peer* peer = peers.find(remote_static);
   if (peer == nullptr) return Drop::kUnknownPeer;
   Handshake& hs = peer->handshake;

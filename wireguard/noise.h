@@ -76,9 +76,12 @@ Drop noise_create_initiation(MessageInitiation& msg, Handshake& hs, const Static
 
 // Decrypts an initiation whose MACs were already checked, finds the peer
 // by its static key, rejects replays and floods, and records the state in
-// the peer's handshake. On success *peer_out is set.
+// the peer's handshake. On success *peer_out is set. When the static key
+// decrypts, it is also written to *static_out (if given): a multi-lcore host
+// learns from a kUnknownPeer which lcore's device owns the initiator.
 Drop noise_consume_initiation(const MessageInitiation& msg, const StaticIdentity& local,
-                              const PeerTable& peers, Nanos now, Peer** peer_out) noexcept;
+                              const PeerTable& peers, Nanos now, Peer** peer_out,
+                              crypto::PublicKey* static_out = nullptr) noexcept;
 
 // Fills msg (except mac1/mac2 and the sender index) answering the
 // initiation consumed into hs.

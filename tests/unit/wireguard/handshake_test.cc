@@ -192,6 +192,59 @@ TEST_F(PairTest, HandshakeGivesUpAfterRekeyAttemptTime) {
   EXPECT_NE(pb->timers.zero_key_material_at(), 0u);
 }
 
+// Multi-lcore hosts: each lcore's device holds only the peers it owns. An
+// initiation that lands on the wrong lcore yields the initiator's key
+// (uncounted), and the owner completes it without asking for mac2 again.
+TEST_F(PairTest, ForeignInitiationIsHandedToTheOwningDevice) {
+  Node other(b.addr);  // same address, same private key, no peers
+  other.dev().set_private_key(b.priv);
+  other.dev().set_index_tag(0x80000000u, 0x80000000u);
+  b.dev().set_index_tag(0x80000000u, 0);
+  ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
+  ASSERT_EQ(a.wire.out.size(), 1u);
+  const Datagram init = a.wire.out.front();
+  a.wire.out.clear();
+
+  crypto::PublicKey who{};
+  HandshakeRouting r;
+  r.foreign_initiator = &who;
+  EXPECT_EQ(other.dev().receive_handshake(init.bytes.data(), init.bytes.size(), init.from, now(), &r),
+            Drop::kUnknownPeer);
+  EXPECT_TRUE(r.foreign);
+  EXPECT_EQ(who, a.pub);
+  EXPECT_EQ(other.dev().drops(Drop::kUnknownPeer), 0u);  // the host decides
+  EXPECT_TRUE(other.wire.out.empty());
+
+  // Without the routing block it is an ordinary counted drop.
+  EXPECT_EQ(other.dev().receive_handshake(init.bytes.data(), init.bytes.size(), init.from, now()),
+            Drop::kUnknownPeer);
+  EXPECT_EQ(other.dev().drops(Drop::kUnknownPeer), 1u);
+
+  // The owner is loaded, but the receiving lcore already applied cookie
+  // mode: no second cookie round trip.
+  b.dev().set_under_load(true);
+  HandshakeRouting owner;
+  owner.macs_checked = true;
+  EXPECT_EQ(b.dev().receive_handshake(init.bytes.data(), init.bytes.size(), init.from, now(), &owner),
+            Drop::kOk);
+  EXPECT_FALSE(owner.foreign);
+  ASSERT_EQ(b.wire.out.size(), 1u);
+  EXPECT_EQ(b.wire.out.front().type(), MessageType::kResponse);
+  // The response's sender index (our receiver index) carries b's tag.
+  EXPECT_EQ(load_le32(b.wire.out.front().bytes.data() + 4) & 0x80000000u, 0u);
+  pump();
+  EXPECT_EQ(pb->handshakes_completed, 1u);
+  ASSERT_EQ(got_b.size(), 1u);
+
+  // The same message unrouted, under load, gets a cookie instead.
+  Node loaded(b.addr);
+  loaded.dev().set_private_key(b.priv);
+  loaded.dev().add_peer(a.pub);
+  loaded.dev().set_under_load(true);
+  EXPECT_EQ(loaded.dev().receive_handshake(init.bytes.data(), init.bytes.size(), init.from, now()),
+            Drop::kCookieSent);
+}
+
 TEST_F(PairTest, CookieReplyUnderLoad) {
   b.dev().set_under_load(true);
   ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);

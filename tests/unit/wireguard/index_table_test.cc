@@ -107,6 +107,28 @@ TEST(IndexTable, IndexZeroIsNeverUsed) {
   EXPECT_EQ(t.find(0), nullptr);  // a free slot's zeroed index must not match
 }
 
+TEST(IndexTable, TaggedIndicesCarryTheOwnerBits) {
+  // A multi-lcore host puts the owning lcore in the high bits.
+  IndexTable t(4000);
+  FakeObjects o(4000);
+  t.set_tag(0xe0000000u, 0x60000000u);
+  std::unordered_set<std::uint32_t> seen;
+  for (std::size_t i = 0; i < 4000; ++i) {
+    std::uint32_t idx = 0;
+    ASSERT_TRUE(t.insert(Kind::kHandshake, o.peer(i), nullptr, idx));
+    EXPECT_EQ(idx & 0xe0000000u, 0x60000000u);
+    EXPECT_TRUE(seen.insert(idx).second);
+  }
+  for (std::uint32_t idx : seen) ASSERT_NE(t.find(idx), nullptr);
+  // The untagged bits still vary (random, not a counter).
+  std::uint32_t ored = 0, anded = ~0u;
+  for (std::uint32_t idx : seen) {
+    ored |= idx;
+    anded &= idx;
+  }
+  EXPECT_EQ((ored ^ anded) & ~0xe0000000u, ~0xe0000000u);
+}
+
 TEST(IndexTable, SlotStatesAreNotEntryKinds) {
   FakeObjects obj(1);
   IndexTable t(4);
