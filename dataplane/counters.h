@@ -25,7 +25,8 @@ namespace moongate::dp {
   X(kTxFull, "tx_full")                 /* the port's TX queue refused it */    \
   X(kNoMbuf, "no_mbuf")                                                          \
   X(kUnsupported, "unsupported")        /* IPv6, fragments, options: not yet */ \
-  X(kHandshakeQueueFull, "handshake_queue_full")
+  X(kHandshakeQueueFull, "handshake_queue_full")                                \
+  X(kHandoffFull, "handoff_full")       /* the owner worker's ring is full */
 
 enum class DpDrop : std::uint8_t {
 #define MOONGATE_X(name, str) name,
@@ -46,10 +47,19 @@ struct alignas(64) LcoreCounters {
   std::uint64_t handshakes_in = 0;
   std::uint64_t arp_replies = 0;
   std::uint64_t icmp_echo_replies = 0;
-  std::uint64_t icmp_errors = 0;  // "fragmentation needed" sent
+  std::uint64_t icmp_errors = 0;  // "fragmentation needed" / "packet too big" sent
+  std::uint64_t handoffs_out = 0;  // packets passed to the owning worker
+  std::uint64_t handoffs_in = 0;
   std::array<std::uint64_t, kDpDropCount> drops{};
 
   void drop(DpDrop d) noexcept { ++drops[static_cast<std::size_t>(d)]; }
+  std::uint64_t rx_total() const noexcept {
+    std::uint64_t n = 0;
+    for (std::uint64_t v : rx_packets) n += v;
+    return n;
+  }
+  // Adds another worker's counters (status, telemetry).
+  void add(const LcoreCounters& o) noexcept;
 };
 
 }  // namespace moongate::dp

@@ -5,8 +5,8 @@
 // 1. Load and validate the YAML configuration (config/); --check stops here.
 // 2. Build the EAL arguments from it (lcores, memory, hugepages or not, no
 //    PCI scan when every port is a vdev) and initialise the EAL.
-// 3. Open the ports, build the tables, run the loop on the main lcore
-//    until SIGINT/SIGTERM. SIGUSR1 writes the status (ports, peers,
+// 3. Open the ports (a queue pair per lcore), build the tables, give each
+//    peer to a worker, run one loop per lcore until SIGINT/SIGTERM. SIGUSR1 writes the status (ports, peers,
 //    counters, drops) to the status file.
 #include <getopt.h>
 #include <rte_eal.h>
@@ -59,6 +59,7 @@ dp::Settings to_settings(config::Config& cfg) {
   s.tunnel_mtu = cfg.interface.mtu;
   s.max_peers = cfg.dataplane.max_peers;
   s.busy_poll = cfg.dataplane.busy_poll;
+  s.workers = static_cast<std::uint16_t>(cfg.dataplane.lcores.size());
   for (const auto& p : cfg.ports) {
     dp::Port port;
     port.name = p.name;
@@ -206,8 +207,8 @@ int main(int argc, char** argv) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
       std::signal(SIGUSR1, on_signal);
-      std::printf("moongate-dataplane: %zu ports, %zu peers, aead %s; running\n", cfg.ports.size(),
-                  cfg.peers.size(), gw.aead_arch());
+      std::printf("moongate-dataplane: %zu ports, %zu peers, %zu workers, aead %s; running\n",
+                  cfg.ports.size(), cfg.peers.size(), gw.worker_count(), gw.aead_arch());
       std::fflush(stdout);
       gw.run();
       dp::register_telemetry(nullptr);

@@ -38,7 +38,12 @@ std::string open_port(Port& port, std::uint16_t queues, rte_mempool* pool) {
   // benchmark's rte_eth_from_rings) is used as it is.
   const bool exists = rte_eth_dev_get_port_by_name(devname.c_str(), &existing) == 0;
   if (!exists && !is_pci_address(port.device)) {
-    const std::string args = comma == std::string::npos ? "" : name.substr(comma + 1);
+    std::string args = comma == std::string::npos ? "" : name.substr(comma + 1);
+    // af_packet takes its queue count at creation: one socket per queue,
+    // spread by the kernel's flow hash (PACKET_FANOUT), so each worker
+    // gets its own. Other vdevs take it at configure time.
+    if (queues > 1 && devname.rfind("net_af_packet", 0) == 0 && args.find("qpairs=") == std::string::npos)
+      args += (args.empty() ? "" : ",") + std::string("qpairs=") + std::to_string(queues);
     if (int rc = rte_eal_hotplug_add("vdev", devname.c_str(), args.c_str()); rc != 0)
       return "cannot create " + port.device + ": " + errstr(rc);
   }

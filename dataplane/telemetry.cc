@@ -21,7 +21,7 @@ std::uint64_t read(const std::uint64_t& v) { return __atomic_load_n(&v, __ATOMIC
 int stats_cb(const char*, const char*, rte_tel_data* d) {
   const Gateway* gw = g_gateway.load();
   if (gw == nullptr) return -1;
-  const LcoreCounters& c = gw->counters();
+  const LcoreCounters c = gw->totals();
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "decrypted", read(c.decrypted));
   rte_tel_data_add_dict_u64(d, "encrypted", read(c.encrypted));
@@ -29,6 +29,8 @@ int stats_cb(const char*, const char*, rte_tel_data* d) {
   rte_tel_data_add_dict_u64(d, "arp_replies", read(c.arp_replies));
   rte_tel_data_add_dict_u64(d, "icmp_echo_replies", read(c.icmp_echo_replies));
   rte_tel_data_add_dict_u64(d, "icmp_errors", read(c.icmp_errors));
+  rte_tel_data_add_dict_u64(d, "handoffs", read(c.handoffs_out));
+  rte_tel_data_add_dict_u64(d, "workers", gw->worker_count());
   for (const Port& p : gw->ports()) {
     const std::string rx = "rx_" + p.name;
     const std::string tx = "tx_" + p.name;
@@ -39,11 +41,28 @@ int stats_cb(const char*, const char*, rte_tel_data* d) {
     const std::string k = std::string("drop_") + dp_drop_name(static_cast<DpDrop>(i));
     rte_tel_data_add_dict_u64(d, k.c_str(), read(c.drops[i]));
   }
-  const auto& wg_drops = gw->wg_drop_counters();
+  const auto wg_drops = gw->wg_drops();
   for (std::size_t i = 0; i < wg::kDropCount; ++i) {
     if (i == static_cast<std::size_t>(wg::Drop::kOk)) continue;
     const std::string k = std::string("wg_drop_") + wg::drop_name(static_cast<wg::Drop>(i));
     rte_tel_data_add_dict_u64(d, k.c_str(), read(wg_drops[i]));
+  }
+  return 0;
+}
+
+int lcores_cb(const char*, const char*, rte_tel_data* d) {
+  const Gateway* gw = g_gateway.load();
+  if (gw == nullptr) return -1;
+  rte_tel_data_start_dict(d);
+  for (std::size_t i = 0; i < gw->worker_count(); ++i) {
+    const LcoreCounters& c = gw->worker(i).counters();
+    const std::string w = "worker" + std::to_string(i) + "_";
+    rte_tel_data_add_dict_u64(d, (w + "rx").c_str(), c.rx_total());
+    rte_tel_data_add_dict_u64(d, (w + "decrypted").c_str(), read(c.decrypted));
+    rte_tel_data_add_dict_u64(d, (w + "encrypted").c_str(), read(c.encrypted));
+    rte_tel_data_add_dict_u64(d, (w + "handshakes_in").c_str(), read(c.handshakes_in));
+    rte_tel_data_add_dict_u64(d, (w + "handoffs_out").c_str(), read(c.handoffs_out));
+    rte_tel_data_add_dict_u64(d, (w + "handoffs_in").c_str(), read(c.handoffs_in));
   }
   return 0;
 }
@@ -74,6 +93,8 @@ void register_telemetry(const Gateway* gw) {
   g_gateway.store(gw);
   rte_telemetry_register_cmd("/moongate/stats", stats_cb,
                              "Data-plane totals, per-port packets and drops by reason");
+  rte_telemetry_register_cmd("/moongate/lcores", lcores_cb,
+                             "Per worker lcore: packets received, decrypted, encrypted, handed over");
   rte_telemetry_register_cmd("/moongate/peers", peers_cb,
                              "Peer count; rx/tx bytes and handshakes of the first 80 peers");
 }

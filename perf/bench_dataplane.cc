@@ -525,10 +525,10 @@ void World::handshakes() {
 
 std::string World::drop_summary() {
   std::string s;
-  const dp::LcoreCounters& c = gw.counters();
+  const dp::LcoreCounters& c = gw.totals();
   for (std::size_t i = 0; i < dp::kDpDropCount; ++i)
     if (c.drops[i]) s += std::string(dp::dp_drop_name(static_cast<dp::DpDrop>(i))) + "=" + std::to_string(c.drops[i]) + " ";
-  const auto& d = gw.device().drop_counters();
+  const auto d = gw.wg_drops();
   for (std::size_t i = 0; i < wg::kDropCount; ++i)
     if (d[i]) s += std::string("wg_") + wg::drop_name(static_cast<wg::Drop>(i)) + "=" + std::to_string(d[i]) + " ";
   s += "(rx wan " + std::to_string(c.rx_packets[wan.id % 8]) + " lan " + std::to_string(c.rx_packets[lan.id % 8]) +
@@ -638,7 +638,7 @@ int main(int argc, char** argv) {
   w.setup_ports();
   w.setup_gateway();
   w.handshakes();
-  if (w.gw.counters().decrypted != opt.peers) die("set-up: " + w.drop_summary());
+  if (w.gw.totals().decrypted != opt.peers) die("set-up: " + w.drop_summary());
   w.host.capture = false;
 
   const double hz = static_cast<double>(rte_get_tsc_hz());

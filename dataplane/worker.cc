@@ -1,0 +1,1188 @@
+// The run-to-completion loop of one worker lcore; worker.h lists its phases.
+#include "dataplane/worker.h"
+
+#include "dataplane/net/icmp.h"
+#include "dataplane/net/ipv4.h"
+#include "dataplane/net/ipv6.h"
+#include "dataplane/net/ndp.h"
+#include "dataplane/net/tcp_mss.h"
+
+#include <rte_arp.h>
+#include <rte_byteorder.h>
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_lpm.h>
+#include <rte_lpm6.h>
+#include <rte_mbuf.h>
+#include <rte_udp.h>
+
+#include <arpa/inet.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+namespace moongate::dp {
+
+namespace {
+
+constexpr std::uint16_t kEthLen = sizeof(rte_ether_hdr);
+constexpr std::uint16_t kIpLen = sizeof(rte_ipv4_hdr);
+constexpr std::uint16_t kUdpLen = sizeof(rte_udp_hdr);
+constexpr std::uint64_t kArpRetryNs = 1'000'000'000;
+constexpr std::uint32_t kMaxIdleSleepUs = 200;
+
+std::uint64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Recomputes the IPv4 header checksum (20-60 bytes: cheap next to crypto).
+void ipv4_fix_checksum(rte_ipv4_hdr* ip) {
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+}
+
+}  // namespace
+
+Worker::Worker(std::uint16_t id, Shared& shared)
+    : id_(id), shared_(shared), settings_(shared.settings), pool_(shared.pool) {}
+
+Worker::~Worker() {
+  for (PeerCtx* p : owned_)
+    for (std::uint16_t i = 0; i < p->staged_count; ++i)
+      rte_pktmbuf_free(p->staged[(p->staged_head + i) % kMaxStaged]);
+  for (std::uint16_t i = 0; i < hs_count_; ++i)
+    rte_pktmbuf_free(hs_items_[(hs_head_ + i) % kHandshakeQueue].m);
+  for (std::uint16_t i = 0; i < rx_count_; ++i) rte_pktmbuf_free(rx_items_[i].m);
+  for (auto& t : txbufs_) rte_pktmbuf_free_bulk(t.pkts, t.count);
+  for (auto& b : handoff_out_) rte_pktmbuf_free_bulk(b.pkts, b.count);
+}
+
+void Worker::update_now() noexcept {
+  // One clock read per iteration: wall time (TAI64N stamps, last-handshake
+  // times) is the monotonic time plus an offset refreshed once a second,
+  // which follows clock steps closely enough for both uses.
+  now_.mono = clock_ns(CLOCK_MONOTONIC);
+  if (now_.mono >= wall_offset_refresh_) {
+    wall_offset_ = clock_ns(CLOCK_REALTIME) - now_.mono;
+    wall_offset_refresh_ = now_.mono + wg::kSecond;
+  }
+  now_.wall = now_.mono + wall_offset_;
+}
+
+std::string Worker::init() {
+  update_now();
+  const int socket = static_cast<int>(rte_socket_id());
+  try {
+    aead_ = std::make_unique<crypto::AeadBurst>();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  device_ = std::make_unique<wg::Device>(settings_.max_peers, *this);
+  device_->set_private_key(settings_.private_key);
+  // Our receiver indices name this worker, so any worker can route a
+  // response or data message to us without a shared table.
+  device_->set_index_tag(kWorkerTagMask, worker_tag(id_));
+
+  txbufs_.resize(settings_.ports.size());
+  handoff_out_.resize(shared_.workers());
+  for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
+    auto nt = std::make_unique<NeighborTable>();
+    const std::string hname = "mg_nb" + std::to_string(id_) + "_" + std::to_string(i);
+    if (!nt->init(hname.c_str(), 4096, socket))
+      return "neighbour table: " + std::string(rte_strerror(rte_errno));
+    neighbors_.push_back(std::move(nt));
+    auto nt6 = std::make_unique<NeighborTable>();
+    const std::string hname6 = "mg_nb6" + std::to_string(id_) + "_" + std::to_string(i);
+    if (!nt6->init(hname6.c_str(), 4096, socket, 16))
+      return "neighbour table (IPv6): " + std::string(rte_strerror(rte_errno));
+    neighbors6_.push_back(std::move(nt6));
+  }
+  wan_ = &port(shared_.wan);
+  wan_neigh_ = neighbors_[shared_.wan].get();
+  return {};
+}
+
+wg::Peer* Worker::add_peer(PeerCtx& ctx, const PeerSettings& ps) {
+  wg::Peer* peer = device_->add_peer(ps.public_key);
+  if (peer == nullptr) return nullptr;
+  ctx.owner = id_;
+  ctx.peer = peer;
+  peer->user = &ctx;
+  if (ps.has_psk) device_->set_preshared_key(*peer, ps.preshared_key);
+  peer->endpoint = ps.endpoint;
+  owned_.push_back(&ctx);
+  device_->set_persistent_keepalive(*peer, ps.persistent_keepalive, now_);
+  return peer;
+}
+
+// --- packet helpers ----------------------------------------------------------
+
+void Worker::drop(rte_mbuf* m, DpDrop reason) noexcept {
+  counters_.drop(reason);
+  rte_pktmbuf_free(m);
+}
+
+// Validates the IPv4 header at p (len bytes up to the end of the frame);
+// drops and counts m when it is not sound.
+bool Worker::check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len,
+                         net::Ipv4Header& h) noexcept {
+  switch (net::parse_ipv4(p, len, h)) {
+    case net::Ipv4Status::kOk:
+      return true;
+    case net::Ipv4Status::kBadChecksum:  // RFC 1812 5.2.2: routers verify it
+      drop(m, DpDrop::kBadIpChecksum);
+      return false;
+    default:
+      drop(m, DpDrop::kMalformed);
+      return false;
+  }
+}
+
+// Writes the outer IPv4 + UDP headers of a WireGuard message of
+// payload_len bytes to `to`, from our WAN address and listen port.
+void Worker::write_outer(rte_ipv4_hdr* ip, std::uint32_t dst, std::uint16_t dst_port,
+                          std::uint16_t payload_len) noexcept {
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->type_of_service = 0;
+  ip->total_length = rte_cpu_to_be_16(static_cast<std::uint16_t>(kIpLen + kUdpLen + payload_len));
+  ip->packet_id = 0;
+  ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_UDP;
+  ip->src_addr = wan_->primary_v4();
+  ip->dst_addr = dst;
+  ipv4_fix_checksum(ip);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
+  udp->dst_port = rte_cpu_to_be_16(dst_port);
+  udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(kUdpLen + payload_len));
+  udp->dgram_cksum = 0;  // optional over IPv4; the AEAD protects the payload
+}
+
+void Worker::tx(Port& port, rte_mbuf* m) {
+  TxBuffer& b = txbufs_[port_index(port)];
+  if (b.count == std::size(b.pkts)) tx_flush();
+  b.pkts[b.count++] = m;
+}
+
+void Worker::tx_flush() {
+  for (std::size_t i = 0; i < txbufs_.size(); ++i) {
+    TxBuffer& b = txbufs_[i];
+    if (b.count == 0) continue;
+    const Port& p = settings_.ports[i];
+    const std::uint16_t sent = rte_eth_tx_burst(p.id, id_, b.pkts, b.count);
+    if (p.id < 8) counters_.tx_packets[p.id] += sent;
+    for (std::uint16_t k = sent; k < b.count; ++k) {
+      drop(b.pkts[k], DpDrop::kTxFull);
+    }
+    b.count = 0;
+  }
+}
+
+void Worker::send_arp_request(Port& port, std::uint32_t target) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return;
+  }
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(
+      rte_pktmbuf_append(m, kEthLen + sizeof(rte_arp_hdr)));
+  std::memset(&eth->dst_addr, 0xff, RTE_ETHER_ADDR_LEN);
+  rte_ether_addr_copy(&port.mac, &eth->src_addr);
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(eth + 1);
+  arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+  arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  arp->arp_hlen = RTE_ETHER_ADDR_LEN;
+  arp->arp_plen = 4;
+  arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
+  rte_ether_addr_copy(&port.mac, &arp->arp_data.arp_sha);
+  arp->arp_data.arp_sip = port.primary_v4();
+  std::memset(&arp->arp_data.arp_tha, 0, RTE_ETHER_ADDR_LEN);
+  arp->arp_data.arp_tip = target;
+  tx(port, m);
+}
+
+// m starts at an IP header; prepends Ethernet and sends it to the
+// neighbour next_hop (an address of the table's family), or holds it (one
+// per neighbour) while the address resolves. True when the caller should
+// send a solicitation now (ARP request / NS): the neighbour is unresolved
+// and was not asked in the last second.
+bool Worker::send_to_neighbor(Port& port, NeighborTable& neigh, rte_mbuf* m, const void* next_hop,
+                               std::uint16_t ether_type) {
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, kEthLen));
+  if (eth == nullptr) {
+    drop(m, DpDrop::kMalformed);
+    return false;
+  }
+  rte_ether_addr_copy(&port.mac, &eth->src_addr);
+  eth->ether_type = rte_cpu_to_be_16(ether_type);
+  NeighborTable::Entry* e = neigh.get(next_hop);
+  if (e == nullptr) {
+    drop(m, DpDrop::kNoLanRoute);
+    return false;
+  }
+  if (e->resolved) {
+    rte_ether_addr_copy(&e->mac, &eth->dst_addr);
+    tx(port, m);
+    return false;
+  }
+  if (e->pending != nullptr) drop(e->pending, DpDrop::kNeighborPending);
+  e->pending = m;
+  if (e->requested_tsc != 0 && now_.mono - e->requested_tsc < kArpRetryNs) return false;
+  e->requested_tsc = now_.mono;
+  return true;
+}
+
+// An answer (ARP, NA, or a solicitation carrying its sender's address)
+// taught us mac for a neighbour: record it and send what waited for it.
+void Worker::learn_neighbor(Port& port, NeighborTable& neigh, const void* addr,
+                             const rte_ether_addr& mac) {
+  NeighborTable::Entry* e = neigh.get(addr);
+  if (e == nullptr) return;
+  e->mac = mac;
+  e->resolved = true;
+  if (rte_mbuf* held = e->pending) {
+    e->pending = nullptr;
+    rte_ether_addr_copy(&e->mac, &rte_pktmbuf_mtod(held, rte_ether_hdr*)->dst_addr);
+    tx(port, held);
+  }
+}
+
+void Worker::send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop) {
+  if (next_hop == 0) {
+    drop(m, DpDrop::kNoLanRoute);
+    return;
+  }
+  if (send_to_neighbor(port, neigh, m, &next_hop, RTE_ETHER_TYPE_IPV4))
+    send_arp_request(port, next_hop);
+}
+
+// learn_only: a copy another worker received (replicate_neighbor_frame);
+// it teaches this worker's table, the receiver already answered.
+void Worker::handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m, bool learn_only) {
+  if (rte_pktmbuf_data_len(m) < kEthLen + sizeof(rte_arp_hdr)) {
+    drop(m, DpDrop::kMalformed);
+    return;
+  }
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(eth + 1);
+  if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+      arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+      arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != 4) {
+    drop(m, DpDrop::kMalformed);
+    return;
+  }
+  const std::uint32_t sip = arp->arp_data.arp_sip;
+  const std::uint32_t tip = arp->arp_data.arp_tip;
+  // Learn the sender if it is on one of our subnets (requests and replies
+  // alike), and release what waited for it.
+  bool on_link = false;
+  for (const auto& a : port.v4) on_link |= a.contains(sip) && sip != a.addr;
+  if (on_link) {
+    if (!learn_only) replicate_neighbor_frame(port_index(port), m);
+    learn_neighbor(port, neigh, &sip, arp->arp_data.arp_sha);
+  }
+  if (!learn_only && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) && port.owns(tip)) {
+    // Turn the request into the reply in place.
+    arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+    arp->arp_data.arp_tha = arp->arp_data.arp_sha;
+    arp->arp_data.arp_tip = sip;
+    rte_ether_addr_copy(&port.mac, &arp->arp_data.arp_sha);
+    arp->arp_data.arp_sip = tip;
+    eth->dst_addr = eth->src_addr;
+    rte_ether_addr_copy(&port.mac, &eth->src_addr);
+    ++counters_.arp_replies;
+    tx(port, m);
+    return;
+  }
+  rte_pktmbuf_free(m);
+}
+
+// ARP and ICMP echo addressed to the appliance. True when m was consumed.
+bool Worker::handle_local(Port& port, NeighborTable& neigh, rte_mbuf* m) {
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+    handle_arp(port, neigh, m, false);
+    return true;
+  }
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+  if (!port.owns(ip->dst_addr)) return false;
+  const std::uint16_t ihl = static_cast<std::uint16_t>(rte_ipv4_hdr_len(ip));
+  const std::uint16_t total = rte_be_to_cpu_16(ip->total_length);
+  const bool fragment = (rte_be_to_cpu_16(ip->fragment_offset) &
+                         (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0;
+  if (!fragment && ip->next_proto_id == IPPROTO_ICMP && total >= ihl + sizeof(rte_icmp_hdr) &&
+      rte_pktmbuf_data_len(m) >= kEthLen + total) {
+    auto* icmp = reinterpret_cast<rte_icmp_hdr*>(reinterpret_cast<std::uint8_t*>(ip) + ihl);
+    if (icmp->icmp_type == RTE_IP_ICMP_ECHO_REQUEST && icmp->icmp_code == 0) {
+      // Echo reply in place: swap addresses, type 8 -> 0 (checksum +8<<8).
+      icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+      std::uint32_t sum = static_cast<std::uint16_t>(~rte_be_to_cpu_16(icmp->icmp_cksum)) +
+                          static_cast<std::uint32_t>(~(RTE_IP_ICMP_ECHO_REQUEST << 8) & 0xffff) +
+                          (RTE_IP_ICMP_ECHO_REPLY << 8);
+      sum = (sum & 0xffff) + (sum >> 16);
+      sum = (sum & 0xffff) + (sum >> 16);
+      icmp->icmp_cksum = rte_cpu_to_be_16(static_cast<std::uint16_t>(~sum));
+      const std::uint32_t from = ip->src_addr;
+      ip->src_addr = ip->dst_addr;
+      ip->dst_addr = from;
+      ip->time_to_live = 64;
+      ipv4_fix_checksum(ip);
+      std::swap(eth->src_addr, eth->dst_addr);
+      ++counters_.icmp_echo_replies;
+      tx(port, m);
+      return true;
+    }
+  }
+  return false;
+}
+
+// --- WAN: decrypt path ---------------------------------------------------------
+
+void Worker::poll_wan() {
+  rte_mbuf* pkts[kBurst];
+  const std::uint16_t n = rte_eth_rx_burst(wan_->id, id_, pkts, kBurst);
+  if (n == 0) return;
+  if (wan_->id < 8) counters_.rx_packets[wan_->id] += n;
+  for (std::uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+    const std::uint16_t len = rte_pktmbuf_data_len(m);
+    if (len < kEthLen) {
+      drop(m, DpDrop::kMalformed);
+      continue;
+    }
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+      handle_arp(*wan_, *wan_neigh_, m, false);
+      continue;
+    }
+    if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+      drop(m, DpDrop::kNotIp);
+      continue;
+    }
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+    net::Ipv4Header h;
+    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h)) continue;
+    const std::uint16_t ihl = h.header_len;
+    const std::uint16_t total = h.total_len;
+    if (!wan_->owns(ip->dst_addr)) {
+      drop(m, DpDrop::kNotForUs);
+      continue;
+    }
+    if (ip->next_proto_id != IPPROTO_UDP) {
+      if (!handle_local(*wan_, *wan_neigh_, m)) {
+        drop(m, DpDrop::kLocalUnhandled);
+      }
+      continue;
+    }
+    if ((rte_be_to_cpu_16(ip->fragment_offset) &
+         (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
+      drop(m, DpDrop::kUnsupported);
+      continue;
+    }
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(reinterpret_cast<std::uint8_t*>(ip) + ihl);
+    const std::uint16_t udp_len = total >= ihl + kUdpLen ? rte_be_to_cpu_16(udp->dgram_len) : 0;
+    if (udp_len < kUdpLen || udp_len > total - ihl) {
+      drop(m, DpDrop::kMalformed);
+      continue;
+    }
+    if (udp->dst_port != rte_cpu_to_be_16(settings_.listen_port)) {
+      drop(m, DpDrop::kLocalUnhandled);
+      continue;
+    }
+    wireguard_in(m, ip->src_addr, rte_be_to_cpu_16(udp->src_port),
+                 static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
+                 static_cast<std::uint16_t>(udp_len - kUdpLen), false);
+  }
+  decrypt_flush();
+}
+
+void Worker::run_handshakes() {
+  // A queue at least 1/8 full switches the device to cookie replies
+  // (wireguard-go's rule): cheap answers instead of DH work.
+  device_->set_under_load(load_.update(hs_count_, kHandshakeQueue, now_.mono));
+  for (std::uint16_t done = 0; done < kHandshakeBudget && hs_count_ != 0; ++done) {
+    HsItem& h = hs_items_[hs_head_];
+    hs_head_ = static_cast<std::uint16_t>((hs_head_ + 1) % kHandshakeQueue);
+    --hs_count_;
+    crypto::PublicKey initiator{};
+    wg::HandshakeRouting routing;
+    routing.macs_checked = h.macs_checked;
+    routing.foreign_initiator = &initiator;
+    device_->receive_handshake(rte_pktmbuf_mtod_offset(h.m, std::uint8_t*, h.wg_off), h.wg_len,
+                               h.src, now_, &routing);
+    ++counters_.handshakes_in;
+    if (routing.foreign) {
+      // Another worker owns this initiator: it completes the handshake,
+      // trusting the MAC and cookie checks done here.
+      PeerCtx* owner = shared_.peer_by_key(initiator);
+      if (owner == nullptr || owner->owner == id_) {
+        device_->count(wg::Drop::kUnknownPeer);
+        rte_pktmbuf_free(h.m);
+        continue;
+      }
+      Handoff* f = handoff_of(h.m, shared_.handoff_field);
+      f->kind = HandoffKind::kHandshake;
+      f->arg = 1;
+      std::memcpy(&f->src_ip, h.src.addr, 4);
+      f->src_port = h.src.port;
+      f->wg_off = h.wg_off;
+      f->wg_len = h.wg_len;
+      handoff(owner->owner, h.m);
+      continue;
+    }
+    rte_pktmbuf_free(h.m);
+  }
+}
+
+// A WireGuard message from src. Data, responses and cookie replies belong to
+// the worker named by their receiver index; `routed` says another worker
+// already sent it here (no second look at the tag).
+void Worker::wireguard_in(rte_mbuf* m, std::uint32_t src_ip, std::uint16_t src_port,
+                          std::uint16_t wg_off, std::uint16_t wg_len, bool routed) {
+  const std::uint8_t* msg = rte_pktmbuf_mtod_offset(m, std::uint8_t*, wg_off);
+  const wg::MessageType type = wg::classify_message(msg, wg_len);
+  if (type == wg::MessageType::kInvalid) {
+    device_->count(wg::Drop::kMalformed);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  if (!routed && shared_.workers() > 1 && type != wg::MessageType::kInitiation) {
+    // The receiver index: after the type for data and cookie replies, after
+    // the sender index for responses.
+    const std::size_t at = type == wg::MessageType::kResponse ? 8 : 4;
+    const std::uint32_t owner = worker_of_index(wg::load_le32(msg + at));
+    if (owner != id_ && owner < shared_.workers()) {
+      Handoff* f = handoff_of(m, shared_.handoff_field);
+      f->kind = type == wg::MessageType::kData ? HandoffKind::kData : HandoffKind::kHandshake;
+      f->arg = 0;
+      f->src_ip = src_ip;
+      f->src_port = src_port;
+      f->wg_off = wg_off;
+      f->wg_len = wg_len;
+      handoff(static_cast<std::uint16_t>(owner), m);
+      return;
+    }
+  }
+  const wg::Endpoint src = wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&src_ip), src_port);
+  if (type == wg::MessageType::kData) {
+    if (rx_count_ == kBurst) decrypt_flush();
+    RxItem& it = rx_items_[rx_count_];
+    if (device_->prepare_receive(msg, wg_len, now_.mono, it.slot) != wg::Drop::kOk) {
+      rte_pktmbuf_free(m);  // counted by the device
+      return;
+    }
+    it.m = m;
+    it.src = src;
+    it.wg_off = wg_off;
+    it.wg_len = wg_len;
+    ++rx_count_;
+    return;
+  }
+  queue_handshake(m, src, wg_off, wg_len, false);
+}
+
+void Worker::queue_handshake(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
+                             std::uint16_t wg_len, bool macs_checked) {
+  if (hs_count_ == kHandshakeQueue) {
+    drop(m, DpDrop::kHandshakeQueueFull);
+    return;
+  }
+  hs_items_[(hs_head_ + hs_count_) % kHandshakeQueue] = HsItem{m, src, wg_off, wg_len, macs_checked};
+  ++hs_count_;
+}
+
+// --- hand-off between workers (handoff.h) --------------------------------------
+
+void Worker::handoff(std::uint16_t to, rte_mbuf* m) {
+  HandoffBuffer& b = handoff_out_[to];
+  if (b.count == std::size(b.pkts)) handoff_flush();
+  b.pkts[b.count++] = m;
+  ++counters_.handoffs_out;
+}
+
+void Worker::handoff_flush() {
+  for (std::uint16_t to = 0; to < handoff_out_.size(); ++to) {
+    HandoffBuffer& b = handoff_out_[to];
+    if (b.count == 0) continue;
+    const unsigned sent = rte_ring_sp_enqueue_burst(shared_.ring(id_, to),
+                                                    reinterpret_cast<void* const*>(b.pkts), b.count,
+                                                    nullptr);
+    for (unsigned k = sent; k < b.count; ++k) drop(b.pkts[k], DpDrop::kHandoffFull);
+    b.count = 0;
+  }
+}
+
+void Worker::poll_handoff() {
+  for (std::uint16_t from = 0; from < shared_.workers(); ++from) {
+    if (from == id_) continue;
+    rte_mbuf* pkts[kBurst];
+    const unsigned n = rte_ring_sc_dequeue_burst(shared_.ring(from, id_), reinterpret_cast<void**>(pkts),
+                                                 kBurst, nullptr);
+    counters_.handoffs_in += n;
+    for (unsigned i = 0; i < n; ++i) {
+      rte_mbuf* m = pkts[i];
+      const Handoff f = *handoff_of(m, shared_.handoff_field);
+      switch (f.kind) {
+        case HandoffKind::kData:
+          wireguard_in(m, f.src_ip, f.src_port, f.wg_off, f.wg_len, true);
+          break;
+        case HandoffKind::kHandshake:
+          queue_handshake(m, wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&f.src_ip), f.src_port),
+                          f.wg_off, f.wg_len, f.arg != 0);
+          break;
+        case HandoffKind::kInner:
+          if (f.peer < shared_.peers.size() && shared_.peers[f.peer]->owner == id_)
+            tunnel_out(*shared_.peers[f.peer], m);
+          else
+            drop(m, DpDrop::kMalformed);  // cannot happen: the sender looked the owner up
+          break;
+        case HandoffKind::kNeighbor: {
+          const std::size_t pi = f.arg;
+          auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+          if (pi >= settings_.ports.size())
+            rte_pktmbuf_free(m);
+          else if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+            handle_arp(port(pi), *neighbors_[pi], m, true);
+          else
+            handle_nd(port(pi), m, true);
+          break;
+        }
+      }
+    }
+  }
+  decrypt_flush();
+}
+
+// Each worker keeps its own neighbour tables (no shared writes on the packet
+// path); what one worker learns from ARP / ND reaches the others as a copy.
+// Neighbour traffic is rare next to data, so the copies are cheap.
+void Worker::replicate_neighbor_frame(std::size_t port_index, rte_mbuf* m) {
+  for (std::uint16_t to = 0; to < shared_.workers(); ++to) {
+    if (to == id_) continue;
+    rte_mbuf* c = rte_pktmbuf_copy(m, pool_, 0, UINT32_MAX);
+    if (c == nullptr) {
+      counters_.drop(DpDrop::kNoMbuf);
+      continue;
+    }
+    Handoff* f = handoff_of(c, shared_.handoff_field);
+    f->kind = HandoffKind::kNeighbor;
+    f->arg = static_cast<std::uint8_t>(port_index);
+    handoff(to, c);
+  }
+}
+
+void Worker::decrypt_flush() {
+  if (rx_count_ == 0) return;
+  crypto::AeadOp ops[kBurst];
+  bool ok[kBurst];
+  for (std::uint16_t i = 0; i < rx_count_; ++i) {
+    RxItem& it = rx_items_[i];
+    std::uint8_t* msg = rte_pktmbuf_mtod_offset(it.m, std::uint8_t*, it.wg_off);
+    const std::uint32_t ct_len = it.wg_len - wg::kDataMinLen;
+    ops[i] = crypto::AeadOp{msg + wg::kDataHeaderLen, ct_len, msg + wg::kDataHeaderLen + ct_len,
+                            it.slot.keypair->recv_key.data(), it.slot.counter, nullptr, 0};
+  }
+  aead_->decrypt(ops, rx_count_, ok);
+  for (std::uint16_t i = 0; i < rx_count_; ++i) {
+    RxItem& it = rx_items_[i];
+    if (!ok[i]) {
+      device_->count(wg::Drop::kDataAuth);
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    auto* ctx = static_cast<PeerCtx*>(it.slot.keypair->peer->user);
+    const std::uint32_t pt_len = ops[i].len;
+    if (device_->complete_receive(it.slot, it.wg_len, pt_len, it.src, now_) != wg::Drop::kOk) {
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    ++counters_.decrypted;
+    if (pt_len == 0) {  // keepalive
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    // Strip outer headers and the WireGuard header; the tag and padding go
+    // once the inner length is known.
+    rte_pktmbuf_adj(it.m, static_cast<std::uint16_t>(it.wg_off + wg::kDataHeaderLen));
+    route_inner(*ctx, it.m);
+  }
+  rx_count_ = 0;
+}
+
+void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
+  auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+  // The plaintext still ends with the tag (and padding): not part of the packet.
+  const std::uint16_t avail = static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - wg::kTagLen);
+  if ((ip->version_ihl >> 4) == 6) {
+    route_inner_v6(from, m);
+    return;
+  }
+  net::Ipv4Header h;
+  if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), avail, h)) return;
+  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - h.total_len));
+  // Cryptokey routing: the inner source must be one the peer may use.
+  if (peer_for_v4(ip->src_addr) != &from) {
+    drop(m, DpDrop::kBadInnerSource);
+    return;
+  }
+  if (!net::ipv4_decrement_ttl(reinterpret_cast<std::uint8_t*>(ip), h.total_len)) {
+    drop(m, DpDrop::kTtlExpired);
+    return;
+  }
+  // Hub: another peer's allowed IPs win over the LAN (tunnel <-> tunnel).
+  if (PeerCtx* to = peer_for_v4(ip->dst_addr)) {
+    to_peer(*to, m);
+    return;
+  }
+  // A SYN out of the tunnel carries the far host's MSS (its own MTU): clamp
+  // it too, so the LAN host never sends segments the tunnel cannot carry.
+  net::clamp_tcp_mss_ipv4(reinterpret_cast<std::uint8_t*>(ip), h.total_len,
+                          net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
+  std::uint32_t next_hop = 0;
+  if (Port* lan = lan_port_for(ip->dst_addr, next_hop)) {
+    send_ipv4(*lan, *neighbors_[port_index(*lan)], m, next_hop);
+    return;
+  }
+  drop(m, DpDrop::kNoLanRoute);
+}
+
+PeerCtx* Worker::peer_for_v4(std::uint32_t addr) const noexcept {
+  std::uint32_t id = 0;
+  if (rte_lpm_lookup(shared_.allowed_v4, rte_be_to_cpu_32(addr), &id) != 0) return nullptr;
+  return shared_.peers[id].get();
+}
+
+PeerCtx* Worker::peer_for_v6(const std::uint8_t* addr) const noexcept {
+  std::uint32_t id = 0;
+  if (rte_lpm6_lookup(shared_.allowed_v6, addr, &id) != 0) return nullptr;
+  return shared_.peers[id].get();
+}
+
+Port* Worker::lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept {
+  // On-link subnets first, then the longest matching static route, then a
+  // LAN port's default gateway. (A handful of routes: a scan; rte_lpm when
+  // sites bring hundreds.)
+  const StaticRoute* best = nullptr;
+  for (const StaticRoute& r : settings_.routes)
+    if (r.prefix.contains(dst) && (best == nullptr || r.prefix.prefix_len > best->prefix.prefix_len))
+      best = &r;
+  Port* fallback = nullptr;
+  for (Port& p : settings_.ports) {
+    if (p.role != PortRole::kLan) continue;
+    for (const auto& a : p.v4)
+      if (a.contains(dst)) {
+        next_hop = dst;
+        return &p;
+      }
+    if (fallback == nullptr && p.gateway_v4 != 0) fallback = &p;
+  }
+  if (best != nullptr) {
+    next_hop = best->via;
+    return &settings_.ports[best->port_index];
+  }
+  if (fallback != nullptr) next_hop = fallback->gateway_v4;
+  return fallback;
+}
+
+// --- LAN: encrypt path ---------------------------------------------------------
+
+void Worker::poll_lan(Port& port, NeighborTable& neigh) {
+  rte_mbuf* pkts[kBurst];
+  const std::uint16_t n = rte_eth_rx_burst(port.id, id_, pkts, kBurst);
+  if (n == 0) return;
+  if (port.id < 8) counters_.rx_packets[port.id] += n;
+  for (std::uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    const std::uint16_t len = rte_pktmbuf_data_len(m);
+    if (len < kEthLen + kIpLen) {
+      if (len >= kEthLen && rte_pktmbuf_mtod(m, rte_ether_hdr*)->ether_type ==
+                                rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+        handle_arp(port, neigh, m, false);
+      } else {
+        drop(m, DpDrop::kMalformed);
+      }
+      continue;
+    }
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+      handle_arp(port, neigh, m, false);
+      continue;
+    }
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) {
+      lan_v6(port, m);
+      continue;
+    }
+    if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+      drop(m, DpDrop::kNotIp);
+      continue;
+    }
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+    net::Ipv4Header h;
+    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h)) continue;
+    const std::uint16_t total = h.total_len;
+    if (handle_local(port, neigh, m)) continue;
+    if (port.owns(ip->dst_addr)) {
+      drop(m, DpDrop::kLocalUnhandled);  // the exception path (TAP) is not there yet
+      continue;
+    }
+    PeerCtx* peer = peer_for_v4(ip->dst_addr);
+    if (peer == nullptr) {
+      drop(m, DpDrop::kNoRoute);
+      continue;
+    }
+    if (total > settings_.tunnel_mtu) {
+      // Path MTU discovery: a DF packet gets "fragmentation needed" with the
+      // tunnel MTU (we do not fragment); either way it is counted.
+      if (h.dont_fragment) send_frag_needed(port, neigh, reinterpret_cast<const std::uint8_t*>(ip), total);
+      drop(m, DpDrop::kTooBig);
+      continue;
+    }
+    if (!net::ipv4_decrement_ttl(reinterpret_cast<std::uint8_t*>(ip), total)) {
+      drop(m, DpDrop::kTtlExpired);
+      continue;
+    }
+    rte_pktmbuf_adj(m, kEthLen);
+    rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+    to_peer(*peer, m);
+  }
+}
+
+// --- IPv6 inside the tunnel ---------------------------------------------------
+//
+// LAN side: ND (answer solicitations for our addresses, learn neighbours,
+// solicit next hops), ICMPv6 echo to us, then the same steps as IPv4:
+// allowed-IPs (rte_lpm6) -> hop limit -> MTU ("packet too big") -> MSS
+// clamp -> the encrypt batch. Tunnel side: the source check, hop limit,
+// MSS clamp, then another peer (hub) or the on-link LAN neighbour.
+
+// Neighbour discovery on a LAN port: answer solicitations for our
+// addresses, learn neighbours from solicitations and advertisements (and
+// pass what we learn to the other workers). learn_only: such a copy.
+void Worker::handle_nd(Port& port, rte_mbuf* m, bool learn_only) {
+  NeighborTable& neigh6 = *neighbors6_[port_index(port)];
+  auto* p = rte_pktmbuf_mtod_offset(m, std::uint8_t*, kEthLen);
+  const std::size_t len = rte_pktmbuf_data_len(m) - kEthLen;
+  const std::uint8_t type = len > 40 ? p[40] : 0;
+  if (type == net::kIcmpv6NeighborSolicitation) {
+    net::NeighborSolicitation ns;
+    if (!net::parse_neighbor_solicitation(p, len, ns)) {
+      drop(m, DpDrop::kMalformed);
+      return;
+    }
+    if (ns.source_mac && !ns.is_dad()) {
+      if (!learn_only) replicate_neighbor_frame(port_index(port), m);
+      rte_ether_addr mac;
+      ns.source_mac->store(mac.addr_bytes);
+      learn_neighbor(port, neigh6, ns.src.data(), mac);
+    }
+    if (!learn_only && port.owns_v6(ns.target.data())) {
+      rte_mbuf* r = rte_pktmbuf_alloc(pool_);
+      if (r == nullptr) {
+        drop(m, DpDrop::kNoMbuf);
+        return;
+      }
+      const net::MacAddress src_mac = net::MacAddress::load(rte_pktmbuf_mtod(m, std::uint8_t*) + 6);
+      net::MacAddress ours = net::MacAddress::load(port.mac.addr_bytes);
+      const std::size_t n = net::build_na_reply(rte_pktmbuf_mtod(r, std::uint8_t*), rte_pktmbuf_tailroom(r),
+                                                ns, src_mac, ours, ns.target, true);
+      if (n == 0) {
+        rte_pktmbuf_free(r);
+      } else {
+        rte_pktmbuf_append(r, static_cast<std::uint16_t>(n));
+        ++counters_.arp_replies;
+        tx(port, r);
+      }
+    }
+  } else if (type == net::kIcmpv6NeighborAdvertisement) {
+    net::NeighborAdvertisement na;
+    if (net::parse_neighbor_advertisement(p, len, na) && na.target_mac) {
+      if (!learn_only) replicate_neighbor_frame(port_index(port), m);
+      rte_ether_addr mac;
+      na.target_mac->store(mac.addr_bytes);
+      learn_neighbor(port, neigh6, na.target.data(), mac);
+    }
+  }
+  rte_pktmbuf_free(m);
+}
+
+void Worker::lan_v6(Port& port, rte_mbuf* m) {
+  auto* p = rte_pktmbuf_mtod_offset(m, std::uint8_t*, kEthLen);
+  const std::size_t len = rte_pktmbuf_data_len(m) - kEthLen;
+  net::Ipv6Header h;
+  if (net::parse_ipv6(p, len, h) != net::Ipv6Status::kOk) {
+    drop(m, DpDrop::kMalformed);
+    return;
+  }
+  if (h.protocol == IPPROTO_ICMPV6 && h.l4_offset == 40 && len >= 41 &&
+      (p[40] == net::kIcmpv6NeighborSolicitation || p[40] == net::kIcmpv6NeighborAdvertisement)) {
+    handle_nd(port, m, false);
+    return;
+  }
+  if (port.owns_v6(h.dst.data())) {
+    if (net::icmpv6_echo_to_reply(p, len) == net::EchoStatus::kReplied) {
+      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+      std::swap(eth->src_addr, eth->dst_addr);
+      ++counters_.icmp_echo_replies;
+      tx(port, m);
+      return;
+    }
+    drop(m, DpDrop::kLocalUnhandled);
+    return;
+  }
+  PeerCtx* peer = peer_for_v6(h.dst.data());
+  if (peer == nullptr) {
+    drop(m, DpDrop::kNoRoute);
+    return;
+  }
+  const std::size_t total = 40 + h.payload_len;
+  if (total > settings_.tunnel_mtu) {
+    send_packet_too_big(port, p, total);
+    drop(m, DpDrop::kTooBig);
+    return;
+  }
+  if (!net::ipv6_decrement_hop_limit(p, total)) {
+    drop(m, DpDrop::kTtlExpired);
+    return;
+  }
+  rte_pktmbuf_adj(m, kEthLen);
+  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+  to_peer(*peer, m);
+}
+
+void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
+  auto* p = rte_pktmbuf_mtod(m, std::uint8_t*);
+  const std::size_t avail = rte_pktmbuf_data_len(m) - wg::kTagLen;
+  net::Ipv6Header h;
+  if (net::parse_ipv6(p, avail, h) != net::Ipv6Status::kOk) {
+    drop(m, DpDrop::kMalformed);
+    return;
+  }
+  const std::size_t total = 40 + h.payload_len;
+  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+  if (peer_for_v6(h.src.data()) != &from) {
+    drop(m, DpDrop::kBadInnerSource);
+    return;
+  }
+  if (!net::ipv6_decrement_hop_limit(p, total)) {
+    drop(m, DpDrop::kTtlExpired);
+    return;
+  }
+  if (PeerCtx* to = peer_for_v6(h.dst.data())) {
+    to_peer(*to, m);
+    return;
+  }
+  net::clamp_tcp_mss_ipv6(p, total, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
+  for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
+    Port& port = settings_.ports[i];
+    if (port.role != PortRole::kLan) continue;
+    if (port.on_link_v6(h.dst.data())) {
+      send_ipv6(port, *neighbors6_[i], m, h.dst.data());
+      return;
+    }
+  }
+  for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
+    Port& port = settings_.ports[i];
+    if (port.role == PortRole::kLan && port.has_gateway_v6) {
+      send_ipv6(port, *neighbors6_[i], m, port.gateway_v6.data());
+      return;
+    }
+  }
+  drop(m, DpDrop::kNoLanRoute);
+}
+
+void Worker::send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop) {
+  if (send_to_neighbor(port, neigh, m, next_hop, RTE_ETHER_TYPE_IPV6) && !port.v6.empty()) {
+    rte_mbuf* ns = rte_pktmbuf_alloc(pool_);
+    if (ns == nullptr) {
+      counters_.drop(DpDrop::kNoMbuf);
+      return;
+    }
+    net::Ipv6Address target{};
+    std::memcpy(target.data(), next_hop, 16);
+    net::Ipv6Address ours{};
+    std::memcpy(ours.data(), port.v6.front().addr.data(), 16);
+    const std::size_t n = net::build_neighbor_solicitation(
+        rte_pktmbuf_mtod(ns, std::uint8_t*), rte_pktmbuf_tailroom(ns),
+        net::MacAddress::load(port.mac.addr_bytes), ours, target);
+    if (n == 0) {
+      rte_pktmbuf_free(ns);
+      return;
+    }
+    rte_pktmbuf_append(ns, static_cast<std::uint16_t>(n));
+    tx(port, ns);
+  }
+}
+
+void Worker::send_packet_too_big(Port& port, const std::uint8_t* offending, std::size_t len) {
+  const std::size_t port_index = this->port_index(port);
+  if (port.v6.empty()) return;
+  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
+  if (e == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return;
+  }
+  net::Ipv6Address ours{};
+  std::memcpy(ours.data(), port.v6.front().addr.data(), 16);
+  const std::size_t n = net::build_icmpv6_packet_too_big(rte_pktmbuf_mtod(e, std::uint8_t*),
+                                                         rte_pktmbuf_tailroom(e), offending, len, ours,
+                                                         settings_.tunnel_mtu);
+  if (n == 0) {
+    rte_pktmbuf_free(e);
+    return;
+  }
+  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+  ++counters_.icmp_errors;
+  const std::uint8_t* src = offending + 8;  // the offender's source address
+  if (port.on_link_v6(src))
+    send_ipv6(port, *neighbors6_[port_index], e, src);
+  else if (port.has_gateway_v6)
+    send_ipv6(port, *neighbors6_[port_index], e, port.gateway_v6.data());
+  else
+    drop(e, DpDrop::kNoLanRoute);
+}
+
+void Worker::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
+                               std::size_t len) {
+  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
+  if (e == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return;
+  }
+  net::Ipv4Address us{};
+  const std::uint32_t ours = port.primary_v4();
+  std::memcpy(us.data(), &ours, 4);
+  auto* out = rte_pktmbuf_mtod(e, std::uint8_t*);
+  const std::size_t n = net::build_icmpv4_frag_needed(out, rte_pktmbuf_tailroom(e), offending, len, us,
+                                                      settings_.tunnel_mtu);
+  if (n == 0) {  // the RFCs forbid an error here (e.g. the packet was itself an error)
+    rte_pktmbuf_free(e);
+    return;
+  }
+  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+  std::uint32_t src = 0;
+  std::memcpy(&src, offending + 12, 4);
+  ++counters_.icmp_errors;
+  send_ipv4(port, neigh, e, port.next_hop(src));
+}
+
+void Worker::to_peer(PeerCtx& peer, rte_mbuf* m) {
+  if (peer.owner == id_) {
+    tunnel_out(peer, m);
+    return;
+  }
+  Handoff* f = handoff_of(m, shared_.handoff_field);
+  f->kind = HandoffKind::kInner;
+  f->peer = peer.id;
+  handoff(peer.owner, m);
+}
+
+void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
+  // TCP toward a tunnel: clamp the SYN's MSS so segments fit the tunnel MTU
+  // without fragmentation (idempotent, so staged packets may pass twice).
+  if (const std::uint16_t len = rte_pktmbuf_data_len(m); len != 0) {
+    std::uint8_t* p = rte_pktmbuf_mtod(m, std::uint8_t*);
+    if ((p[0] >> 4) == 6)
+      net::clamp_tcp_mss_ipv6(p, len, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
+    else
+      net::clamp_tcp_mss_ipv4(p, len, net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
+  }
+  if (enc_count_ == sizeof(enc_items_) / sizeof(enc_items_[0])) {
+    if (in_encrypt_flush_) {  // cannot flush from inside a flush: wait on the peer
+      stage(peer, m);
+      return;
+    }
+    encrypt_flush();
+  }
+  enc_items_[enc_count_++] = TxItem{m, &peer};
+}
+
+void Worker::stage(PeerCtx& p, rte_mbuf* m) {
+  if (p.staged_count == kMaxStaged) {
+    // Oldest gives way, as the Linux module's staged queue does.
+    drop(p.staged[p.staged_head], DpDrop::kStagedOverflow);
+    p.staged_head = static_cast<std::uint16_t>((p.staged_head + 1) % kMaxStaged);
+    --p.staged_count;
+  }
+  p.staged[(p.staged_head + p.staged_count) % kMaxStaged] = m;
+  ++p.staged_count;
+}
+
+void Worker::encrypt_flush() {
+  if (enc_count_ == 0 || in_encrypt_flush_) return;
+  in_encrypt_flush_ = true;
+  constexpr std::size_t kMax = sizeof(enc_items_) / sizeof(enc_items_[0]);
+  crypto::AeadOp ops[kMax];
+  TxItem ready[kMax];
+  std::uint16_t plain_len[kMax];
+  std::uint16_t n = 0;
+  const std::uint16_t count = enc_count_;
+  enc_count_ = 0;
+  for (std::uint16_t i = 0; i < count; ++i) {
+    TxItem it = enc_items_[i];
+    wg::Peer& peer = *it.peer->peer;
+    if (!peer.endpoint.valid() || peer.endpoint.family != 4) {
+      device_->count(wg::Drop::kNoEndpoint);
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    wg::TxSlot slot;
+    if (device_->prepare_send(peer, now_, slot) != wg::Drop::kOk) {
+      stage(*it.peer, it.m);
+      continue;
+    }
+    const std::uint16_t len = rte_pktmbuf_data_len(it.m);
+    const std::uint16_t padded = static_cast<std::uint16_t>(
+        wg::padded_length(len, std::max<std::size_t>(settings_.tunnel_mtu, len)));
+    char* tail = rte_pktmbuf_append(it.m, static_cast<std::uint16_t>(padded - len + wg::kTagLen));
+    auto* hdr = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_prepend(it.m, wg::kDataHeaderLen));
+    if (tail == nullptr || hdr == nullptr) {
+      drop(it.m, DpDrop::kMalformed);
+      continue;
+    }
+    std::memset(tail, 0, padded - len);
+    wg::write_data_header(hdr, slot.keypair->remote_index, slot.counter);
+    ops[n] = crypto::AeadOp{hdr + wg::kDataHeaderLen, padded, hdr + wg::kDataHeaderLen + padded,
+                            slot.keypair->send_key.data(), slot.counter, nullptr, 0};
+    plain_len[n] = len;
+    ready[n++] = it;
+  }
+  aead_->encrypt(ops, n);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = ready[i].m;
+    wg::Peer& peer = *ready[i].peer->peer;
+    const std::uint16_t wg_len = rte_pktmbuf_data_len(m);
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(rte_pktmbuf_prepend(m, kIpLen + kUdpLen));
+    if (ip == nullptr) {
+      drop(m, DpDrop::kMalformed);
+      continue;
+    }
+    std::uint32_t dst = 0;
+    std::memcpy(&dst, peer.endpoint.addr, 4);
+    write_outer(ip, dst, peer.endpoint.port, wg_len);
+    ++counters_.encrypted;
+    device_->complete_send(peer, now_, wg_len, plain_len[i] != 0);
+    send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
+  }
+  in_encrypt_flush_ = false;
+  // Handshake completions during this flush may have queued more.
+  if (enc_count_ != 0) encrypt_flush();
+}
+
+// --- DeviceHost --------------------------------------------------------------
+
+bool Worker::send_handshake(wg::Peer*, const wg::Endpoint& to, const std::uint8_t* msg,
+                             std::size_t len) {
+  if (to.family != 4) return false;
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return false;
+  }
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(
+      rte_pktmbuf_append(m, static_cast<std::uint16_t>(kIpLen + kUdpLen + len)));
+  if (ip == nullptr) {
+    rte_pktmbuf_free(m);
+    counters_.drop(DpDrop::kNoMbuf);
+    return false;
+  }
+  std::uint32_t dst = 0;
+  std::memcpy(&dst, to.addr, 4);
+  write_outer(ip, dst, to.port, static_cast<std::uint16_t>(len));
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  std::memcpy(udp + 1, msg, len);
+  send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
+  return true;
+}
+
+void Worker::flush_staged(wg::Peer& peer, bool keepalive_if_empty) {
+  auto* p = static_cast<PeerCtx*>(peer.user);
+  if (p->staged_count == 0) {
+    if (!keepalive_if_empty) return;
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    if (m == nullptr) {
+      counters_.drop(DpDrop::kNoMbuf);
+      return;
+    }
+    tunnel_out(*p, m);  // an empty packet: a keepalive
+  } else {
+    while (p->staged_count) {
+      rte_mbuf* m = p->staged[p->staged_head];
+      p->staged_head = static_cast<std::uint16_t>((p->staged_head + 1) % kMaxStaged);
+      --p->staged_count;
+      tunnel_out(*p, m);
+    }
+  }
+  encrypt_flush();
+}
+
+void Worker::purge_staged(wg::Peer& peer) {
+  auto* p = static_cast<PeerCtx*>(peer.user);
+  while (p->staged_count) {
+    rte_pktmbuf_free(p->staged[p->staged_head]);
+    p->staged_head = static_cast<std::uint16_t>((p->staged_head + 1) % kMaxStaged);
+    --p->staged_count;
+  }
+}
+
+// --- loop --------------------------------------------------------------------
+
+void Worker::run_timers() {
+  // A bounded slice of this worker's peers per scan keeps the loop's worst
+  // case flat at 100 000 peers.
+  if (now_.mono < next_timer_scan_ || owned_.empty()) return;
+  next_timer_scan_ = now_.mono + 10 * wg::kMillisecond;
+  const std::size_t slice = std::min<std::size_t>(owned_.size(), 4096);
+  for (std::size_t k = 0; k < slice; ++k) {
+    timer_cursor_ = (timer_cursor_ + 1) % owned_.size();
+    wg::Peer& peer = *owned_[timer_cursor_]->peer;
+    const wg::Nanos due = peer.timers.next_deadline();
+    if (due != 0 && due <= now_.mono) device_->expire_timers(peer, now_);
+  }
+}
+
+bool Worker::run_once() {
+  update_now();
+  const std::uint64_t before = counters_.rx_total() + counters_.handoffs_in;
+  poll_handoff();
+  poll_wan();
+  for (std::size_t i = 0; i < settings_.ports.size(); ++i)
+    if (settings_.ports[i].role == PortRole::kLan) poll_lan(settings_.ports[i], *neighbors_[i]);
+  encrypt_flush();
+  run_handshakes();
+  encrypt_flush();
+  run_timers();
+  handoff_flush();
+  tx_flush();
+  return counters_.rx_total() + counters_.handoffs_in != before || hs_count_ != 0;
+}
+
+void Worker::run(const std::atomic<bool>& stop, void (*housekeeping)(void*), void* arg) {
+  std::uint32_t idle_us = 0;
+  while (!stop.load(std::memory_order_relaxed)) {
+    const bool busy = run_once();
+    if (housekeeping != nullptr) housekeeping(arg);
+    if (!busy && !settings_.busy_poll) {
+      // Idle: back off progressively so a VM's shared cores (and the test
+      // peers on this machine) get CPU; a packet resets it.
+      idle_us = idle_us == 0 ? 1 : std::min(idle_us * 2, kMaxIdleSleepUs);
+      rte_delay_us_sleep(idle_us);
+    } else {
+      idle_us = 0;
+    }
+  }
+}
+
+}  // namespace moongate::dp

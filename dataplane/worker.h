@@ -1,0 +1,204 @@
+// One worker lcore's run-to-completion loop. Each worker polls its own
+// queue of every port, owns a share of the peers (its own wg::Device) and
+// its own neighbour tables, TX buffers and counters; what it shares with the
+// other workers is read-only (shared.h) or an SPSC ring (handoff.h).
+//
+// Loop (one iteration):
+//   0. Hand-off rings in: packets other workers passed to this one.
+//   1. WAN rx burst -> classify each frame:
+//        ARP -> answer / learn (and a copy to the other workers);
+//        ICMP echo to us -> reply;
+//        UDP to our listen port -> WireGuard: data and responses to the
+//        owner named by the receiver index (this worker: the decrypt batch),
+//        initiations to the bounded handshake queue; anything else: counted
+//        drop.
+//      One AeadBurst::decrypt over the batch; then per packet: replay
+//      window + timers (Device::complete_receive), allowed-IPs source check,
+//      route the inner packet: to a LAN next hop, or (hub) to another peer
+//      (through the encrypt batch, or to its owner).
+//      Handshakes wait in a bounded queue (kHandshakeQueue), consumed at
+//      most kHandshakeBudget per iteration; when it runs 1/8 full the
+//      device answers with cookies (wg::LoadDetector), when it is full
+//      they are dropped and counted. An initiation from a peer another
+//      worker owns is handed to it once its static key is decrypted.
+//   2. LAN rx burst -> ARP / ND / ICMP echo to us; IP -> allowed-IPs LPM on
+//      the destination -> the peer -> its owner -> the encrypt batch.
+//   3. Encrypt batch -> Device::prepare_send per packet (no session: the
+//      packet is staged on its peer and a handshake starts) -> one
+//      AeadBurst::encrypt -> UDP/IPv4/Ethernet to the peer's endpoint.
+//   4. Hand-off rings out; TX flush per port; timers of due peers; idle
+//      back-off.
+#pragma once
+
+#include <rte_ether.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/aead_burst.h"
+#include "dataplane/counters.h"
+#include "dataplane/handoff.h"
+#include "dataplane/neighbor.h"
+#include "dataplane/port.h"
+#include "dataplane/shared.h"
+#include "wireguard/clock.h"
+#include "wireguard/device.h"
+#include "wireguard/load.h"
+
+struct rte_ipv4_hdr;
+
+namespace moongate::net {
+struct Ipv4Header;
+}
+
+namespace moongate::dp {
+
+class Worker final : public wg::DeviceHost {
+ public:
+  Worker(std::uint16_t id, Shared& shared);
+  ~Worker() override;
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Builds the device and the neighbour tables; an operator-readable error
+  // or "". Peers are added by the Gateway (add_peer) before the loop runs.
+  std::string init();
+  wg::Peer* add_peer(PeerCtx& ctx, const PeerSettings& ps);
+
+  // One iteration of the loop, without the idle back-off. True when
+  // anything arrived.
+  bool run_once();
+  // Runs until `stop` is set, backing off when idle (unless busy_poll);
+  // `housekeeping(arg)` (if given) runs once per iteration (status file).
+  void run(const std::atomic<bool>& stop, void (*housekeeping)(void*) = nullptr, void* arg = nullptr);
+
+  std::uint16_t id() const noexcept { return id_; }
+  const LcoreCounters& counters() const noexcept { return counters_; }
+  wg::Device& device() noexcept { return *device_; }
+  const wg::Device& device() const noexcept { return *device_; }
+  const char* aead_arch() const noexcept { return aead_->arch_name(); }
+
+ private:
+  struct TxBuffer {
+    rte_mbuf* pkts[kBurst * 4] = {};
+    std::uint16_t count = 0;
+  };
+  struct HandoffBuffer {
+    rte_mbuf* pkts[kBurst * 2] = {};
+    std::uint16_t count = 0;
+  };
+
+  // DeviceHost
+  bool send_handshake(wg::Peer* peer, const wg::Endpoint& to, const std::uint8_t* msg,
+                      std::size_t len) override;
+  void flush_staged(wg::Peer& peer, bool keepalive_if_empty) override;
+  void purge_staged(wg::Peer& peer) override;
+
+  Port& port(std::size_t i) noexcept { return shared_.settings.ports[i]; }
+  std::size_t port_index(const Port& p) const noexcept {
+    return static_cast<std::size_t>(&p - shared_.settings.ports.data());
+  }
+
+  // Hand-off (handoff.h).
+  void handoff(std::uint16_t to, rte_mbuf* m);
+  void handoff_flush();
+  void poll_handoff();
+  void replicate_neighbor_frame(std::size_t port_index, rte_mbuf* m);
+
+  void poll_wan();
+  void poll_lan(Port& port, NeighborTable& neigh);
+  bool handle_local(Port& port, NeighborTable& neigh, rte_mbuf* m);  // ARP, ICMP echo to us
+  void handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m, bool learn_only);
+  void handle_nd(Port& port, rte_mbuf* m, bool learn_only);
+  void wireguard_in(rte_mbuf* m, std::uint32_t src_ip, std::uint16_t src_port,
+                    std::uint16_t wg_off, std::uint16_t wg_len, bool routed);
+  void queue_handshake(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
+                       std::uint16_t wg_len, bool macs_checked);
+  void decrypt_flush();
+  void route_inner(PeerCtx& from, rte_mbuf* m);
+  void route_inner_v6(PeerCtx& from, rte_mbuf* m);
+  void lan_v6(Port& port, rte_mbuf* m);
+  void send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop);
+  void send_packet_too_big(Port& port, const std::uint8_t* offending, std::size_t len);
+  PeerCtx* peer_for_v4(std::uint32_t dst) const noexcept;
+  PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
+  // m starts at the inner IP header: to the encrypt batch, or to the owner.
+  void to_peer(PeerCtx& peer, rte_mbuf* m);
+  void tunnel_out(PeerCtx& peer, rte_mbuf* m);
+  void send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
+                        std::size_t len);
+  void encrypt_flush();
+  void stage(PeerCtx& peer, rte_mbuf* m);
+  void send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop);
+  bool send_to_neighbor(Port& port, NeighborTable& neigh, rte_mbuf* m, const void* next_hop,
+                        std::uint16_t ether_type);
+  void learn_neighbor(Port& port, NeighborTable& neigh, const void* addr, const rte_ether_addr& mac);
+  void send_arp_request(Port& port, std::uint32_t target);
+  void tx(Port& port, rte_mbuf* m);
+  void tx_flush();
+  void run_handshakes();
+  void run_timers();
+  void drop(rte_mbuf* m, DpDrop reason) noexcept;
+  bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h) noexcept;
+  void write_outer(rte_ipv4_hdr* ip, std::uint32_t dst, std::uint16_t dst_port,
+                   std::uint16_t payload_len) noexcept;
+  Port* lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept;
+  void update_now() noexcept;
+
+  const std::uint16_t id_;
+  Shared& shared_;
+  Settings& settings_;
+  rte_mempool* pool_ = nullptr;
+  std::unique_ptr<crypto::AeadBurst> aead_;
+  std::unique_ptr<wg::Device> device_;
+  wg::LoadDetector load_;
+  std::vector<PeerCtx*> owned_;                            // the peers this worker owns
+  std::vector<std::unique_ptr<NeighborTable>> neighbors_;  // per port, same index
+  std::vector<std::unique_ptr<NeighborTable>> neighbors6_; // per port, same index
+  std::vector<TxBuffer> txbufs_;                           // per port
+  std::vector<HandoffBuffer> handoff_out_;                 // per destination worker
+  Port* wan_ = nullptr;
+  NeighborTable* wan_neigh_ = nullptr;
+  wg::Instant now_{};
+  std::uint64_t wall_offset_ = 0;          // CLOCK_REALTIME - CLOCK_MONOTONIC
+  std::uint64_t wall_offset_refresh_ = 0;
+  std::uint64_t next_timer_scan_ = 0;
+  std::size_t timer_cursor_ = 0;
+  LcoreCounters counters_;
+
+  // Decrypt batch.
+  struct RxItem {
+    rte_mbuf* m;
+    wg::RxSlot slot;
+    wg::Endpoint src;
+    std::uint16_t wg_off;
+    std::uint16_t wg_len;
+  };
+  RxItem rx_items_[kBurst];
+  std::uint16_t rx_count_ = 0;
+  // Handshake queue (slow path, bounded).
+  struct HsItem {
+    rte_mbuf* m;
+    wg::Endpoint src;
+    std::uint16_t wg_off;
+    std::uint16_t wg_len;
+    bool macs_checked;
+  };
+  HsItem hs_items_[kHandshakeQueue];  // ring
+  std::uint16_t hs_head_ = 0;
+  std::uint16_t hs_count_ = 0;
+  // Encrypt batch.
+  struct TxItem {
+    rte_mbuf* m;
+    PeerCtx* peer;
+  };
+  TxItem enc_items_[kBurst * 2];
+  std::uint16_t enc_count_ = 0;
+  bool in_encrypt_flush_ = false;
+};
+
+}  // namespace moongate::dp
