@@ -121,6 +121,8 @@ std::string dump(const Config& c, DumpOptions options) {
       emit_flow_list(out, p.gateways);
     }
     out << YAML::Key << "mtu" << YAML::Value << p.mtu;
+    if (!p.kernel_interface.empty())
+      out << YAML::Key << "kernel_interface" << YAML::Value << p.kernel_interface;
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;

@@ -63,6 +63,10 @@ struct Port {
   std::vector<IpPrefix> addresses;  // YAML `address`: own addresses, host bits kept
   std::vector<IpAddress> gateways;  // YAML `gateway`: at most one per family
   std::uint16_t mtu = kDefaultPortMtu;
+  // YAML `kernel_interface`: a TAP the data plane creates for traffic to the
+  // port's addresses that it does not answer itself (SSH, management);
+  // empty = none, such traffic is dropped and counted.
+  std::string kernel_interface;
 
   // The gateway of a family (4 or 6), if any.
   const IpAddress* gateway(std::uint8_t family) const noexcept;

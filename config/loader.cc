@@ -401,6 +401,7 @@ class Loader {
   std::optional<Field> interface_mtu_;
   bool tunnel_uses_v6_ = false;
   std::map<std::string, std::size_t> port_names_;
+  std::map<std::string, std::size_t> kernel_interfaces_;  // name -> port
   std::map<std::string, std::size_t> port_devices_;  // normalised device name -> port
   std::vector<bool> port_addresses_ok_;              // the port's addresses parsed cleanly
   bool port_role_unknown_ = false;                   // some port's role did not parse
@@ -862,7 +863,7 @@ void Loader::parse_port(const Field& f, std::size_t index) {
   cfg_.ports.emplace_back();
   cfg_.ports.back().role = PortRole::kLan;
   port_addresses_ok_.push_back(false);
-  const auto m = map(f, {"name", "role", "device", "address", "gateway", "mtu"});
+  const auto m = map(f, {"name", "role", "device", "address", "gateway", "mtu", "kernel_interface"});
   if (!m) {
     port_role_unknown_ = true;
     return;
@@ -971,6 +972,18 @@ void Loader::parse_port(const Field& f, std::size_t index) {
           continue;
         }
         port.gateways.push_back(*g);
+      }
+    }
+  }
+
+  if (const auto kif = m->get("kernel_interface")) {
+    if (const auto s = string(*kif)) {
+      if (!valid_name(*s)) {
+        error(*kif, quote(*s) + " is not a valid interface name: 1 to 15 of the characters a-z A-Z 0-9 _ . -");
+      } else if (const auto [pos, inserted] = kernel_interfaces_.emplace(*s, index); !inserted) {
+        error(*kif, "kernel interface " + quote(*s) + " is already ports[" + std::to_string(pos->second) + "]'s");
+      } else {
+        port.kernel_interface = *s;
       }
     }
   }

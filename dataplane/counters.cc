@@ -32,6 +32,7 @@ void LcoreCounters::add(const LcoreCounters& o) noexcept {
   icmp_errors += rd(o.icmp_errors);
   handoffs_out += rd(o.handoffs_out);
   handoffs_in += rd(o.handoffs_in);
+  to_kernel += rd(o.to_kernel);
   for (std::size_t i = 0; i < kDpDropCount; ++i) drops[i] += rd(o.drops[i]);
 }
 

@@ -13,7 +13,7 @@ namespace moongate::dp {
   X(kNotIp, "not_ip")                   /* ethertype we do not route */         \
   X(kMalformed, "malformed")            /* truncated or inconsistent headers */ \
   X(kNotForUs, "not_for_us")            /* WAN traffic to another address */    \
-  X(kLocalUnhandled, "local_unhandled") /* to the appliance, not ARP/echo/WireGuard */ \
+  X(kLocalUnhandled, "local_unhandled") /* to the appliance, not ARP/echo/WireGuard, no TAP */ \
   X(kBadIpChecksum, "bad_ip_checksum")  /* RFC 1812 5.2.2: routers verify it */ \
   X(kNoRoute, "no_route")               /* LAN dst not in any peer's allowed IPs */ \
   X(kNoLanRoute, "no_lan_route")        /* decrypted dst not reachable on a LAN */ \
@@ -50,6 +50,7 @@ struct alignas(64) LcoreCounters {
   std::uint64_t icmp_errors = 0;  // "fragmentation needed" / "packet too big" sent
   std::uint64_t handoffs_out = 0;  // packets passed to the owning worker
   std::uint64_t handoffs_in = 0;
+  std::uint64_t to_kernel = 0;  // exception path: packets given to the TAP
   std::array<std::uint64_t, kDpDropCount> drops{};
 
   void drop(DpDrop d) noexcept { ++drops[static_cast<std::size_t>(d)]; }

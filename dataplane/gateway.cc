@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "dataplane/handoff.h"
+#include "dataplane/kernel_interface.h"
 
 namespace moongate::dp {
 
@@ -80,9 +81,29 @@ std::string Gateway::init(Settings settings) {
   shared_.handoff_field = register_handoff_field();
   if (shared_.handoff_field < 0) return "mbuf dynamic field: " + rte_err();
 
-  for (std::size_t i = 0; i < s.ports.size(); ++i) {
+  const std::size_t configured = s.ports.size();
+  s.ports.reserve(configured * 2);  // room for the TAPs: Port references stay valid
+  for (std::size_t i = 0; i < configured; ++i) {
     Port& p = s.ports[i];
     if (std::string err = open_port(p, workers, shared_.pool); !err.empty()) return "port " + p.name + ": " + err;
+  }
+  // The exception path: a TAP per port that asks for one, made after the
+  // port so it can carry the port's MAC (kernel_interface.h).
+  for (std::size_t i = 0; i < configured; ++i) {
+    if (s.ports[i].kernel_interface.empty()) continue;
+    Port tap;
+    tap.name = s.ports[i].kernel_interface;
+    tap.role = PortRole::kKernel;
+    tap.device = kernel_interface_device(s.ports[i], static_cast<unsigned>(i));
+    tap.mtu = s.ports[i].mtu;
+    tap.parent = i;
+    s.ports[i].kernel = s.ports.size();
+    s.ports.push_back(std::move(tap));
+    Port& t = s.ports.back();
+    if (std::string err = open_port(t, workers, shared_.pool); !err.empty())
+      return "port " + s.ports[i].name + ": kernel interface " + t.name + ": " + err;
+    if (std::string err = configure_kernel_interface(t.name, s.ports[i]); !err.empty())
+      return "port " + s.ports[i].name + ": kernel interface " + err;
   }
   const auto wan = std::find_if(s.ports.begin(), s.ports.end(), [](const Port& p) { return p.role == PortRole::kWan; });
   if (wan == s.ports.end()) return "no wan port";
@@ -217,11 +238,12 @@ std::string Gateway::status() const {
   std::ostringstream o;
   o << "aead " << aead_arch() << "\n";
   for (const Port& p : shared_.settings.ports)
-    o << "port " << p.name << " id " << p.id << (p.role == PortRole::kWan ? " wan" : " lan") << " rx "
+    o << "port " << p.name << " id " << p.id
+      << (p.role == PortRole::kWan ? " wan" : p.role == PortRole::kLan ? " lan" : " kernel") << " rx "
       << c.rx_packets[p.id % 8] << " tx " << c.tx_packets[p.id % 8] << "\n";
   o << "decrypted " << c.decrypted << " encrypted " << c.encrypted << " handshakes_in " << c.handshakes_in
     << " arp_replies " << c.arp_replies << " icmp_echo_replies " << c.icmp_echo_replies << " icmp_errors "
-    << c.icmp_errors << " handoffs " << c.handoffs_out << "\n";
+    << c.icmp_errors << " handoffs " << c.handoffs_out << " to_kernel " << c.to_kernel << "\n";
   for (const auto& w : workers_) {
     const LcoreCounters& l = w->counters();
     o << "worker " << w->id() << " rx " << l.rx_total() << " decrypted " << l.decrypted << " encrypted "

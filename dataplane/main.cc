@@ -66,6 +66,7 @@ dp::Settings to_settings(config::Config& cfg) {
     port.role = p.role == config::PortRole::kWan ? dp::PortRole::kWan : dp::PortRole::kLan;
     port.device = p.device;
     port.mtu = p.mtu;
+    port.kernel_interface = p.kernel_interface;
     for (const auto& a : p.addresses) {
       if (a.addr.is_v4()) {
         port.v4.push_back(dp::Ipv4Iface{v4_of(a.addr), a.len});

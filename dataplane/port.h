@@ -1,11 +1,13 @@
 // A DPDK port with a role: `wan` carries WireGuard over UDP, `lan` is the
-// site's subnet. Opened from a PCI address or a vdev string, one RX and
-// one TX queue per worker lcore.
+// site's subnet, `kernel` is the TAP of a wan/lan port's exception path
+// (kernel_interface.h). Opened from a PCI address or a vdev string, one RX
+// and one TX queue per worker lcore.
 #pragma once
 
 #include <rte_ether.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -15,7 +17,9 @@ struct rte_mempool;
 
 namespace moongate::dp {
 
-enum class PortRole : std::uint8_t { kWan, kLan };
+enum class PortRole : std::uint8_t { kWan, kLan, kKernel };
+
+inline constexpr std::size_t kNoPort = static_cast<std::size_t>(-1);
 
 struct Ipv4Iface {
   std::uint32_t addr = 0;  // network byte order
@@ -50,6 +54,12 @@ struct Port {
   Ipv6Bytes gateway_v6{};
   bool has_gateway_v6 = false;
   std::uint16_t mtu = 1500;
+  // Exception path: the TAP port (index in the port list) that gets what is
+  // addressed to this port and not answered by the data plane; for a TAP,
+  // the port it belongs to.
+  std::string kernel_interface;
+  std::size_t kernel = kNoPort;
+  std::size_t parent = kNoPort;
 
   bool owns(std::uint32_t ip) const noexcept {
     for (const auto& a : v4)

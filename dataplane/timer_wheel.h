@@ -77,6 +77,10 @@ class TimerWheel {
   // Nodes point at the list heads: the wheel stays where it was built.
   TimerWheel(const TimerWheel&) = delete;
   TimerWheel& operator=(const TimerWheel&) = delete;
+  // Does not touch the nodes, so at teardown the peers and their wheel may
+  // be freed in either order. A node still scheduled in a destroyed wheel
+  // must not be handed to cancel() or schedule() again.
+  ~TimerWheel() = default;
 
   // Arms `node` for `deadline_ns`, moving it if it was already scheduled.
   // Also callable from on_expire, for any node.
@@ -115,12 +119,14 @@ class TimerWheel {
 
   // Fires, by calling on_expire(TimerNode&), every node whose deadline is
   // <= now_ns, at most `budget` of them, tick by tick (in no particular
-  // order within a tick); returns how many fired. Nodes left over by the budget fire on the next call. A node is
-  // unscheduled before its callback runs, so the callback may re-schedule
-  // it or schedule/cancel any other node; whatever it schedules with a
-  // deadline <= now_ns fires on the next call, not in this one. A throwing
-  // callback terminates (noexcept): an exception would leave the walk's
-  // detached list behind. Not re-entrant: on_expire must not call advance().
+  // order within a tick); returns how many fired. Nodes left over by the
+  // budget fire on the next call. A node is unscheduled before its callback
+  // runs, so the callback may re-schedule it or schedule/cancel any other
+  // node; whatever it schedules with a deadline <= now_ns fires on the next
+  // call, not in this one (a callback re-arming a past deadline cannot
+  // loop). A throwing callback terminates (noexcept): an exception would
+  // leave the walk's detached list behind. Not re-entrant: on_expire must
+  // not call advance().
   template <class F>
   std::size_t advance(std::uint64_t now_ns, F&& on_expire, std::size_t budget) noexcept {
     const std::uint64_t now_tick = now_ns / tick_ns_;

@@ -306,7 +306,34 @@ void Worker::handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m, bool lear
     tx(port, m);
     return;
   }
+  // An answer to the kernel's own request (exception path): its neighbour
+  // cache needs it too.
+  if (!learn_only && port.kernel != kNoPort && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) &&
+      port.owns(tip)) {
+    to_kernel(port, m);
+    return;
+  }
   rte_pktmbuf_free(m);
+}
+
+// The exception path (kernel_interface.h): the port's TAP, if it has one.
+void Worker::to_kernel(Port& port, rte_mbuf* m) {
+  if (port.kernel == kNoPort) {
+    drop(m, DpDrop::kLocalUnhandled);
+    return;
+  }
+  ++counters_.to_kernel;
+  tx(this->port(port.kernel), m);
+}
+
+// What the kernel sends out of a TAP leaves through its port as it is.
+void Worker::poll_kernel(Port& tap) {
+  rte_mbuf* pkts[kBurst];
+  const std::uint16_t n = rte_eth_rx_burst(tap.id, id_, pkts, kBurst);
+  if (n == 0) return;
+  if (tap.id < 8) counters_.rx_packets[tap.id] += n;
+  Port& out = port(tap.parent);
+  for (std::uint16_t i = 0; i < n; ++i) tx(out, pkts[i]);
 }
 
 // ARP and ICMP echo addressed to the appliance. True when m was consumed.
@@ -382,9 +409,7 @@ void Worker::poll_wan() {
       continue;
     }
     if (ip->next_proto_id != IPPROTO_UDP) {
-      if (!handle_local(*wan_, *wan_neigh_, m)) {
-        drop(m, DpDrop::kLocalUnhandled);
-      }
+      if (!handle_local(*wan_, *wan_neigh_, m)) to_kernel(*wan_, m);
       continue;
     }
     if ((rte_be_to_cpu_16(ip->fragment_offset) &
@@ -399,7 +424,7 @@ void Worker::poll_wan() {
       continue;
     }
     if (udp->dst_port != rte_cpu_to_be_16(settings_.listen_port)) {
-      drop(m, DpDrop::kLocalUnhandled);
+      to_kernel(*wan_, m);
       continue;
     }
     wireguard_in(m, ip->src_addr, rte_be_to_cpu_16(udp->src_port),
@@ -735,7 +760,7 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     const std::uint16_t total = h.total_len;
     if (handle_local(port, neigh, m)) continue;
     if (port.owns(ip->dst_addr)) {
-      drop(m, DpDrop::kLocalUnhandled);  // the exception path (TAP) is not there yet
+      to_kernel(port, m);
       continue;
     }
     PeerCtx* peer = peer_for_v4(ip->dst_addr);
@@ -814,6 +839,10 @@ void Worker::handle_nd(Port& port, rte_mbuf* m, bool learn_only) {
       na.target_mac->store(mac.addr_bytes);
       learn_neighbor(port, neigh6, na.target.data(), mac);
     }
+    if (!learn_only && port.kernel != kNoPort) {  // it may answer the kernel's solicitation
+      to_kernel(port, m);
+      return;
+    }
   }
   rte_pktmbuf_free(m);
 }
@@ -839,7 +868,15 @@ void Worker::lan_v6(Port& port, rte_mbuf* m) {
       tx(port, m);
       return;
     }
-    drop(m, DpDrop::kLocalUnhandled);
+    to_kernel(port, m);
+    return;
+  }
+  // Link-local unicast (fe80::/10) and link-scope multicast (ff02::/16) are
+  // never forwarded: with an exception path they are the kernel's (its
+  // link-local address, MLD, router advertisements).
+  if (port.kernel != kNoPort && ((h.dst[0] == 0xfe && (h.dst[1] & 0xc0) == 0x80) ||
+                                 (h.dst[0] == 0xff && (h.dst[1] & 0x0f) == 0x02))) {
+    to_kernel(port, m);
     return;
   }
   PeerCtx* peer = peer_for_v6(h.dst.data());
@@ -1158,8 +1195,10 @@ bool Worker::run_once() {
   const std::uint64_t before = counters_.rx_total() + counters_.handoffs_in;
   poll_handoff();
   poll_wan();
-  for (std::size_t i = 0; i < settings_.ports.size(); ++i)
+  for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
     if (settings_.ports[i].role == PortRole::kLan) poll_lan(settings_.ports[i], *neighbors_[i]);
+    if (settings_.ports[i].role == PortRole::kKernel) poll_kernel(settings_.ports[i]);
+  }
   encrypt_flush();
   run_handshakes();
   encrypt_flush();

@@ -21,8 +21,10 @@
 //      device answers with cookies (wg::LoadDetector), when it is full
 //      they are dropped and counted. An initiation from a peer another
 //      worker owns is handed to it once its static key is decrypted.
-//   2. LAN rx burst -> ARP / ND / ICMP echo to us; IP -> allowed-IPs LPM on
-//      the destination -> the peer -> its owner -> the encrypt batch.
+//   2. LAN rx burst -> ARP / ND / ICMP echo to us; other traffic to us ->
+//      the port's TAP (exception path, kernel_interface.h); IP ->
+//      allowed-IPs LPM on the destination -> the peer -> its owner -> the
+//      encrypt batch. TAP rx -> out of its port as it is.
 //   3. Encrypt batch -> Device::prepare_send per packet (no session: the
 //      packet is staged on its peer and a handshake starts) -> one
 //      AeadBurst::encrypt -> UDP/IPv4/Ethernet to the peer's endpoint.
@@ -114,6 +116,8 @@ class Worker final : public wg::DeviceHost {
   bool handle_local(Port& port, NeighborTable& neigh, rte_mbuf* m);  // ARP, ICMP echo to us
   void handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m, bool learn_only);
   void handle_nd(Port& port, rte_mbuf* m, bool learn_only);
+  void to_kernel(Port& port, rte_mbuf* m);  // the exception path
+  void poll_kernel(Port& tap);
   void wireguard_in(rte_mbuf* m, std::uint32_t src_ip, std::uint16_t src_port,
                     std::uint16_t wg_off, std::uint16_t wg_len, bool routed);
   void queue_handshake(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,

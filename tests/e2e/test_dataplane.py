@@ -122,6 +122,42 @@ def assert_pings(ns, dst, count=5):
     return f"{got}/{count}"
 
 
+# A TCP echo server (dual stack, port 2222) and its client, for the
+# exception path: the client sends 100 KiB and expects it back.
+ECHO_SERVER = r"""
+import socket, threading
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", 2222))
+s.listen(8)
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+ECHO_CLIENT = r"""
+import socket, sys
+data = bytes(range(256)) * 400
+c = socket.create_connection((sys.argv[1], 2222), timeout=10)
+c.sendall(data)
+c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    got += d
+print("ok", len(got) if got == data else f"mismatch {len(got)}")
+"""
+
+
 def dataplane_status(topo, dp, ns):
     """Asks the data plane for its status (SIGUSR1 writes it to its status file)."""
     path = os.path.join(topo.tmp, "status.txt")
@@ -142,7 +178,7 @@ def stat_value(status, key):
     return 0
 
 
-def build_subnet_router(topo, dataplane_bin, extra_peers=""):
+def build_subnet_router(topo, dataplane_bin, extra_peers="", kernel_interfaces=False):
     lan = topo.ns("lan")
     gw = topo.ns("gw")
     wan = topo.ns("wan")
@@ -205,10 +241,12 @@ ports:
     role: wan
     device: "net_af_packet0,iface=gw0"
     address: 192.0.2.2/24
+{"    kernel_interface: mgk-wan" if kernel_interfaces else ""}
   - name: lan0
     role: lan
     device: "net_af_packet1,iface=gl0"
     address: [10.10.0.1/24, "fd10::1/64"]
+{"    kernel_interface: mgk-lan" if kernel_interfaces else ""}
 peers:
   - public_key: {site_pub}
     allowed_ips: [10.20.0.0/24, "fd20::/64"]
@@ -330,7 +368,7 @@ def main():
 
     topo = Topology("e")
     try:
-        t = build_subnet_router(topo, dataplane_bin)
+        t = build_subnet_router(topo, dataplane_bin, kernel_interfaces=True)
 
         @case("subnet router: ping lan host -> remote subnet")
         def _():
@@ -373,6 +411,31 @@ def main():
         def _():
             return (f"{assert_pings(t['lan'], '10.10.0.1', 3)} lan, "
                     f"{assert_pings(t['wan'], '192.0.2.2', 3)} wan")
+        _()
+
+        @case("exception path: TCP to the appliance's own addresses reaches its kernel through the TAPs")
+        def _():
+            # An echo server on the gateway's kernel stack (its namespace):
+            # the data plane owns the ports, so SSH-like traffic to 10.10.0.1,
+            # fd10::1 and 192.0.2.2 only gets there through the TAPs.
+            before = stat_value(dataplane_status(topo, t["dp"], t["gw"]), "to_kernel")
+            topo.spawn(["python3", "-c", ECHO_SERVER], ns=t["gw"],
+                       log=os.path.join(topo.tmp, "echo-server.log"))
+            wait_for("the echo server on the gateway's kernel", lambda: ":2222 " in sh(
+                "ss", "-ltnH", ns=t["gw"], capture=True), timeout=10)
+            done = []
+            for ns, addr in ((t["lan"], "10.10.0.1"), (t["lan"], "fd10::1"), (t["wan"], "192.0.2.2")):
+                out = sh("python3", "-c", ECHO_CLIENT, addr, ns=ns, capture=True, check=False, timeout=30)
+                assert out.strip() == "ok 102400", f"{addr}: {out}"
+                done.append(addr)
+            status = dataplane_status(topo, t["dp"], t["gw"])
+            after = stat_value(status, "to_kernel")
+            assert after - before > 3 * 70, status  # 100 KiB each way, in and out
+            # The data plane still answers ping itself (not the kernel).
+            echo = stat_value(status, "icmp_echo_replies")
+            assert_pings(t["lan"], "10.10.0.1", 2)
+            assert stat_value(dataplane_status(topo, t["dp"], t["gw"]), "icmp_echo_replies") == echo + 2
+            return f"100 KiB echoed via {', '.join(done)}; to_kernel +{after - before}"
         _()
 
         @case("subnet router: too big for the tunnel with DF -> fragmentation needed (mtu 1420)")

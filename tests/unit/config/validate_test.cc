@@ -481,6 +481,21 @@ TEST(Ports, Gateways) {
             Errors{"t.yaml:9:14: ports[0].gateway: '192.0.2.1/24' is not an IPv4 or IPv6 address"});
 }
 
+TEST(Ports, KernelInterface) {
+  const Result r = load_string(lines(with(base_lines(), 9, {"    kernel_interface: mg-wan0"})), "t");
+  ASSERT_TRUE(r.ok()) << r.error_text();
+  EXPECT_EQ(r.config().ports[0].kernel_interface, "mg-wan0");
+  EXPECT_EQ(errors_of(with(base_lines(), 9, {"    kernel_interface: mg-wan0-management"})),
+            Errors{"t.yaml:9:23: ports[0].kernel_interface: 'mg-wan0-management' is not a valid "
+                   "interface name: 1 to 15 of the characters a-z A-Z 0-9 _ . -"});
+  auto two = with_lan("lan0", "net_af_packet1,iface=veth1", "10.10.0.1/24");
+  two = with(two, 9, {"    kernel_interface: mgk"});
+  two = with(two, 13, {"    kernel_interface: mgk"});
+  EXPECT_EQ(errors_of(two),
+            Errors{"t.yaml:13:23: ports[1].kernel_interface: kernel interface 'mgk' is already "
+                   "ports[0]'s"});
+}
+
 TEST(Ports, Mtu) {
   EXPECT_EQ(errors_of(with(base_lines(), 9, {"    mtu: 9001"})),
             Errors{"t.yaml:9:10: ports[0].mtu: must be between 576 and 9000, got 9001"});
