@@ -15,6 +15,7 @@
 
 #include "crypto/secret.h"
 #include "dataplane/port.h"
+#include "dataplane/timer_wheel.h"
 #include "wireguard/endpoint.h"
 #include "wireguard/peer.h"
 
@@ -65,8 +66,8 @@ struct Settings {
 };
 
 // One per configured peer. `owner` and `peer` are fixed at init; the rest
-// belongs to the owner lcore.
-struct PeerCtx {
+// (the staged packets, the owner's timer wheel entry) belongs to the owner.
+struct PeerCtx : TimerNode {
   std::uint32_t id = 0;      // global id: what the allowed-IPs tables return
   std::uint16_t owner = 0;   // worker index
   wg::Peer* peer = nullptr;  // in the owner's device

@@ -81,6 +81,7 @@ void Worker::update_now() noexcept {
 
 std::string Worker::init() {
   update_now();
+  wheel_ = std::make_unique<TimerWheel>(kTimerTick, kTimerSlots, now_.mono);
   const int socket = static_cast<int>(rte_socket_id());
   try {
     aead_ = std::make_unique<crypto::AeadBurst>();
@@ -122,6 +123,7 @@ wg::Peer* Worker::add_peer(PeerCtx& ctx, const PeerSettings& ps) {
   peer->endpoint = ps.endpoint;
   owned_.push_back(&ctx);
   device_->set_persistent_keepalive(*peer, ps.persistent_keepalive, now_);
+  rearm(ctx);
   return peer;
 }
 
@@ -449,6 +451,7 @@ void Worker::run_handshakes() {
     device_->receive_handshake(rte_pktmbuf_mtod_offset(h.m, std::uint8_t*, h.wg_off), h.wg_len,
                                h.src, now_, &routing);
     ++counters_.handshakes_in;
+    if (routing.peer != nullptr) rearm(*static_cast<PeerCtx*>(routing.peer->user));
     if (routing.foreign) {
       // Another worker owns this initiator: it completes the handshake,
       // trusting the MAC and cookie checks done here.
@@ -630,7 +633,9 @@ void Worker::decrypt_flush() {
     }
     auto* ctx = static_cast<PeerCtx*>(it.slot.keypair->peer->user);
     const std::uint32_t pt_len = ops[i].len;
-    if (device_->complete_receive(it.slot, it.wg_len, pt_len, it.src, now_) != wg::Drop::kOk) {
+    const wg::Drop verdict = device_->complete_receive(it.slot, it.wg_len, pt_len, it.src, now_);
+    rearm(*ctx);
+    if (verdict != wg::Drop::kOk) {
       rte_pktmbuf_free(it.m);
       continue;
     }
@@ -1078,6 +1083,7 @@ void Worker::encrypt_flush() {
     wg::TxSlot slot;
     if (device_->prepare_send(peer, now_, slot) != wg::Drop::kOk) {
       stage(*it.peer, it.m);
+      rearm(*it.peer);  // a handshake may have started: its retransmit timer
       continue;
     }
     const std::uint16_t len = rte_pktmbuf_data_len(it.m);
@@ -1111,6 +1117,7 @@ void Worker::encrypt_flush() {
     write_outer(ip, dst, peer.endpoint.port, wg_len);
     ++counters_.encrypted;
     device_->complete_send(peer, now_, wg_len, plain_len[i] != 0);
+    rearm(*ready[i].peer);
     send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
   }
   in_encrypt_flush_ = false;
@@ -1176,18 +1183,24 @@ void Worker::purge_staged(wg::Peer& peer) {
 
 // --- loop --------------------------------------------------------------------
 
+// Timers run from the per-lcore wheel (timer_wheel.h), armed lazily: after
+// every device call for a peer, rearm() moves its entry only when the peer's
+// next deadline came EARLIER; an entry that fires early just re-arms.
+void Worker::rearm(PeerCtx& p) noexcept {
+  const wg::Nanos due = p.peer->timers.next_deadline();
+  if (due != 0 && (!wheel_->scheduled(p) || due < p.deadline)) wheel_->schedule(p, due);
+}
+
 void Worker::run_timers() {
-  // A bounded slice of this worker's peers per scan keeps the loop's worst
-  // case flat at 100 000 peers.
-  if (now_.mono < next_timer_scan_ || owned_.empty()) return;
-  next_timer_scan_ = now_.mono + 10 * wg::kMillisecond;
-  const std::size_t slice = std::min<std::size_t>(owned_.size(), 4096);
-  for (std::size_t k = 0; k < slice; ++k) {
-    timer_cursor_ = (timer_cursor_ + 1) % owned_.size();
-    wg::Peer& peer = *owned_[timer_cursor_]->peer;
-    const wg::Nanos due = peer.timers.next_deadline();
-    if (due != 0 && due <= now_.mono) device_->expire_timers(peer, now_);
-  }
+  wheel_->advance(
+      now_.mono,
+      [this](TimerNode& node) {
+        auto& p = static_cast<PeerCtx&>(node);
+        const wg::Nanos due = p.peer->timers.next_deadline();
+        if (due != 0 && due <= now_.mono) device_->expire_timers(*p.peer, now_);
+        rearm(p);
+      },
+      kTimerBudget);
 }
 
 bool Worker::run_once() {

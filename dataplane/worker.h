@@ -28,8 +28,8 @@
 //   3. Encrypt batch -> Device::prepare_send per packet (no session: the
 //      packet is staged on its peer and a handshake starts) -> one
 //      AeadBurst::encrypt -> UDP/IPv4/Ethernet to the peer's endpoint.
-//   4. Hand-off rings out; TX flush per port; timers of due peers; idle
-//      back-off.
+//   4. Timers of due peers (a per-lcore timer wheel); hand-off rings out;
+//      TX flush per port; idle back-off.
 #pragma once
 
 #include <rte_ether.h>
@@ -47,6 +47,7 @@
 #include "dataplane/neighbor.h"
 #include "dataplane/port.h"
 #include "dataplane/shared.h"
+#include "dataplane/timer_wheel.h"
 #include "wireguard/clock.h"
 #include "wireguard/device.h"
 #include "wireguard/load.h"
@@ -146,6 +147,7 @@ class Worker final : public wg::DeviceHost {
   void tx_flush();
   void run_handshakes();
   void run_timers();
+  void rearm(PeerCtx& p) noexcept;
   void drop(rte_mbuf* m, DpDrop reason) noexcept;
   bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h) noexcept;
   void write_outer(rte_ipv4_hdr* ip, std::uint32_t dst, std::uint16_t dst_port,
@@ -170,8 +172,13 @@ class Worker final : public wg::DeviceHost {
   wg::Instant now_{};
   std::uint64_t wall_offset_ = 0;          // CLOCK_REALTIME - CLOCK_MONOTONIC
   std::uint64_t wall_offset_refresh_ = 0;
-  std::uint64_t next_timer_scan_ = 0;
-  std::size_t timer_cursor_ = 0;
+  // Peer timers: 4 ms ticks, 4096 slots (a 16 s turn; the 5 s and 10 s
+  // WireGuard timers land within one turn, longer ones go round). At most
+  // kTimerBudget peers' timers run per iteration.
+  static constexpr std::uint64_t kTimerTick = 4 * wg::kMillisecond;
+  static constexpr std::size_t kTimerSlots = 4096;
+  static constexpr std::size_t kTimerBudget = 1024;
+  std::unique_ptr<TimerWheel> wheel_;
   LcoreCounters counters_;
 
   // Decrypt batch.

@@ -82,7 +82,7 @@ Drop Device::receive_handshake(const std::uint8_t* msg, std::size_t len, const E
         return drop(Drop::kCookieSent);
       }
       return type == MessageType::kInitiation ? handle_initiation(msg, src, now, routing)
-                                              : handle_response(msg, src, now);
+                                              : handle_response(msg, src, now, routing);
     }
     case MessageType::kCookieReply:
       return handle_cookie_reply(msg, now.mono);
@@ -105,6 +105,7 @@ Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src, Ins
     }
     return drop(d);
   }
+  if (routing != nullptr) routing->peer = peer;
 
   peer->rx_bytes += kInitiationLen;
   peer->endpoint = src;
@@ -135,13 +136,15 @@ Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src, Ins
   return Drop::kOk;
 }
 
-Drop Device::handle_response(const std::uint8_t* msg, const Endpoint& src, Instant now) noexcept {
+Drop Device::handle_response(const std::uint8_t* msg, const Endpoint& src, Instant now,
+                             HandshakeRouting* routing) noexcept {
   const auto& resp = *reinterpret_cast<const MessageResponse*>(msg);
   const IndexEntry* e = indices_.find(load_le32(resp.receiver));
   if (e == nullptr || e->kind != IndexEntry::Kind::kHandshake) return drop(Drop::kUnknownIndex);
   Peer& peer = *e->peer;
   if (Drop d = noise_consume_response(resp, peer.handshake, identity_); d != Drop::kOk)
     return drop(d);
+  if (routing != nullptr) routing->peer = &peer;
 
   peer.rx_bytes += kResponseLen;
   peer.endpoint = src;

@@ -78,6 +78,9 @@ struct HandshakeRouting {
   // (the host counts it if no lcore owns the key).
   crypto::PublicKey* foreign_initiator = nullptr;
   bool foreign = false;  // out: foreign_initiator was filled
+  // Out: the peer an authenticated initiation or response concerned (its
+  // timers may have moved: the host re-arms its timer wheel entry).
+  Peer* peer = nullptr;
 };
 
 // A data message to send: which keypair and which nonce.
@@ -167,7 +170,8 @@ class Device {
  private:
   Drop handle_initiation(const std::uint8_t* msg, const Endpoint& src, Instant now,
                          HandshakeRouting* routing) noexcept;
-  Drop handle_response(const std::uint8_t* msg, const Endpoint& src, Instant now) noexcept;
+  Drop handle_response(const std::uint8_t* msg, const Endpoint& src, Instant now,
+                       HandshakeRouting* routing) noexcept;
   Drop handle_cookie_reply(const std::uint8_t* msg, Nanos now) noexcept;
   void keep_key_fresh_sent(Peer& peer, Instant now) noexcept;
   void keep_key_fresh_received(Peer& peer, Instant now) noexcept;

@@ -279,7 +279,7 @@ def random_public_key():
     return base64.b64encode(os.urandom(32)).decode()
 
 
-def build_hub(topo, dataplane_bin, sites=3, total_peers=1000, lcores=(0,)):
+def build_hub(topo, dataplane_bin, sites=3, total_peers=1000, lcores=(0,), keepalive=0):
     """A hub with no LAN: sites reach each other only through the data plane.
 
       site A 198.51.100.10 --+
@@ -321,6 +321,8 @@ def build_hub(topo, dataplane_bin, sites=3, total_peers=1000, lcores=(0,)):
         site_info.append(dict(ns=ns, wgif=wgif, pub=pub, addr=f"10.{20 + i}.0.1"))
         peers_yaml += (f"  - public_key: {pub}\n    allowed_ips: [10.{20 + i}.0.0/24]\n"
                        f"    endpoint: {uplinks[i]}.10:51820\n")
+        if keepalive:
+            peers_yaml += f"    persistent_keepalive: {keepalive}\n"
     for k in range(total_peers - sites):
         peers_yaml += (f"  - public_key: {random_public_key()}\n"
                        f"    allowed_ips: [10.{100 + k // 250}.{k % 250}.0/24]\n")
@@ -552,7 +554,7 @@ def main():
 
         topo.cleanup()
         topo = Topology("w")
-        m = build_hub(topo, dataplane_bin, sites=3, total_peers=3, lcores=(0, 1))
+        m = build_hub(topo, dataplane_bin, sites=3, total_peers=3, lcores=(0, 1), keepalive=1)
 
         @case("two workers: every pair of sites reaches each other, peers owned by different lcores")
         def _():
@@ -589,6 +591,23 @@ def main():
             assert stat_value(status, "handoff_full") == 0, status
             return (f"{up['bits_per_second'] / 1e6:.0f} / {down['bits_per_second'] / 1e6:.0f} Mbit/s; "
                     f"handoffs w0 {workers['0']['handoffs_out']}, w1 {workers['1']['handoffs_out']}")
+        _()
+
+        @case("two workers: persistent keepalives (1 s) reach every site from both lcores' timer wheels")
+        def _():
+            def received():
+                # What each site has received from the hub: `wg show transfer`.
+                out = []
+                for site in m["sites"]:
+                    line = sh("wg", "show", site["wgif"], "transfer", ns=site["ns"], capture=True).split()
+                    out.append(int(line[1]))
+                return out
+            start = received()
+            # Idle tunnels: only the keepalive timer sends (32 B each).
+            wait_for("three keepalives to each site",
+                     lambda: all(now - before >= 3 * 32 for now, before in zip(received(), start)),
+                     timeout=15)
+            return "rx growth per site: " + ", ".join(str(a - b) for a, b in zip(received(), start))
         _()
     except Exception as e:
         RESULTS.append(("setup", False, str(e), 0))

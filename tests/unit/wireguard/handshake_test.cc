@@ -228,6 +228,8 @@ TEST_F(PairTest, ForeignInitiationIsHandedToTheOwningDevice) {
   EXPECT_EQ(b.dev().receive_handshake(init.bytes.data(), init.bytes.size(), init.from, now(), &owner),
             Drop::kOk);
   EXPECT_FALSE(owner.foreign);
+  EXPECT_EQ(owner.peer, pa);
+  EXPECT_EQ(r.peer, nullptr);
   ASSERT_EQ(b.wire.out.size(), 1u);
   EXPECT_EQ(b.wire.out.front().type(), MessageType::kResponse);
   // The response's sender index (our receiver index) carries b's tag.
