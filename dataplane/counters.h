@@ -26,7 +26,8 @@ namespace moongate::dp {
   X(kNoMbuf, "no_mbuf")                                                          \
   X(kUnsupported, "unsupported")        /* IPv6, fragments, options: not yet */ \
   X(kHandshakeQueueFull, "handshake_queue_full")                                \
-  X(kHandoffFull, "handoff_full")       /* the owner worker's ring is full */
+  X(kHandoffFull, "handoff_full")       /* the owner worker's ring is full */ \
+  X(kNoUnderlay, "no_underlay")         /* endpoint family without a WAN address / route */
 
 enum class DpDrop : std::uint8_t {
 #define MOONGATE_X(name, str) name,

@@ -47,16 +47,16 @@ enum class HandoffKind : std::uint8_t {
   kNeighbor,   // a copy of an ARP / ND frame to learn from
 };
 
+// The frame itself is passed whole (kData, kHandshake): the owner reads the
+// outer source address and port from it.
 struct Handoff {
-  std::uint32_t src_ip;    // outer source, network order (kData, kHandshake)
   std::uint32_t peer;      // global peer id (kInner)
-  std::uint16_t src_port;  // outer source port, host order
   std::uint16_t wg_off;    // WireGuard message offset and length in the frame
   std::uint16_t wg_len;
   HandoffKind kind;
   std::uint8_t arg;        // kNeighbor: port index; kHandshake: macs checked
 };
-static_assert(sizeof(Handoff) == 16);
+static_assert(sizeof(Handoff) == 12);
 
 // The dynamic field's offset, or a negative errno.
 int register_handoff_field() noexcept;

@@ -49,9 +49,8 @@ std::uint32_t v4_of(const config::IpAddress& a) {
   return v;
 }
 
-// The data plane's view of the configuration. IPv6 runs inside the tunnel
-// and on LAN ports; the underlay (WAN, endpoints) is IPv4 for now, and IPv6
-// entries there are reported and skipped, not silently dropped.
+// The data plane's view of the configuration (IPv4 and IPv6 everywhere:
+// inside the tunnel, on LAN ports and as the underlay).
 dp::Settings to_settings(config::Config& cfg) {
   dp::Settings s;
   s.private_key = cfg.interface.private_key;
@@ -70,36 +69,37 @@ dp::Settings to_settings(config::Config& cfg) {
     for (const auto& a : p.addresses) {
       if (a.addr.is_v4()) {
         port.v4.push_back(dp::Ipv4Iface{v4_of(a.addr), a.len});
-      } else if (p.role == config::PortRole::kLan) {
+      } else {
         dp::Ipv6Iface v6;
         std::memcpy(v6.addr.data(), a.addr.bytes, 16);
         v6.prefix_len = a.len;
         port.v6.push_back(v6);
-      } else {
-        std::fprintf(stderr, "moongate-dataplane: port %s: IPv6 underlay address %s ignored "
-                     "(WireGuard over IPv6 is not supported yet)\n", p.name.c_str(), a.to_string().c_str());
       }
     }
     if (const config::IpAddress* gw = p.gateway(4)) port.gateway_v4 = v4_of(*gw);
-    if (const config::IpAddress* gw = p.gateway(6); gw != nullptr && p.role == config::PortRole::kLan) {
+    if (const config::IpAddress* gw = p.gateway(6)) {
       std::memcpy(port.gateway_v6.data(), gw->bytes, 16);
       port.has_gateway_v6 = true;
     }
     s.ports.push_back(std::move(port));
   }
   for (const auto& r : cfg.routes) {
-    if (!r.prefix.addr.is_v4()) {
-      std::fprintf(stderr, "moongate-dataplane: route %s ignored (IPv6 static routes are not supported yet)\n",
-                   r.prefix.to_string().c_str());
-      continue;
-    }
     if (cfg.ports[r.port_index].role != config::PortRole::kLan) {
       std::fprintf(stderr, "moongate-dataplane: route %s via a wan port ignored (routes lead to LANs)\n",
                    r.prefix.to_string().c_str());
       continue;
     }
-    s.routes.push_back(dp::StaticRoute{dp::Ipv4Iface{v4_of(r.prefix.addr), r.prefix.len}, v4_of(r.via),
-                                       r.port_index});
+    if (r.prefix.addr.is_v4()) {
+      s.routes.push_back(dp::StaticRoute{dp::Ipv4Iface{v4_of(r.prefix.addr), r.prefix.len}, v4_of(r.via),
+                                         r.port_index});
+    } else {
+      dp::StaticRoute6 r6;
+      std::memcpy(r6.prefix.addr.data(), r.prefix.addr.bytes, 16);
+      r6.prefix.prefix_len = r.prefix.len;
+      std::memcpy(r6.via.data(), r.via.bytes, 16);
+      r6.port_index = r.port_index;
+      s.routes6.push_back(r6);
+    }
   }
   for (const auto& p : cfg.peers) {
     dp::PeerSettings ps;
@@ -118,11 +118,8 @@ dp::Settings to_settings(config::Config& cfg) {
       }
     }
     if (p.endpoint) {
-      if (p.endpoint->addr.is_v4())
-        ps.endpoint = wg::Endpoint::v4(p.endpoint->addr.bytes, p.endpoint->port);
-      else
-        std::fprintf(stderr, "moongate-dataplane: endpoint %s ignored (IPv6 not yet supported)\n",
-                     p.endpoint->to_string().c_str());
+      ps.endpoint = p.endpoint->addr.is_v4() ? wg::Endpoint::v4(p.endpoint->addr.bytes, p.endpoint->port)
+                                             : wg::Endpoint::v6(p.endpoint->addr.bytes, p.endpoint->port);
     }
     ps.persistent_keepalive = p.persistent_keepalive;
     s.peers.push_back(std::move(ps));

@@ -53,6 +53,12 @@ struct StaticRoute {
   std::size_t port_index = 0;
 };
 
+struct StaticRoute6 {
+  Ipv6Iface prefix;
+  Ipv6Bytes via{};
+  std::size_t port_index = 0;
+};
+
 struct Settings {
   crypto::SecretKey private_key;
   std::uint16_t listen_port = 51820;
@@ -60,6 +66,7 @@ struct Settings {
   std::vector<Port> ports;
   std::vector<PeerSettings> peers;
   std::vector<StaticRoute> routes;
+  std::vector<StaticRoute6> routes6;
   std::uint32_t max_peers = 100000;
   std::uint16_t workers = 1;  // worker lcores; each polls one queue of every port
   bool busy_poll = false;

@@ -6,6 +6,7 @@
 #include "dataplane/net/ipv6.h"
 #include "dataplane/net/ndp.h"
 #include "dataplane/net/tcp_mss.h"
+#include "dataplane/net/udp.h"
 
 #include <rte_arp.h>
 #include <rte_byteorder.h>
@@ -43,6 +44,17 @@ std::uint64_t clock_ns(clockid_t id) {
   clock_gettime(id, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
          static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// The outer source of a WireGuard message in a frame as received on the WAN
+// (already validated there): IPv4 or IPv6 source, UDP source port. Hand-offs
+// carry only the message's offset; the owner reads the rest from the frame.
+wg::Endpoint outer_source(rte_mbuf* m, std::uint16_t wg_off) {
+  const auto* p = rte_pktmbuf_mtod(m, const std::uint8_t*);
+  const auto port = static_cast<std::uint16_t>((p[wg_off - 8] << 8) | p[wg_off - 7]);
+  const auto* eth = reinterpret_cast<const rte_ether_hdr*>(p);
+  if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) return wg::Endpoint::v6(p + kEthLen + 8, port);
+  return wg::Endpoint::v4(p + kEthLen + 12, port);
 }
 
 // Recomputes the IPv4 header checksum (20-60 bytes: cheap next to crypto).
@@ -150,25 +162,62 @@ bool Worker::check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len,
   }
 }
 
-// Writes the outer IPv4 + UDP headers of a WireGuard message of
-// payload_len bytes to `to`, from our WAN address and listen port.
-void Worker::write_outer(rte_ipv4_hdr* ip, std::uint32_t dst, std::uint16_t dst_port,
-                          std::uint16_t payload_len) noexcept {
-  ip->version_ihl = RTE_IPV4_VHL_DEF;
-  ip->type_of_service = 0;
-  ip->total_length = rte_cpu_to_be_16(static_cast<std::uint16_t>(kIpLen + kUdpLen + payload_len));
-  ip->packet_id = 0;
-  ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-  ip->time_to_live = 64;
-  ip->next_proto_id = IPPROTO_UDP;
-  ip->src_addr = wan_->primary_v4();
-  ip->dst_addr = dst;
-  ipv4_fix_checksum(ip);
-  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-  udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
-  udp->dst_port = rte_cpu_to_be_16(dst_port);
-  udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(kUdpLen + payload_len));
-  udp->dgram_cksum = 0;  // optional over IPv4; the AEAD protects the payload
+bool Worker::send_outer(rte_mbuf* m, const wg::Endpoint& to) {
+  const std::uint16_t wg_len = rte_pktmbuf_data_len(m);
+  if (to.family == 4 && !wan_->v4.empty()) {
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(rte_pktmbuf_prepend(m, kIpLen + kUdpLen));
+    if (ip == nullptr) {
+      drop(m, DpDrop::kMalformed);
+      return false;
+    }
+    std::uint32_t dst = 0;
+    std::memcpy(&dst, to.addr, 4);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->type_of_service = 0;
+    ip->total_length = rte_cpu_to_be_16(static_cast<std::uint16_t>(kIpLen + kUdpLen + wg_len));
+    ip->packet_id = 0;
+    ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->src_addr = wan_->primary_v4();
+    ip->dst_addr = dst;
+    ipv4_fix_checksum(ip);
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+    udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
+    udp->dst_port = rte_cpu_to_be_16(to.port);
+    udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(kUdpLen + wg_len));
+    udp->dgram_cksum = 0;  // optional over IPv4; the AEAD protects the payload
+    send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
+    return true;
+  }
+  if (to.family == 6 && !wan_->v6.empty()) {
+    constexpr std::uint16_t kHdr = net::kIpv6HeaderLen + kUdpLen;
+    auto* p = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_prepend(m, kHdr));
+    if (p == nullptr) {
+      drop(m, DpDrop::kMalformed);
+      return false;
+    }
+    net::Ipv6Params ip6;
+    std::memcpy(ip6.src.data(), wan_->v6.front().addr.data(), 16);
+    std::memcpy(ip6.dst.data(), to.addr, 16);
+    ip6.next_header = IPPROTO_UDP;
+    ip6.payload_len = static_cast<std::uint16_t>(kUdpLen + wg_len);
+    net::write_ipv6_header(p, net::kIpv6HeaderLen, ip6);
+    // Mandatory over IPv6 (RFC 8200 8.1): computed in software for now.
+    net::write_udp_v6(p + net::kIpv6HeaderLen, kUdpLen + wg_len, ip6.src, ip6.dst, settings_.listen_port,
+                      to.port, wg_len, net::UdpChecksum::kFull);
+    const std::uint8_t* next_hop = wan_->on_link_v6(to.addr) ? to.addr
+                                   : wan_->has_gateway_v6     ? wan_->gateway_v6.data()
+                                                              : nullptr;
+    if (next_hop == nullptr) {
+      drop(m, DpDrop::kNoUnderlay);
+      return false;
+    }
+    send_ipv6(*wan_, *neighbors6_[shared_.wan], m, next_hop);
+    return true;
+  }
+  drop(m, DpDrop::kNoUnderlay);
+  return false;
 }
 
 void Worker::tx(Port& port, rte_mbuf* m) {
@@ -397,6 +446,10 @@ void Worker::poll_wan() {
       handle_arp(*wan_, *wan_neigh_, m, false);
       continue;
     }
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) {
+      wan_v6(m);
+      continue;
+    }
     if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
       drop(m, DpDrop::kNotIp);
       continue;
@@ -429,11 +482,67 @@ void Worker::poll_wan() {
       to_kernel(*wan_, m);
       continue;
     }
-    wireguard_in(m, ip->src_addr, rte_be_to_cpu_16(udp->src_port),
+    wireguard_in(m, wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&ip->src_addr),
+                                     rte_be_to_cpu_16(udp->src_port)),
                  static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
                  static_cast<std::uint16_t>(udp_len - kUdpLen), false);
   }
   decrypt_flush();
+}
+
+// IPv6 on the WAN: the underlay for peers with IPv6 endpoints. ND and
+// ICMPv6 echo answered here, UDP to the listen port is WireGuard, the rest
+// addressed to us goes to the kernel (exception path).
+void Worker::wan_v6(rte_mbuf* m) {
+  auto* p = rte_pktmbuf_mtod_offset(m, std::uint8_t*, kEthLen);
+  const std::size_t len = rte_pktmbuf_data_len(m) - kEthLen;
+  net::Ipv6Header h;
+  if (net::parse_ipv6(p, len, h) != net::Ipv6Status::kOk) {
+    drop(m, DpDrop::kMalformed);
+    return;
+  }
+  if (h.protocol == IPPROTO_ICMPV6 && h.l4_offset == 40 && len > 40 &&
+      (p[40] == net::kIcmpv6NeighborSolicitation || p[40] == net::kIcmpv6NeighborAdvertisement)) {
+    handle_nd(*wan_, m, false);
+    return;
+  }
+  if (!wan_->owns_v6(h.dst.data())) {
+    const bool link_scope = (h.dst[0] == 0xfe && (h.dst[1] & 0xc0) == 0x80) ||
+                            (h.dst[0] == 0xff && (h.dst[1] & 0x0f) == 0x02);
+    if (link_scope && wan_->kernel != kNoPort)
+      to_kernel(*wan_, m);
+    else
+      drop(m, DpDrop::kNotForUs);
+    return;
+  }
+  if (h.protocol == IPPROTO_UDP && !h.is_fragment) {
+    if (h.l4_len() < kUdpLen) {
+      drop(m, DpDrop::kMalformed);
+      return;
+    }
+    const std::uint8_t* udp = p + h.l4_offset;
+    const auto udp_len = static_cast<std::uint16_t>((udp[4] << 8) | udp[5]);
+    if (udp_len < kUdpLen || udp_len > h.l4_len()) {
+      drop(m, DpDrop::kMalformed);
+      return;
+    }
+    // The UDP checksum is not verified: WireGuard authenticates every
+    // message itself (the AEAD tag, mac1), which is stronger.
+    if (((udp[2] << 8) | udp[3]) == settings_.listen_port) {
+      wireguard_in(m, wg::Endpoint::v6(h.src.data(), static_cast<std::uint16_t>((udp[0] << 8) | udp[1])),
+                   static_cast<std::uint16_t>(kEthLen + h.l4_offset + kUdpLen),
+                   static_cast<std::uint16_t>(udp_len - kUdpLen), false);
+      return;
+    }
+  }
+  if (h.protocol == IPPROTO_ICMPV6 && net::icmpv6_echo_to_reply(p, len) == net::EchoStatus::kReplied) {
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    std::swap(eth->src_addr, eth->dst_addr);
+    ++counters_.icmp_echo_replies;
+    tx(*wan_, m);
+    return;
+  }
+  to_kernel(*wan_, m);
 }
 
 void Worker::run_handshakes() {
@@ -464,8 +573,6 @@ void Worker::run_handshakes() {
       Handoff* f = handoff_of(h.m, shared_.handoff_field);
       f->kind = HandoffKind::kHandshake;
       f->arg = 1;
-      std::memcpy(&f->src_ip, h.src.addr, 4);
-      f->src_port = h.src.port;
       f->wg_off = h.wg_off;
       f->wg_len = h.wg_len;
       handoff(owner->owner, h.m);
@@ -478,8 +585,8 @@ void Worker::run_handshakes() {
 // A WireGuard message from src. Data, responses and cookie replies belong to
 // the worker named by their receiver index; `routed` says another worker
 // already sent it here (no second look at the tag).
-void Worker::wireguard_in(rte_mbuf* m, std::uint32_t src_ip, std::uint16_t src_port,
-                          std::uint16_t wg_off, std::uint16_t wg_len, bool routed) {
+void Worker::wireguard_in(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
+                          std::uint16_t wg_len, bool routed) {
   const std::uint8_t* msg = rte_pktmbuf_mtod_offset(m, std::uint8_t*, wg_off);
   const wg::MessageType type = wg::classify_message(msg, wg_len);
   if (type == wg::MessageType::kInvalid) {
@@ -496,15 +603,12 @@ void Worker::wireguard_in(rte_mbuf* m, std::uint32_t src_ip, std::uint16_t src_p
       Handoff* f = handoff_of(m, shared_.handoff_field);
       f->kind = type == wg::MessageType::kData ? HandoffKind::kData : HandoffKind::kHandshake;
       f->arg = 0;
-      f->src_ip = src_ip;
-      f->src_port = src_port;
       f->wg_off = wg_off;
       f->wg_len = wg_len;
       handoff(static_cast<std::uint16_t>(owner), m);
       return;
     }
   }
-  const wg::Endpoint src = wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&src_ip), src_port);
   if (type == wg::MessageType::kData) {
     if (rx_count_ == kBurst) decrypt_flush();
     RxItem& it = rx_items_[rx_count_];
@@ -565,11 +669,10 @@ void Worker::poll_handoff() {
       const Handoff f = *handoff_of(m, shared_.handoff_field);
       switch (f.kind) {
         case HandoffKind::kData:
-          wireguard_in(m, f.src_ip, f.src_port, f.wg_off, f.wg_len, true);
+          wireguard_in(m, outer_source(m, f.wg_off), f.wg_off, f.wg_len, true);
           break;
         case HandoffKind::kHandshake:
-          queue_handshake(m, wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&f.src_ip), f.src_port),
-                          f.wg_off, f.wg_len, f.arg != 0);
+          queue_handshake(m, outer_source(m, f.wg_off), f.wg_off, f.wg_len, f.arg != 0);
           break;
         case HandoffKind::kInner:
           if (f.peer < shared_.peers.size() && shared_.peers[f.peer]->owner == id_)
@@ -935,10 +1038,19 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
       return;
     }
   }
+  // Then the longest static route, then a LAN port's default gateway.
+  const StaticRoute6* best = nullptr;
+  for (const StaticRoute6& r : settings_.routes6)
+    if (r.prefix.contains(h.dst.data()) && (best == nullptr || r.prefix.prefix_len > best->prefix.prefix_len))
+      best = &r;
+  if (best != nullptr) {
+    send_ipv6(port(best->port_index), *neighbors6_[best->port_index], m, best->via.data());
+    return;
+  }
   for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
-    Port& port = settings_.ports[i];
-    if (port.role == PortRole::kLan && port.has_gateway_v6) {
-      send_ipv6(port, *neighbors6_[i], m, port.gateway_v6.data());
+    Port& lan = settings_.ports[i];
+    if (lan.role == PortRole::kLan && lan.has_gateway_v6) {
+      send_ipv6(lan, *neighbors6_[i], m, lan.gateway_v6.data());
       return;
     }
   }
@@ -1075,9 +1187,13 @@ void Worker::encrypt_flush() {
   for (std::uint16_t i = 0; i < count; ++i) {
     TxItem it = enc_items_[i];
     wg::Peer& peer = *it.peer->peer;
-    if (!peer.endpoint.valid() || peer.endpoint.family != 4) {
+    if (!peer.endpoint.valid()) {
       device_->count(wg::Drop::kNoEndpoint);
       rte_pktmbuf_free(it.m);
+      continue;
+    }
+    if ((peer.endpoint.family == 4 ? wan_->v4.empty() : wan_->v6.empty())) {
+      drop(it.m, DpDrop::kNoUnderlay);  // before a nonce is spent on it
       continue;
     }
     wg::TxSlot slot;
@@ -1107,18 +1223,10 @@ void Worker::encrypt_flush() {
     rte_mbuf* m = ready[i].m;
     wg::Peer& peer = *ready[i].peer->peer;
     const std::uint16_t wg_len = rte_pktmbuf_data_len(m);
-    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(rte_pktmbuf_prepend(m, kIpLen + kUdpLen));
-    if (ip == nullptr) {
-      drop(m, DpDrop::kMalformed);
-      continue;
-    }
-    std::uint32_t dst = 0;
-    std::memcpy(&dst, peer.endpoint.addr, 4);
-    write_outer(ip, dst, peer.endpoint.port, wg_len);
+    if (!send_outer(m, peer.endpoint)) continue;
     ++counters_.encrypted;
     device_->complete_send(peer, now_, wg_len, plain_len[i] != 0);
     rearm(*ready[i].peer);
-    send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
   }
   in_encrypt_flush_ = false;
   // Handshake completions during this flush may have queued more.
@@ -1129,26 +1237,18 @@ void Worker::encrypt_flush() {
 
 bool Worker::send_handshake(wg::Peer*, const wg::Endpoint& to, const std::uint8_t* msg,
                              std::size_t len) {
-  if (to.family != 4) return false;
   rte_mbuf* m = rte_pktmbuf_alloc(pool_);
   if (m == nullptr) {
     counters_.drop(DpDrop::kNoMbuf);
     return false;
   }
-  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(
-      rte_pktmbuf_append(m, static_cast<std::uint16_t>(kIpLen + kUdpLen + len)));
-  if (ip == nullptr) {
-    rte_pktmbuf_free(m);
-    counters_.drop(DpDrop::kNoMbuf);
+  auto* p = rte_pktmbuf_append(m, static_cast<std::uint16_t>(len));
+  if (p == nullptr) {
+    drop(m, DpDrop::kNoMbuf);
     return false;
   }
-  std::uint32_t dst = 0;
-  std::memcpy(&dst, to.addr, 4);
-  write_outer(ip, dst, to.port, static_cast<std::uint16_t>(len));
-  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-  std::memcpy(udp + 1, msg, len);
-  send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
-  return true;
+  std::memcpy(p, msg, len);
+  return send_outer(m, to);
 }
 
 void Worker::flush_staged(wg::Peer& peer, bool keepalive_if_empty) {

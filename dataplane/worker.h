@@ -119,8 +119,13 @@ class Worker final : public wg::DeviceHost {
   void handle_nd(Port& port, rte_mbuf* m, bool learn_only);
   void to_kernel(Port& port, rte_mbuf* m);  // the exception path
   void poll_kernel(Port& tap);
-  void wireguard_in(rte_mbuf* m, std::uint32_t src_ip, std::uint16_t src_port,
-                    std::uint16_t wg_off, std::uint16_t wg_len, bool routed);
+  void wan_v6(rte_mbuf* m);
+  void wireguard_in(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off, std::uint16_t wg_len,
+                    bool routed);
+  // m starts at a WireGuard message: adds UDP and IP (v4 or v6, as `to`) from
+  // our WAN address and listen port, and sends it toward `to`. False (m
+  // freed, counted) when the WAN has no address of that family.
+  bool send_outer(rte_mbuf* m, const wg::Endpoint& to);
   void queue_handshake(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
                        std::uint16_t wg_len, bool macs_checked);
   void decrypt_flush();
@@ -150,8 +155,7 @@ class Worker final : public wg::DeviceHost {
   void rearm(PeerCtx& p) noexcept;
   void drop(rte_mbuf* m, DpDrop reason) noexcept;
   bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h) noexcept;
-  void write_outer(rte_ipv4_hdr* ip, std::uint32_t dst, std::uint16_t dst_port,
-                   std::uint16_t payload_len) noexcept;
+
   Port* lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept;
   void update_now() noexcept;
 

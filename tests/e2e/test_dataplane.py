@@ -203,6 +203,10 @@ def build_subnet_router(topo, dataplane_bin, extra_peers="", kernel_interfaces=F
     sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=lan)
     sh("ip", "addr", "add", "10.11.0.2/24", "dev", "ih0", ns=inner)
     sh("ip", "route", "add", "default", "via", "10.11.0.1", ns=inner)
+    sh("ip", "-6", "addr", "add", "fd11::1/64", "dev", "li0", "nodad", ns=lan)
+    sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=lan)
+    sh("ip", "-6", "addr", "add", "fd11::2/64", "dev", "ih0", "nodad", ns=inner)
+    sh("ip", "-6", "route", "add", "default", "via", "fd11::1", ns=inner)
     sh("ip", "addr", "add", "192.0.2.10/24", "dev", "wr0", ns=wan)
     # The remote site: its gateway (wan ns, wireguard-go) routes for a host
     # in its subnet.
@@ -224,8 +228,9 @@ def build_subnet_router(topo, dataplane_bin, extra_peers="", kernel_interfaces=F
     wgif = f"mgs{topo.tag}"[:15]
     topo.wireguard_go(wan, wgif, site_priv, 51820, "10.20.0.1/32")
     sh("wg", "set", wgif, "peer", dp_pub, "endpoint", "192.0.2.2:51820",
-       "allowed-ips", "10.10.0.0/24,10.11.0.0/24,fd10::/64", ns=wan)
+       "allowed-ips", "10.10.0.0/24,10.11.0.0/24,fd10::/64,fd11::/64", ns=wan)
     sh("ip", "-6", "route", "add", "fd10::/64", "dev", wgif, ns=wan)
+    sh("ip", "-6", "route", "add", "fd11::/64", "dev", wgif, ns=wan)
     sh("ip", "route", "add", "10.10.0.0/24", "dev", wgif, ns=wan)
     sh("ip", "route", "add", "10.11.0.0/24", "dev", wgif, ns=wan)
 
@@ -256,6 +261,9 @@ routes:
   - prefix: 10.11.0.0/24
     via: 10.10.0.2
     port: lan0
+  - prefix: "fd11::/64"
+    via: "fd10::2"
+    port: lan0
 dataplane:
   lcores: [0]
   hugepages: false
@@ -282,9 +290,9 @@ def random_public_key():
 def build_hub(topo, dataplane_bin, sites=3, total_peers=1000, lcores=(0,), keepalive=0):
     """A hub with no LAN: sites reach each other only through the data plane.
 
-      site A 198.51.100.10 --+
-      site B 203.0.113.10  --+-- inet ns (router) 192.0.2.1 --veth-- [ hub 192.0.2.2 ]
-      site C 100.64.0.10   --+
+      site A 198.51.100.10   --+
+      site B 203.0.113.10    --+-- inet ns (router) 192.0.2.1    --veth-- [ hub 192.0.2.2   ]
+      site C 2001:db8:c::10  --+                    2001:db8::1             [     2001:db8::2 ]
     Site i has tunnel address 10.(20+i).0.1; the hub routes 10.(20+i).0.0/24
     to site i. total_peers - sites more peers with generated keys are
     configured, so the tables hold 1 000 peers. With several lcores, peer i
@@ -298,7 +306,11 @@ def build_hub(topo, dataplane_bin, sites=3, total_peers=1000, lcores=(0,), keepa
     sh("ip", "addr", "add", "192.0.2.1/24", "dev", "ir0", ns=inet)
     sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=inet)
     dp_priv, dp_pub = wg_keypair()
-    uplinks = ["198.51.100", "203.0.113", "100.64.0"]
+    # The third site's uplink is IPv6 only: WireGuard over IPv6 to the
+    # hub's 2001:db8::2, while the others use IPv4.
+    uplinks = ["198.51.100", "203.0.113", "2001:db8:c:"]
+    sh("ip", "-6", "addr", "add", "2001:db8::1/64", "dev", "ir0", "nodad", ns=inet)
+    sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=inet)
     site_info = []
     peers_yaml = ""
     for i in range(sites):
@@ -306,21 +318,29 @@ def build_hub(topo, dataplane_bin, sites=3, total_peers=1000, lcores=(0,), keepa
         topo.veth(inet, f"is{i}", ns, "su0")
         topo.host_side(ns, "su0")
         topo.host_side(inet, f"is{i}")
-        sh("ip", "addr", "add", f"{uplinks[i]}.1/24", "dev", f"is{i}", ns=inet)
-        sh("ip", "addr", "add", f"{uplinks[i]}.10/24", "dev", "su0", ns=ns)
-        sh("ip", "route", "add", "default", "via", f"{uplinks[i]}.1", ns=ns)
+        v6 = uplinks[i].endswith(":")
+        if v6:
+            sh("ip", "-6", "addr", "add", f"{uplinks[i]}:1/64", "dev", f"is{i}", "nodad", ns=inet)
+            sh("ip", "-6", "addr", "add", f"{uplinks[i]}:10/64", "dev", "su0", "nodad", ns=ns)
+            sh("ip", "-6", "route", "add", "default", "via", f"{uplinks[i]}:1", ns=ns)
+            site_endpoint, hub_endpoint = f'"[{uplinks[i]}:10]:51820"', "[2001:db8::2]:51820"
+        else:
+            sh("ip", "addr", "add", f"{uplinks[i]}.1/24", "dev", f"is{i}", ns=inet)
+            sh("ip", "addr", "add", f"{uplinks[i]}.10/24", "dev", "su0", ns=ns)
+            sh("ip", "route", "add", "default", "via", f"{uplinks[i]}.1", ns=ns)
+            site_endpoint, hub_endpoint = f"{uplinks[i]}.10:51820", "192.0.2.2:51820"
         priv, pub = wg_keypair()
         wgif = f"mgh{i}{topo.tag}"[:15]
         topo.wireguard_go(ns, wgif, priv, 51820, f"10.{20 + i}.0.1/32")
         others = ",".join(f"10.{20 + j}.0.0/24" for j in range(sites) if j != i)
-        sh("wg", "set", wgif, "peer", dp_pub, "endpoint", "192.0.2.2:51820",
+        sh("wg", "set", wgif, "peer", dp_pub, "endpoint", hub_endpoint,
            "allowed-ips", others, ns=ns)
         for j in range(sites):
             if j != i:
                 sh("ip", "route", "add", f"10.{20 + j}.0.0/24", "dev", wgif, ns=ns)
-        site_info.append(dict(ns=ns, wgif=wgif, pub=pub, addr=f"10.{20 + i}.0.1"))
+        site_info.append(dict(ns=ns, wgif=wgif, pub=pub, addr=f"10.{20 + i}.0.1", v6=v6))
         peers_yaml += (f"  - public_key: {pub}\n    allowed_ips: [10.{20 + i}.0.0/24]\n"
-                       f"    endpoint: {uplinks[i]}.10:51820\n")
+                       f"    endpoint: {site_endpoint}\n")
         if keepalive:
             peers_yaml += f"    persistent_keepalive: {keepalive}\n"
     for k in range(total_peers - sites):
@@ -336,8 +356,8 @@ ports:
   - name: wan0
     role: wan
     device: "net_af_packet0,iface=gw0"
-    address: 192.0.2.2/24
-    gateway: 192.0.2.1
+    address: [192.0.2.2/24, "2001:db8::2/64"]
+    gateway: [192.0.2.1, "2001:db8::1"]
 peers:
 {peers_yaml}dataplane:
   lcores: [{", ".join(str(c) for c in lcores)}]
@@ -404,9 +424,10 @@ def main():
             return f"remote->lan {r['bits_per_second'] / 1e6:.0f} Mbit/s ({r['bytes']} B)"
         _()
 
-        @case("subnet router: a static route to a subnet behind a LAN router")
+        @case("subnet router: static routes (IPv4 and IPv6) to subnets behind a LAN router")
         def _():
-            return f"remote 10.20.0.2 -> 10.11.0.2 via 10.10.0.2: {assert_pings(t['rem'], '10.11.0.2')}"
+            return (f"remote 10.20.0.2 -> 10.11.0.2 via 10.10.0.2: {assert_pings(t['rem'], '10.11.0.2')}; "
+                    f"fd20::2 -> fd11::2 via fd10::2: {assert_pings(t['rem'], 'fd11::2')}")
         _()
 
         @case("subnet router: ping the appliance's own addresses")
@@ -528,7 +549,7 @@ def main():
         topo = Topology("h")
         h = build_hub(topo, dataplane_bin)
 
-        @case("hub (1000 peers): every pair of sites reaches each other only through the hub")
+        @case("hub (1000 peers): every pair of sites reaches each other only through the hub (one site over IPv6)")
         def _():
             pairs = 0
             for a in h["sites"]:
@@ -541,12 +562,17 @@ def main():
             # The internet router has no route to the tunnel subnets.
             routes = sh("ip", "route", ns=h["inet"], capture=True)
             assert "10.2" not in routes, routes
-            return f"{pairs} ordered pairs, 3/3 pings each"
+            # Site C talks WireGuard over IPv6, and the hub answers from 2001:db8::2.
+            status = dataplane_status(topo, h["dp"], h["gw"])
+            assert "endpoint [2001:db8:c::10]:51820" in status, status
+            wg_show = sh("wg", "show", h["sites"][2]["wgif"], "endpoints", ns=h["sites"][2]["ns"], capture=True)
+            assert "[2001:db8::2]:51820" in wg_show, wg_show
+            return f"{pairs} ordered pairs, 3/3 pings each; site C over IPv6"
         _()
 
-        @case("hub: TCP between two sites through the hub (iperf3)")
+        @case("hub: TCP between an IPv4-underlay site and the IPv6-underlay site (iperf3)")
         def _():
-            a, b = h["sites"][0], h["sites"][1]
+            a, b = h["sites"][0], h["sites"][2]
             r = iperf(topo, b["ns"], b["addr"], a["ns"], bind=a["addr"])
             assert r["bytes"] > 1_000_000, r
             return f"{r['bits_per_second'] / 1e6:.0f} Mbit/s ({r['bytes']} B)"

@@ -638,8 +638,14 @@ def main():
             src, dst = WAN_HOST, DP_WAN
             u_ok = udp(40000, WG_PORT, b"\x09\0\0\0garbage!")
             frames = []  # (frame, counter)
-            for et in (0x1234, 0x86DD, 0x88CC, 0x8100, 0x0000, 0xFFFF, 0x05DC, 0x8847, 0x88B5):
+            for et in (0x1234, 0x88CC, 0x8100, 0x0000, 0xFFFF, 0x05DC, 0x8847, 0x88B5):
                 frames.append((eth(dp_mac, wr_mac, et, os.urandom(60)), "drop:not_ip"))
+            # IPv6 is the underlay too now: broken headers are malformed, a
+            # sound one to another address is not for us.
+            frames.append((eth(dp_mac, wr_mac, 0x86DD, b"\0" + os.urandom(59)), "drop:malformed"))  # version 0
+            v6_hdr = bytes([0x60, 0, 0, 0, 0, 8, 17, 64]) + bytes(15) + b"\1" + bytes(15) + b"\2"
+            frames.append((eth(dp_mac, wr_mac, 0x86DD, v6_hdr[:30]), "drop:malformed"))          # cut header
+            frames.append((eth(dp_mac, wr_mac, 0x86DD, v6_hdr + bytes(8)), "drop:not_for_us"))   # to ::2
             E = lambda p: eth(dp_mac, wr_mac, 0x0800, p)  # noqa: E731
             good_ip = ipv4(src, dst, 17, u_ok)
             for cut in (0, 1, 10, 19):
