@@ -1,0 +1,205 @@
+// Snapshot encoding and checked decoding; snapshot.h has the layout.
+#include "netmap/snapshot.h"
+
+#include <cstring>
+#include <limits>
+
+#include "crypto/secret.h"
+
+namespace moongate::netmap {
+namespace {
+
+void put16(std::uint8_t* p, std::uint16_t v) noexcept {
+  p[0] = static_cast<std::uint8_t>(v);
+  p[1] = static_cast<std::uint8_t>(v >> 8);
+}
+void put32(std::uint8_t* p, std::uint32_t v) noexcept {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+void put64(std::uint8_t* p, std::uint64_t v) noexcept {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+std::uint16_t get16(const std::uint8_t* p) noexcept {
+  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+std::uint32_t get32(const std::uint8_t* p) noexcept {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+std::uint64_t get64(const std::uint8_t* p) noexcept {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// FNV-1a, 32-bit, over the whole snapshot except the checksum field
+// (bytes 36..39): catches corruption anywhere (the segment's sequence
+// numbers catch concurrent writes; this catches bugs and bit rot).
+std::uint32_t checksum(const std::uint8_t* p, std::size_t n) noexcept {
+  std::uint32_t h = 2166136261u;
+  for (std::size_t i = 0; i < n; ++i)
+    if (i < 36 || i >= 40) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
+enum PeerFlags : std::uint8_t { kHasPsk = 1, kHasEndpoint = 2 };
+
+void put_prefix(std::uint8_t* p, const config::IpPrefix& x) noexcept {
+  p[0] = x.addr.family;
+  p[1] = x.len;
+  std::memcpy(p + 4, x.addr.bytes, 16);
+}
+
+// "" or why the prefix record is not sound.
+std::string get_prefix(const std::uint8_t* p, config::IpPrefix& x) {
+  x.addr.family = p[0];
+  x.len = p[1];
+  std::memcpy(x.addr.bytes, p + 4, 16);
+  if (x.addr.family != 4 && x.addr.family != 6) return "prefix with address family " + std::to_string(p[0]);
+  if (x.len > x.addr.bits()) return "prefix length " + std::to_string(x.len) + " too long";
+  if (x.addr.family == 4)
+    for (int i = 4; i < 16; ++i)
+      if (x.addr.bytes[i] != 0) return "IPv4 prefix with bytes past the address";
+  return {};
+}
+
+std::size_t prefix_count(const Netmap& n) noexcept {
+  std::size_t c = 0;
+  for (const auto& p : n.peers) c += p.allowed_ips.size();
+  return c;
+}
+
+}  // namespace
+
+std::size_t encoded_size(const Netmap& n) noexcept {
+  return kSnapshotHeaderLen + 32 + n.peers.size() * kSnapshotPeerLen + prefix_count(n) * kSnapshotPrefixLen +
+         n.routes.size() * kSnapshotRouteLen;
+}
+
+std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
+  const std::size_t size = encoded_size(n);
+  if (out.size() < size || size > std::numeric_limits<std::uint32_t>::max()) return 0;
+  std::uint8_t* const base = out.data();
+  std::memset(base, 0, size);
+  std::uint8_t* p = base + kSnapshotHeaderLen;
+  if (n.has_private_key) std::memcpy(p, n.private_key.data(), 32);
+  p += 32;
+  std::uint8_t* prefixes = p + n.peers.size() * kSnapshotPeerLen;
+  std::uint32_t next_prefix = 0;
+  for (const auto& peer : n.peers) {
+    std::memcpy(p, peer.public_key.data(), 32);
+    std::uint8_t flags = 0;
+    if (peer.preshared_key) {
+      std::memcpy(p + 32, peer.preshared_key->data(), 32);
+      flags |= kHasPsk;
+    }
+    if (peer.endpoint) {
+      flags |= kHasEndpoint;
+      p[65] = peer.endpoint->addr.family;
+      put16(p + 66, peer.endpoint->port);
+      std::memcpy(p + 68, peer.endpoint->addr.bytes, 16);
+    }
+    p[64] = flags;
+    put16(p + 84, peer.persistent_keepalive);
+    put32(p + 88, next_prefix);
+    put32(p + 92, static_cast<std::uint32_t>(peer.allowed_ips.size()));
+    for (const auto& a : peer.allowed_ips) {
+      put_prefix(prefixes + std::size_t{next_prefix} * kSnapshotPrefixLen, a);
+      ++next_prefix;
+    }
+    p += kSnapshotPeerLen;
+  }
+  p = prefixes + std::size_t{next_prefix} * kSnapshotPrefixLen;
+  for (const auto& r : n.routes) {
+    put_prefix(p, r.prefix);
+    p[20] = r.via.family;
+    put16(p + 22, static_cast<std::uint16_t>(r.port_index));
+    std::memcpy(p + 24, r.via.bytes, 16);
+    p += kSnapshotRouteLen;
+  }
+  put32(base, kSnapshotMagic);
+  put32(base + 4, kSnapshotFormat);
+  put64(base + 8, n.generation);
+  put32(base + 16, static_cast<std::uint32_t>(size));
+  put32(base + 20, static_cast<std::uint32_t>(n.peers.size()));
+  put32(base + 24, next_prefix);
+  put32(base + 28, static_cast<std::uint32_t>(n.routes.size()));
+  put16(base + 32, n.listen_port);
+  put16(base + 34, n.has_private_key ? 1 : 0);
+  put32(base + 36, checksum(base, size));
+  return size;
+}
+
+std::uint64_t peek_generation(std::span<const std::uint8_t> in) noexcept {
+  if (in.size() < kSnapshotHeaderLen || get32(in.data()) != kSnapshotMagic) return 0;
+  return get64(in.data() + 8);
+}
+
+std::string decode(std::span<const std::uint8_t> in, Netmap& out) {
+  const std::uint8_t* const base = in.data();
+  if (in.size() < kSnapshotHeaderLen + 32) return "snapshot shorter than its header";
+  if (get32(base) != kSnapshotMagic) return "not a netmap snapshot (bad magic)";
+  if (get32(base + 4) != kSnapshotFormat)
+    return "snapshot format " + std::to_string(get32(base + 4)) + ", this program reads " +
+           std::to_string(kSnapshotFormat);
+  const std::uint64_t size = get32(base + 16);
+  const std::uint64_t peers = get32(base + 20), prefixes = get32(base + 24), routes = get32(base + 28);
+  const std::uint64_t want =
+      kSnapshotHeaderLen + 32 + peers * kSnapshotPeerLen + prefixes * kSnapshotPrefixLen + routes * kSnapshotRouteLen;
+  if (size != want) return "snapshot size " + std::to_string(size) + " does not match its counts";
+  if (size > in.size()) return "snapshot of " + std::to_string(size) + " bytes in a buffer of " + std::to_string(in.size());
+  if (get32(base + 36) != checksum(base, size)) return "snapshot checksum mismatch";
+
+  Netmap n;
+  n.generation = get64(base + 8);
+  n.listen_port = get16(base + 32);
+  n.has_private_key = (get16(base + 34) & 1) != 0;
+  const std::uint8_t* p = base + kSnapshotHeaderLen;
+  if (n.has_private_key) n.private_key.assign(std::span<const std::uint8_t, 32>(p, 32));
+  p += 32;
+  const std::uint8_t* prefix_base = p + peers * kSnapshotPeerLen;
+  n.peers.resize(peers);
+  std::uint64_t expected_first = 0;
+  for (auto& peer : n.peers) {
+    std::memcpy(peer.public_key.data(), p, 32);
+    const std::uint8_t flags = p[64];
+    if ((flags & ~(kHasPsk | kHasEndpoint)) != 0) return "peer with unknown flags";
+    if (flags & kHasPsk) peer.preshared_key.emplace(std::span<const std::uint8_t, 32>(p + 32, 32));
+    if (flags & kHasEndpoint) {
+      config::Endpoint e;
+      e.addr.family = p[65];
+      e.port = get16(p + 66);
+      std::memcpy(e.addr.bytes, p + 68, 16);
+      if (e.addr.family != 4 && e.addr.family != 6) return "peer endpoint with address family " + std::to_string(p[65]);
+      if (e.port == 0) return "peer endpoint with port 0";
+      peer.endpoint = e;
+    }
+    peer.persistent_keepalive = get16(p + 84);
+    const std::uint64_t first = get32(p + 88), count = get32(p + 92);
+    // Prefixes are laid out peer after peer: anything else is corruption.
+    if (first != expected_first || first + count > prefixes) return "peer prefix range out of bounds";
+    expected_first += count;
+    peer.allowed_ips.resize(count);
+    for (std::uint64_t i = 0; i < count; ++i)
+      if (std::string err = get_prefix(prefix_base + (first + i) * kSnapshotPrefixLen, peer.allowed_ips[i]);
+          !err.empty())
+        return err;
+    p += kSnapshotPeerLen;
+  }
+  if (expected_first != prefixes) return "prefixes not owned by any peer";
+  p = prefix_base + prefixes * kSnapshotPrefixLen;
+  n.routes.resize(routes);
+  for (auto& r : n.routes) {
+    if (std::string err = get_prefix(p, r.prefix); !err.empty()) return "route: " + err;
+    r.via.family = p[20];
+    if (r.via.family != r.prefix.addr.family) return "route next hop of another family";
+    r.port_index = get16(p + 22);
+    std::memcpy(r.via.bytes, p + 24, 16);
+    p += kSnapshotRouteLen;
+  }
+  out = std::move(n);
+  return {};
+}
+
+}  // namespace moongate::netmap
