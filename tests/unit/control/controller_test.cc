@@ -1,0 +1,172 @@
+// The controller against real files and a real segment: the YAML becomes
+// the netmap, `wg` changes are persisted and win over an older YAML after a
+// restart, a broken reload changes nothing, events fill the run-time state.
+#include "control/controller.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "config/key.h"
+#include "crypto/x25519.h"
+
+namespace moongate::control {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string hex(const std::uint8_t* p) {
+  static const char* d = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 32; ++i) {
+    s += d[p[i] >> 4];
+    s += d[p[i] & 15];
+  }
+  return s;
+}
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  ControllerTest() {
+    dir_ = fs::temp_directory_path() / ("mg-ctl-" + std::to_string(getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    opts_.config_path = (dir_ / "site.yaml").string();
+    opts_.state_dir = (dir_ / "state").string();
+    opts_.segment_name = "moongate-test-ctl-" + std::to_string(getpid());
+    netmap::Segment::unlink(opts_.segment_name);
+    crypto::SecretKey priv;
+    crypto::x25519_generate(priv, pub_);
+    priv_text_ = config::encode_key(priv.data());
+    crypto::SecretKey p;
+    crypto::x25519_generate(p, peer_);
+    write_yaml("10.20.0.0/24");
+  }
+  ~ControllerTest() override {
+    netmap::Segment::unlink(opts_.segment_name);
+    fs::remove_all(dir_);
+  }
+
+  void write_yaml(const std::string& allowed, const std::string& extra = "") {
+    std::ofstream(opts_.config_path) << "interface:\n  name: mgt0\n  private_key: " << priv_text_
+                                     << "\nports:\n  - name: wan0\n    role: wan\n    device: net_tap0\n"
+                                        "    address: 192.0.2.2/24\npeers:\n  - public_key: "
+                                     << config::encode_key(peer_.data()) << "\n    allowed_ips: [" << allowed
+                                     << "]\n"
+                                     << extra << "dataplane:\n  max_peers: 100\n";
+  }
+
+  fs::path dir_;
+  Options opts_;
+  crypto::PublicKey pub_{}, peer_{};
+  std::string priv_text_;
+};
+
+TEST_F(ControllerTest, PublishesTheYaml) {
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  EXPECT_EQ(c.segment().published_generation(), 1u);
+  std::string err;
+  auto dp = netmap::Segment::open(opts_.segment_name, err);
+  ASSERT_NE(dp, nullptr) << err;
+  netmap::Netmap got;
+  ASSERT_EQ(dp->read(0, got, err), netmap::Segment::Read::kNew);
+  ASSERT_EQ(got.peers.size(), 1u);
+  EXPECT_EQ(got.peers[0].public_key, peer_);
+  EXPECT_EQ(got.peers[0].allowed_ips[0].to_string(), "10.20.0.0/24");
+}
+
+TEST_F(ControllerTest, WgChangesArePersistedAndSurviveARestart) {
+  crypto::PublicKey added{};
+  added.fill(7);
+  {
+    Controller c;
+    ASSERT_EQ(c.start(opts_), "");
+    const UapiResult r = c.uapi("set=1\npublic_key=" + hex(added.data()) + "\nallowed_ip=10.30.0.0/24\n\n");
+    ASSERT_EQ(r.response, "errno=0\n\n");
+    EXPECT_EQ(c.segment().published_generation(), 2u);
+    EXPECT_TRUE(fs::exists(c.state_file()));
+    EXPECT_EQ(fs::status(c.state_file()).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  }
+  Controller again;
+  ASSERT_EQ(again.start(opts_), "");
+  ASSERT_EQ(again.netmap().peers.size(), 2u);
+  EXPECT_EQ(again.netmap().peers[1].public_key, added);
+  EXPECT_EQ(again.segment().published_generation(), 3u);  // republished, generation continues
+}
+
+TEST_F(ControllerTest, ABrokenReloadChangesNothingAndAGoodOneWins) {
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  c.uapi("set=1\npublic_key=" + hex(std::array<std::uint8_t, 32>{9}.data()) + "\n\n");
+  const netmap::Netmap before = c.netmap();
+  // A duplicate peer: one message with file and line; nothing applied.
+  write_yaml("10.20.0.0/24", "  - public_key: " + config::encode_key(peer_.data()) + "\n    allowed_ips: [10.40.0.0/24]\n");
+  const std::string err = c.reload();
+  EXPECT_NE(err.find("site.yaml:12:17: peers[1].public_key: duplicate public key: same as peers[0]"),
+            std::string::npos)
+      << err;
+  EXPECT_TRUE(c.netmap() == before);
+  EXPECT_EQ(c.reload_failures(), 1u);
+
+  write_yaml("10.20.0.0/24, 10.21.0.0/24");
+  ASSERT_EQ(c.reload(), "");
+  ASSERT_EQ(c.netmap().peers.size(), 1u);  // the YAML is authoritative again
+  EXPECT_EQ(c.netmap().peers[0].allowed_ips.size(), 2u);
+  EXPECT_FALSE(fs::exists(c.state_file()));
+}
+
+TEST_F(ControllerTest, EventsFillTheRuntimeStateAndMetrics) {
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  std::string err;
+  auto dp = netmap::Segment::open(opts_.segment_name, err);
+  ASSERT_NE(dp, nullptr);
+  netmap::Event e;
+  e.type = netmap::EventType::kPeerStats;
+  std::memcpy(e.key, peer_.data(), 32);
+  e.family = 4;
+  e.addr[0] = 198, e.addr[1] = 51, e.addr[2] = 100, e.addr[3] = 7;
+  e.port = 4444;
+  e.v0 = 1000, e.v1 = 2000, e.v2 = 1'700'000'000'000'000'000ULL, e.v3 = 3;
+  ASSERT_TRUE(dp->push(1, e));
+  netmap::Event k;
+  k.type = netmap::EventType::kCounter;
+  k.worker = 1;
+  k.set_name("drop_no_route");
+  k.v0 = 17;
+  ASSERT_TRUE(dp->push(1, k));
+  k.set_name("decrypted");
+  k.v0 = 5;
+  ASSERT_TRUE(dp->push(1, k));
+  dp->dataplane_alive(4242, 1, 1);
+  EXPECT_EQ(c.poll_events(1), 3u);
+  const PeerRuntime& rt = c.runtime().at(peer_);
+  EXPECT_EQ(rt.rx_bytes, 1000u);
+  EXPECT_EQ(rt.endpoint->to_string(), "198.51.100.7:4444");
+  const std::string m = c.metrics_text();
+  EXPECT_NE(m.find("moongate_peer_rx_bytes_total{public_key=\"" + config::encode_key(peer_.data()) + "\"} 1000\n"),
+            std::string::npos);
+  EXPECT_NE(m.find("moongate_lcore_drops_total{lcore=\"1\",layer=\"dataplane\",reason=\"no_route\"} 17\n"), std::string::npos);
+  EXPECT_NE(m.find("moongate_lcore_packets_total{lcore=\"1\",counter=\"decrypted\"} 5\n"), std::string::npos);
+  EXPECT_NE(m.find("moongate_dataplane_applied_generation 1\n"), std::string::npos);
+  const std::string s = c.status_text(1'700'000'010'000'000'000ULL);
+  EXPECT_NE(s.find("latest handshake: 10 seconds ago"), std::string::npos) << s;
+  EXPECT_NE(s.find("endpoint: 198.51.100.7:4444"), std::string::npos) << s;
+  EXPECT_NE(c.status_json(0).find("\"rx_bytes\":1000"), std::string::npos);
+}
+
+TEST_F(ControllerTest, ABadYamlAtStartIsRefused) {
+  std::ofstream(opts_.config_path) << "interface:\n  name: mgt0\n  private_key: nope\n";
+  Controller c;
+  const std::string err = c.start(opts_);
+  EXPECT_NE(err.find("site.yaml:3:16: interface.private_key"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace moongate::control
