@@ -2,6 +2,8 @@
 #include "control/uapi.h"
 
 #include <algorithm>
+#include <map>
+#include <unordered_map>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -68,13 +70,6 @@ std::optional<config::IpPrefix> allowed_ip(std::string_view s) {
   return p.network();
 }
 
-void take_prefix_from_others(netmap::Netmap& n, const config::Peer& owner, const config::IpPrefix& p) {
-  for (auto& other : n.peers) {
-    if (other.public_key == owner.public_key) continue;
-    auto& a = other.allowed_ips;
-    a.erase(std::remove(a.begin(), a.end(), p), a.end());
-  }
-}
 
 }  // namespace
 
@@ -136,27 +131,44 @@ std::string Uapi::get(const netmap::Netmap& n, const RuntimeTable& runtime) cons
 
 std::string Uapi::set(std::string_view body, netmap::Netmap& n, int& errno_out) {
   errno_out = -EINVAL;
-  // The peer section being read; created on its first key that is not
-  // remove/update_only, so `update_only` can refuse to create it.
+  // `wg syncconf` sends tens of thousands of lines: peers are found by key
+  // and prefixes by owner through maps, not by scanning the list. Removed
+  // peers are only marked, and the list is compacted at the end.
+  std::unordered_map<crypto::PublicKey, std::size_t, KeyHash> index;
+  std::map<config::IpPrefix, crypto::PublicKey> owner_of;
+  std::vector<bool> gone(n.peers.size(), false);
+  for (std::size_t i = 0; i < n.peers.size(); ++i) {
+    index[n.peers[i].public_key] = i;
+    for (const auto& a : n.peers[i].allowed_ips) owner_of[a] = n.peers[i].public_key;
+  }
+  auto remove_prefix = [&](config::Peer& p, const config::IpPrefix& a) {
+    auto& v = p.allowed_ips;
+    v.erase(std::remove(v.begin(), v.end(), a), v.end());
+  };
+  auto drop_peer = [&](std::size_t i) {
+    for (const auto& a : n.peers[i].allowed_ips)
+      if (auto o = owner_of.find(a); o != owner_of.end() && o->second == n.peers[i].public_key) owner_of.erase(o);
+    n.peers[i].allowed_ips.clear();
+    index.erase(n.peers[i].public_key);
+    gone[i] = true;
+  };
+  // The peer section being read; the peer is created on its first key that
+  // is not remove/update_only, so `update_only` can refuse to create it.
   struct Section {
     crypto::PublicKey key{};
     bool open = false;
     bool update_only = false;
     bool removed = false;
   } sec;
-  auto find = [&](const crypto::PublicKey& k) {
-    return std::find_if(n.peers.begin(), n.peers.end(), [&](const config::Peer& p) { return p.public_key == k; });
-  };
-  // The peer this line changes, created if needed; nullptr when the section
-  // is to be skipped (update_only on an unknown peer, or removed).
   auto peer = [&]() -> config::Peer* {
     if (sec.removed) return nullptr;
-    auto it = find(sec.key);
-    if (it != n.peers.end()) return &*it;
+    if (auto it = index.find(sec.key); it != index.end()) return &n.peers[it->second];
     if (sec.update_only) return nullptr;
     config::Peer p;
     p.public_key = sec.key;
+    index[sec.key] = n.peers.size();
     n.peers.push_back(std::move(p));
+    gone.push_back(false);
     return &n.peers.back();
   };
 
@@ -195,7 +207,8 @@ std::string Uapi::set(std::string_view body, netmap::Netmap& n, int& errno_out) 
         fwmark_ = *v;
       } else if (key == "replace_peers") {
         if (value != "true") return bad;
-        n.peers.clear();
+        for (std::size_t i = 0; i < n.peers.size(); ++i)
+          if (!gone[i]) drop_peer(i);
       } else {
         return "unknown device key " + std::string(key);
       }
@@ -206,7 +219,7 @@ std::string Uapi::set(std::string_view body, netmap::Netmap& n, int& errno_out) 
       sec.update_only = true;
     } else if (key == "remove") {
       if (value != "true") return bad;
-      if (auto it = find(sec.key); it != n.peers.end()) n.peers.erase(it);
+      if (auto it = index.find(sec.key); it != index.end()) drop_peer(it->second);
       sec.removed = true;
     } else if (key == "preshared_key") {
       std::uint8_t k[32];
@@ -228,15 +241,23 @@ std::string Uapi::set(std::string_view body, netmap::Netmap& n, int& errno_out) 
       if (config::Peer* p = peer()) p->persistent_keepalive = *v;
     } else if (key == "replace_allowed_ips") {
       if (value != "true") return bad;
-      if (config::Peer* p = peer()) p->allowed_ips.clear();
+      if (config::Peer* p = peer()) {
+        for (const auto& a : p->allowed_ips)
+          if (auto o = owner_of.find(a); o != owner_of.end() && o->second == p->public_key) owner_of.erase(o);
+        p->allowed_ips.clear();
+      }
     } else if (key == "allowed_ip") {
       const auto a = allowed_ip(value);
       if (!a) return bad;
       if (config::Peer* p = peer()) {
+        // The prefix leaves whichever peer had it (wg semantics).
+        auto [o, inserted] = owner_of.try_emplace(*a, p->public_key);
+        if (!inserted && o->second != p->public_key) {
+          remove_prefix(n.peers[index.at(o->second)], *a);
+          o->second = p->public_key;
+        }
         if (std::find(p->allowed_ips.begin(), p->allowed_ips.end(), *a) == p->allowed_ips.end())
           p->allowed_ips.push_back(*a);
-        const config::Peer owner = *p;
-        take_prefix_from_others(n, owner, *a);
       }
     } else if (key == "protocol_version") {
       if (value != "1") return bad;
@@ -246,16 +267,23 @@ std::string Uapi::set(std::string_view body, netmap::Netmap& n, int& errno_out) 
     }
   }
   if (sec.open && !sec.removed) peer();
-  if (n.peers.size() > max_peers_) {
-    errno_out = -ENOSPC;
-    return "more than max_peers (" + std::to_string(max_peers_) + ") peers";
-  }
   // A peer with our own public key is dropped, as the Linux module and
   // wireguard-go ignore it: talking to ourselves means nothing.
   if (n.has_private_key) {
     crypto::PublicKey self{};
     crypto::x25519_public(self, n.private_key);
-    if (auto it = find(self); it != n.peers.end()) n.peers.erase(it);
+    if (auto it = index.find(self); it != index.end()) drop_peer(it->second);
+  }
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < n.peers.size(); ++i)
+    if (!gone[i]) {
+      if (kept != i) n.peers[kept] = std::move(n.peers[i]);
+      ++kept;
+    }
+  n.peers.resize(kept);
+  if (n.peers.size() > max_peers_) {
+    errno_out = -ENOSPC;
+    return "more than max_peers (" + std::to_string(max_peers_) + ") peers";
   }
   errno_out = 0;
   return {};

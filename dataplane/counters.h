@@ -27,7 +27,8 @@ namespace moongate::dp {
   X(kUnsupported, "unsupported")        /* IPv6, fragments, options: not yet */ \
   X(kHandshakeQueueFull, "handshake_queue_full")                                \
   X(kHandoffFull, "handoff_full")       /* the owner worker's ring is full */ \
-  X(kNoUnderlay, "no_underlay")         /* endpoint family without a WAN address / route */
+  X(kNoUnderlay, "no_underlay")         /* endpoint family without a WAN address / route */ \
+  X(kPeerRefused, "peer_refused")       /* a netmap peer the device refused (table full) */
 
 enum class DpDrop : std::uint8_t {
 #define MOONGATE_X(name, str) name,

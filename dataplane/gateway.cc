@@ -8,7 +8,9 @@
 #include <rte_launch.h>
 #include <rte_lpm.h>
 #include <rte_lpm6.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include <arpa/inet.h>
@@ -19,6 +21,7 @@
 
 #include "dataplane/handoff.h"
 #include "dataplane/kernel_interface.h"
+#include "dataplane/routing.h"
 
 namespace moongate::dp {
 
@@ -26,12 +29,6 @@ std::atomic<bool> Gateway::stop_{false};
 std::atomic<bool> Gateway::status_requested_{false};
 
 namespace {
-
-std::string ip4_str(std::uint32_t ip) {
-  char b[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &ip, b, sizeof b);
-  return b;
-}
 
 std::string rte_err() { return rte_strerror(rte_errno); }
 
@@ -59,9 +56,15 @@ Gateway::~Gateway() {
     while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
     rte_ring_free(r);
   }
+  for (rte_ring* r : shared_.commands) {
+    if (r == nullptr) continue;
+    void* c = nullptr;
+    while (rte_ring_dequeue(r, &c) == 0) delete static_cast<Worker::Command*>(c);
+    rte_ring_free(r);
+  }
   if (shared_.by_key != nullptr) rte_hash_free(shared_.by_key);
-  if (shared_.allowed_v4 != nullptr) rte_lpm_free(shared_.allowed_v4);
-  if (shared_.allowed_v6 != nullptr) rte_lpm6_free(shared_.allowed_v6);
+  delete shared_.routing.load();
+  rte_free(shared_.rcu);
 }
 
 std::string Gateway::init(Settings settings) {
@@ -109,28 +112,15 @@ std::string Gateway::init(Settings settings) {
   if (wan == s.ports.end()) return "no wan port";
   shared_.wan = static_cast<std::size_t>(wan - s.ports.begin());
 
-  std::uint32_t rules = 16;
-  for (const auto& ps : s.peers) rules += static_cast<std::uint32_t>(ps.allowed_v4.size());
-  rte_lpm_config lc{};
-  lc.max_rules = rules;
-  lc.number_tbl8s = std::min<std::uint32_t>(std::max<std::uint32_t>(256, rules), 65535);
-  shared_.allowed_v4 = rte_lpm_create("mg_allowed_v4", socket, &lc);
-  if (shared_.allowed_v4 == nullptr) return "allowed-ips table: " + rte_err();
-  std::uint32_t rules6 = 16;
-  for (const auto& ps : s.peers) rules6 += static_cast<std::uint32_t>(ps.allowed_v6.size());
-  rte_lpm6_config lc6{};
-  lc6.max_rules = rules6;
-  lc6.number_tbl8s = std::min<std::uint32_t>(std::max<std::uint32_t>(256, rules6 * 4), 1 << 20);
-  shared_.allowed_v6 = rte_lpm6_create("mg_allowed_v6", socket, &lc6);
-  if (shared_.allowed_v6 == nullptr) return "allowed-ips table (IPv6): " + rte_err();
-
   rte_hash_parameters hp{};
   hp.name = "mg_peer_keys";
-  hp.entries = std::max<std::uint32_t>(64, static_cast<std::uint32_t>(s.peers.size()) * 2);
+  hp.entries = std::max<std::uint32_t>(64, s.max_peers);
   hp.key_len = 32;
   hp.hash_func = rte_jhash;
   hp.socket_id = socket;
-  // Read by every worker (handshakes), written only here before they run.
+  // Read by every worker (handshakes) without locks; written by one thread
+  // (here, then the netmap service), which frees deleted keys only after a
+  // grace period.
   hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF;
   shared_.by_key = rte_hash_create(&hp);
   if (shared_.by_key == nullptr) return "peer directory: " + rte_err();
@@ -147,30 +137,50 @@ std::string Gateway::init(Settings settings) {
       }
   }
 
+  // Netmap changes: a command ring per worker, and the RCU state the
+  // workers report quiescent points to (a Routing is freed after all did).
+  for (std::uint16_t w = 0; w < workers; ++w) {
+    const std::string name = "mg_cmd_" + std::to_string(w);
+    rte_ring* r = rte_ring_create(name.c_str(), 65536, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (r == nullptr) return "command ring: " + rte_err();
+    shared_.commands.push_back(r);
+  }
+  const std::size_t rcu_size = rte_rcu_qsbr_get_memsize(workers);
+  shared_.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc("mg_rcu", rcu_size, RTE_CACHE_LINE_SIZE));
+  if (shared_.rcu == nullptr || rte_rcu_qsbr_init(shared_.rcu, workers) != 0) return "rcu: " + rte_err();
+
   for (std::uint16_t w = 0; w < workers; ++w) {
     workers_.push_back(std::make_unique<Worker>(w, shared_));
     if (std::string err = workers_.back()->init(); !err.empty()) return err;
   }
 
+  if (s.peers.size() > s.max_peers) return std::to_string(s.peers.size()) + " peers, more than max_peers";
+  shared_.peers.resize(s.max_peers);
+  std::vector<RoutedPeer> routed;
   for (std::size_t i = 0; i < s.peers.size(); ++i) {
-    const PeerSettings& ps = s.peers[i];
     auto ctx = std::make_unique<PeerCtx>();
     ctx->id = static_cast<std::uint32_t>(i);
-    if (workers_[i % workers]->add_peer(*ctx, ps) == nullptr)
-      return "peer refused (duplicate, own key, or more than max_peers)";
-    for (const auto& [addr, len] : ps.allowed_v4) {
-      if (int rc = rte_lpm_add(shared_.allowed_v4, ntohl(addr), len, ctx->id); rc < 0)
-        return "allowed-ips " + ip4_str(addr) + "/" + std::to_string(len) + ": " + rte_strerror(-rc);
-    }
-    for (const auto& [addr, len] : ps.allowed_v6) {
-      if (int rc = rte_lpm6_add(shared_.allowed_v6, addr.data(), len, ctx->id); rc < 0)
-        return "allowed-ips (IPv6) /" + std::to_string(len) + ": " + rte_strerror(-rc);
-    }
+    ctx->owner = static_cast<std::uint16_t>(i % workers);
+    shared_.peers[i] = std::move(ctx);
+    routed.push_back(RoutedPeer{static_cast<std::uint32_t>(i), &s.peers[i]});
+  }
+  shared_.peer_slots.store(static_cast<std::uint32_t>(s.peers.size()));
+  // The routing first: adding a peer with a persistent keepalive already
+  // sends its first handshake, which needs the listen port.
+  std::string err;
+  std::unique_ptr<Routing> routing =
+      build_routing(0, routed, s.routes, s.routes6, s.listen_port, socket, err);
+  if (!routing) return err;
+  shared_.routing.store(routing.release(), std::memory_order_release);
+  for (auto& w : workers_) w->load_routing();
+  for (std::size_t i = 0; i < s.peers.size(); ++i) {
+    const PeerSettings& ps = s.peers[i];
+    PeerCtx& ctx = *shared_.peers[i];
+    if (workers_[ctx.owner]->add_peer(ctx, ps) == nullptr) return "peer refused (duplicate or own key)";
     if (int rc = rte_hash_add_key_data(shared_.by_key, ps.public_key.data(),
                                        reinterpret_cast<void*>(static_cast<std::uintptr_t>(i)));
         rc < 0)
       return "peer directory: " + std::string(rte_strerror(-rc));
-    shared_.peers.push_back(std::move(ctx));
   }
   return {};
 }
@@ -255,10 +265,16 @@ std::string Gateway::status() const {
   const auto wgd = wg_drops();
   for (std::size_t i = 0; i < wg::kDropCount; ++i)
     if (wgd[i]) o << "wg_drop " << wg::drop_name(static_cast<wg::Drop>(i)) << " " << wgd[i] << "\n";
-  for (const auto& p : shared_.peers)
-    o << "peer " << p->id << " worker " << p->owner << " endpoint " << p->peer->endpoint.to_string() << " rx "
-      << p->peer->rx_bytes << " tx " << p->peer->tx_bytes << " handshakes " << p->peer->handshakes_completed
-      << " staged " << p->staged_count << "\n";
+  // From the stats copies the owners refresh every second: a wg::Peer may
+  // be removed by its owner while this runs.
+  const std::uint32_t slots = shared_.peer_slots.load(std::memory_order_acquire);
+  for (std::uint32_t i = 0; i < slots; ++i) {
+    const PeerCtx* p = shared_.peers[i].get();
+    if (p == nullptr || p->peer == nullptr) continue;
+    o << "peer " << p->id << " worker " << p->owner << " endpoint " << p->stats_endpoint.to_string() << " rx "
+      << p->stats_rx << " tx " << p->stats_tx << " handshakes " << p->stats_handshakes << " staged "
+      << p->staged_count << "\n";
+  }
   return o.str();
 }
 

@@ -4,7 +4,8 @@
 // runs the workers' loops (worker.h) on the EAL lcores.
 //
 // Peer ownership: peer i (configuration order) belongs to worker
-// i % workers. The owner alone touches the peer's keys, counters, replay
+// i % workers; peers the control process adds later go to the worker with
+// the fewest (netmap_service.h). The owner alone touches the peer's keys, counters, replay
 // window and timers; packets for it that another worker receives are
 // handed over on a ring (handoff.h).
 #pragma once
@@ -47,8 +48,10 @@ class Gateway {
   LcoreCounters totals() const noexcept;
   std::array<std::uint64_t, wg::kDropCount> wg_drops() const noexcept;
   const std::vector<Port>& ports() const noexcept { return shared_.settings.ports; }
-  std::size_t peer_count() const noexcept { return shared_.peers.size(); }
-  const wg::Peer& peer(std::size_t i) const noexcept { return *shared_.peers[i]->peer; }
+  // Peer slots in use (ids below this); a slot may be empty or removed.
+  std::size_t peer_slots() const noexcept { return shared_.peer_slots.load(std::memory_order_acquire); }
+  const PeerCtx* peer(std::size_t i) const noexcept { return shared_.peers[i].get(); }
+  Shared& shared() noexcept { return shared_; }
   std::size_t worker_count() const noexcept { return workers_.size(); }
   Worker& worker(std::size_t i) noexcept { return *workers_[i]; }
   const Worker& worker(std::size_t i) const noexcept { return *workers_[i]; }

@@ -1,8 +1,11 @@
 // moongate-dataplane: the DPDK primary process of a site gateway.
 //
-//   moongate-dataplane --config FILE [--check] [--status-file PATH]
+//   moongate-dataplane --config FILE [--control] [--check] [--status-file PATH]
 //
 // 1. Load and validate the YAML configuration (config/); --check stops here.
+//    With --control the netmap (key, listen port, peers, routes) comes from
+//    moongate-control's shared segment instead (waiting for it if needed),
+//    and later changes are applied while forwarding (netmap_service.h).
 // 2. Build the EAL arguments from it (lcores, memory, hugepages or not, no
 //    PCI scan when every port is a vdev) and initialise the EAL.
 // 3. Open the ports (a queue pair per lcore), build the tables, give each
@@ -13,7 +16,11 @@
 #include <rte_errno.h>
 
 #include <arpa/inet.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <csignal>
+#include <memory>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -21,23 +28,58 @@
 
 #include "config/config.h"
 #include "dataplane/gateway.h"
+#include "dataplane/netmap_service.h"
 #include "dataplane/telemetry.h"
+#include "netmap/segment.h"
 
 namespace {
 
 using namespace moongate;
 
+std::atomic<bool> g_stop{false};
+
 void on_signal(int sig) {
-  if (sig == SIGUSR1)
+  if (sig == SIGUSR1) {
     dp::Gateway::request_status();
-  else
+  } else {
+    g_stop = true;
     dp::Gateway::stop();
+  }
+}
+
+// Control mode: waits (until a signal) for the segment and its first
+// snapshot. nullptr if stopped.
+std::unique_ptr<netmap::Segment> wait_for_netmap(const std::string& ifname, netmap::Netmap& out) {
+  const std::string name = netmap::Segment::name_for(ifname);
+  std::string last;
+  while (!g_stop) {
+    std::string err;
+    std::unique_ptr<netmap::Segment> seg = netmap::Segment::open(name, err);
+    if (seg) {
+      switch (seg->read(0, out, err)) {
+        case netmap::Segment::Read::kNew:
+          return seg;
+        case netmap::Segment::Read::kRetry:
+          continue;
+        case netmap::Segment::Read::kNone:
+          err = "no netmap published yet";
+          break;
+        default:
+          break;
+      }
+    }
+    if (err != last) std::fprintf(stderr, "moongate-dataplane: waiting for moongate-control: %s\n", err.c_str());
+    last = err;
+    usleep(200'000);
+  }
+  return nullptr;
 }
 
 void usage(const char* prog) {
   std::fprintf(stderr,
-               "usage: %s --config FILE [--check] [--status-file PATH]\n"
+               "usage: %s --config FILE [--control] [--check] [--status-file PATH]\n"
                "  --config FILE       the appliance configuration (docs/config.md)\n"
+               "  --control           take the netmap from moongate-control and follow its changes\n"
                "  --check             validate the configuration and exit\n"
                "  --status-file PATH  where SIGUSR1 writes ports, peers and counters\n",
                prog);
@@ -83,47 +125,8 @@ dp::Settings to_settings(config::Config& cfg) {
     }
     s.ports.push_back(std::move(port));
   }
-  for (const auto& r : cfg.routes) {
-    if (cfg.ports[r.port_index].role != config::PortRole::kLan) {
-      std::fprintf(stderr, "moongate-dataplane: route %s via a wan port ignored (routes lead to LANs)\n",
-                   r.prefix.to_string().c_str());
-      continue;
-    }
-    if (r.prefix.addr.is_v4()) {
-      s.routes.push_back(dp::StaticRoute{dp::Ipv4Iface{v4_of(r.prefix.addr), r.prefix.len}, v4_of(r.via),
-                                         r.port_index});
-    } else {
-      dp::StaticRoute6 r6;
-      std::memcpy(r6.prefix.addr.data(), r.prefix.addr.bytes, 16);
-      r6.prefix.prefix_len = r.prefix.len;
-      std::memcpy(r6.via.data(), r.via.bytes, 16);
-      r6.port_index = r.port_index;
-      s.routes6.push_back(r6);
-    }
-  }
-  for (const auto& p : cfg.peers) {
-    dp::PeerSettings ps;
-    ps.public_key = p.public_key;
-    if (p.preshared_key) {
-      ps.preshared_key = *p.preshared_key;
-      ps.has_psk = true;
-    }
-    for (const auto& a : p.allowed_ips) {
-      if (a.addr.is_v4()) {
-        ps.allowed_v4.emplace_back(v4_of(a.addr), a.len);
-      } else {
-        dp::Ipv6Bytes b{};
-        std::memcpy(b.data(), a.addr.bytes, 16);
-        ps.allowed_v6.emplace_back(b, a.len);
-      }
-    }
-    if (p.endpoint) {
-      ps.endpoint = p.endpoint->addr.is_v4() ? wg::Endpoint::v4(p.endpoint->addr.bytes, p.endpoint->port)
-                                             : wg::Endpoint::v6(p.endpoint->addr.bytes, p.endpoint->port);
-    }
-    ps.persistent_keepalive = p.persistent_keepalive;
-    s.peers.push_back(std::move(ps));
-  }
+  dp::route_settings(cfg.routes, s.ports, s.routes, s.routes6);
+  for (const auto& p : cfg.peers) s.peers.push_back(dp::peer_settings(p));
   return s;
 }
 
@@ -155,7 +158,9 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::string status_path;
   bool check_only = false;
+  bool control = false;
   static const option opts[] = {{"config", required_argument, nullptr, 'c'},
+                                {"control", no_argument, nullptr, 'C'},
                                 {"check", no_argument, nullptr, 'k'},
                                 {"status-file", required_argument, nullptr, 's'},
                                 {"help", no_argument, nullptr, 'h'},
@@ -164,6 +169,7 @@ int main(int argc, char** argv) {
     switch (c) {
       case 'c': config_path = optarg; break;
       case 'k': check_only = true; break;
+      case 'C': control = true; break;
       case 's': status_path = optarg; break;
       case 'h': usage(argv[0]); return 0;
       default: usage(argv[0]); return 2;
@@ -193,23 +199,46 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGUSR1, on_signal);
+  dp::Settings settings = to_settings(cfg);
+  std::unique_ptr<netmap::Segment> segment;
+  netmap::Netmap initial;
+  if (control) {
+    segment = wait_for_netmap(cfg.interface.name, initial);
+    if (!segment) {
+      rte_eal_cleanup();
+      return 0;
+    }
+    if (initial.has_private_key) settings.private_key = initial.private_key;
+    settings.listen_port = initial.listen_port;
+    settings.peers.clear();
+    for (const auto& p : initial.peers) settings.peers.push_back(dp::peer_settings(p));
+    dp::route_settings(initial.routes, settings.ports, settings.routes, settings.routes6);
+  }
+
   int rc = 0;
   {
     dp::Gateway gw;
     gw.set_status_file(status_path);
-    if (std::string err = gw.init(to_settings(cfg)); !err.empty()) {
+    if (std::string err = gw.init(std::move(settings)); !err.empty()) {
       std::fprintf(stderr, "moongate-dataplane: %s\n", err.c_str());
       rc = 1;
     } else {
+      std::unique_ptr<dp::NetmapService> service;
+      if (segment) {
+        service = std::make_unique<dp::NetmapService>(gw, std::move(segment), std::move(initial));
+        service->start();
+      }
       dp::register_telemetry(&gw);
-      std::signal(SIGINT, on_signal);
-      std::signal(SIGTERM, on_signal);
-      std::signal(SIGUSR1, on_signal);
-      std::printf("moongate-dataplane: %zu ports, %zu peers, %zu workers, aead %s; running\n",
-                  cfg.ports.size(), cfg.peers.size(), gw.worker_count(), gw.aead_arch());
+      std::printf("moongate-dataplane: %zu ports, %zu peers, %zu workers, aead %s%s; running\n",
+                  cfg.ports.size(), gw.peer_slots(), gw.worker_count(), gw.aead_arch(),
+                  service ? ", netmap from moongate-control" : "");
       std::fflush(stdout);
       gw.run();
       dp::register_telemetry(nullptr);
+      if (service) service->stop();
       std::printf("%s", gw.status().c_str());
     }
   }

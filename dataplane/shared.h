@@ -1,13 +1,16 @@
-// What every worker lcore reads and nobody writes while traffic flows: the
-// settings, the allowed-IPs tables (global peer ids), the peer directory
-// (id -> owner and context, public key -> id) and the hand-off rings.
-// Built by Gateway::init before the workers start.
+// What every worker lcore reads: the settings, the current Routing (allowed
+// IPs -> global peer ids, routes; routing.h), the peer directory (id ->
+// owner and context, public key -> id) and the hand-off rings. Built by
+// Gateway::init before the workers start; afterwards only the netmap
+// service (netmap_service.h) changes the routing and the directory, in an
+// order that lets the workers read without locks.
 //
 // Per-peer state that changes per packet lives in the owner's wg::Device
 // and PeerCtx and is touched by the owner alone (handoff.h).
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -20,11 +23,14 @@
 #include "wireguard/peer.h"
 
 struct rte_hash;
-struct rte_lpm;
-struct rte_lpm6;
 struct rte_mbuf;
 struct rte_mempool;
+struct rte_rcu_qsbr;
 struct rte_ring;
+
+namespace moongate::netmap {
+class Segment;
+}
 
 namespace moongate::dp {
 
@@ -72,28 +78,47 @@ struct Settings {
   bool busy_poll = false;
 };
 
-// One per configured peer. `owner` and `peer` are fixed at init; the rest
-// (the staged packets, the owner's timer wheel entry) belongs to the owner.
+// One per peer. `id` and `owner` are fixed when the peer is created; `peer`
+// is set by the owner when it adds the peer to its device and cleared when
+// it removes it; the rest (staged packets, the timer wheel entry, what was
+// last reported to the control process) belongs to the owner.
 struct PeerCtx : TimerNode {
   std::uint32_t id = 0;      // global id: what the allowed-IPs tables return
   std::uint16_t owner = 0;   // worker index
-  wg::Peer* peer = nullptr;  // in the owner's device
+  wg::Peer* peer = nullptr;  // in the owner's device; nullptr once removed
+  // A copy of the peer's counters the owner refreshes about once a second
+  // (Worker::report) for readers on other threads — status, telemetry, the
+  // control process's events — which must never touch a wg::Peer that its
+  // owner may remove at any moment.
+  std::uint64_t stats_rx = 0;
+  std::uint64_t stats_tx = 0;
+  std::uint64_t stats_handshakes = 0;
+  std::uint64_t stats_last_handshake_ns = 0;  // wall clock
+  wg::Endpoint stats_endpoint;
   // Packets waiting for a session (oldest first, ring of kMaxStaged).
   rte_mbuf* staged[kMaxStaged] = {};
   std::uint16_t staged_head = 0;
   std::uint16_t staged_count = 0;
 };
 
+struct Routing;
+
 struct Shared {
   Settings settings;
   rte_mempool* pool = nullptr;
   std::size_t wan = 0;  // index of the WAN port in settings.ports
-  rte_lpm* allowed_v4 = nullptr;
-  rte_lpm6* allowed_v6 = nullptr;
-  std::vector<std::unique_ptr<PeerCtx>> peers;  // by global id
-  rte_hash* by_key = nullptr;                   // public key -> global id
-  std::vector<rte_ring*> rings;                 // [from * workers + to]
-  int handoff_field = -1;                       // mbuf dynfield offset
+  // The current lookup tables; workers load it once per loop iteration.
+  std::atomic<const Routing*> routing{nullptr};
+  // By global id, max_peers slots made once (never resized while workers
+  // run); a slot is filled before any routing refers to its id.
+  std::vector<std::unique_ptr<PeerCtx>> peers;
+  std::atomic<std::uint32_t> peer_slots{0};  // ids in use are below this
+  rte_hash* by_key = nullptr;                // public key -> global id
+  std::vector<rte_ring*> rings;              // hand-offs, [from * workers + to]
+  std::vector<rte_ring*> commands;           // netmap service -> worker
+  rte_rcu_qsbr* rcu = nullptr;               // workers report quiescent states
+  netmap::Segment* segment = nullptr;        // events to the control process, if attached
+  int handoff_field = -1;                    // mbuf dynfield offset
 
   std::uint16_t workers() const noexcept { return settings.workers; }
   rte_ring* ring(std::uint16_t from, std::uint16_t to) const noexcept {

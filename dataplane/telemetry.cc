@@ -72,19 +72,23 @@ int peers_cb(const char*, const char*, rte_tel_data* d) {
   const Gateway* gw = g_gateway.load();
   if (gw == nullptr) return -1;
   rte_tel_data_start_dict(d);
-  rte_tel_data_add_dict_u64(d, "count", gw->peer_count());
-  // A telemetry reply holds at most RTE_TEL_MAX_DICT_ENTRIES values.
-  const std::size_t shown = std::min<std::size_t>(gw->peer_count(), 80);
-  for (std::size_t i = 0; i < shown; ++i) {
-    const wg::Peer& p = gw->peer(i);
+  // The owners' stats copies (a wg::Peer may be removed while this runs).
+  std::size_t count = 0, shown = 0;
+  for (std::size_t i = 0; i < gw->peer_slots(); ++i) {
+    const PeerCtx* p = gw->peer(i);
+    if (p == nullptr || p->peer == nullptr) continue;
+    ++count;
+    // A telemetry reply holds at most RTE_TEL_MAX_DICT_ENTRIES values.
+    if (shown++ >= 80) continue;
     char key[32];
     std::snprintf(key, sizeof key, "peer%zu_rx", i);
-    rte_tel_data_add_dict_u64(d, key, read(p.rx_bytes));
+    rte_tel_data_add_dict_u64(d, key, read(p->stats_rx));
     std::snprintf(key, sizeof key, "peer%zu_tx", i);
-    rte_tel_data_add_dict_u64(d, key, read(p.tx_bytes));
+    rte_tel_data_add_dict_u64(d, key, read(p->stats_tx));
     std::snprintf(key, sizeof key, "peer%zu_handshakes", i);
-    rte_tel_data_add_dict_u64(d, key, read(p.handshakes_completed));
+    rte_tel_data_add_dict_u64(d, key, read(p->stats_handshakes));
   }
+  rte_tel_data_add_dict_u64(d, "count", count);
   return 0;
 }
 

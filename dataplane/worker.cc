@@ -1,6 +1,9 @@
 // The run-to-completion loop of one worker lcore; worker.h lists its phases.
 #include "dataplane/worker.h"
 
+#include "netmap/events.h"
+#include "netmap/segment.h"
+
 #include "dataplane/net/icmp.h"
 #include "dataplane/net/ipv4.h"
 #include "dataplane/net/ipv6.h"
@@ -19,6 +22,8 @@
 #include <rte_lpm.h>
 #include <rte_lpm6.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 #include <rte_udp.h>
 
 #include <arpa/inet.h>
@@ -134,6 +139,7 @@ wg::Peer* Worker::add_peer(PeerCtx& ctx, const PeerSettings& ps) {
   if (ps.has_psk) device_->set_preshared_key(*peer, ps.preshared_key);
   peer->endpoint = ps.endpoint;
   owned_.push_back(&ctx);
+  owned_count_.store(owned_.size(), std::memory_order_relaxed);
   device_->set_persistent_keepalive(*peer, ps.persistent_keepalive, now_);
   rearm(ctx);
   return peer;
@@ -183,7 +189,7 @@ bool Worker::send_outer(rte_mbuf* m, const wg::Endpoint& to) {
     ip->dst_addr = dst;
     ipv4_fix_checksum(ip);
     auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-    udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
+    udp->src_port = rte_cpu_to_be_16(routing_->listen_port);
     udp->dst_port = rte_cpu_to_be_16(to.port);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(kUdpLen + wg_len));
     udp->dgram_cksum = 0;  // optional over IPv4; the AEAD protects the payload
@@ -204,7 +210,7 @@ bool Worker::send_outer(rte_mbuf* m, const wg::Endpoint& to) {
     ip6.payload_len = static_cast<std::uint16_t>(kUdpLen + wg_len);
     net::write_ipv6_header(p, net::kIpv6HeaderLen, ip6);
     // Mandatory over IPv6 (RFC 8200 8.1): computed in software for now.
-    net::write_udp_v6(p + net::kIpv6HeaderLen, kUdpLen + wg_len, ip6.src, ip6.dst, settings_.listen_port,
+    net::write_udp_v6(p + net::kIpv6HeaderLen, kUdpLen + wg_len, ip6.src, ip6.dst, routing_->listen_port,
                       to.port, wg_len, net::UdpChecksum::kFull);
     const std::uint8_t* next_hop = wan_->on_link_v6(to.addr) ? to.addr
                                    : wan_->has_gateway_v6     ? wan_->gateway_v6.data()
@@ -478,7 +484,7 @@ void Worker::poll_wan() {
       drop(m, DpDrop::kMalformed);
       continue;
     }
-    if (udp->dst_port != rte_cpu_to_be_16(settings_.listen_port)) {
+    if (udp->dst_port != rte_cpu_to_be_16(routing_->listen_port)) {
       to_kernel(*wan_, m);
       continue;
     }
@@ -528,7 +534,7 @@ void Worker::wan_v6(rte_mbuf* m) {
     }
     // The UDP checksum is not verified: WireGuard authenticates every
     // message itself (the AEAD tag, mac1), which is stronger.
-    if (((udp[2] << 8) | udp[3]) == settings_.listen_port) {
+    if (((udp[2] << 8) | udp[3]) == routing_->listen_port) {
       wireguard_in(m, wg::Endpoint::v6(h.src.data(), static_cast<std::uint16_t>((udp[0] << 8) | udp[1])),
                    static_cast<std::uint16_t>(kEthLen + h.l4_offset + kUdpLen),
                    static_cast<std::uint16_t>(udp_len - kUdpLen), false);
@@ -675,10 +681,12 @@ void Worker::poll_handoff() {
           queue_handshake(m, outer_source(m, f.wg_off), f.wg_off, f.wg_len, f.arg != 0);
           break;
         case HandoffKind::kInner:
-          if (f.peer < shared_.peers.size() && shared_.peers[f.peer]->owner == id_)
-            tunnel_out(*shared_.peers[f.peer], m);
+          // The peer may have been removed while the packet was on the ring.
+          if (PeerCtx* to = f.peer < shared_.peers.size() ? shared_.peers[f.peer].get() : nullptr;
+              to != nullptr && to->owner == id_ && to->peer != nullptr)
+            tunnel_out(*to, m);
           else
-            drop(m, DpDrop::kMalformed);  // cannot happen: the sender looked the owner up
+            drop(m, DpDrop::kNoRoute);
           break;
         case HandoffKind::kNeighbor: {
           const std::size_t pi = f.arg;
@@ -794,13 +802,13 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
 
 PeerCtx* Worker::peer_for_v4(std::uint32_t addr) const noexcept {
   std::uint32_t id = 0;
-  if (rte_lpm_lookup(shared_.allowed_v4, rte_be_to_cpu_32(addr), &id) != 0) return nullptr;
+  if (rte_lpm_lookup(routing_->allowed_v4, rte_be_to_cpu_32(addr), &id) != 0) return nullptr;
   return shared_.peers[id].get();
 }
 
 PeerCtx* Worker::peer_for_v6(const std::uint8_t* addr) const noexcept {
   std::uint32_t id = 0;
-  if (rte_lpm6_lookup(shared_.allowed_v6, addr, &id) != 0) return nullptr;
+  if (rte_lpm6_lookup(routing_->allowed_v6, addr, &id) != 0) return nullptr;
   return shared_.peers[id].get();
 }
 
@@ -809,7 +817,7 @@ Port* Worker::lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept 
   // LAN port's default gateway. (A handful of routes: a scan; rte_lpm when
   // sites bring hundreds.)
   const StaticRoute* best = nullptr;
-  for (const StaticRoute& r : settings_.routes)
+  for (const StaticRoute& r : routing_->routes)
     if (r.prefix.contains(dst) && (best == nullptr || r.prefix.prefix_len > best->prefix.prefix_len))
       best = &r;
   Port* fallback = nullptr;
@@ -1040,7 +1048,7 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
   }
   // Then the longest static route, then a LAN port's default gateway.
   const StaticRoute6* best = nullptr;
-  for (const StaticRoute6& r : settings_.routes6)
+  for (const StaticRoute6& r : routing_->routes6)
     if (r.prefix.contains(h.dst.data()) && (best == nullptr || r.prefix.prefix_len > best->prefix.prefix_len))
       best = &r;
   if (best != nullptr) {
@@ -1134,6 +1142,10 @@ void Worker::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8
 
 void Worker::to_peer(PeerCtx& peer, rte_mbuf* m) {
   if (peer.owner == id_) {
+    if (peer.peer == nullptr) {  // its device refused it (netmap_service.h)
+      drop(m, DpDrop::kNoRoute);
+      return;
+    }
     tunnel_out(peer, m);
     return;
   }
@@ -1304,8 +1316,12 @@ void Worker::run_timers() {
 }
 
 bool Worker::run_once() {
+  // A quiescent point: this worker holds no Routing or peer from before.
+  if (rcu_online_) rte_rcu_qsbr_quiescent(shared_.rcu, id_);
+  load_routing();
   update_now();
   const std::uint64_t before = counters_.rx_total() + counters_.handoffs_in;
+  poll_commands();
   poll_handoff();
   poll_wan();
   for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
@@ -1316,12 +1332,18 @@ bool Worker::run_once() {
   run_handshakes();
   encrypt_flush();
   run_timers();
+  report();
   handoff_flush();
   tx_flush();
   return counters_.rx_total() + counters_.handoffs_in != before || hs_count_ != 0;
 }
 
 void Worker::run(const std::atomic<bool>& stop, void (*housekeeping)(void*), void* arg) {
+  if (shared_.rcu != nullptr) {
+    rte_rcu_qsbr_thread_register(shared_.rcu, id_);
+    rte_rcu_qsbr_thread_online(shared_.rcu, id_);
+    rcu_online_ = true;
+  }
   std::uint32_t idle_us = 0;
   while (!stop.load(std::memory_order_relaxed)) {
     const bool busy = run_once();
@@ -1335,6 +1357,130 @@ void Worker::run(const std::atomic<bool>& stop, void (*housekeeping)(void*), voi
       idle_us = 0;
     }
   }
+  if (rcu_online_) {
+    rte_rcu_qsbr_thread_offline(shared_.rcu, id_);
+    rte_rcu_qsbr_thread_unregister(shared_.rcu, id_);
+    rcu_online_ = false;
+  }
+}
+
+// --- netmap changes (netmap_service.h) -----------------------------------------
+
+void Worker::poll_commands() {
+  if (shared_.commands.empty()) return;
+  // A few per iteration: adding a peer costs a DH (tens of microseconds),
+  // and traffic must keep flowing while thousands are added.
+  void* c[8];
+  const unsigned n = rte_ring_sc_dequeue_burst(shared_.commands[id_], c, 8, nullptr);
+  for (unsigned i = 0; i < n; ++i) {
+    std::unique_ptr<Command> cmd(static_cast<Command*>(c[i]));
+    apply(*cmd);
+    commands_done_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+void Worker::apply(Command& c) {
+  switch (c.kind) {
+    case Command::Kind::kAddPeer:
+      if (add_peer(*c.peer, c.settings) == nullptr) counters_.drop(DpDrop::kPeerRefused);
+      break;
+    case Command::Kind::kUpdatePeer: {
+      wg::Peer* peer = c.peer->peer;
+      if (peer == nullptr) break;
+      if (c.settings.has_psk)
+        device_->set_preshared_key(*peer, c.settings.preshared_key);
+      else
+        device_->set_preshared_key(*peer, crypto::SecretKey{});
+      if (c.endpoint_changed) peer->endpoint = c.settings.endpoint;
+      if (peer->timers.persistent_keepalive() != c.settings.persistent_keepalive)
+        device_->set_persistent_keepalive(*peer, c.settings.persistent_keepalive, now_);
+      rearm(*c.peer);
+      break;
+    }
+    case Command::Kind::kRemovePeer: {
+      PeerCtx& p = *c.peer;
+      if (p.peer == nullptr) break;
+      purge_staged(*p.peer);
+      wheel_->cancel(p);
+      device_->remove_peer(p.peer);  // wipes its keys and forgets its indices
+      p.peer = nullptr;
+      owned_.erase(std::find(owned_.begin(), owned_.end(), &p));
+      owned_count_.store(owned_.size(), std::memory_order_relaxed);
+      report_cursor_ = 0;
+      break;
+    }
+    case Command::Kind::kSetPrivateKey:
+      device_->set_private_key(c.private_key);  // sessions under the old key end
+      break;
+  }
+}
+
+void Worker::report() {
+  if (!report_sweep_) {
+    if (now_.mono < next_report_) return;
+    next_report_ = now_.mono + wg::kSecond;
+    report_sweep_ = true;
+    report_cursor_ = 0;
+    report_counters();
+  }
+  // A slice per iteration keeps the loop's worst case flat at 100 000 peers.
+  const std::size_t end = std::min(owned_.size(), report_cursor_ + 256);
+  for (; report_cursor_ < end; ++report_cursor_) {
+    PeerCtx& p = *owned_[report_cursor_];
+    const wg::Peer& peer = *p.peer;
+    const bool changed = peer.rx_bytes != p.stats_rx || peer.tx_bytes != p.stats_tx ||
+                         peer.handshakes_completed != p.stats_handshakes || !(peer.endpoint == p.stats_endpoint);
+    if (!changed) continue;
+    p.stats_rx = peer.rx_bytes;
+    p.stats_tx = peer.tx_bytes;
+    p.stats_handshakes = peer.handshakes_completed;
+    p.stats_last_handshake_ns = peer.last_handshake_wall_ns;
+    p.stats_endpoint = peer.endpoint;
+    if (shared_.segment == nullptr) continue;
+    netmap::Event e;
+    e.type = netmap::EventType::kPeerStats;
+    e.worker = id_;
+    std::memcpy(e.key, peer.public_key().data(), 32);
+    e.family = peer.endpoint.family;
+    std::memcpy(e.addr, peer.endpoint.addr, 16);
+    e.port = peer.endpoint.port;
+    e.v0 = peer.rx_bytes;
+    e.v1 = peer.tx_bytes;
+    e.v2 = peer.last_handshake_wall_ns;
+    e.v3 = peer.handshakes_completed;
+    if (!shared_.segment->push(id_, e)) {
+      // The control process is away or slow: try this peer again next second.
+      p.stats_rx = ~std::uint64_t{0};
+    }
+  }
+  if (report_cursor_ >= owned_.size()) report_sweep_ = false;
+}
+
+void Worker::report_counters() {
+  if (shared_.segment == nullptr) return;
+  auto send = [&](std::string_view name, std::uint64_t v) {
+    netmap::Event e;
+    e.type = netmap::EventType::kCounter;
+    e.worker = id_;
+    e.set_name(name);
+    e.v0 = v;
+    shared_.segment->push(id_, e);
+  };
+  for (const Port& p : settings_.ports)
+    if (p.id < 8) {
+      send("rx_" + p.name, counters_.rx_packets[p.id]);
+      send("tx_" + p.name, counters_.tx_packets[p.id]);
+    }
+  send("decrypted", counters_.decrypted);
+  send("encrypted", counters_.encrypted);
+  send("handshakes_in", counters_.handshakes_in);
+  send("handoffs_out", counters_.handoffs_out);
+  send("to_kernel", counters_.to_kernel);
+  for (std::size_t i = 0; i < kDpDropCount; ++i)
+    if (counters_.drops[i]) send(std::string("drop_") + dp_drop_name(static_cast<DpDrop>(i)), counters_.drops[i]);
+  for (std::size_t i = 1; i < wg::kDropCount; ++i)
+    if (device_->drop_counters()[i])
+      send(std::string("wg_drop_") + wg::drop_name(static_cast<wg::Drop>(i)), device_->drop_counters()[i]);
 }
 
 }  // namespace moongate::dp

@@ -46,6 +46,7 @@
 #include "dataplane/handoff.h"
 #include "dataplane/neighbor.h"
 #include "dataplane/port.h"
+#include "dataplane/routing.h"
 #include "dataplane/shared.h"
 #include "dataplane/timer_wheel.h"
 #include "wireguard/clock.h"
@@ -75,6 +76,22 @@ class Worker final : public wg::DeviceHost {
   // One iteration of the loop, without the idle back-off. True when
   // anything arrived.
   bool run_once();
+  // Takes the current Routing (done at the top of every iteration; the
+  // Gateway calls it once before adding the configured peers).
+  void load_routing() noexcept { routing_ = shared_.routing.load(std::memory_order_acquire); }
+
+  // A change from the netmap service (netmap_service.h), applied by the
+  // worker between bursts; the worker owns `cmd` from then on.
+  struct Command {
+    enum class Kind : std::uint8_t { kAddPeer, kUpdatePeer, kRemovePeer, kSetPrivateKey } kind;
+    PeerCtx* peer = nullptr;
+    PeerSettings settings;   // kAddPeer, kUpdatePeer (psk, endpoint, keepalive)
+    bool endpoint_changed = false;
+    crypto::SecretKey private_key;  // kSetPrivateKey
+  };
+  // Commands applied so far (the service waits for its count).
+  std::uint64_t commands_done() const noexcept { return commands_done_.load(std::memory_order_acquire); }
+  std::size_t owned_peers() const noexcept { return owned_count_.load(std::memory_order_relaxed); }
   // Runs until `stop` is set, backing off when idle (unless busy_poll);
   // `housekeeping(arg)` (if given) runs once per iteration (status file).
   void run(const std::atomic<bool>& stop, void (*housekeeping)(void*) = nullptr, void* arg = nullptr);
@@ -153,6 +170,12 @@ class Worker final : public wg::DeviceHost {
   void run_handshakes();
   void run_timers();
   void rearm(PeerCtx& p) noexcept;
+  void poll_commands();
+  void apply(Command& c);
+  // Refreshes the peers' stats copies (PeerCtx::stats_*) in slices, and
+  // sends what changed, plus this worker's counters, to the control process.
+  void report();
+  void report_counters();
   void drop(rte_mbuf* m, DpDrop reason) noexcept;
   bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h) noexcept;
 
@@ -183,6 +206,13 @@ class Worker final : public wg::DeviceHost {
   static constexpr std::size_t kTimerSlots = 4096;
   static constexpr std::size_t kTimerBudget = 1024;
   std::unique_ptr<TimerWheel> wheel_;
+  const Routing* routing_ = nullptr;  // this iteration's (loaded once per iteration)
+  std::atomic<std::uint64_t> commands_done_{0};
+  std::atomic<std::size_t> owned_count_{0};
+  std::uint64_t next_report_ = 0;
+  std::size_t report_cursor_ = 0;
+  bool report_sweep_ = false;
+  bool rcu_online_ = false;
   LcoreCounters counters_;
 
   // Decrypt batch.

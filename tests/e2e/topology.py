@@ -48,6 +48,7 @@ class Topology:
         self.procs = []
         self.wg_ifaces = []
         self.runtime_dirs = []  # DPDK runtime dirs (/var/run/dpdk/<prefix>) of our data planes
+        self.files = []         # files our processes leave by design (shared-memory segments)
         self.tmp = tempfile.mkdtemp(prefix=f"mg-{self.tag}-")
 
     def ns(self, name):
@@ -113,5 +114,10 @@ class Topology:
             try:
                 os.rmdir(d)  # only if the data plane left it empty
             except OSError:
+                pass
+        for f in self.files:
+            try:
+                os.unlink(f)
+            except FileNotFoundError:
                 pass
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,328 @@
+// Following the control process's netmap; netmap_service.h has the order.
+#include "dataplane/netmap_service.h"
+
+#include <rte_hash.h>
+#include <rte_lcore.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "config/key.h"
+#include "dataplane/gateway.h"
+#include "dataplane/routing.h"
+
+namespace moongate::dp {
+namespace {
+
+std::uint64_t mono_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::uint32_t v4_of(const config::IpAddress& a) {
+  std::uint32_t v = 0;
+  std::memcpy(&v, a.bytes, 4);
+  return v;
+}
+
+void log(const std::string& s) {
+  std::fprintf(stderr, "moongate-dataplane: netmap: %s\n", s.c_str());
+  std::fflush(stderr);
+}
+
+// Ids of removed peers wait this long before reuse: a packet handed over
+// on a ring under the old id has long been consumed by then.
+constexpr std::uint64_t kIdQuarantineNs = 2'000'000'000ULL;
+
+}  // namespace
+
+PeerSettings peer_settings(const config::Peer& p) {
+  PeerSettings ps;
+  ps.public_key = p.public_key;
+  if (p.preshared_key) {
+    ps.preshared_key = *p.preshared_key;
+    ps.has_psk = true;
+  }
+  for (const auto& a : p.allowed_ips) {
+    if (a.addr.is_v4()) {
+      ps.allowed_v4.emplace_back(v4_of(a.addr), a.len);
+    } else {
+      Ipv6Bytes b{};
+      std::memcpy(b.data(), a.addr.bytes, 16);
+      ps.allowed_v6.emplace_back(b, a.len);
+    }
+  }
+  if (p.endpoint)
+    ps.endpoint = p.endpoint->addr.is_v4() ? wg::Endpoint::v4(p.endpoint->addr.bytes, p.endpoint->port)
+                                           : wg::Endpoint::v6(p.endpoint->addr.bytes, p.endpoint->port);
+  ps.persistent_keepalive = p.persistent_keepalive;
+  return ps;
+}
+
+void route_settings(const std::vector<config::Route>& routes, const std::vector<Port>& ports,
+                    std::vector<StaticRoute>& v4, std::vector<StaticRoute6>& v6) {
+  v4.clear();
+  v6.clear();
+  for (const auto& r : routes) {
+    if (r.port_index >= ports.size() || ports[r.port_index].role != PortRole::kLan) {
+      std::fprintf(stderr, "moongate-dataplane: route %s not toward a lan port: ignored (routes lead to LANs)\n",
+                   r.prefix.to_string().c_str());
+      continue;
+    }
+    if (r.prefix.addr.is_v4()) {
+      v4.push_back(StaticRoute{Ipv4Iface{v4_of(r.prefix.addr), r.prefix.len}, v4_of(r.via), r.port_index});
+    } else {
+      StaticRoute6 r6;
+      std::memcpy(r6.prefix.addr.data(), r.prefix.addr.bytes, 16);
+      r6.prefix.prefix_len = r.prefix.len;
+      std::memcpy(r6.via.data(), r.via.bytes, 16);
+      r6.port_index = r.port_index;
+      v6.push_back(r6);
+    }
+  }
+}
+
+NetmapService::NetmapService(Gateway& gw, std::unique_ptr<netmap::Segment> segment, netmap::Netmap initial)
+    : gw_(gw), shared_(gw.shared()), segment_(std::move(segment)), current_(std::move(initial)) {
+  for (std::uint32_t i = 0; i < current_.peers.size(); ++i) ids_[current_.peers[i].public_key] = i;
+  issued_.assign(gw.worker_count(), 0);
+  pending_adds_.assign(gw.worker_count(), 0);
+  for (std::size_t w = 0; w < gw.worker_count(); ++w) issued_[w] = gw.worker(w).commands_done();
+  applied_ = current_.generation;
+  shared_.segment = segment_.get();
+}
+
+NetmapService::~NetmapService() {
+  stop();
+  shared_.segment = nullptr;
+}
+
+void NetmapService::start() { thread_ = std::thread([this] { loop(); }); }
+
+void NetmapService::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void NetmapService::loop() {
+  while (!stop_.load(std::memory_order_relaxed)) {
+    netmap::Netmap next;
+    std::string err;
+    switch (segment_->read(current_.generation, next, err)) {
+      case netmap::Segment::Read::kNew: {
+        const std::uint64_t gen = next.generation;
+        const std::uint64_t t0 = mono_ns();
+        if (std::string e = apply(std::move(next)); !e.empty())
+          log("generation " + std::to_string(gen) + " applied in part: " + e);
+        log("generation " + std::to_string(gen) + " applied in " + std::to_string((mono_ns() - t0) / 1000000) +
+            " ms (" + std::to_string(current_.peers.size()) + " peers)");
+        break;
+      }
+      case netmap::Segment::Read::kBad:
+        // Keep forwarding with what we have; a later generation may be fine.
+        log("snapshot refused, keeping generation " + std::to_string(current_.generation) + ": " + err);
+        current_.generation = segment_->published_generation();
+        break;
+      default:
+        break;
+    }
+    segment_->dataplane_alive(static_cast<std::uint32_t>(getpid()), mono_ns(), applied_.load());
+    usleep(10'000);
+  }
+}
+
+std::uint16_t NetmapService::least_loaded() const {
+  std::uint16_t best = 0;
+  std::size_t load = ~std::size_t{0};
+  for (std::uint16_t w = 0; w < gw_.worker_count(); ++w) {
+    const std::size_t l = gw_.worker(w).owned_peers() + pending_adds_[w];
+    if (l < load) {
+      load = l;
+      best = w;
+    }
+  }
+  return best;
+}
+
+bool NetmapService::send(std::uint16_t worker, void* command) {
+  // The ring holds 65 536; a worker drains it between bursts. Waiting here
+  // is the back-pressure of a very large netmap change.
+  while (rte_ring_sp_enqueue(shared_.commands[worker], command) != 0) {
+    if (stop_.load()) {
+      delete static_cast<Worker::Command*>(command);
+      return false;
+    }
+    usleep(100);
+  }
+  ++issued_[worker];
+  return true;
+}
+
+bool NetmapService::wait_for_workers(const char* what) {
+  const std::uint64_t deadline = mono_ns() + 30'000'000'000ULL;
+  for (std::size_t w = 0; w < gw_.worker_count(); ++w)
+    while (gw_.worker(w).commands_done() < issued_[w]) {
+      if (stop_.load() || mono_ns() > deadline) {
+        log(std::string("workers did not apply ") + what + " in time");
+        return false;
+      }
+      usleep(50);
+    }
+  return true;
+}
+
+bool NetmapService::alloc_id(std::uint32_t& id) {
+  const std::uint64_t now = mono_ns();
+  while (!quarantine_.empty() && quarantine_.front().second <= now) {
+    free_ids_.push_back(quarantine_.front().first);
+    quarantine_.pop_front();
+  }
+  if (!free_ids_.empty()) {
+    id = free_ids_.back();
+    free_ids_.pop_back();
+    return true;
+  }
+  const std::uint32_t slots = shared_.peer_slots.load(std::memory_order_relaxed);
+  if (slots >= shared_.peers.size()) return false;
+  id = slots;
+  return true;
+}
+
+std::string NetmapService::apply(netmap::Netmap next) {
+  std::string problems;
+  const std::uint16_t workers = static_cast<std::uint16_t>(gw_.worker_count());
+  const int socket = static_cast<int>(rte_socket_id());
+  std::fill(pending_adds_.begin(), pending_adds_.end(), 0);
+
+  // 1. Our key.
+  const bool key_changed =
+      next.has_private_key && (!current_.has_private_key ||
+                               !crypto::ct_equal(next.private_key.data(), current_.private_key.data(), 32));
+  if (key_changed)
+    for (std::uint16_t w = 0; w < workers; ++w) {
+      auto* c = new Worker::Command{Worker::Command::Kind::kSetPrivateKey, nullptr, {}, false, next.private_key};
+      send(w, c);
+    }
+
+  // 2. Added and changed peers.
+  std::unordered_map<crypto::PublicKey, const config::Peer*, KeyHash> before;
+  for (const auto& p : current_.peers) before[p.public_key] = &p;
+  std::vector<PeerSettings> settings(next.peers.size());
+  std::vector<crypto::PublicKey> added;
+  std::uint32_t slots = shared_.peer_slots.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < next.peers.size(); ++i) {
+    const config::Peer& p = next.peers[i];
+    settings[i] = peer_settings(p);
+    const auto old = before.find(p.public_key);
+    if (old == before.end()) {
+      std::uint32_t id = 0;
+      if (!alloc_id(id)) {
+        problems += "peer " + config::encode_key(p.public_key.data()) + ": more than max_peers; ";
+        continue;
+      }
+      // A slot is made once and reused in place after its quarantine
+      // (readers on other threads may still hold a pointer to it); its
+      // previous owner emptied it and took it off its timer wheel.
+      auto& slot = shared_.peers[id];
+      if (!slot) slot = std::make_unique<PeerCtx>();
+      slot->id = id;
+      slot->owner = least_loaded();
+      slot->peer = nullptr;
+      slot->staged_count = slot->staged_head = 0;
+      slot->stats_rx = slot->stats_tx = slot->stats_handshakes = slot->stats_last_handshake_ns = 0;
+      slot->stats_endpoint = wg::Endpoint{};
+      ++pending_adds_[slot->owner];
+      ids_[p.public_key] = id;
+      slots = std::max(slots, id + 1);
+      added.push_back(p.public_key);
+      send(slot->owner, new Worker::Command{Worker::Command::Kind::kAddPeer, slot.get(), settings[i], false, {}});
+      continue;
+    }
+    const config::Peer& o = *old->second;
+    const bool psk_changed =
+        o.preshared_key.has_value() != p.preshared_key.has_value() ||
+        (p.preshared_key && !crypto::ct_equal(o.preshared_key->data(), p.preshared_key->data(), 32));
+    const bool endpoint_changed = o.endpoint != p.endpoint;
+    if (psk_changed || endpoint_changed || o.persistent_keepalive != p.persistent_keepalive) {
+      PeerCtx* ctx = shared_.peers[ids_.at(p.public_key)].get();
+      send(ctx->owner,
+           new Worker::Command{Worker::Command::Kind::kUpdatePeer, ctx, settings[i], endpoint_changed && p.endpoint, {}});
+    }
+  }
+  wait_for_workers("new peers");
+
+  // 3. The directory, before anything routes to the new ids.
+  for (const auto& k : added) {
+    const std::uint32_t id = ids_.at(k);
+    if (shared_.peers[id]->peer == nullptr) {  // refused (e.g. our own key)
+      problems += "peer " + config::encode_key(k.data()) + " refused by the data plane; ";
+      continue;
+    }
+    rte_hash_add_key_data(shared_.by_key, k.data(), reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)));
+  }
+  shared_.peer_slots.store(slots, std::memory_order_release);
+
+  // 4. The new routing.
+  std::vector<RoutedPeer> routed;
+  for (std::size_t i = 0; i < next.peers.size(); ++i) {
+    const auto it = ids_.find(next.peers[i].public_key);
+    if (it != ids_.end() && shared_.peers[it->second]->peer != nullptr) routed.push_back({it->second, &settings[i]});
+  }
+  std::vector<StaticRoute> r4;
+  std::vector<StaticRoute6> r6;
+  route_settings(next.routes, shared_.settings.ports, r4, r6);
+  std::string err;
+  std::unique_ptr<Routing> routing = build_routing(next.generation, routed, std::move(r4), std::move(r6),
+                                                   next.listen_port, socket, err);
+  if (!routing) {
+    // rte_lpm and rte_lpm6 each take ~64 MiB; during a change the old
+    // tables live next to the new ones.
+    problems += "routing not changed: " + err +
+                " (a netmap change builds new allowed-IPs tables, ~130 MiB, next to the old ones: raise "
+                "dataplane.memory_mb); ";
+  } else {
+    const Routing* old = shared_.routing.exchange(routing.release(), std::memory_order_acq_rel);
+    // Every worker has left the old routing once each passed a quiescent point.
+    rte_rcu_qsbr_synchronize(shared_.rcu, RTE_QSBR_THRID_INVALID);
+    delete old;
+  }
+
+  // 5. Removed peers.
+  std::unordered_map<crypto::PublicKey, bool, KeyHash> keep;
+  for (const auto& p : next.peers) keep[p.public_key] = true;
+  std::vector<std::int32_t> positions;
+  std::vector<std::uint32_t> removed_ids;
+  for (const auto& p : current_.peers) {
+    if (keep.count(p.public_key)) continue;
+    const auto it = ids_.find(p.public_key);
+    if (it == ids_.end()) continue;
+    const std::int32_t pos = rte_hash_del_key(shared_.by_key, p.public_key.data());
+    if (pos >= 0) positions.push_back(pos);
+    PeerCtx* ctx = shared_.peers[it->second].get();
+    send(ctx->owner, new Worker::Command{Worker::Command::Kind::kRemovePeer, ctx, {}, false, {}});
+    removed_ids.push_back(it->second);
+    ids_.erase(it);
+  }
+  if (!removed_ids.empty()) {
+    wait_for_workers("removed peers");
+    rte_rcu_qsbr_synchronize(shared_.rcu, RTE_QSBR_THRID_INVALID);
+    for (std::int32_t pos : positions) rte_hash_free_key_with_position(shared_.by_key, pos);
+    const std::uint64_t reuse_at = mono_ns() + kIdQuarantineNs;
+    for (std::uint32_t id : removed_ids) quarantine_.emplace_back(id, reuse_at);
+  }
+
+  // 6. Done.
+  current_ = std::move(next);
+  applied_.store(current_.generation, std::memory_order_release);
+  segment_->dataplane_alive(static_cast<std::uint32_t>(getpid()), mono_ns(), current_.generation);
+  return problems;
+}
+
+}  // namespace moongate::dp

@@ -1,0 +1,93 @@
+// The data plane's side of the netmap: a service thread (not a worker
+// lcore) that follows the snapshots moongate-control publishes in the shared
+// segment and applies each new one while traffic flows, touching only what
+// changed. Unchanged peers keep their sessions, counters and owners.
+//
+// Applying generation N (one at a time, in this order, so that a worker
+// never looks up something that is not there yet or no longer there):
+//   1. a new private key: every worker's device takes it (sessions end)
+//   2. new peers get a global id and a PeerCtx, and the least-loaded
+//      worker adds them to its device (a command on its ring, applied
+//      between bursts, a few per iteration); changed peers (preshared key,
+//      endpoint, keepalive) are updated by their owners; wait for all
+//   3. the new peers' keys enter the peer directory (rte_hash, lock-free
+//      readers)
+//   4. a new Routing (allowed IPs -> ids, static routes, listen port) is
+//      published with one atomic store; after every worker has passed a
+//      quiescent point (rte_rcu_qsbr) the old one is freed
+//   5. removed peers: out of the directory, removed from their owners'
+//      devices (keys wiped), their ids quarantined before reuse
+//   6. the generation is reported as applied in the segment's heartbeat
+// Per-peer counters and per-lcore counters flow back as events, sent by the
+// workers themselves (Worker::report).
+//
+// If the control process goes away the data plane keeps the last netmap;
+// when it comes back and republishes, the next generation is applied as
+// usual (an identical netmap changes nothing).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "dataplane/shared.h"
+#include "netmap/netmap.h"
+#include "netmap/segment.h"
+
+namespace moongate::dp {
+
+class Gateway;
+
+// The data plane's forms of netmap entries (also used for the YAML).
+PeerSettings peer_settings(const config::Peer& p);
+// Static routes toward LAN ports; routes naming a WAN port are left out
+// with a warning on stderr.
+void route_settings(const std::vector<config::Route>& routes, const std::vector<Port>& ports,
+                    std::vector<StaticRoute>& v4, std::vector<StaticRoute6>& v6);
+
+class NetmapService {
+ public:
+  // `initial` is the netmap the Gateway was built from (its peers have ids
+  // 0..n-1 in order).
+  NetmapService(Gateway& gw, std::unique_ptr<netmap::Segment> segment, netmap::Netmap initial);
+  ~NetmapService();
+  void start();
+  void stop();
+  std::uint64_t applied() const noexcept { return applied_.load(std::memory_order_acquire); }
+
+ private:
+  struct KeyHash {
+    std::size_t operator()(const crypto::PublicKey& k) const noexcept {
+      std::size_t h;
+      std::memcpy(&h, k.data(), sizeof h);
+      return h;
+    }
+  };
+  void loop();
+  std::string apply(netmap::Netmap next);
+  std::uint16_t least_loaded() const;
+  bool send(std::uint16_t worker, void* command);
+  bool wait_for_workers(const char* what);
+  bool alloc_id(std::uint32_t& id);
+
+  Gateway& gw_;
+  Shared& shared_;
+  std::unique_ptr<netmap::Segment> segment_;
+  netmap::Netmap current_;
+  std::unordered_map<crypto::PublicKey, std::uint32_t, KeyHash> ids_;
+  std::vector<std::uint64_t> issued_;  // commands sent, per worker
+  std::vector<std::size_t> pending_adds_;
+  std::deque<std::pair<std::uint32_t, std::uint64_t>> quarantine_;  // id, reusable after (ns)
+  std::vector<std::uint32_t> free_ids_;
+  std::atomic<std::uint64_t> applied_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace moongate::dp

@@ -1,0 +1,48 @@
+// What the workers look up for every packet and the control process may
+// change while they run: the allowed-IPs tables (prefix -> global peer id),
+// the static routes and the listen port. A Routing is immutable once
+// published; a new netmap brings a new one (netmap_service.h), swapped in
+// with one atomic store and freed after every worker has passed a quiescent
+// point (rte_rcu_qsbr), so lookups take no lock.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dataplane/shared.h"
+
+struct rte_lpm;
+struct rte_lpm6;
+
+namespace moongate::dp {
+
+struct Routing {
+  Routing() = default;
+  ~Routing();
+  Routing(const Routing&) = delete;
+  Routing& operator=(const Routing&) = delete;
+
+  std::uint64_t generation = 0;
+  rte_lpm* allowed_v4 = nullptr;
+  rte_lpm6* allowed_v6 = nullptr;
+  std::vector<StaticRoute> routes;
+  std::vector<StaticRoute6> routes6;
+  std::uint16_t listen_port = 51820;
+};
+
+// One entry per peer to route to: its global id and its allowed IPs.
+struct RoutedPeer {
+  std::uint32_t id;
+  const PeerSettings* settings;
+};
+
+// Builds the tables (named after the generation: DPDK table names are
+// global). nullptr and `error` (operator-readable) on failure.
+std::unique_ptr<Routing> build_routing(std::uint64_t generation, const std::vector<RoutedPeer>& peers,
+                                       std::vector<StaticRoute> routes, std::vector<StaticRoute6> routes6,
+                                       std::uint16_t listen_port, int socket, std::string& error);
+
+}  // namespace moongate::dp

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""End to end: moongate-control and the data plane together (issue 4).
+
+The subnet-router topology of test_dataplane.py, with moongate-control
+owning the netmap and the data plane following it over shared memory:
+
+  - stock `wg show` lists the peer with transfer counters equal to what the
+    remote wireguard-go counted;
+  - `wg set ... allowed-ips` reaches the data plane: a prefix routed before
+    only after the change;
+  - moongatectl status (text and JSON) and netmap; the Prometheus endpoint
+    scraped and parsed;
+  - killing moongate-control does not interrupt forwarding (a ping running
+    across the kill and the restart loses nothing); restarted, it shows the
+    same state, including the change made through `wg`, which it saved;
+  - `wg syncconf` with 10 000 peers while a steady ping to the unchanged
+    peer loses no packet;
+  - broken configuration files: one clear message with file and line, a
+    non-zero exit, and the running appliance keeps its netmap.
+
+usage: test_control.py DATAPLANE_BIN CONTROL_BIN MOONGATECTL_BIN
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from topology import Topology, sh, wait_for, wg_keypair  # noqa: E402
+from test_dataplane import RESULTS, case, ping, assert_pings, build_subnet_router  # noqa: E402
+
+METRICS_URL = "http://127.0.0.1:9586/metrics"
+
+
+def wg_dump(ifname, ns=None):
+    """`wg show IF dump` as (interface fields, {public key: peer fields})."""
+    lines = sh("wg", "show", ifname, "dump", ns=ns, capture=True).splitlines()
+    peers = {}
+    for line in lines[1:]:
+        f = line.split("\t")
+        peers[f[0]] = f
+    return lines[0].split("\t"), peers
+
+
+def scrape(ns):
+    """GETs the metrics page from inside the gateway's namespace and parses
+    the Prometheus text format strictly: every sample belongs to a family
+    declared with # TYPE, names and labels are well-formed, values numeric."""
+    body = sh("python3", "-c", f"import urllib.request;print(urllib.request.urlopen('{METRICS_URL}').read().decode(),end='')",
+              ns=ns, capture=True)
+    types, samples = {}, {}
+    sample_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+)$')
+    for line in body.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert kind in ("counter", "gauge"), line
+            types[name] = kind
+            continue
+        if line.startswith("# HELP ") or not line:
+            continue
+        m = sample_re.match(line)
+        assert m, f"not a Prometheus sample: {line!r}"
+        assert m.group(1) in types, f"sample of an undeclared family: {line!r}"
+        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return types, samples
+
+
+def ctl(moongatectl, ifname, *args, check=True):
+    r = subprocess.run([moongatectl, "-i", ifname, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30)
+    if check and r.returncode != 0:
+        raise AssertionError(f"moongatectl {' '.join(args)}: {r.stderr.decode()}{r.stdout.decode()}")
+    return r.stdout.decode()
+
+
+def generation(ns):
+    _, s = scrape(ns)
+    return int(s["moongate_netmap_generation"]), int(s["moongate_dataplane_applied_generation"])
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root (network namespaces)")
+        return 77
+    for tool in ("ip", "wg", "wireguard-go", "ping", "ethtool"):
+        if shutil.which(tool) is None:
+            print(f"SKIP: {tool} not installed")
+            return 77
+    dataplane_bin, control_bin, moongatectl = (os.path.abspath(a) for a in sys.argv[1:4])
+
+    topo = Topology("c")
+    ifname = f"mgc{topo.tag}"[:15]
+    try:
+        t = build_subnet_router(topo, dataplane_bin, control_bin=control_bin, ifname=ifname)
+        gw = t["gw"]
+        site = t["site_pub"]
+        # A prefix at the remote site that the data plane does not route yet.
+        sh("ip", "addr", "add", "10.21.0.1/24", "dev", "rs0", ns=t["wan"])
+        sh("ip", "addr", "add", "10.21.0.2/24", "dev", "rh0", ns=t["rem"])
+
+        @case("control: the data plane forwards with the netmap from moongate-control")
+        def _():
+            log = open(t["log"]).read()
+            assert "netmap from moongate-control" in log, log[-2000:]
+            return f"{assert_pings(t['lan'], '10.20.0.2', 5)} lan->remote, {assert_pings(t['rem'], '10.10.0.2', 5)} back"
+        _()
+
+        @case("control: stock `wg show` lists the peer; its counters equal the remote wireguard-go's")
+        def _():
+            ping(t["lan"], "10.20.0.2", count=20)
+            # Counters reach moongate-control within a second; the tunnel is
+            # quiet afterwards, so both ends must agree exactly.
+            def agree():
+                _, ours = wg_dump(ifname)
+                _, theirs = wg_dump(t["wgif"], ns=t["wan"])
+                mine, far = ours.get(site), theirs.get(t["dp_pub"])
+                return mine and far and int(mine[5]) == int(far[6]) and int(mine[6]) == int(far[5]) and int(mine[5]) > 0
+            wait_for("wg show on both ends to agree", agree, timeout=20)
+            _, ours = wg_dump(ifname)
+            p = ours[site]
+            # public key, preshared key, endpoint, allowed IPs, handshake, rx, tx, keepalive
+            assert p[2] == "192.0.2.10:51820" and p[4] != "0", p
+            return f"rx {p[5]} B, tx {p[6]} B on both ends; endpoint {p[2]}, handshake at {p[4]}"
+        _()
+
+        @case("control: `wg set ... allowed-ips` reaches the data plane")
+        def _():
+            got, _ = ping(t["lan"], "10.21.0.2", count=2)
+            assert got == 0, "10.21.0.2 reachable before the change"
+            before, _ = generation(gw)
+            t0 = time.monotonic()
+            sh("wg", "set", ifname, "peer", site, "allowed-ips", "10.20.0.0/24,fd20::/64,10.21.0.0/24")
+            wait_for("the data plane to apply the change",
+                     lambda: generation(gw)[1] > before, timeout=10, interval=0.005)
+            elapsed = (time.monotonic() - t0) * 1000
+            n = assert_pings(t["lan"], "10.21.0.2", 3)
+            return f"10.21.0.2: 0/2 before, {n} after; generation {before} -> {before + 1} applied {elapsed:.0f} ms after `wg set` returned (polled through /metrics)"
+        _()
+
+        @case("control: moongatectl status, --json and netmap")
+        def _():
+            text = ctl(moongatectl, ifname, "status")
+            assert f"peer: {site}" in text and "latest handshake:" in text and "seconds ago" in text, text
+            assert "10.21.0.0/24" in text, text
+            js = json.loads(ctl(moongatectl, ifname, "status", "--json"))
+            peer = [p for p in js["peers"] if p["public_key"] == site][0]
+            assert peer["rx_bytes"] > 0 and peer["latest_handshake"] > 0 and js["dataplane"]["pid"] > 0, js
+            assert js["generation"] == js["dataplane"]["applied_generation"], js
+            nm = ctl(moongatectl, ifname, "netmap")
+            assert f"peer {site} endpoint 192.0.2.10:51820" in nm and "route 10.11.0.0/24 via 10.10.0.2" in nm, nm
+            assert "PrivateKey" not in nm and "psk" not in nm
+            return f"{len(js['peers'])} peer, rx {peer['rx_bytes']} B, generation {js['generation']}"
+        _()
+
+        @case("control: the Prometheus endpoint is scraped and parsed")
+        def _():
+            types, s = scrape(gw)
+            key = f'moongate_peer_rx_bytes_total{{public_key="{site}"}}'
+            assert s[key] > 0, s
+            assert s["moongate_netmap_generation"] == s["moongate_dataplane_applied_generation"], s
+            assert types["moongate_peer_rx_bytes_total"] == "counter" and types["moongate_peers"] == "gauge"
+            assert s['moongate_lcore_packets_total{lcore="0",counter="decrypted"}'] > 0, s
+            drops = [k for k in s if k.startswith("moongate_lcore_drops_total")]
+            return f"{len(s)} samples in {len(types)} families; peer rx {int(s[key])} B; {len(drops)} drop series"
+        _()
+
+        @case("control: killing moongate-control does not interrupt forwarding; restarted, it has the same state")
+        def _():
+            _, before = wg_dump(ifname)
+            rx_before = int(before[site][5])
+            pinger = subprocess.Popen(["ip", "netns", "exec", t["lan"], "ping", "-i", "0.05", "-c", "100", "-W", "1",
+                                       "10.20.0.2"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)  # the ping is under way when control dies
+            t["ctl"].send_signal(signal.SIGKILL)
+            t["ctl"].wait(timeout=10)
+            os.unlink(f"/var/run/wireguard/{ifname}.sock")  # what a killed process leaves
+            got, _ = ping(t["lan"], "10.21.0.2", count=3)  # still the netmap with the wg change
+            assert got == 3, "forwarding with the last netmap failed while control was down"
+            t["ctl"] = topo.spawn([control_bin, "--config", t["cfg"], "--state-dir", os.path.join(topo.tmp, "state")],
+                                  ns=gw, log=os.path.join(topo.tmp, "control2.log"))
+            wait_for("moongate-control's UAPI socket again",
+                     lambda: os.path.exists(f"/var/run/wireguard/{ifname}.sock"))
+            out = pinger.communicate(timeout=30)[0].decode()
+            line = [l for l in out.splitlines() if "packets transmitted" in l][0]
+            assert " 0% packet loss" in line, line
+            # The same state: the saved change, and counters that continue.
+            allowed = sh("wg", "show", ifname, "allowed-ips", capture=True)
+            assert "10.21.0.0/24" in allowed, allowed
+            wait_for("counters after the restart", lambda: int(wg_dump(ifname)[1][site][5]) > rx_before, timeout=10)
+            pub, applied = generation(gw)
+            wait_for("the data plane to follow the republished netmap", lambda: generation(gw)[1] == generation(gw)[0])
+            return f"ping across kill and restart: {line.strip()}; wg change kept; generation {generation(gw)[0]}"
+        _()
+
+        @case("control: `wg syncconf` with 10 000 peers while a steady ping to the unchanged peer loses nothing")
+        def _():
+            conf = os.path.join(topo.tmp, "syncconf.conf")
+            showconf = sh("wg", "showconf", ifname, capture=True)
+            keep = showconf.strip().split("\n\n")  # [Interface] and the site peer, as they are
+            with open(conf, "w") as f:
+                f.write("\n\n".join(keep) + "\n")
+                for k in range(9999):
+                    key = base64.b64encode(os.urandom(32)).decode()
+                    f.write(f"\n[Peer]\nPublicKey = {key}\nAllowedIPs = 10.{100 + k // 250}.{k % 250}.0/24\n")
+            pinger = subprocess.Popen(["ip", "netns", "exec", t["lan"], "ping", "-i", "0.01", "-c", "400", "-W", "1",
+                                       "10.20.0.2"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            time.sleep(0.3)
+            before, _ = generation(gw)
+            t0 = time.monotonic()
+            sh("wg", "syncconf", ifname, conf, timeout=120)
+            t_wg = time.monotonic() - t0
+            wait_for("the data plane to apply 10 000 peers", lambda: generation(gw)[1] > before, timeout=60,
+                     interval=0.01)
+            t_applied = time.monotonic() - t0
+            out = pinger.communicate(timeout=60)[0].decode()
+            line = [l for l in out.splitlines() if "packets transmitted" in l][0]
+            assert " 0% packet loss" in line, line
+            js = json.loads(ctl(moongatectl, ifname, "status", "--json"))
+            assert len(js["peers"]) == 10000, len(js["peers"])
+            peers = sh("wg", "show", ifname, "peers", capture=True).split()
+            assert len(peers) == 10000, len(peers)
+            assert_pings(t["lan"], "10.20.0.2", 3)
+            return (f"wg syncconf returned in {t_wg:.2f} s, data plane applied {t_applied:.2f} s after the start; "
+                    f"{line.strip()}")
+        _()
+
+        @case("control: broken configuration files give one message with file and line; the running netmap stays")
+        def _():
+            good = open(t["cfg"]).read()
+            key = re.search(r"public_key: (\S+)", good).group(1)
+            broken = {
+                "syntax": good.replace("ports:\n", "ports: [\n", 1),
+                "wrong type": good.replace("listen_port: 51820", "listen_port: \"51820\""),
+                "bad key": good.replace(key, key[:-2] + "!="),
+                "duplicate peer": good.replace("peers:\n", f"peers:\n  - public_key: {key}\n    allowed_ips: [10.99.0.0/24]\n", 1),
+                # Nested prefixes are legitimate (longest match); the same
+                # prefix at two peers is ambiguous and refused.
+                "overlapping allowed-ips": good.replace(
+                    "peers:\n", f"peers:\n  - public_key: {base64.b64encode(os.urandom(32)).decode()}\n"
+                    "    allowed_ips: [10.20.0.0/24]\n", 1),
+                "unknown port": good.replace("port: lan0", "port: lan9", 1),
+            }
+            msgs = []
+            for what, text in broken.items():
+                assert text != good, what
+                path = os.path.join(topo.tmp, f"broken-{what.replace(' ', '-')}.yaml")
+                with open(path, "w") as f:
+                    f.write(text)
+                r = subprocess.run([control_bin, "--config", path, "--check"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=30)
+                err = r.stderr.decode().strip()
+                assert r.returncode != 0, what
+                assert len(err.splitlines()) == 1 and err.startswith(path + ":") and re.match(r".*:\d+:\d+: ", err), (what, err)
+                msgs.append(err[len(topo.tmp) + 1:])
+            # The running appliance: the file on disk breaks (inotify reloads).
+            pub, applied = generation(gw)
+            with open(t["cfg"], "w") as f:
+                f.write(broken["bad key"])
+            wait_for("the refused reload in the log",
+                     lambda: "NOT reloaded" in open(os.path.join(topo.tmp, "control2.log")).read(), timeout=10)
+            r = ctl(moongatectl, ifname, "reload", check=False)
+            assert r.startswith("error:") and "public_key" in r, r
+            assert generation(gw) == (pub, applied), "the netmap changed after a refused reload"
+            assert len(json.loads(ctl(moongatectl, ifname, "status", "--json"))["peers"]) == 10000
+            assert_pings(t["lan"], "10.20.0.2", 3)
+            with open(t["cfg"], "w") as f:
+                f.write(good)
+            return "; ".join(msgs)
+        _()
+    except Exception as e:
+        RESULTS.append(("setup", False, str(e), 0))
+        print(f"FAIL setup: {e}", flush=True)
+        traceback.print_exc()
+        for name in ("dataplane.log", "control.log", "control2.log"):
+            p = os.path.join(topo.tmp, name)
+            if os.path.exists(p):
+                print(f"--- {name} ---\n" + open(p).read()[-3000:])
+    finally:
+        topo.cleanup()
+
+    passed = sum(1 for r in RESULTS if r[1])
+    failed = len(RESULTS) - passed
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
