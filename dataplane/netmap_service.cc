@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "config/key.h"
+#include "crypto/x25519.h"
 #include "dataplane/gateway.h"
 #include "dataplane/routing.h"
 
@@ -91,7 +92,20 @@ void route_settings(const std::vector<config::Route>& routes, const std::vector<
 
 NetmapService::NetmapService(Gateway& gw, std::unique_ptr<netmap::Segment> segment, netmap::Netmap initial)
     : gw_(gw), shared_(gw.shared()), segment_(std::move(segment)), current_(std::move(initial)) {
-  for (std::uint32_t i = 0; i < current_.peers.size(); ++i) ids_[current_.peers[i].public_key] = i;
+  // The spare Routing exists from the start, so even the first change is
+  // applied by updating tables rather than making them.
+  std::string err;
+  spare_ = build_routing(~std::uint64_t{0} - 1, {}, {}, {}, current_.listen_port,
+                         static_cast<int>(rte_socket_id()), err);
+  if (!spare_) log("no spare routing tables (" + err + "): each change will build new ones");
+  std::vector<PeerSettings> initial_settings;
+  std::vector<RoutedPeer> routed;
+  for (std::uint32_t i = 0; i < current_.peers.size(); ++i) {
+    ids_[current_.peers[i].public_key] = i;
+    initial_settings.push_back(peer_settings(current_.peers[i]));
+  }
+  for (std::uint32_t i = 0; i < current_.peers.size(); ++i) routed.push_back({i, &initial_settings[i]});
+  current_content_ = routing_content(routed);  // what Gateway::init built
   issued_.assign(gw.worker_count(), 0);
   pending_adds_.assign(gw.worker_count(), 0);
   for (std::size_t w = 0; w < gw.worker_count(); ++w) issued_[w] = gw.worker(w).commands_done();
@@ -121,8 +135,8 @@ void NetmapService::loop() {
         const std::uint64_t t0 = mono_ns();
         if (std::string e = apply(std::move(next)); !e.empty())
           log("generation " + std::to_string(gen) + " applied in part: " + e);
-        log("generation " + std::to_string(gen) + " applied in " + std::to_string((mono_ns() - t0) / 1000000) +
-            " ms (" + std::to_string(current_.peers.size()) + " peers)");
+        log("generation " + std::to_string(gen) + " applied in " + std::to_string((mono_ns() - t0) / 1000) +
+            " us (" + timing_ + "; " + std::to_string(current_.peers.size()) + " peers)");
         break;
       }
       case netmap::Segment::Read::kBad:
@@ -196,6 +210,7 @@ bool NetmapService::alloc_id(std::uint32_t& id) {
 }
 
 std::string NetmapService::apply(netmap::Netmap next) {
+  const std::uint64_t t_start = mono_ns();
   std::string problems;
   const std::uint16_t workers = static_cast<std::uint16_t>(gw_.worker_count());
   const int socket = static_cast<int>(rte_socket_id());
@@ -211,11 +226,15 @@ std::string NetmapService::apply(netmap::Netmap next) {
       send(w, c);
     }
 
-  // 2. Added and changed peers.
+  // 2. Added and changed peers: ids first (the routing needs them), then,
+  //    while another thread builds the routing (4a), the DH for each new
+  //    peer — done here, not by the worker that forwards — and the commands.
   std::unordered_map<crypto::PublicKey, const config::Peer*, KeyHash> before;
   for (const auto& p : current_.peers) before[p.public_key] = &p;
   std::vector<PeerSettings> settings(next.peers.size());
   std::vector<crypto::PublicKey> added;
+  std::vector<std::pair<std::size_t, PeerCtx*>> to_add;
+  std::vector<std::pair<std::size_t, bool>> to_update;  // index, endpoint changed
   std::uint32_t slots = shared_.peer_slots.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < next.peers.size(); ++i) {
     const config::Peer& p = next.peers[i];
@@ -242,7 +261,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
       ids_[p.public_key] = id;
       slots = std::max(slots, id + 1);
       added.push_back(p.public_key);
-      send(slot->owner, new Worker::Command{Worker::Command::Kind::kAddPeer, slot.get(), settings[i], false, {}});
+      to_add.emplace_back(i, slot.get());
       continue;
     }
     const config::Peer& o = *old->second;
@@ -250,13 +269,57 @@ std::string NetmapService::apply(netmap::Netmap next) {
         o.preshared_key.has_value() != p.preshared_key.has_value() ||
         (p.preshared_key && !crypto::ct_equal(o.preshared_key->data(), p.preshared_key->data(), 32));
     const bool endpoint_changed = o.endpoint != p.endpoint;
-    if (psk_changed || endpoint_changed || o.persistent_keepalive != p.persistent_keepalive) {
-      PeerCtx* ctx = shared_.peers[ids_.at(p.public_key)].get();
-      send(ctx->owner,
-           new Worker::Command{Worker::Command::Kind::kUpdatePeer, ctx, settings[i], endpoint_changed && p.endpoint, {}});
-    }
+    if (psk_changed || endpoint_changed || o.persistent_keepalive != p.persistent_keepalive)
+      to_update.emplace_back(i, endpoint_changed && p.endpoint.has_value());
   }
+
+  // 4a. The new routing, built (or the spare updated) on its own thread
+  //     while the DH work and the workers' adds go on: nothing reads it
+  //     until 4b.
+  const std::uint64_t t_routing = mono_ns();
+  std::vector<RoutedPeer> routed;
+  for (std::size_t i = 0; i < next.peers.size(); ++i) {
+    const auto it = ids_.find(next.peers[i].public_key);
+    // New peers are routed too: the Routing is published only after their
+    // owners added them (one refused, e.g. our own key, routes to a drop).
+    if (it != ids_.end()) routed.push_back({it->second, &settings[i]});
+  }
+  std::vector<StaticRoute> r4;
+  std::vector<StaticRoute6> r6;
+  route_settings(next.routes, shared_.settings.ports, r4, r6);
+  RoutingContent content;
+  std::string err;
+  std::unique_ptr<Routing> routing;
+  std::uint64_t t_built = 0;
+  // Reads only the allowed-IPs fields of `settings`; the DH below writes
+  // only static_static.
+  std::thread builder([&] {
+    content = routing_content(routed);
+    if (spare_ && update_routing(*spare_, spare_content_, content)) {
+      routing = std::move(spare_);
+      routing->generation = next.generation;
+      routing->routes = std::move(r4);
+      routing->routes6 = std::move(r6);
+      routing->listen_port = next.listen_port;
+    } else {
+      spare_.reset();
+      routing = build_routing(next.generation, routed, std::move(r4), std::move(r6), next.listen_port, socket, err);
+    }
+    t_built = mono_ns();
+  });
+  for (const auto& [i, slot] : to_add) {
+    if (next.has_private_key && crypto::x25519(settings[i].static_static, next.private_key, next.peers[i].public_key))
+      settings[i].has_static_static = true;
+    send(slot->owner, new Worker::Command{Worker::Command::Kind::kAddPeer, slot, settings[i], false, {}});
+  }
+  for (const auto& [i, endpoint_changed] : to_update) {
+    PeerCtx* ctx = shared_.peers[ids_.at(next.peers[i].public_key)].get();
+    send(ctx->owner, new Worker::Command{Worker::Command::Kind::kUpdatePeer, ctx, settings[i], endpoint_changed, {}});
+  }
+  const std::uint64_t t_sent = mono_ns();
+  builder.join();
   wait_for_workers("new peers");
+  const std::uint64_t t_peers = mono_ns();
 
   // 3. The directory, before anything routes to the new ids.
   for (const auto& k : added) {
@@ -269,18 +332,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
   }
   shared_.peer_slots.store(slots, std::memory_order_release);
 
-  // 4. The new routing.
-  std::vector<RoutedPeer> routed;
-  for (std::size_t i = 0; i < next.peers.size(); ++i) {
-    const auto it = ids_.find(next.peers[i].public_key);
-    if (it != ids_.end() && shared_.peers[it->second]->peer != nullptr) routed.push_back({it->second, &settings[i]});
-  }
-  std::vector<StaticRoute> r4;
-  std::vector<StaticRoute6> r6;
-  route_settings(next.routes, shared_.settings.ports, r4, r6);
-  std::string err;
-  std::unique_ptr<Routing> routing = build_routing(next.generation, routed, std::move(r4), std::move(r6),
-                                                   next.listen_port, socket, err);
+  // 4b. Publish it.
   if (!routing) {
     // rte_lpm and rte_lpm6 each take ~64 MiB; during a change the old
     // tables live next to the new ones.
@@ -289,10 +341,19 @@ std::string NetmapService::apply(netmap::Netmap next) {
                 "dataplane.memory_mb); ";
   } else {
     const Routing* old = shared_.routing.exchange(routing.release(), std::memory_order_acq_rel);
-    // Every worker has left the old routing once each passed a quiescent point.
+    // Every worker has left the old routing once each passed a quiescent
+    // point; it becomes the spare for the next generation.
     rte_rcu_qsbr_synchronize(shared_.rcu, RTE_QSBR_THRID_INVALID);
-    delete old;
+    spare_.reset(const_cast<Routing*>(old));  // ours again: no worker reads it
+    spare_content_ = std::move(current_content_);
+    current_content_ = std::move(content);
   }
+
+  const std::uint64_t t_swapped = mono_ns();
+  timing_ = "diff and DH " + std::to_string((t_sent - t_start) / 1000) + " us, tables " +
+            std::to_string((t_built - t_routing) / 1000) + " us (alongside), waiting for workers " +
+            std::to_string((t_peers - std::max(t_built, t_sent)) / 1000) + " us, publish " +
+            std::to_string((t_swapped - t_peers) / 1000) + " us";
 
   // 5. Removed peers.
   std::unordered_map<crypto::PublicKey, bool, KeyHash> keep;

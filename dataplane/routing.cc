@@ -24,15 +24,21 @@ std::unique_ptr<Routing> build_routing(std::uint64_t generation, const std::vect
   r->routes = std::move(routes);
   r->routes6 = std::move(routes6);
   r->listen_port = listen_port;
-  std::uint32_t rules = 16, rules6 = 16;
+  // Room to grow: a retired Routing is updated in place for the next
+  // generation (update_routing) as long as the rules fit.
+  std::uint32_t rules = 0, rules6 = 0;
   for (const auto& p : peers) {
     rules += static_cast<std::uint32_t>(p.settings->allowed_v4.size());
     rules6 += static_cast<std::uint32_t>(p.settings->allowed_v6.size());
   }
+  rules = std::max<std::uint32_t>(4096, rules * 2);
+  rules6 = std::max<std::uint32_t>(1024, rules6 * 2);
+  r->v4_capacity = rules;
+  r->v6_capacity = rules6;
   const std::string name4 = "mg_v4_" + std::to_string(generation);
   rte_lpm_config lc{};
   lc.max_rules = rules;
-  lc.number_tbl8s = std::min<std::uint32_t>(std::max<std::uint32_t>(256, rules), 65535);
+  lc.number_tbl8s = std::min<std::uint32_t>(rules, 65535);
   r->allowed_v4 = rte_lpm_create(name4.c_str(), socket, &lc);
   if (r->allowed_v4 == nullptr) {
     error = std::string("allowed-ips table: ") + rte_strerror(rte_errno);
@@ -41,7 +47,7 @@ std::unique_ptr<Routing> build_routing(std::uint64_t generation, const std::vect
   const std::string name6 = "mg_v6_" + std::to_string(generation);
   rte_lpm6_config lc6{};
   lc6.max_rules = rules6;
-  lc6.number_tbl8s = std::min<std::uint32_t>(std::max<std::uint32_t>(256, rules6 * 4), 1 << 20);
+  lc6.number_tbl8s = std::min<std::uint32_t>(rules6 * 4, 1 << 20);
   r->allowed_v6 = rte_lpm6_create(name6.c_str(), socket, &lc6);
   if (r->allowed_v6 == nullptr) {
     error = std::string("allowed-ips table (IPv6): ") + rte_strerror(rte_errno);
@@ -66,6 +72,45 @@ std::unique_ptr<Routing> build_routing(std::uint64_t generation, const std::vect
     }
   }
   return r;
+}
+
+RoutingContent routing_content(const std::vector<RoutedPeer>& peers) {
+  RoutingContent c;
+  for (const auto& p : peers) {
+    for (const auto& [addr, len] : p.settings->allowed_v4) c.v4[{addr, len}] = p.id;
+    for (const auto& [addr, len] : p.settings->allowed_v6) c.v6[{addr, len}] = p.id;
+  }
+  return c;
+}
+
+bool update_routing(Routing& r, const RoutingContent& have, const RoutingContent& want) {
+  if (want.v4.size() > r.v4_capacity || want.v6.size() > r.v6_capacity) return false;
+  for (const auto& [k, id] : have.v4)
+    if (!want.v4.count(k) && rte_lpm_delete(r.allowed_v4, ntohl(k.first), k.second) < 0) return false;
+  for (const auto& [k, id] : want.v4) {
+    const auto h = have.v4.find(k);
+    if (h != have.v4.end() && h->second == id) continue;
+    if (rte_lpm_add(r.allowed_v4, ntohl(k.first), k.second, id) < 0) return false;  // tbl8s exhausted
+  }
+  // rte_lpm6 rebuilds its whole table on delete: one bulk delete per change.
+  std::vector<std::uint8_t> ips;
+  std::vector<std::uint8_t> depths;
+  for (const auto& [k, id] : have.v6)
+    if (!want.v6.count(k)) {
+      ips.insert(ips.end(), k.first.begin(), k.first.end());
+      depths.push_back(k.second);
+    }
+  if (!depths.empty()) {
+    if (rte_lpm6_delete_bulk_func(r.allowed_v6, reinterpret_cast<std::uint8_t(*)[RTE_LPM6_IPV6_ADDR_SIZE]>(ips.data()),
+                                  depths.data(), static_cast<unsigned>(depths.size())) < 0)
+      return false;
+  }
+  for (const auto& [k, id] : want.v6) {
+    const auto h = have.v6.find(k);
+    if (h != have.v6.end() && h->second == id) continue;
+    if (rte_lpm6_add(r.allowed_v6, k.first.data(), k.second, id) < 0) return false;
+  }
+  return true;
 }
 
 }  // namespace moongate::dp

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -18,6 +19,12 @@ struct rte_lpm;
 struct rte_lpm6;
 
 namespace moongate::dp {
+
+// One entry per peer to route to: its global id and its allowed IPs.
+struct RoutedPeer {
+  std::uint32_t id;
+  const PeerSettings* settings;
+};
 
 struct Routing {
   Routing() = default;
@@ -31,13 +38,23 @@ struct Routing {
   std::vector<StaticRoute> routes;
   std::vector<StaticRoute6> routes6;
   std::uint16_t listen_port = 51820;
+  std::uint32_t v4_capacity = 0;  // rules the tables were made for
+  std::uint32_t v6_capacity = 0;
 };
 
-// One entry per peer to route to: its global id and its allowed IPs.
-struct RoutedPeer {
-  std::uint32_t id;
-  const PeerSettings* settings;
+// The allowed-IPs rules of a Routing, kept by the netmap service so that a
+// retired Routing can be brought up to date with only the differences.
+struct RoutingContent {
+  std::map<std::pair<std::uint32_t, std::uint8_t>, std::uint32_t> v4;  // (addr network order, len) -> id
+  std::map<std::pair<Ipv6Bytes, std::uint8_t>, std::uint32_t> v6;
 };
+RoutingContent routing_content(const std::vector<RoutedPeer>& peers);
+
+// Turns `r` (holding `have`, read by no worker) into `want` by deleting and
+// adding only the rules that differ. False (r unusable) when the tables
+// are too small: build a new one then.
+bool update_routing(Routing& r, const RoutingContent& have, const RoutingContent& want);
+
 
 // Builds the tables (named after the generation: DPDK table names are
 // global). nullptr and `error` (operator-readable) on failure.

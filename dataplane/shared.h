@@ -50,6 +50,10 @@ struct PeerSettings {
   std::vector<std::pair<Ipv6Bytes, std::uint8_t>> allowed_v6;
   wg::Endpoint endpoint;
   std::uint16_t persistent_keepalive = 0;
+  // DH(our private key, public_key), when the netmap service computed it off
+  // the workers (wg::Device::add_peer).
+  crypto::SecretKey static_static;
+  bool has_static_static = false;
 };
 
 // A static route toward a LAN next hop (config `routes`).

@@ -131,7 +131,7 @@ std::string Worker::init() {
 }
 
 wg::Peer* Worker::add_peer(PeerCtx& ctx, const PeerSettings& ps) {
-  wg::Peer* peer = device_->add_peer(ps.public_key);
+  wg::Peer* peer = device_->add_peer(ps.public_key, ps.has_static_static ? &ps.static_static : nullptr);
   if (peer == nullptr) return nullptr;
   ctx.owner = id_;
   ctx.peer = peer;
@@ -1321,7 +1321,9 @@ bool Worker::run_once() {
   load_routing();
   update_now();
   const std::uint64_t before = counters_.rx_total() + counters_.handoffs_in;
-  poll_commands();
+  // Pending commands keep the loop from backing off: a large netmap change
+  // is applied at full speed between bursts.
+  const bool commands = poll_commands();
   poll_handoff();
   poll_wan();
   for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
@@ -1335,7 +1337,7 @@ bool Worker::run_once() {
   report();
   handoff_flush();
   tx_flush();
-  return counters_.rx_total() + counters_.handoffs_in != before || hs_count_ != 0;
+  return commands || counters_.rx_total() + counters_.handoffs_in != before || hs_count_ != 0;
 }
 
 void Worker::run(const std::atomic<bool>& stop, void (*housekeeping)(void*), void* arg) {
@@ -1366,8 +1368,8 @@ void Worker::run(const std::atomic<bool>& stop, void (*housekeeping)(void*), voi
 
 // --- netmap changes (netmap_service.h) -----------------------------------------
 
-void Worker::poll_commands() {
-  if (shared_.commands.empty()) return;
+bool Worker::poll_commands() {
+  if (shared_.commands.empty()) return false;
   // A few per iteration: adding a peer costs a DH (tens of microseconds),
   // and traffic must keep flowing while thousands are added.
   void* c[8];
@@ -1377,6 +1379,7 @@ void Worker::poll_commands() {
     apply(*cmd);
     commands_done_.fetch_add(1, std::memory_order_release);
   }
+  return n != 0;
 }
 
 void Worker::apply(Command& c) {

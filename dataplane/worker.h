@@ -170,7 +170,7 @@ class Worker final : public wg::DeviceHost {
   void run_handshakes();
   void run_timers();
   void rearm(PeerCtx& p) noexcept;
-  void poll_commands();
+  bool poll_commands();  // true when any was applied
   void apply(Command& c);
   // Refreshes the peers' stats copies (PeerCtx::stats_*) in slices, and
   // sends what changed, plus this worker's counters, to the control process.

@@ -31,12 +31,15 @@ void Device::set_private_key(const crypto::SecretKey& key) noexcept {
   }
 }
 
-Peer* Device::add_peer(const crypto::PublicKey& key) noexcept {
+Peer* Device::add_peer(const crypto::PublicKey& key, const crypto::SecretKey* static_static) noexcept {
   if (identity_.has_key && key == identity_.public_key) return nullptr;
   std::unique_ptr<Peer> peer(new (std::nothrow) Peer(key));
   if (!peer || !peers_.insert(key, peer.get())) return nullptr;
   peer->handshake.remote_static = key;
-  peer->handshake.precompute(identity_);
+  if (static_static != nullptr && identity_.has_key)
+    peer->handshake.precomputed_static_static = *static_static;
+  else
+    peer->handshake.precompute(identity_);
   peer->cookie.init(key);
   Peer* raw = peer.get();
   owned_.emplace(raw, std::move(peer));

@@ -111,7 +111,10 @@ class Device {
   const crypto::PublicKey& public_key() const noexcept { return identity_.public_key; }
 
   // nullptr when the table is full, the key is present, or it is our own.
-  Peer* add_peer(const crypto::PublicKey& key) noexcept;
+  // `static_static`, when given, is DH(our private key, key) computed by the
+  // caller (off the packet path: the data plane's netmap service adds
+  // thousands of peers without making the owning lcore do the DH work).
+  Peer* add_peer(const crypto::PublicKey& key, const crypto::SecretKey* static_static = nullptr) noexcept;
   void remove_peer(Peer* peer) noexcept;
   Peer* find_peer(const crypto::PublicKey& key) const noexcept { return peers_.find(key); }
   void set_preshared_key(Peer& peer, const crypto::SecretKey& psk) noexcept;

@@ -247,6 +247,25 @@ TEST_F(PairTest, ForeignInitiationIsHandedToTheOwningDevice) {
             Drop::kCookieSent);
 }
 
+TEST_F(PairTest, PrecomputedStaticStaticWorksAsComputed) {
+  // B gets a third peer whose DH was computed outside the device: a
+  // handshake with it must work exactly as with a computed one.
+  Node c(ep(3));
+  Peer* to_b = c.dev().add_peer(b.pub);
+  to_b->endpoint = b.addr;
+  crypto::SecretKey ss;
+  ASSERT_TRUE(crypto::x25519(ss, b.priv, c.pub));
+  Peer* pc = b.dev().add_peer(c.pub, &ss);
+  ASSERT_NE(pc, nullptr);
+  EXPECT_TRUE(crypto::ct_equal(pc->handshake.precomputed_static_static.data(), ss.data(), 32));
+  ASSERT_EQ(c.t.send(*to_b, packet(32, 1).data(), 32, now()), Drop::kOk);
+  ASSERT_EQ(c.wire.out.size(), 1u);
+  EXPECT_EQ(b.t.receive(c.wire.out.front().bytes.data(), c.wire.out.front().bytes.size(), c.addr, now(), rx,
+                        sizeof rx).drop,
+            Drop::kOk);
+  EXPECT_EQ(b.wire.out.size(), 1u);  // the response
+}
+
 TEST_F(PairTest, CookieReplyUnderLoad) {
   b.dev().set_under_load(true);
   ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
