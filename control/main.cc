@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s", r.error_text().c_str());
       return 1;
     }
-    std::printf("%s: OK\n", opts.config_path.c_str());
+    std::printf("%s: OK (interface %s)\n", opts.config_path.c_str(), r.config().interface.name.c_str());
     return 0;
   }
 

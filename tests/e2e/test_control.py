@@ -201,7 +201,8 @@ def main():
             time.sleep(0.5)  # the ping is under way when control dies
             t["ctl"].send_signal(signal.SIGKILL)
             t["ctl"].wait(timeout=10)
-            os.unlink(f"/var/run/wireguard/{ifname}.sock")  # what a killed process leaves
+            for left in (f"/var/run/wireguard/{ifname}.sock", f"/run/moongate/{ifname}.ctl"):
+                os.unlink(left)  # what a killed process leaves
             got, _ = ping(t["lan"], "10.21.0.2", count=3)  # still the netmap with the wg change
             assert got == 3, "forwarding with the last netmap failed while control was down"
             t["ctl"] = topo.spawn([control_bin, "--config", t["cfg"], "--state-dir", os.path.join(topo.tmp, "state")],

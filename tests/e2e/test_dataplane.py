@@ -179,12 +179,13 @@ def stat_value(status, key):
 
 
 def build_subnet_router(topo, dataplane_bin, extra_peers="", kernel_interfaces=False, control_bin=None,
-                        ifname="mg0", lcores=(0,)):
+                        ifname="mg0", lcores=(0,), launcher=None):
     """The site gateway: LAN host -- data plane -- WAN with a wireguard-go site.
 
     With control_bin, moongate-control runs first (state in topo.tmp/state,
     metrics on 127.0.0.1:9586 inside the gateway's namespace) and the data
-    plane takes its netmap from it (--control)."""
+    plane takes its netmap from it (--control). With launcher (scripts/
+    moongate-up), that script starts and supervises both."""
     lan = topo.ns("lan")
     gw = topo.ns("gw")
     wan = topo.ns("wan")
@@ -273,7 +274,7 @@ routes:
 dataplane:
   lcores: [{", ".join(str(c) for c in lcores)}]
   hugepages: false
-  memory_mb: {768 if control_bin else 256}
+  memory_mb: {768 if control_bin or launcher else 256}
   max_peers: 20000
 """)
     status = os.path.join(topo.tmp, "status.txt")
@@ -281,8 +282,13 @@ dataplane:
     topo.runtime_dirs.append(f"/var/run/dpdk/moongate-{ifname}")
     ctl = None
     argv = [dataplane_bin, "--config", cfg, "--status-file", status]
-    if control_bin:
-        topo.files.append(f"/dev/shm/moongate-{ifname}")
+    if launcher or control_bin:
+        # What a killed moongate-control leaves (a clean exit removes its sockets).
+        topo.files += [f"/dev/shm/moongate-{ifname}", f"/run/moongate/{ifname}.ctl",
+                       f"/var/run/wireguard/{ifname}.sock"]
+    if launcher:
+        argv = [launcher, "--config", cfg, "--state-dir", os.path.join(topo.tmp, "state")]
+    elif control_bin:
         ctl = topo.spawn([control_bin, "--config", cfg, "--state-dir", os.path.join(topo.tmp, "state")],
                          ns=gw, log=os.path.join(topo.tmp, "control.log"))
         wait_for("moongate-control's UAPI socket", lambda: os.path.exists(f"/var/run/wireguard/{ifname}.sock"))
