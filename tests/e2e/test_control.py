@@ -180,6 +180,27 @@ def main():
             return f"{len(js['peers'])} peer, rx {peer['rx_bytes']} B, generation {js['generation']}"
         _()
 
+        @case("control: moongatectl peer add / remove, and import of a wg-quick file")
+        def _():
+            key = base64.b64encode(os.urandom(32)).decode()
+            ctl(moongatectl, ifname, "peer", "add", key, "allowed-ips", "10.50.0.0/24,fd50::/64",
+                "endpoint", "198.51.100.50:51820", "keepalive", "25")
+            _, peers = wg_dump(ifname)
+            assert key in peers and peers[key][3] == "10.50.0.0/24,fd50::/64" and peers[key][7] == "25", peers.get(key)
+            ctl(moongatectl, ifname, "peer", "remove", key)
+            assert key not in wg_dump(ifname)[1]
+            bad = subprocess.run([moongatectl, "-i", ifname, "peer", "add", "not-a-key"], capture_output=True, text=True)
+            assert bad.returncode != 0 and "not a base64 public key" in bad.stderr, bad
+            quick = os.path.join(topo.tmp, "wg0.conf")
+            with open(quick, "w") as f:
+                f.write(f"[Interface]\nPrivateKey = {wg_keypair()[0]}\nAddress = 10.200.0.1/24\nDNS = 1.1.1.1\n"
+                        f"[Peer]\nPublicKey = {key}\nAllowedIPs = 10.200.0.2/32\nEndpoint = 203.0.113.5:51820\n")
+            r = subprocess.run([moongatectl, "import", quick], capture_output=True, text=True)
+            assert r.returncode == 0 and f"public_key: {key}" in r.stdout and "10.200.0.2/32" in r.stdout, r
+            assert "DNS: not used by moongate" in r.stderr, r.stderr
+            return "a peer added and removed through moongatectl (seen by wg show); a wg-quick file imported as YAML"
+        _()
+
         @case("control: the Prometheus endpoint is scraped and parsed")
         def _():
             types, s = scrape(gw)
