@@ -118,7 +118,8 @@ def main():
     topo = Topology("c")
     ifname = f"mgc{topo.tag}"[:15]
     try:
-        t = build_subnet_router(topo, dataplane_bin, control_bin=control_bin, ifname=ifname)
+        # Two workers: netmap changes reach both lcores (RCU, per-lcore command rings).
+        t = build_subnet_router(topo, dataplane_bin, control_bin=control_bin, ifname=ifname, lcores=(0, 1))
         gw = t["gw"]
         site = t["site_pub"]
         # A prefix at the remote site that the data plane does not route yet.
