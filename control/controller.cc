@@ -224,7 +224,8 @@ std::string Controller::status_json(std::uint64_t now_wall_ns) const {
   const auto dp = segment_->dataplane();
   o << "{\"interface\":" << json_string(config_.interface.name) << ",\"public_key\":" << json_string(key_text(pub))
     << ",\"listen_port\":" << netmap_.listen_port << ",\"generation\":" << segment_->published_generation()
-    << ",\"dataplane\":{\"pid\":" << dp.pid << ",\"applied_generation\":" << dp.applied << "}"
+    << ",\"control_pid\":" << getpid() << ",\"dataplane\":{\"pid\":" << dp.pid
+    << ",\"applied_generation\":" << dp.applied << "}"
     << ",\"now\":" << now_wall_ns / 1'000'000'000ULL << ",\"peers\":[";
   bool first = true;
   for (const auto& p : netmap_.peers) {

@@ -199,7 +199,22 @@ def main():
             r = subprocess.run([moongatectl, "import", quick], capture_output=True, text=True)
             assert r.returncode == 0 and f"public_key: {key}" in r.stdout and "10.200.0.2/32" in r.stdout, r
             assert "DNS: not used by moongate" in r.stderr, r.stderr
-            return "a peer added and removed through moongatectl (seen by wg show); a wg-quick file imported as YAML"
+            # wg addconf / setconf are the same protocol with other flags.
+            extra = os.path.join(topo.tmp, "extra.conf")
+            with open(extra, "w") as f:
+                f.write(f"[Peer]\nPublicKey = {key}\nAllowedIPs = 10.51.0.0/24\n")
+            sh("wg", "addconf", ifname, extra)
+            assert wg_dump(ifname)[1][key][3] == "10.51.0.0/24"
+            full = sh("wg", "showconf", ifname, capture=True)
+            sh("wg", "set", ifname, "peer", key, "remove")
+            setconf = os.path.join(topo.tmp, "setconf.conf")
+            with open(setconf, "w") as f:
+                f.write(full)
+            sh("wg", "setconf", ifname, setconf)  # replaces the peers: the removed one is back
+            assert key in wg_dump(ifname)[1] and site in wg_dump(ifname)[1]
+            sh("wg", "set", ifname, "peer", key, "remove")
+            return ("a peer added and removed through moongatectl (seen by wg show); wg addconf / setconf; "
+                    "a wg-quick file imported as YAML")
         _()
 
         @case("control: the Prometheus endpoint is scraped and parsed")
@@ -241,6 +256,23 @@ def main():
             pub, applied = generation(ifname)
             wait_for("the data plane to follow the republished netmap", lambda: generation(ifname)[1] == generation(ifname)[0])
             return f"ping across kill and restart: {line.strip()}; wg change kept; generation {generation(ifname)[0]}"
+        _()
+
+        @case("control: a restarted data plane gets the netmap again (with the change made through wg)")
+        def _():
+            t["dp"].send_signal(signal.SIGTERM)
+            t["dp"].wait(timeout=30)
+            got, _ = ping(t["lan"], "10.20.0.2", count=1)
+            assert got == 0, "forwarding without a data plane?"
+            t["dp"] = topo.spawn([dataplane_bin, "--config", t["cfg"], "--status-file", t["status"], "--control"],
+                                 ns=gw, log=t["log"] + ".2")
+            wait_for("the new data plane to answer ping", lambda: ping(t["lan"], "10.10.0.1", count=1)[0] == 1,
+                     timeout=60)
+            n = assert_pings(t["lan"], "10.21.0.2", 3)  # the route added through `wg set`
+            pub, applied = generation(ifname)
+            assert applied == pub, (pub, applied)
+            t["log"] = t["log"] + ".2"
+            return f"10.21.0.2 {n} through the restarted data plane; it runs generation {applied}"
         _()
 
         @case("control: `wg syncconf` with 10 000 peers while a steady ping to the unchanged peer loses nothing")
@@ -317,6 +349,41 @@ def main():
             with open(t["cfg"], "w") as f:
                 f.write(good)
             return "; ".join(msgs)
+        _()
+
+        @case("control: scripts/moongate-up starts both, restarts a killed moongate-control, stops both")
+        def _():
+            launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "moongate-up")
+            for p in (t["dp"], t["ctl"]):
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=30)
+            env = dict(os.environ, MOONGATE_BIN=os.path.join(topo.tmp, "bin"))
+            os.makedirs(env["MOONGATE_BIN"])
+            for b in (dataplane_bin, control_bin):
+                os.symlink(b, os.path.join(env["MOONGATE_BIN"], os.path.basename(b)))
+            up = subprocess.Popen(["ip", "netns", "exec", gw, launcher, "--config", t["cfg"], "--state-dir",
+                                   os.path.join(topo.tmp, "state")], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=open(os.path.join(topo.tmp, "up.log"), "wb"))
+            topo.procs.append(up)
+            wait_for("the appliance under moongate-up", lambda: ping(t["lan"], "10.20.0.2", count=1)[0] == 1, timeout=60)
+            first = json.loads(ctl_socket(ifname, "status json"))["control_pid"]
+            os.kill(first, signal.SIGKILL)
+            def restarted():
+                try:
+                    return json.loads(ctl_socket(ifname, "status json"))["control_pid"] != first
+                except OSError:
+                    return False
+            wait_for("moongate-up to restart moongate-control", restarted, timeout=20)
+            dp_pid = json.loads(ctl_socket(ifname, "status json"))["dataplane"]["pid"]
+            n = assert_pings(t["lan"], "10.20.0.2", 3)
+            up.send_signal(signal.SIGTERM)
+            up.wait(timeout=30)
+            for pid in (dp_pid,):
+                assert not os.path.exists(f"/proc/{pid}"), f"pid {pid} left running"
+            assert not os.path.exists(f"/run/moongate/{ifname}.ctl")
+            log = open(os.path.join(topo.tmp, "up.log")).read()
+            assert "restarting it" in log, log
+            return f"control restarted by moongate-up (pid {first} killed); ping {n}; both stopped on SIGTERM"
         _()
     except Exception as e:
         RESULTS.append(("setup", False, str(e), 0))
