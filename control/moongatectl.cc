@@ -23,6 +23,7 @@
 
 #include "config/key.h"
 #include "control/sockets.h"
+#include "control/uapi.h"
 #include "control/wgconf.h"
 
 namespace {
@@ -38,15 +39,7 @@ int usage() {
   return 2;
 }
 
-std::string hex(const std::uint8_t* p) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 32; ++i) {
-    s += d[p[i] >> 4];
-    s += d[p[i] & 15];
-  }
-  return s;
-}
+std::string hex(const std::uint8_t* p) { return control::key_hex(p); }
 
 std::string only_interface(std::string& error) {
   std::vector<std::string> found;

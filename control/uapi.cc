@@ -7,22 +7,12 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 #include <vector>
 
 namespace moongate::control {
 namespace {
-
-constexpr char kHex[] = "0123456789abcdef";
-
-std::string hex(const std::uint8_t* p, std::size_t n) {
-  std::string s(2 * n, '0');
-  for (std::size_t i = 0; i < n; ++i) {
-    s[2 * i] = kHex[p[i] >> 4];
-    s[2 * i + 1] = kHex[p[i] & 15];
-  }
-  return s;
-}
 
 int nibble(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
@@ -31,15 +21,6 @@ int nibble(char c) noexcept {
   return -1;
 }
 
-bool unhex32(std::string_view s, std::uint8_t out[32]) noexcept {
-  if (s.size() != 64) return false;
-  for (std::size_t i = 0; i < 32; ++i) {
-    const int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
-  }
-  return true;
-}
 
 bool is_zero(const std::uint8_t* p, std::size_t n) noexcept {
   return std::all_of(p, p + n, [](std::uint8_t b) { return b == 0; });
@@ -73,6 +54,29 @@ std::optional<config::IpPrefix> allowed_ip(std::string_view s) {
 
 }  // namespace
 
+std::string key_hex(const std::uint8_t key[32]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(64, '0');
+  for (std::size_t i = 0; i < 32; ++i) {
+    s[2 * i] = kHex[key[i] >> 4];
+    s[2 * i + 1] = kHex[key[i] & 15];
+  }
+  return s;
+}
+
+bool key_unhex(std::string_view s, std::uint8_t out[32]) noexcept {
+  if (s.size() != 64) return false;
+  std::uint8_t k[32];
+  for (std::size_t i = 0; i < 32; ++i) {
+    const int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    k[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  std::memcpy(out, k, 32);
+  crypto::secure_wipe(k, sizeof k);
+  return true;
+}
+
 UapiResult Uapi::handle(std::string_view request, netmap::Netmap& netmap, const RuntimeTable& runtime) {
   UapiResult r;
   const auto nl = request.find('\n');
@@ -104,13 +108,13 @@ UapiResult Uapi::handle(std::string_view request, netmap::Netmap& netmap, const 
 std::string Uapi::get(const netmap::Netmap& n, const RuntimeTable& runtime) const {
   std::string o;
   char line[128];
-  if (n.has_private_key && !is_zero(n.private_key.data(), 32)) o += "private_key=" + hex(n.private_key.data(), 32) + "\n";
+  if (n.has_private_key && !is_zero(n.private_key.data(), 32)) o += "private_key=" + key_hex(n.private_key.data()) + "\n";
   o += "listen_port=" + std::to_string(n.listen_port) + "\n";
   if (fwmark_ != 0) o += "fwmark=" + std::to_string(fwmark_) + "\n";
   for (const auto& p : n.peers) {
-    o += "public_key=" + hex(p.public_key.data(), 32) + "\n";
+    o += "public_key=" + key_hex(p.public_key.data()) + "\n";
     static const std::uint8_t zero[32] = {};
-    o += "preshared_key=" + hex(p.preshared_key ? p.preshared_key->data() : zero, 32) + "\n";
+    o += "preshared_key=" + key_hex(p.preshared_key ? p.preshared_key->data() : zero) + "\n";
     o += "protocol_version=1\n";
     const auto rt = runtime.find(p.public_key);
     // The data plane's endpoint (after roaming) wins over the configured one.
@@ -186,14 +190,14 @@ std::string Uapi::set(std::string_view body, netmap::Netmap& n, int& errno_out) 
     if (key == "public_key") {
       if (sec.open && !sec.removed) peer();  // a section with no other key still creates its peer
       sec = Section{};
-      if (!unhex32(value, sec.key.data())) return bad;
+      if (!key_unhex(value, sec.key.data())) return bad;
       sec.open = true;
       continue;
     }
     if (!sec.open) {  // device keys
       if (key == "private_key") {
         std::uint8_t k[32];
-        if (!unhex32(value, k)) return bad;
+        if (!key_unhex(value, k)) return bad;
         n.has_private_key = !is_zero(k, 32);
         n.private_key.assign(std::span<const std::uint8_t, 32>(k, 32));
         crypto::secure_wipe(k, sizeof k);
@@ -223,7 +227,7 @@ std::string Uapi::set(std::string_view body, netmap::Netmap& n, int& errno_out) 
       sec.removed = true;
     } else if (key == "preshared_key") {
       std::uint8_t k[32];
-      if (!unhex32(value, k)) return bad;
+      if (!key_unhex(value, k)) return bad;
       if (config::Peer* p = peer()) {
         if (is_zero(k, 32))
           p->preshared_key.reset();

@@ -29,6 +29,12 @@
 
 namespace moongate::control {
 
+// Keys as the UAPI writes them: 64 lower-case hex digits (wg's own output
+// is base64; the socket is hex).
+std::string key_hex(const std::uint8_t key[32]);
+// false (out untouched) unless `s` is exactly 64 hex digits.
+bool key_unhex(std::string_view s, std::uint8_t out[32]) noexcept;
+
 struct UapiResult {
   std::string response;
   bool changed = false;  // a set that modified the netmap (publish and persist it)

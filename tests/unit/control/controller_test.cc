@@ -19,15 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string hex(const std::uint8_t* p) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 32; ++i) {
-    s += d[p[i] >> 4];
-    s += d[p[i] & 15];
-  }
-  return s;
-}
+std::string hex(const std::uint8_t* p) { return key_hex(p); }
 
 class ControllerTest : public ::testing::Test {
  protected:

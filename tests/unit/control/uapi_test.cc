@@ -10,15 +10,7 @@
 namespace moongate::control {
 namespace {
 
-std::string hex(const std::uint8_t* p) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 32; ++i) {
-    s += d[p[i] >> 4];
-    s += d[p[i] & 15];
-  }
-  return s;
-}
+std::string hex(const std::uint8_t* p) { return key_hex(p); }
 
 crypto::PublicKey key(std::uint8_t seed) {
   crypto::PublicKey k{};
