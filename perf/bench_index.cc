@@ -11,8 +11,8 @@
 //                 position-indexed entry array, as dataplane/neighbor.cc
 //   (c) rte-bulk  rte_hash_lookup_bulk over the burst of 32 keys, then
 //                 the entry array
-//   (d) pf+find   a software prefetch pass over the burst's home slots,
-//                 then (a)
+//   (d) pf+find   a prefetch pass over the burst (wg::IndexTable::prefetch,
+//                 the home slot of each key), then (a)
 //   (e) find-thp  (a) on a second IndexTable whose slot array was allocated
 //                 with madvise(MADV_HUGEPAGE), to separate the structure
 //                 from the page size (rte_hash sits on hugepages when the
@@ -34,9 +34,10 @@
 // Also per N: memory footprint (the IndexTable's arrays; rte_hash and its
 // entry array as rte_malloc heap deltas) and churn, steady state at N live
 // entries: remove the oldest index, add a fresh random one (what a
-// completed handshake does), cycles per pair; the IndexTable's in-place
-// rehashes (tombstone purges inside remove()) are counted and timed apart,
-// as they are pauses on the lcore that owns the table.
+// completed handshake does), cycles per pair; for the IndexTable also the
+// longest walk any remove() or insert() made (slots examined, from
+// IndexTable::last_slots_touched): with backward-shift deletion that is the
+// bound on how long one update can hold up the lcore that owns the table.
 //
 // Usage: bench_index [--entries 4,4000,40000,400000] [--patterns random,dep,same,miss]
 //                    [--reps R] [--lookups L] [--churn C] [--lcore L]
@@ -49,7 +50,6 @@
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
-#include <rte_prefetch.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -58,7 +58,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
-#include <map>
 #include <new>
 #include <random>
 #include <string>
@@ -234,10 +233,6 @@ volatile std::uintptr_t g_sink;
 struct Idx {
   std::unique_ptr<wg::IndexTable> table;
   std::vector<std::uint32_t> keys;
-  // The slot array's address and mask, reconstructed for the prefetch pass
-  // (IndexTable has no prefetch hook): a real implementation would add one.
-  const std::uint8_t* base = nullptr;
-  std::uint32_t mask = 0;
   std::size_t bytes = 0;
   std::size_t huge_bytes = 0;
 
@@ -246,11 +241,11 @@ struct Idx {
     g_thp_new = thp;
     table = std::make_unique<wg::IndexTable>(n);
     g_thp_new = false;
-    // What OpenTable allocates (wireguard/open_table.h): the slot array and
-    // one pending bit per slot, plus the object. Computed rather than read
-    // from malloc statistics, which miss chunks recycled from the tcache.
+    // What OpenTable allocates (wireguard/open_table.h): the slot array,
+    // plus the object. Computed rather than read from malloc statistics,
+    // which miss chunks recycled from the tcache.
     const std::size_t slots = table->slot_count();
-    bytes = sizeof(wg::IndexTable) + slots * sizeof(wg::IndexEntry) + (slots + 63) / 64 * 8;
+    bytes = sizeof(wg::IndexTable) + slots * sizeof(wg::IndexEntry);
     table->set_tag(kTagMask, kTagValue);
     keys.reserve(n);
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -259,28 +254,6 @@ struct Idx {
       keys.push_back(idx);
     }
     huge_bytes = anon_huge_bytes() - h0;
-    locate_slots();
-  }
-
-  void locate_slots() {
-    mask = static_cast<std::uint32_t>(table->slot_count() - 1);
-    // Keys at their home slot (most of them at load <= 1/2) all give the
-    // same candidate base; displaced ones give others. Take the mode, then
-    // check every key against it.
-    std::map<std::uintptr_t, std::uint32_t> votes;
-    for (std::uint32_t k : keys) {
-      const auto p = reinterpret_cast<std::uintptr_t>(table->find(k));
-      ++votes[p - (k & mask) * sizeof(wg::IndexEntry)];
-    }
-    const auto best = std::max_element(votes.begin(), votes.end(),
-                                       [](const auto& x, const auto& y) { return x.second < y.second; });
-    const std::uintptr_t b = best->first;
-    for (std::uint32_t k : keys) {
-      const auto p = reinterpret_cast<std::uintptr_t>(table->find(k));
-      if (p < b || (p - b) % sizeof(wg::IndexEntry) != 0 || (p - b) / sizeof(wg::IndexEntry) > mask)
-        die("could not locate the IndexTable slot array");
-    }
-    base = reinterpret_cast<const std::uint8_t*>(b);
   }
 };
 
@@ -382,8 +355,7 @@ double run_variant(Variant v, bool dependent, const Idx& a, const Idx& e, const 
     for (std::uint32_t i = 0; i < kBurst; ++i) acc += consume(pos[i] < 0 ? nullptr : &r.entries[pos[i]]);
   };
   auto pf_burst = [&](const std::uint32_t* k) {
-    for (std::uint32_t i = 0; i < kBurst; ++i)
-      rte_prefetch0(a.base + static_cast<std::size_t>(k[i] & a.mask) * sizeof(wg::IndexEntry));
+    for (std::uint32_t i = 0; i < kBurst; ++i) ta.prefetch(k[i]);
     for (std::uint32_t i = 0; i < kBurst; ++i) acc += consume(ta.find(k[i]));
   };
 
@@ -444,11 +416,11 @@ std::vector<std::uint32_t> make_misses(std::uint32_t len, const Idx& a, const Id
 }
 
 struct Churn {
-  double median = 0, mean = 0, p999 = 0;
-  // IndexTable only: in-place rehashes seen (tombstones purged) and the
-  // longest pair that included one.
-  std::uint64_t rehashes = 0;
-  double rehash_median = 0, rehash_max = 0;
+  // max: the slowest pair, kept in the JSON only (on a shared machine it is
+  // whichever pair the scheduler or an interrupt hit).
+  double median = 0, mean = 0, p999 = 0, max = 0;
+  // IndexTable only: the most slots one remove() / insert() examined.
+  std::size_t max_remove_slots = 0, max_insert_slots = 0;
 };
 
 // The maximum would be whichever pair the scheduler preempted (the machine
@@ -462,6 +434,7 @@ Churn summarize(std::vector<double>& c) {
   s.median = median(c);
   std::sort(c.begin(), c.end());
   s.p999 = c[std::min(c.size() - 1, c.size() * 999 / 1000)];
+  s.max = c.back();
   return s;
 }
 
@@ -472,31 +445,27 @@ Churn churn_index(Idx& a, std::uint32_t ops, wg::Keypair* kp) {
   std::vector<double> c;
   c.reserve(ops);
   std::size_t head = 0;
-  std::vector<double> rehash;
+  std::size_t max_remove = 0, max_insert = 0;
   for (std::uint32_t i = 0; i < ops; ++i) {
-    const std::size_t tomb = a.table->tombstones();
     const std::uint64_t t0 = rte_rdtsc();
     a.table->remove(fifo[head]);
+    // Read between the two updates (insert() overwrites it): one load of a
+    // member the remove just wrote, inside the timed pair.
+    const std::size_t removed_walk = a.table->last_slots_touched();
     std::uint32_t idx = 0;
     const bool ok = a.table->insert(Kind::kKeypair, nullptr, kp, idx);
     const std::uint64_t t1 = rte_rdtsc();
     if (!ok) die("IndexTable churn insert failed");
-    // remove() rehashes when tombstones pass a quarter of the slots, which
-    // leaves none (the insert after it cannot add any).
-    if (tomb * 4 >= a.table->slot_count() && a.table->tombstones() == 0) {
-      rehash.push_back(static_cast<double>(t1 - t0));
-    }
+    max_remove = std::max(max_remove, removed_walk);
+    max_insert = std::max(max_insert, a.table->last_slots_touched());
     fifo[head] = idx;
     head = (head + 1) % fifo.size();
     c.push_back(static_cast<double>(t1 - t0));
   }
   a.keys = fifo;
   Churn s = summarize(c);
-  s.rehashes = rehash.size();
-  if (!rehash.empty()) {
-    s.rehash_median = median(rehash);
-    s.rehash_max = *std::max_element(rehash.begin(), rehash.end());
-  }
+  s.max_remove_slots = max_remove;
+  s.max_insert_slots = max_insert;
   return s;
 }
 
@@ -689,18 +658,14 @@ int main(int argc, char** argv) {
               "per size; TSC cycles per pair, median / mean / 99.9th percentile):\n\n",
               opt.churn);
   std::printf("| live entries | IndexTable (slots) | rte_hash (key positions) | + entry array | "
-              "IndexTable churn | rte_hash churn | random draw alone | IndexTable rehashes: count, median / max cycles |\n");
+              "IndexTable churn | rte_hash churn | random draw alone | IndexTable longest walk, slots: remove / insert |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const SizeFacts& f : facts) {
     char ci[96] = "—", cr[96] = "—", rh[64] = "—";
     if (opt.churn > 0) {
       std::snprintf(ci, sizeof ci, "%.0f / %.0f / %.0f", f.churn_idx.median, f.churn_idx.mean, f.churn_idx.p999);
       std::snprintf(cr, sizeof cr, "%.0f / %.0f / %.0f", f.churn_rte.median, f.churn_rte.mean, f.churn_rte.p999);
-      if (f.churn_idx.rehashes > 0)
-        std::snprintf(rh, sizeof rh, "%llu, %.0f / %.0f", static_cast<unsigned long long>(f.churn_idx.rehashes),
-                      f.churn_idx.rehash_median, f.churn_idx.rehash_max);
-      else
-        std::snprintf(rh, sizeof rh, "0");
+      std::snprintf(rh, sizeof rh, "%zu / %zu", f.churn_idx.max_remove_slots, f.churn_idx.max_insert_slots);
     }
     std::printf("| %u | %s (%zu) | %s (%u) | %s | %s | %s | %.0f | %s |\n", f.n, mib(f.idx_bytes).c_str(),
                 f.idx_slots, mib(f.rte_bytes).c_str(), f.rte_positions, mib(f.rte_entry_bytes).c_str(), ci, cr,
@@ -736,13 +701,14 @@ int main(int argc, char** argv) {
                    "{\"entries\":%u,\"index_table_bytes\":%zu,\"index_table_slots\":%zu,\"thp_table_bytes\":%zu,"
                    "\"thp_huge_bytes\":%zu,\"rte_hash_bytes\":%zu,\"rte_entry_array_bytes\":%zu,"
                    "\"rte_positions\":%u,\"draw_cycles\":%.1f,"
-                   "\"churn_index\":{\"median\":%.1f,\"mean\":%.1f,\"p999\":%.0f,\"rehashes\":%llu,"
-                   "\"rehash_median\":%.0f,\"rehash_max\":%.0f},"
-                   "\"churn_rte\":{\"median\":%.1f,\"mean\":%.1f,\"p999\":%.0f}}%s\n",
+                   "\"churn_index\":{\"median\":%.1f,\"mean\":%.1f,\"p999\":%.0f,\"max\":%.0f,"
+                   "\"max_remove_slots\":%zu,\"max_insert_slots\":%zu},"
+                   "\"churn_rte\":{\"median\":%.1f,\"mean\":%.1f,\"p999\":%.0f,\"max\":%.0f}}%s\n",
                    f.n, f.idx_bytes, f.idx_slots, f.thp_bytes, f.thp_huge, f.rte_bytes, f.rte_entry_bytes,
                    f.rte_positions, f.draw, f.churn_idx.median, f.churn_idx.mean, f.churn_idx.p999,
-                   static_cast<unsigned long long>(f.churn_idx.rehashes), f.churn_idx.rehash_median, f.churn_idx.rehash_max,
-                   f.churn_rte.median, f.churn_rte.mean, f.churn_rte.p999, i + 1 < facts.size() ? "," : "");
+                   f.churn_idx.max, f.churn_idx.max_remove_slots, f.churn_idx.max_insert_slots,
+                   f.churn_rte.median, f.churn_rte.mean, f.churn_rte.p999, f.churn_rte.max,
+                   i + 1 < facts.size() ? "," : "");
     }
     std::fprintf(js, "]}\n");
     std::fclose(js);

@@ -11,9 +11,10 @@
 // Index 0 is never handed out: a zeroed index field elsewhere can then mean
 // "none", and find(0) is always nullptr.
 //
-// Removal leaves a tombstone (unless the probe chain ends right after it);
-// when tombstones exceed a quarter of the slots the table is rehashed in
-// place, using a pending-bit array allocated with the table.
+// Removal frees the slot and shifts the rest of its cluster back
+// (OpenTable's backward-shift deletion): no tombstones, so no periodic
+// rehash, and every insert, lookup and removal costs the length of one short
+// cluster. The lcore that owns the table never stalls on it.
 #pragma once
 
 #include <cstddef>
@@ -27,7 +28,8 @@ class Peer;
 struct Keypair;
 
 struct IndexEntry {
-  enum class Kind : std::uint8_t { kFree = 0, kHandshake, kKeypair, kTombstone };
+  // kFree is the slot state of an empty slot, not an entry kind.
+  enum class Kind : std::uint8_t { kFree = 0, kHandshake, kKeypair };
   std::uint32_t index = 0;
   Kind kind = Kind::kFree;
   Peer* peer = nullptr;
@@ -44,20 +46,30 @@ class IndexTable {
   IndexTable& operator=(const IndexTable&) = delete;
 
   // Picks a fresh random index not in use and records the entry. Returns
-  // false when the table is full (or `kind` is kFree/kTombstone, which are
-  // slot states rather than entry kinds).
+  // false when the table is full (or `kind` is kFree, which is a slot state
+  // rather than an entry kind).
   [[nodiscard]] bool insert(IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
                             std::uint32_t& index_out) noexcept;
 
   // Re-points an existing index (a handshake whose index becomes a keypair's
   // keeps the index, as the peer will address data to it). False if absent
-  // (or `kind` is kFree/kTombstone).
+  // (or `kind` is kFree).
   bool replace(std::uint32_t index, IndexEntry::Kind kind, Peer* peer, Keypair* keypair) noexcept;
 
-  // nullptr when absent. Inline: called for every data packet.
+  // nullptr when absent. Inline: called for every data packet. The pointer
+  // is valid until the next remove() (which may move entries), so hold on
+  // to what it points to, not to the pointer.
   const IndexEntry* find(std::uint32_t index) const noexcept {
     return index == 0 ? nullptr : table_.find(index);
   }
+
+  // Starts loading the cache line of `index`'s home slot, where find()
+  // starts. For a caller that looks up a burst of indices (an rx burst of
+  // 32 data messages): prefetch all of them first, then find() each, so the
+  // cache misses on a large table overlap instead of queueing. Only a hint:
+  // cheap (a mask and a prefetch instruction; nothing waits on the slot),
+  // harmless for absent indices or index 0, never needed for correctness.
+  void prefetch(std::uint32_t index) const noexcept { table_.prefetch(index); }
 
   // Removes the entry; no-op when absent.
   void remove(std::uint32_t index) noexcept;
@@ -74,9 +86,11 @@ class IndexTable {
 
   std::size_t size() const noexcept { return table_.size(); }
   std::size_t capacity() const noexcept { return table_.capacity(); }
-  // Diagnostics (tests, stats): slot array size and tombstones currently held.
+  // Diagnostics (tests, stats): slot array size, and how many slots the
+  // latest insert or remove examined (see OpenTable::last_slots_touched;
+  // for insert, the last index drawn).
   std::size_t slot_count() const noexcept { return table_.slot_count(); }
-  std::size_t tombstones() const noexcept { return table_.tombstones(); }
+  std::size_t last_slots_touched() const noexcept { return table_.last_slots_touched(); }
 
  private:
   // The entry is the slot; its kind doubles as the slot state.
@@ -84,12 +98,6 @@ class IndexTable {
     using Key = std::uint32_t;
     static constexpr bool is_free(const IndexEntry& e) noexcept {
       return e.kind == IndexEntry::Kind::kFree;
-    }
-    static constexpr bool is_live(const IndexEntry& e) noexcept {
-      return e.kind == IndexEntry::Kind::kHandshake || e.kind == IndexEntry::Kind::kKeypair;
-    }
-    static constexpr void make_tombstone(IndexEntry& e) noexcept {
-      e.kind = IndexEntry::Kind::kTombstone;
     }
     static constexpr std::uint32_t key_of(const IndexEntry& e) noexcept { return e.index; }
     static constexpr bool same_key(std::uint32_t a, std::uint32_t b) noexcept { return a == b; }

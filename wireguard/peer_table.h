@@ -5,8 +5,9 @@
 // for the configured capacity and never resized.
 //
 // The hash is SipHash-2-4 (libsodium crypto_shorthash) under a 16-byte key
-// drawn from the CSPRNG per table. Removal leaves tombstones, purged by an
-// in-place rehash once they exceed a quarter of the slots.
+// drawn from the CSPRNG per table. Removal frees the slot and shifts the
+// rest of its cluster back (OpenTable's backward-shift deletion, which
+// re-hashes each entry it walks over): no tombstones and no periodic rehash.
 #pragma once
 
 #include <array>
@@ -37,19 +38,20 @@ class PeerTable {
 
   std::size_t size() const noexcept { return table_.size(); }
   std::size_t capacity() const noexcept { return table_.capacity(); }
-  // Diagnostics (tests, stats): slot array size and tombstones currently held.
+  // Diagnostics (tests, stats): slot array size, and how many slots the
+  // latest insert or remove examined (see OpenTable::last_slots_touched).
   std::size_t slot_count() const noexcept { return table_.slot_count(); }
-  std::size_t tombstones() const noexcept { return table_.tombstones(); }
+  std::size_t last_slots_touched() const noexcept { return table_.last_slots_touched(); }
 
   // Visits every live (key, peer) pair; f(const PublicKeyBytes&, Peer*).
-  // f must not insert or remove: a removal may rehash under the iteration.
+  // f must not insert or remove: a removal moves entries under the iteration.
   template <class F>
   void for_each(F&& f) const {
     table_.for_each([&f](const Slot& s) { f(s.key, s.peer); });
   }
 
  private:
-  enum class State : std::uint8_t { kFree = 0, kLive, kTombstone };
+  enum class State : std::uint8_t { kFree = 0, kLive };
   struct Slot {
     PublicKeyBytes key{};
     Peer* peer = nullptr;
@@ -58,8 +60,6 @@ class PeerTable {
   struct Traits {
     using Key = PublicKeyBytes;
     static constexpr bool is_free(const Slot& s) noexcept { return s.state == State::kFree; }
-    static constexpr bool is_live(const Slot& s) noexcept { return s.state == State::kLive; }
-    static constexpr void make_tombstone(Slot& s) noexcept { s.state = State::kTombstone; }
     static constexpr const PublicKeyBytes& key_of(const Slot& s) noexcept { return s.key; }
     // Public keys are not secret and a lookup reveals only whether a peer is
     // configured, so an early-exit comparison is fine here.

@@ -1,4 +1,7 @@
-// PeerTable: operations, capacity, for_each, churn, scale, differential vs std::map.
+// PeerTable: operations, capacity, for_each, churn, scale, differential vs
+// std::map, and no update sweeping the table (the SipHash seed is random per
+// table, so home slots are unknown here: the bound is a coarse one; the exact
+// per-cluster bound is tested on chosen homes in index_table_test.cc).
 #include "wireguard/peer_table.h"
 
 #include <gtest/gtest.h>
@@ -176,9 +179,17 @@ TEST(PeerTable, HundredThousandPeers) {
   for (std::size_t i = 0; i < kN; i += 97)
     ASSERT_FALSE(t.insert(keys[i], peers[(i + 1) % kN])) << i;
 
-  for (std::size_t i = 0; i < kN; i += 2) ASSERT_EQ(t.remove(keys[i]), peers[i]) << i;
+  // Removals shift clusters back; at this load clusters are tens of slots
+  // long at most, so any removal sweeping the table (a rehash) would show.
+  std::size_t max_touched = 0;
+  auto remove = [&](std::size_t i) {
+    Peer* const p = t.remove(keys[i]);
+    max_touched = std::max(max_touched, t.last_slots_touched());
+    return p;
+  };
+  for (std::size_t i = 0; i < kN; i += 2) ASSERT_EQ(remove(i), peers[i]) << i;
   EXPECT_EQ(t.size(), kN / 2);
-  EXPECT_LE(t.tombstones() * 4, t.slot_count());
+  EXPECT_LT(max_touched, t.slot_count() / 64);
   std::map<PublicKeyBytes, Peer*> ref;
   for (std::size_t i = 0; i < kN; ++i) {
     if (i % 2 == 0) {
@@ -190,18 +201,19 @@ TEST(PeerTable, HundredThousandPeers) {
   }
   EXPECT_EQ(contents(t), ref);
 
-  // Remove another quarter: enough tombstones to force a rehash at scale.
-  for (std::size_t i = 1; i < kN; i += 4) ASSERT_EQ(t.remove(keys[i]), peers[i]) << i;
+  // Remove another quarter: 75 000 removals in all, well past the point
+  // where the old tombstone scheme rehashed the whole table.
+  for (std::size_t i = 1; i < kN; i += 4) ASSERT_EQ(remove(i), peers[i]) << i;
   EXPECT_EQ(t.size(), kN / 4);
-  EXPECT_LE(t.tombstones() * 4, t.slot_count());
+  EXPECT_LT(max_touched, t.slot_count() / 64);
   for (std::size_t i = 0; i < kN; ++i) {
     ASSERT_EQ(t.find(keys[i]), i % 4 == 3 ? peers[i] : nullptr) << i;
   }
 }
 
-// Cycles 10x the capacity through a full table so tombstones accumulate
-// and in-place rehashes happen repeatedly.
-TEST(PeerTable, TombstoneChurnKeepsEverythingReachable) {
+// Cycles 10x the capacity through a full table so removals shift entries
+// back all the time; no update may sweep the table meanwhile.
+TEST(PeerTable, ChurnKeepsEverythingReachable) {
   for (const std::size_t cap :
        {std::size_t{8}, std::size_t{64}, std::size_t{1000}, std::size_t{3000}}) {
     SCOPED_TRACE(cap);
@@ -212,7 +224,7 @@ TEST(PeerTable, TombstoneChurnKeepsEverythingReachable) {
     std::map<PublicKeyBytes, Peer*> ref;
     std::vector<std::size_t> live;
     std::size_t next = 0;
-    std::size_t max_tombstones = 0;
+    std::size_t max_touched = 0;
 
     while (next < keys.size()) {
       if (live.size() < cap) {
@@ -228,8 +240,7 @@ TEST(PeerTable, TombstoneChurnKeepsEverythingReachable) {
         ASSERT_EQ(t.remove(keys[victim]), peers[victim % cap]);
         ref.erase(keys[victim]);
       }
-      ASSERT_LE(t.tombstones() * 4, t.slot_count());
-      max_tombstones = std::max(max_tombstones, t.tombstones());
+      max_touched = std::max(max_touched, t.last_slots_touched());
       if (next % (cap / 8 + 1) == 0) {
         ASSERT_TRUE(matches(t, ref)) << "after key " << next;
       }
@@ -239,7 +250,13 @@ TEST(PeerTable, TombstoneChurnKeepsEverythingReachable) {
       if (ref.count(k) == 0) {
         ASSERT_EQ(t.find(k), nullptr);
       }
-    EXPECT_GT(max_tombstones, 0U);
+    // At least one update worked in a cluster (a collision); and in the
+    // larger tables, none came near a sweep (clusters at load 1/2 stay far
+    // below a quarter of 2048 or 8192 slots; a rehash touches them all).
+    EXPECT_GT(max_touched, 1U);
+    if (t.slot_count() >= 2048) {
+      EXPECT_LT(max_touched, t.slot_count() / 4);
+    }
   }
 }
 
@@ -248,8 +265,8 @@ TEST(PeerTable, DifferentialAgainstMap) {
     SCOPED_TRACE(testing::Message() << "seed=" << seed);
     constexpr std::size_t kCap = 300;
     // A key universe much larger than the table: inserts land on fresh
-    // slots, so removals leave tombstones that force rehashes, and the
-    // table runs full so inserts are also refused.
+    // slots, so removals keep shifting clusters back, and the table runs
+    // full so inserts are also refused.
     constexpr std::size_t kKeys = 6000;
     FakePeers peers(kKeys);
     const auto keys = distinct_keys(kKeys, seed);
@@ -285,7 +302,9 @@ TEST(PeerTable, DifferentialAgainstMap) {
         ASSERT_EQ(t.find(keys[k]), it == ref.end() ? nullptr : it->second) << "step " << step;
       }
       ASSERT_EQ(t.size(), ref.size());
-      ASSERT_LE(t.tombstones() * 4, t.slot_count());
+      // Clusters at load <= 1/2 in 1024 slots stay far below this; a sweep
+      // of the table would not.
+      ASSERT_LT(t.last_slots_touched(), t.slot_count() / 4) << "step " << step;
       if (step % 5000 == 0) {
         ASSERT_TRUE(matches(t, ref)) << "step " << step;
       }
