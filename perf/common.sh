@@ -39,3 +39,17 @@ perf_result_facts() {
   cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
   cores=$(nproc)
 }
+
+# perf_result_footer [MACHINE_NOTE]
+# Prints the facts every result ends with: machine (plus an optional note,
+# e.g. the load seen), commit, date, command, compiler, build options.
+# Needs perf_result_facts, $cmdline and $build.
+perf_result_footer() {
+  echo "- Machine: $cpu, $cores CPUs ($(uname -r))${1:+; $1}"
+  echo "- Commit: $commit"
+  echo "- Date: $stamp"
+  echo "- Command: $cmdline"
+  echo "- Compiler: $(sed -n 's/^C++ compiler for the host machine: //p' "$build/meson-logs/meson-log.txt" | head -n 1)"
+  echo "- Build: $(meson introspect --buildoptions "$build" |
+    python3 -c 'import json,sys; o={x["name"]: x["value"] for x in json.load(sys.stdin)}; print("buildtype=%s, b_ndebug=%s" % (o["buildtype"], o["b_ndebug"]))')"
+}

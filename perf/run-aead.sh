@@ -24,13 +24,7 @@ table=$("$build/perf/bench_aead" --json "$base.json" "$@")
 {
   echo "$table"
   echo
-  echo "- Machine: $cpu, $cores CPUs ($(uname -r))"
-  echo "- Commit: $commit"
-  echo "- Date: $stamp"
-  echo "- Command: $cmdline"
-  echo "- Compiler: $(sed -n 's/^C++ compiler for the host machine: //p' "$build/meson-logs/meson-log.txt" | head -n 1)"
-  echo "- Build: $(meson introspect --buildoptions "$build" |
-    python3 -c 'import json,sys; o={x["name"]: x["value"] for x in json.load(sys.stdin)}; print("buildtype=%s, b_ndebug=%s" % (o["buildtype"], o["b_ndebug"]))')"
+  perf_result_footer
 } > "$base.md"
 cat "$base.md"
 echo

@@ -79,13 +79,7 @@ frames=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["framec
        "per ring, one lcore: 0, busy_poll: false, no hugepages) vs kernel forwarding" \
        "+ $(wireguard-go --version 2>&1 | head -n 1) in the gateway namespace"
   echo "- Remote site: the same wireguard-go; traffic: $(iperf3 --version | head -n 1)"
-  echo "- Machine: $cpu, $cores CPUs ($(uname -r))"
-  echo "- Commit: $commit"
-  echo "- Date: $stamp"
-  echo "- Command: $cmdline"
-  echo "- Compiler: $(sed -n 's/^C++ compiler for the host machine: //p' "$build/meson-logs/meson-log.txt" | head -n 1)"
-  echo "- Build: $(meson introspect --buildoptions "$build" |
-    python3 -c 'import json,sys; o={x["name"]: x["value"] for x in json.load(sys.stdin)}; print("buildtype=%s, b_ndebug=%s" % (o["buildtype"], o["b_ndebug"]))')"
+  perf_result_footer
 } > "$base.md"
 cp "$tmp/result.json" "$base.json"
 cat "$base.md"
