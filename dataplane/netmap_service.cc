@@ -192,7 +192,7 @@ bool NetmapService::wait_for_workers(const char* what) {
   return true;
 }
 
-bool NetmapService::alloc_id(std::uint32_t& id) {
+bool NetmapService::alloc_id(std::uint32_t& id, std::uint32_t& slots) {
   const std::uint64_t now = mono_ns();
   while (!quarantine_.empty() && quarantine_.front().second <= now) {
     free_ids_.push_back(quarantine_.front().first);
@@ -203,9 +203,10 @@ bool NetmapService::alloc_id(std::uint32_t& id) {
     free_ids_.pop_back();
     return true;
   }
-  const std::uint32_t slots = shared_.peer_slots.load(std::memory_order_relaxed);
+  // `slots` is the caller's running count: peer_slots is published only
+  // after the whole change, so every new peer of one change needs its own.
   if (slots >= shared_.peers.size()) return false;
-  id = slots;
+  id = slots++;
   return true;
 }
 
@@ -242,7 +243,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
     const auto old = before.find(p.public_key);
     if (old == before.end()) {
       std::uint32_t id = 0;
-      if (!alloc_id(id)) {
+      if (!alloc_id(id, slots)) {
         problems += "peer " + config::encode_key(p.public_key.data()) + ": more than max_peers; ";
         continue;
       }

@@ -78,7 +78,7 @@ class NetmapService {
   std::uint16_t least_loaded() const;
   bool send(std::uint16_t worker, void* command);
   bool wait_for_workers(const char* what);
-  bool alloc_id(std::uint32_t& id);
+  bool alloc_id(std::uint32_t& id, std::uint32_t& slots);
 
   Gateway& gw_;
   Shared& shared_;

@@ -33,7 +33,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import Topology, sh, wait_for, wg_keypair  # noqa: E402
-from test_dataplane import RESULTS, case, ping, assert_pings, build_subnet_router  # noqa: E402
+from test_dataplane import RESULTS, case, ping, assert_pings, build_subnet_router, dataplane_status  # noqa: E402
 
 METRICS_URL = "http://127.0.0.1:9586/metrics"
 
@@ -275,7 +275,7 @@ def main():
             return f"10.21.0.2 {n} through the restarted data plane; it runs generation {applied}"
         _()
 
-        @case("control: `wg syncconf` with 10 000 peers while a steady ping to the unchanged peer loses nothing")
+        @case("control: `wg syncconf` to 10 000 peers and back while a steady ping to the unchanged peer loses nothing")
         def _():
             conf = os.path.join(topo.tmp, "syncconf.conf")
             showconf = sh("wg", "showconf", ifname, capture=True)
@@ -295,6 +295,7 @@ def main():
             wait_for("the data plane to apply 10 000 peers", lambda: generation(ifname)[1] > before, timeout=60,
                      interval=0.01)
             t_applied = time.monotonic() - t0
+            added = last_apply(t["log"])
             out = pinger.communicate(timeout=60)[0].decode()
             line = [l for l in out.splitlines() if "packets transmitted" in l][0]
             assert " 0% packet loss" in line, line
@@ -302,9 +303,30 @@ def main():
             assert len(js["peers"]) == 10000, len(js["peers"])
             peers = sh("wg", "show", ifname, "peers", capture=True).split()
             assert len(peers) == 10000, len(peers)
+            # The data plane itself: 10 000 distinct peers, spread over both lcores.
+            status = dataplane_status(topo, t["dp"], gw)
+            lines = [l.split() for l in status.splitlines() if l.startswith("peer ")]
+            ids = {l[1] for l in lines}
+            owners = {l[3] for l in lines}
+            assert len(lines) == 10000 and len(ids) == 10000 and owners == {"0", "1"}, (len(lines), len(ids), owners)
             assert_pings(t["lan"], "10.20.0.2", 3)
+            # And back: 9 999 peers removed while the ping runs.
+            with open(conf, "w") as f:
+                f.write("\n\n".join(keep) + "\n")
+            pinger = subprocess.Popen(["ip", "netns", "exec", t["lan"], "ping", "-i", "0.01", "-c", "200", "-W", "1",
+                                       "10.20.0.2"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            time.sleep(0.3)
+            before, _ = generation(ifname)
+            sh("wg", "syncconf", ifname, conf, timeout=120)
+            wait_for("the data plane to remove 9 999 peers", lambda: generation(ifname)[1] > before, timeout=60)
+            removal = last_apply(t["log"])
+            back = pinger.communicate(timeout=60)[0].decode()
+            back_line = [l for l in back.splitlines() if "packets transmitted" in l][0]
+            assert " 0% packet loss" in back_line, back_line
+            status = dataplane_status(topo, t["dp"], gw)
+            assert len([l for l in status.splitlines() if l.startswith("peer ")]) == 1, status[-2000:]
             return (f"wg syncconf returned in {t_wg:.2f} s, seen applied {t_applied:.2f} s after the start; "
-                    f"data plane: {last_apply(t['log'])}; {line.strip()}")
+                    f"data plane: {added}; {line.strip()}; back to 1 peer: {removal}; {back_line.strip()}")
         _()
 
         @case("control: broken configuration files give one message with file and line; the running netmap stays")
@@ -337,6 +359,8 @@ def main():
                 msgs.append(err[len(topo.tmp) + 1:])
             # The running appliance: the file on disk breaks (inotify reloads).
             pub, applied = generation(ifname)
+            restore = t.setdefault("restore", [])
+            restore.append((t["cfg"], good))  # put back even if this case fails
             with open(t["cfg"], "w") as f:
                 f.write(broken["bad key"])
             wait_for("the refused reload in the log",
@@ -344,7 +368,7 @@ def main():
             r = ctl(moongatectl, ifname, "reload", check=False)
             assert r.startswith("error:") and "public_key" in r, r
             assert generation(ifname) == (pub, applied), "the netmap changed after a refused reload"
-            assert len(json.loads(ctl(moongatectl, ifname, "status", "--json"))["peers"]) == 10000
+            assert len(json.loads(ctl(moongatectl, ifname, "status", "--json"))["peers"]) == 1
             assert_pings(t["lan"], "10.20.0.2", 3)
             with open(t["cfg"], "w") as f:
                 f.write(good)
@@ -354,6 +378,9 @@ def main():
         @case("control: scripts/moongate-up starts both, restarts a killed moongate-control, stops both")
         def _():
             launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "moongate-up")
+            for path, text in t.get("restore", []):
+                with open(path, "w") as f:
+                    f.write(text)
             for p in (t["dp"], t["ctl"]):
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=30)
