@@ -92,12 +92,6 @@ void route_settings(const std::vector<config::Route>& routes, const std::vector<
 
 NetmapService::NetmapService(Gateway& gw, std::unique_ptr<netmap::Segment> segment, netmap::Netmap initial)
     : gw_(gw), shared_(gw.shared()), segment_(std::move(segment)), current_(std::move(initial)) {
-  // The spare Routing exists from the start, so even the first change is
-  // applied by updating tables rather than making them.
-  std::string err;
-  spare_ = build_routing(~std::uint64_t{0} - 1, {}, {}, {}, current_.listen_port,
-                         static_cast<int>(rte_socket_id()), err);
-  if (!spare_) log("no spare routing tables (" + err + "): each change will build new ones");
   std::vector<PeerSettings> initial_settings;
   std::vector<RoutedPeer> routed;
   for (std::uint32_t i = 0; i < current_.peers.size(); ++i) {
@@ -106,6 +100,11 @@ NetmapService::NetmapService(Gateway& gw, std::unique_ptr<netmap::Segment> segme
   }
   for (std::uint32_t i = 0; i < current_.peers.size(); ++i) routed.push_back({i, &initial_settings[i]});
   current_content_ = routing_content(routed);  // what Gateway::init built
+  // The spare exists from the start, the size of what Gateway::init built,
+  // so even the first change is applied by updating tables rather than
+  // making them.
+  const Routing* published = shared_.routing.load(std::memory_order_acquire);
+  remake_spare(published->v4_capacity, published->v6_capacity);
   issued_.assign(gw.worker_count(), 0);
   pending_adds_.assign(gw.worker_count(), 0);
   for (std::size_t w = 0; w < gw.worker_count(); ++w) issued_[w] = gw.worker(w).commands_done();
@@ -115,7 +114,32 @@ NetmapService::NetmapService(Gateway& gw, std::unique_ptr<netmap::Segment> segme
 
 NetmapService::~NetmapService() {
   stop();
+  join_spare();
   shared_.segment = nullptr;
+}
+
+void NetmapService::remake_spare(std::uint32_t v4_rules, std::uint32_t v6_rules) {
+  join_spare();
+  spare_.reset();  // before making the next: only two sets of tables at a time
+  spare_content_ = {};
+  spare_maker_ = std::thread([this, v4_rules, v6_rules, content = current_content_]() mutable {
+    std::string err;
+    std::unique_ptr<Routing> r = make_routing_tables(v4_rules, v6_rules, static_cast<int>(rte_socket_id()), err);
+    if (r && !update_routing(*r, {}, content)) {
+      err = "the published rules do not fit";
+      r.reset();
+    }
+    if (!r) {
+      log("no spare routing tables (" + err + "): the next change builds new ones");
+      return;
+    }
+    spare_ = std::move(r);
+    spare_content_ = std::move(content);
+  });
+}
+
+void NetmapService::join_spare() {
+  if (spare_maker_.joinable()) spare_maker_.join();
 }
 
 void NetmapService::start() { thread_ = std::thread([this] { loop(); }); }
@@ -278,6 +302,8 @@ std::string NetmapService::apply(netmap::Netmap next) {
   //     while the DH work and the workers' adds go on: nothing reads it
   //     until 4b.
   const std::uint64_t t_routing = mono_ns();
+  join_spare();  // only if a change came right after one that outgrew the spare
+  const std::uint64_t t_spare = mono_ns();
   std::vector<RoutedPeer> routed;
   for (std::size_t i = 0; i < next.peers.size(); ++i) {
     const auto it = ids_.find(next.peers[i].public_key);
@@ -343,16 +369,26 @@ std::string NetmapService::apply(netmap::Netmap next) {
   } else {
     const Routing* old = shared_.routing.exchange(routing.release(), std::memory_order_acq_rel);
     // Every worker has left the old routing once each passed a quiescent
-    // point; it becomes the spare for the next generation.
+    // point; it becomes the spare for the next generation, unless the new
+    // one outgrew it.
     rte_rcu_qsbr_synchronize(shared_.rcu, RTE_QSBR_THRID_INVALID);
-    spare_.reset(const_cast<Routing*>(old));  // ours again: no worker reads it
-    spare_content_ = std::move(current_content_);
-    current_content_ = std::move(content);
+    std::unique_ptr<Routing> retired(const_cast<Routing*>(old));  // ours again: no worker reads it
+    const Routing* now = shared_.routing.load(std::memory_order_relaxed);
+    const bool outgrown = retired->v4_capacity < now->v4_capacity || retired->v6_capacity < now->v6_capacity;
+    std::swap(current_content_, content);  // content: what the retired one holds
+    if (outgrown) {
+      retired.reset();
+      remake_spare(now->v4_capacity, now->v6_capacity);
+    } else {
+      spare_ = std::move(retired);
+      spare_content_ = std::move(content);
+    }
   }
 
   const std::uint64_t t_swapped = mono_ns();
-  timing_ = "diff and DH " + std::to_string((t_sent - t_start) / 1000) + " us, tables " +
-            std::to_string((t_built - t_routing) / 1000) + " us (alongside), waiting for workers " +
+  timing_ = "diff and DH " + std::to_string((t_sent - t_start) / 1000) + " us, spare ready after " +
+            std::to_string((t_spare - t_routing) / 1000) + " us, tables " +
+            std::to_string((t_built - t_spare) / 1000) + " us (alongside), waiting for workers " +
             std::to_string((t_peers - std::max(t_built, t_sent)) / 1000) + " us, publish " +
             std::to_string((t_swapped - t_peers) / 1000) + " us";
 

@@ -17,7 +17,11 @@
 //      quiescent point (rte_rcu_qsbr) the old one is retired. Routings
 //      alternate: the retired one is brought up to date with only the rules
 //      that changed and published next time, so a change costs a few table
-//      updates, not ~130 MiB of new tables
+//      updates, not ~130 MiB of new tables. When a change outgrows the
+//      spare, new tables are built for it; the retired ones are then too
+//      small to be the next spare, so a spare of the new size is made in
+//      the background (remake_spare) and the next change updates it again
+//      instead of building once more
 //   5. removed peers: out of the directory, removed from their owners'
 //      devices (keys wiped), their ids quarantined before reuse
 //   6. the generation is reported as applied in the segment's heartbeat
@@ -79,6 +83,10 @@ class NetmapService {
   bool send(std::uint16_t worker, void* command);
   bool wait_for_workers(const char* what);
   bool alloc_id(std::uint32_t& id, std::uint32_t& slots);
+  // Starts making, on a thread of its own, a spare of the published
+  // Routing's size holding current_content_; join_spare() waits for it.
+  void remake_spare(std::uint32_t v4_rules, std::uint32_t v6_rules);
+  void join_spare();
 
   Gateway& gw_;
   Shared& shared_;
@@ -94,6 +102,7 @@ class NetmapService {
   std::unique_ptr<Routing> spare_;  // the retired Routing, holding spare_content_
   RoutingContent spare_content_;
   RoutingContent current_content_;  // what the published Routing holds
+  std::thread spare_maker_;  // writes spare_ and spare_content_ until joined
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

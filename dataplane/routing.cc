@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace moongate::dp {
 
@@ -16,14 +17,37 @@ Routing::~Routing() {
   if (allowed_v6 != nullptr) rte_lpm6_free(allowed_v6);
 }
 
+std::unique_ptr<Routing> make_routing_tables(std::uint32_t v4_rules, std::uint32_t v6_rules, int socket,
+                                             std::string& error) {
+  static std::atomic<std::uint64_t> made{0};
+  const std::uint64_t n = made.fetch_add(1, std::memory_order_relaxed);
+  auto r = std::make_unique<Routing>();
+  r->v4_capacity = v4_rules;
+  r->v6_capacity = v6_rules;
+  const std::string name4 = "mg_v4_" + std::to_string(n);
+  rte_lpm_config lc{};
+  lc.max_rules = v4_rules;
+  lc.number_tbl8s = std::min<std::uint32_t>(v4_rules, 65535);
+  r->allowed_v4 = rte_lpm_create(name4.c_str(), socket, &lc);
+  if (r->allowed_v4 == nullptr) {
+    error = std::string("allowed-ips table: ") + rte_strerror(rte_errno);
+    return nullptr;
+  }
+  const std::string name6 = "mg_v6_" + std::to_string(n);
+  rte_lpm6_config lc6{};
+  lc6.max_rules = v6_rules;
+  lc6.number_tbl8s = std::min<std::uint32_t>(v6_rules * 4, 1 << 20);
+  r->allowed_v6 = rte_lpm6_create(name6.c_str(), socket, &lc6);
+  if (r->allowed_v6 == nullptr) {
+    error = std::string("allowed-ips table (IPv6): ") + rte_strerror(rte_errno);
+    return nullptr;
+  }
+  return r;
+}
+
 std::unique_ptr<Routing> build_routing(std::uint64_t generation, const std::vector<RoutedPeer>& peers,
                                        std::vector<StaticRoute> routes, std::vector<StaticRoute6> routes6,
                                        std::uint16_t listen_port, int socket, std::string& error) {
-  auto r = std::make_unique<Routing>();
-  r->generation = generation;
-  r->routes = std::move(routes);
-  r->routes6 = std::move(routes6);
-  r->listen_port = listen_port;
   // Room to grow: a retired Routing is updated in place for the next
   // generation (update_routing) as long as the rules fit.
   std::uint32_t rules = 0, rules6 = 0;
@@ -31,28 +55,13 @@ std::unique_ptr<Routing> build_routing(std::uint64_t generation, const std::vect
     rules += static_cast<std::uint32_t>(p.settings->allowed_v4.size());
     rules6 += static_cast<std::uint32_t>(p.settings->allowed_v6.size());
   }
-  rules = std::max<std::uint32_t>(4096, rules * 2);
-  rules6 = std::max<std::uint32_t>(1024, rules6 * 2);
-  r->v4_capacity = rules;
-  r->v6_capacity = rules6;
-  const std::string name4 = "mg_v4_" + std::to_string(generation);
-  rte_lpm_config lc{};
-  lc.max_rules = rules;
-  lc.number_tbl8s = std::min<std::uint32_t>(rules, 65535);
-  r->allowed_v4 = rte_lpm_create(name4.c_str(), socket, &lc);
-  if (r->allowed_v4 == nullptr) {
-    error = std::string("allowed-ips table: ") + rte_strerror(rte_errno);
-    return nullptr;
-  }
-  const std::string name6 = "mg_v6_" + std::to_string(generation);
-  rte_lpm6_config lc6{};
-  lc6.max_rules = rules6;
-  lc6.number_tbl8s = std::min<std::uint32_t>(rules6 * 4, 1 << 20);
-  r->allowed_v6 = rte_lpm6_create(name6.c_str(), socket, &lc6);
-  if (r->allowed_v6 == nullptr) {
-    error = std::string("allowed-ips table (IPv6): ") + rte_strerror(rte_errno);
-    return nullptr;
-  }
+  auto r = make_routing_tables(std::max<std::uint32_t>(4096, rules * 2), std::max<std::uint32_t>(1024, rules6 * 2),
+                               socket, error);
+  if (!r) return nullptr;
+  r->generation = generation;
+  r->routes = std::move(routes);
+  r->routes6 = std::move(routes6);
+  r->listen_port = listen_port;
   for (const auto& p : peers) {
     for (const auto& [addr, len] : p.settings->allowed_v4) {
       if (int rc = rte_lpm_add(r->allowed_v4, ntohl(addr), len, p.id); rc < 0) {

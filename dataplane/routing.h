@@ -56,8 +56,14 @@ RoutingContent routing_content(const std::vector<RoutedPeer>& peers);
 bool update_routing(Routing& r, const RoutingContent& have, const RoutingContent& want);
 
 
-// Builds the tables (named after the generation: DPDK table names are
-// global). nullptr and `error` (operator-readable) on failure.
+// Empty tables with room for `v4_rules` and `v6_rules` allowed-IPs rules
+// (DPDK table names are global: each gets a name of its own). nullptr and
+// `error` (operator-readable) on failure.
+std::unique_ptr<Routing> make_routing_tables(std::uint32_t v4_rules, std::uint32_t v6_rules, int socket,
+                                             std::string& error);
+
+// Builds the tables with room to grow (twice the rules, at least 4096 IPv4
+// and 1024 IPv6 rules). nullptr and `error` (operator-readable) on failure.
 std::unique_ptr<Routing> build_routing(std::uint64_t generation, const std::vector<RoutedPeer>& peers,
                                        std::vector<StaticRoute> routes, std::vector<StaticRoute6> routes6,
                                        std::uint16_t listen_port, int socket, std::string& error);
