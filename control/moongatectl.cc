@@ -18,10 +18,12 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/key.h"
+#include "control/doctor.h"
 #include "control/sockets.h"
 #include "control/uapi.h"
 #include "control/wgconf.h"
@@ -35,11 +37,37 @@ int usage() {
                "usage: moongatectl [-i IFACE] status [--json] | reload | netmap | metrics\n"
                "       moongatectl [-i IFACE] peer add KEY [allowed-ips A,B] [endpoint HOST:PORT] [keepalive N]\n"
                "       moongatectl [-i IFACE] peer remove KEY\n"
-               "       moongatectl import FILE.conf\n");
+               "       moongatectl import FILE.conf\n"
+               "       moongatectl doctor [--config FILE] [--json] [--root DIR]\n");
   return 2;
 }
 
 std::string hex(const std::uint8_t* p) { return control::key_hex(p); }
+
+// doctor [--config FILE] [--json] [--root DIR]: the host checks of
+// control/doctor.h; --root reads /proc and /sys under DIR (a copy of
+// another host's). Exit 1 when a check failed.
+int doctor(const std::vector<std::string>& args) {
+  std::string config_file, root = "/";
+  bool json = false;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--json") json = true;
+    else if (args[i] == "--config" && i + 1 < args.size()) config_file = args[++i];
+    else if (args[i] == "--root" && i + 1 < args.size()) root = args[++i];
+    else return usage();
+  }
+  std::optional<config::Result> loaded;
+  if (!config_file.empty()) {
+    loaded = config::load_file(config_file);
+    if (!loaded->ok()) {
+      std::fprintf(stderr, "%s", loaded->error_text().c_str());
+      return 1;
+    }
+  }
+  const control::DoctorReport report = control::run_doctor(root, loaded ? &loaded->config() : nullptr);
+  std::fputs((json ? report.json() : report.text()).c_str(), stdout);
+  return report.count(control::Finding::Level::kFail) > 0 ? 1 : 0;
+}
 
 std::string only_interface(std::string& error) {
   std::vector<std::string> found;
@@ -104,6 +132,7 @@ int main(int argc, char** argv) {
   }
   if (args.empty()) return usage();
   if (args[0] == "import") return args.size() == 2 ? import(args[1]) : usage();
+  if (args[0] == "doctor") return doctor(args);
   std::string err;
   if (iface.empty() && (iface = only_interface(err)).empty()) {
     std::fprintf(stderr, "moongatectl: %s\n", err.c_str());
