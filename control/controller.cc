@@ -106,9 +106,18 @@ std::string Controller::start(const Options& opts) {
 }
 
 std::string Controller::publish_and_persist(bool persist_it) {
+  // Published first: the data plane need not wait for the disk (the save's
+  // fsync takes milliseconds, far more on a busy disk). `wg` gets its answer
+  // after both, so a change it saw succeed is applied and saved. A failed
+  // save leaves the change applied (as the kernel's WireGuard, which saves
+  // nothing, would), logged and counted for the operator.
+  if (std::string e = segment_->publish(netmap_); !e.empty()) return e;
   if (persist_it)
-    if (std::string e = persist(); !e.empty()) return e;
-  return segment_->publish(netmap_);
+    if (std::string e = persist(); !e.empty()) {
+      ++save_failures_;
+      return e + " (the change is applied but will not survive a restart)";
+    }
+  return {};
 }
 
 std::string Controller::persist() const {
@@ -260,6 +269,9 @@ std::string Controller::metrics_text() const {
        "# TYPE moongate_config_reloads_total counter\n"
     << "moongate_config_reloads_total{result=\"applied\"} " << reloads_ << "\n"
     << "moongate_config_reloads_total{result=\"refused\"} " << reload_failures_ << "\n"
+    << "# HELP moongate_state_save_failures_total Changes made through wg that could not be saved to the state file.\n"
+    << "# TYPE moongate_state_save_failures_total counter\n"
+    << "moongate_state_save_failures_total " << save_failures_ << "\n"
     << "# HELP moongate_events_total Events received from the data plane.\n# TYPE moongate_events_total counter\n"
     << "moongate_events_total " << events_ << "\n";
   auto per_peer = [&](const char* name, const char* help, const char* type, auto value) {

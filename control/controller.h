@@ -57,6 +57,7 @@ class Controller {
   }
   std::uint64_t reloads() const noexcept { return reloads_; }
   std::uint64_t reload_failures() const noexcept { return reload_failures_; }
+  std::uint64_t save_failures() const noexcept { return save_failures_; }
 
   // Operator views (moongatectl).
   std::string status_text(std::uint64_t now_wall_ns) const;
@@ -77,6 +78,7 @@ class Controller {
   std::string state_file_;
   std::uint64_t reloads_ = 0;
   std::uint64_t reload_failures_ = 0;
+  std::uint64_t save_failures_ = 0;
   std::uint64_t events_ = 0;
 };
 

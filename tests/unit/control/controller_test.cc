@@ -92,6 +92,30 @@ TEST_F(ControllerTest, WgChangesArePersistedAndSurviveARestart) {
   EXPECT_EQ(again.segment().published_generation(), 3u);  // republished, generation continues
 }
 
+// The data plane gets a change before the disk does; a save that fails
+// leaves the change applied, logged by the caller and counted.
+TEST_F(ControllerTest, AFailedSaveLeavesTheChangeAppliedAndCounted) {
+  std::ofstream(dir_ / "not-a-dir") << "x";
+  opts_.state_dir = (dir_ / "not-a-dir").string();  // mkdir finds a file: every save fails
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  crypto::PublicKey added{};
+  added.fill(5);
+  const UapiResult r = c.uapi("set=1\npublic_key=" + hex(added.data()) + "\nallowed_ip=10.31.0.0/24\n\n");
+  EXPECT_EQ(r.response, "errno=0\n\n");
+  EXPECT_NE(r.error.find("will not survive a restart"), std::string::npos) << r.error;
+  EXPECT_EQ(c.save_failures(), 1u);
+  EXPECT_EQ(c.segment().published_generation(), 2u);
+  std::string err;
+  auto dp = netmap::Segment::open(opts_.segment_name, err);
+  ASSERT_NE(dp, nullptr) << err;
+  netmap::Netmap got;
+  ASSERT_EQ(dp->read(0, got, err), netmap::Segment::Read::kNew);
+  ASSERT_EQ(got.peers.size(), 2u);
+  EXPECT_EQ(got.peers[1].public_key, added);
+  EXPECT_NE(c.metrics_text().find("\nmoongate_state_save_failures_total 1\n"), std::string::npos);
+}
+
 TEST_F(ControllerTest, ABrokenReloadChangesNothingAndAGoodOneWins) {
   Controller c;
   ASSERT_EQ(c.start(opts_), "");
