@@ -172,7 +172,10 @@ void NetmapService::loop() {
         break;
     }
     segment_->dataplane_alive(static_cast<std::uint32_t>(getpid()), mono_ns(), applied_.load());
-    usleep(10'000);
+    // A look at one word of the segment: 2 ms keeps a change's pick-up
+    // delay below the cost of applying it, for ~500 cheap wake-ups a second
+    // on a non-worker thread.
+    usleep(2'000);
   }
 }
 
