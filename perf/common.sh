@@ -53,3 +53,26 @@ perf_result_footer() {
   echo "- Build: $(meson introspect --buildoptions "$build" |
     python3 -c 'import json,sys; o={x["name"]: x["value"] for x in json.load(sys.stdin)}; print("buildtype=%s, b_ndebug=%s" % (o["buildtype"], o["b_ndebug"]))')"
 }
+
+# perf_stop_bench: gives the benchmark (PID in $bench) the chance to remove
+# what it made itself (it does on any exit it can see) and waits for it.
+perf_stop_bench() {
+  if [ -n "${bench:-}" ] && kill -0 "$bench" 2>/dev/null; then
+    kill -TERM "$bench" 2>/dev/null || true
+    wait "$bench" 2>/dev/null || true
+  fi
+}
+
+# perf_backstop NS_REGEX [PATH...]: after a benchmark killed outright
+# (SIGKILL): kills, by PID, the processes inside the network namespaces
+# whose names match NS_REGEX (only the benchmark's: they are named after
+# its PID), deletes those namespaces, and removes the PATHs.
+perf_backstop() {
+  local re=$1 ns p
+  shift
+  for ns in $(ip netns list | awk '{print $1}' | grep -E "$re" || true); do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  [ $# = 0 ] || rm -rf -- "$@"
+}

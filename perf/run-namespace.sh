@@ -35,25 +35,14 @@ tmp=$(mktemp -d)
 bench=
 cleanup() {
   local status=$?
-  # The benchmark removes what it made (namespaces, processes, UAPI sockets)
-  # itself, on any exit it can see: give it the chance first.
-  if [ -n "$bench" ] && kill -0 "$bench" 2>/dev/null; then
-    kill -TERM "$bench" 2>/dev/null || true
-    wait "$bench" 2>/dev/null || true
-  fi
-  # Backstop for a benchmark killed outright (SIGKILL): everything it made is
-  # named after its PID (topology.py: tag n[mw]<pid % 100000>); processes are
-  # killed by PID, only those inside its own namespaces.
+  perf_stop_bench
+  # Everything the benchmark made is named after its PID (topology.py: tag
+  # n[mw]<pid % 100000>); a killed data plane also leaves its telemetry
+  # socket in its runtime directory.
   if [ -n "$bench" ]; then
-    local tag=$((bench % 100000)) ns p
-    for ns in $(ip netns list | awk '{print $1}' | grep -E "^mg(lan|gw|wan|rem)n[mw]${tag}\$" || true); do
-      for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-      ip netns del "$ns" 2>/dev/null || true
-    done
-    rm -f /var/run/wireguard/mg[sg]n[mw]"${tag}".sock
-    # A killed data plane leaves its telemetry socket in its runtime directory.
-    rm -rf /var/run/dpdk/moongate-mggn[mw]"${tag}"
-    rm -rf /tmp/mg-n[mw]"${tag}"-*
+    local tag=$((bench % 100000))
+    perf_backstop "^mg(lan|gw|wan|rem)n[mw]${tag}\$" /var/run/wireguard/mg[sg]n[mw]"${tag}".sock \
+      /var/run/dpdk/moongate-mggn[mw]"${tag}" /tmp/mg-n[mw]"${tag}"-*
   fi
   rm -rf "$tmp"
   exit "$status"

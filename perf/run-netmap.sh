@@ -41,27 +41,16 @@ tmp=$(mktemp -d)
 bench=
 cleanup() {
   local status=$?
-  # The benchmark removes what it made (namespaces, processes, sockets, the
-  # shared-memory netmap) itself on any exit it can see: give it the chance.
-  if [ -n "$bench" ] && kill -0 "$bench" 2>/dev/null; then
-    kill -TERM "$bench" 2>/dev/null || true
-    wait "$bench" 2>/dev/null || true
-  fi
-  # Backstop for a benchmark killed outright (SIGKILL): everything it made is
-  # named after its PID (topology.py: tag nt<pid % 100000>, interface
-  # mgxnt<tag>, remote site mgsnt<tag>); processes are killed by PID, only
-  # those inside its own namespaces.
+  perf_stop_bench
+  # Everything the benchmark made is named after its PID (topology.py: tag
+  # nt<pid % 100000>, interface mgxnt<tag>, remote site mgsnt<tag>); a
+  # killed data plane also leaves its telemetry socket in its runtime
+  # directory.
   if [ -n "$bench" ]; then
-    local tag=nt$((bench % 100000)) ns p
-    for ns in $(ip netns list | awk '{print $1}' | grep -E "^mg(lan|gw|wan|rem)${tag}\$" || true); do
-      for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-      ip netns del "$ns" 2>/dev/null || true
-    done
-    rm -f "/var/run/wireguard/mgx${tag}.sock" "/var/run/wireguard/mgs${tag}.sock"
-    rm -f "/dev/shm/moongate-mgx${tag}" "/run/moongate/mgx${tag}.ctl"
-    # A killed data plane leaves its telemetry socket in its runtime directory.
-    rm -rf "/var/run/dpdk/moongate-mgx${tag}"
-    rm -rf /tmp/mg-"${tag}"-*
+    local tag=nt$((bench % 100000))
+    perf_backstop "^mg(lan|gw|wan|rem)${tag}\$" "/var/run/wireguard/mgx${tag}.sock" \
+      "/var/run/wireguard/mgs${tag}.sock" "/dev/shm/moongate-mgx${tag}" "/run/moongate/mgx${tag}.ctl" \
+      "/var/run/dpdk/moongate-mgx${tag}" /tmp/mg-"${tag}"-*
   fi
   rm -rf "$tmp"
   exit "$status"
