@@ -50,7 +50,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from topology import Topology, sh, wait_for, wg_keypair  # noqa: E402
+from topology import Topology, sh, site_router_wiring, wait_for  # noqa: E402
 
 GATEWAYS = ("moongate", "wireguard-go")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -73,31 +73,11 @@ def stop(signum, _frame):
 
 def build(topo, gateway, args):
     """Builds the topology with the given gateway; returns its namespaces and PIDs."""
-    lan, gw, wan, rem = (topo.ns(n) for n in ("lan", "gw", "wan", "rem"))
-    topo.veth(lan, "lh0", gw, "gl0")
-    topo.veth(gw, "gw0", wan, "wr0")
-    topo.veth(wan, "rs0", rem, "rh0")
     # The same host-side settings for both gateways, so only the gateway
-    # differs: the kernel hosts facing moongate must finish their own
-    # checksums (see Topology.host_side), and so they do here for both.
-    for ns, i in ((lan, "lh0"), (wan, "wr0"), (wan, "rs0"), (rem, "rh0")):
-        topo.host_side(ns, i)
-    sh("ip", "addr", "add", "10.10.0.2/24", "dev", "lh0", ns=lan)
-    sh("ip", "route", "add", "default", "via", "10.10.0.1", ns=lan)
-    sh("ip", "addr", "add", "192.0.2.10/24", "dev", "wr0", ns=wan)
-    sh("ip", "addr", "add", "10.20.0.1/24", "dev", "rs0", ns=wan)
-    sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=wan)
-    sh("ip", "addr", "add", "10.20.0.2/24", "dev", "rh0", ns=rem)
-    sh("ip", "route", "add", "default", "via", "10.20.0.1", ns=rem)
-
-    gw_priv, gw_pub = wg_keypair()
-    site_priv, site_pub = wg_keypair()
-    site_if = f"mgs{topo.tag}"[:15]
-    topo.wireguard_go(wan, site_if, site_priv, 51820, "10.20.0.1/32")
-    site = topo.procs[-1]  # wireguard_go() spawns it last
-    sh("wg", "set", site_if, "peer", gw_pub, "endpoint", "192.0.2.2:51820",
-       "allowed-ips", "10.10.0.0/24", ns=wan)
-    sh("ip", "route", "add", "10.10.0.0/24", "dev", site_if, ns=wan)
+    # differs.
+    w = site_router_wiring(topo, dataplane_gw=False)
+    lan, gw, wan, rem, site_if, site = w["lan"], w["gw"], w["wan"], w["rem"], w["site_if"], w["site"]
+    gw_priv, site_pub = w["gw_priv"], w["site_pub"]
 
     if gateway == "moongate":
         gw_proc = start_moongate(topo, gw, lan, args, gw_priv, site_pub)

@@ -69,7 +69,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from topology import Topology, sh, wait_for, wg_keypair  # noqa: E402
+from topology import Topology, sh, site_router_wiring, wait_for  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET = "10.20.0.2"  # the remote host, behind the site peer that no change touches
@@ -120,31 +120,9 @@ def ifname_of(topo):
 
 def build(topo, args, lcores):
     """The subnet router with moongate-control; returns names, paths and processes."""
-    lan, gw, wan, rem = (topo.ns(n) for n in ("lan", "gw", "wan", "rem"))
-    topo.veth(lan, "lh0", gw, "gl0")
-    topo.veth(gw, "gw0", wan, "wr0")
-    topo.veth(wan, "rs0", rem, "rh0")
-    for ns, i in ((gw, "gl0"), (gw, "gw0")):
-        topo.dataplane_side(ns, i)
-    for ns, i in ((lan, "lh0"), (wan, "wr0"), (wan, "rs0"), (rem, "rh0")):
-        topo.host_side(ns, i)
-    sh("ip", "addr", "add", "10.10.0.2/24", "dev", "lh0", ns=lan)
-    sh("ip", "route", "add", "default", "via", "10.10.0.1", ns=lan)
-    sh("ip", "addr", "add", "192.0.2.10/24", "dev", "wr0", ns=wan)
-    sh("ip", "addr", "add", "10.20.0.1/24", "dev", "rs0", ns=wan)
-    sh("ip", "addr", "add", "10.21.0.1/24", "dev", "rs0", ns=wan)
-    sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=wan)
-    sh("ip", "addr", "add", "10.20.0.2/24", "dev", "rh0", ns=rem)
-    sh("ip", "addr", "add", "10.21.0.2/24", "dev", "rh0", ns=rem)
-    sh("ip", "route", "add", "default", "via", "10.20.0.1", ns=rem)
-
-    gw_priv, gw_pub = wg_keypair()
-    site_priv, site_pub = wg_keypair()
-    site_if = f"mgs{topo.tag}"[:15]
-    topo.wireguard_go(wan, site_if, site_priv, 51820, "10.20.0.1/32")
-    sh("wg", "set", site_if, "peer", gw_pub, "endpoint", "192.0.2.2:51820",
-       "allowed-ips", "10.10.0.0/24", ns=wan)
-    sh("ip", "route", "add", "10.10.0.0/24", "dev", site_if, ns=wan)
+    w = site_router_wiring(topo, remote_subnets=("10.20.0", "10.21.0"))
+    lan, gw, wan, rem, site_if = w["lan"], w["gw"], w["wan"], w["rem"], w["site_if"]
+    gw_priv, gw_pub, site_pub = w["gw_priv"], w["gw_pub"], w["site_pub"]
 
     name = ifname_of(topo)
     cfg = os.path.join(topo.tmp, "gateway.yaml")

@@ -121,3 +121,46 @@ class Topology:
             except FileNotFoundError:
                 pass
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def site_router_wiring(topo, remote_subnets=("10.20.0",), dataplane_gw=True):
+    """The benchmarks' subnet-router topology, up to the gateway itself.
+
+    lan (lh0 10.10.0.2, default via 10.10.0.1) -- gw (gl0 | gw0) -- wan (wr0
+    192.0.2.10; rs0 x.1/24 of each remote subnet, forwarding) -- rem (rh0
+    x.2/24, default via the first). A wireguard-go remote site runs in wan
+    (interface mgs<tag>, 10.20.0.1/32 inside) with the gateway as its peer at
+    192.0.2.2:51820 for 10.10.0.0/24. dataplane_gw prepares the gateway's
+    veth ends for the DPDK data plane; without it they stay as the kernel
+    sets them (for a kernel gateway to compare with).
+    Returns a dict: lan, gw, wan, rem, gw_priv, gw_pub, site_pub, site_if,
+    site (the wireguard-go process)."""
+    lan, gw, wan, rem = (topo.ns(n) for n in ("lan", "gw", "wan", "rem"))
+    topo.veth(lan, "lh0", gw, "gl0")
+    topo.veth(gw, "gw0", wan, "wr0")
+    topo.veth(wan, "rs0", rem, "rh0")
+    if dataplane_gw:
+        for ns, i in ((gw, "gl0"), (gw, "gw0")):
+            topo.dataplane_side(ns, i)
+    # Kernel hosts facing moongate finish their own checksums (host_side).
+    for ns, i in ((lan, "lh0"), (wan, "wr0"), (wan, "rs0"), (rem, "rh0")):
+        topo.host_side(ns, i)
+    sh("ip", "addr", "add", "10.10.0.2/24", "dev", "lh0", ns=lan)
+    sh("ip", "route", "add", "default", "via", "10.10.0.1", ns=lan)
+    sh("ip", "addr", "add", "192.0.2.10/24", "dev", "wr0", ns=wan)
+    for net in remote_subnets:
+        sh("ip", "addr", "add", f"{net}.1/24", "dev", "rs0", ns=wan)
+        sh("ip", "addr", "add", f"{net}.2/24", "dev", "rh0", ns=rem)
+    sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=wan)
+    sh("ip", "route", "add", "default", "via", f"{remote_subnets[0]}.1", ns=rem)
+
+    gw_priv, gw_pub = wg_keypair()
+    site_priv, site_pub = wg_keypair()
+    site_if = f"mgs{topo.tag}"[:15]
+    topo.wireguard_go(wan, site_if, site_priv, 51820, "10.20.0.1/32")
+    site = topo.procs[-1]  # wireguard_go() spawns it last
+    sh("wg", "set", site_if, "peer", gw_pub, "endpoint", "192.0.2.2:51820",
+       "allowed-ips", "10.10.0.0/24", ns=wan)
+    sh("ip", "route", "add", "10.10.0.0/24", "dev", site_if, ns=wan)
+    return dict(lan=lan, gw=gw, wan=wan, rem=rem, gw_priv=gw_priv, gw_pub=gw_pub,
+                site_pub=site_pub, site_if=site_if, site=site)
