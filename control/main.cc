@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "config/key.h"
 #include "control/controller.h"
 #include "control/sockets.h"
@@ -289,6 +290,17 @@ int main(int argc, char** argv) {
   const int sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   signal(SIGPIPE, SIG_IGN);
 
+  // One control process per interface: a second one must not publish its
+  // netmap over the running one's before finding the sockets taken.
+  if (const config::Result pre = config::load_file(opts.config_path); pre.ok()) {
+    const std::string name = pre.config().interface.name;
+    for (const std::string& p : {"/var/run/wireguard/" + name + ".sock", "/run/moongate/" + name + ".ctl"})
+      if (control::unix_socket_alive(p)) {
+        std::fprintf(stderr, "moongate-control: %s is served by another running process: one moongate-control "
+                             "per interface\n", p.c_str());
+        return 1;
+      }
+  }
   control::Controller c;
   if (std::string err = c.start(opts); !err.empty()) {
     std::fprintf(stderr, "moongate-control: %s%s", err.c_str(), err.back() == '\n' ? "" : "\n");

@@ -18,6 +18,18 @@ namespace {
 std::string errno_text() { return std::strerror(errno); }
 }  // namespace
 
+bool unix_socket_alive(const std::string& path) {
+  sockaddr_un a{};
+  if (path.size() >= sizeof a.sun_path) return false;
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  const bool alive = connect(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(probe);
+  return alive;
+}
+
 int listen_unix(const std::string& path, std::string& error) {
   sockaddr_un a{};
   if (path.size() >= sizeof a.sun_path) {
@@ -33,7 +45,14 @@ int listen_unix(const std::string& path, std::string& error) {
     error = "socket: " + errno_text();
     return -1;
   }
-  unlink(path.c_str());  // a socket left by a crashed predecessor
+  // A socket left by a crashed predecessor is replaced; one that still
+  // answers belongs to a running instance, which keeps it.
+  if (unix_socket_alive(path)) {
+    error = path + " is served by another running process (a second moongate-control for this interface?)";
+    close(fd);
+    return -1;
+  }
+  unlink(path.c_str());
   const mode_t old = umask(0077);
   const int rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   umask(old);

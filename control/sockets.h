@@ -6,6 +6,9 @@
 
 namespace moongate::control {
 
+// True when something accepts connections on the AF_UNIX socket at `path`.
+bool unix_socket_alive(const std::string& path);
+
 // A listening Unix stream socket at `path` (a stale socket file is
 // replaced; the directory is created), mode 0600. -1 and `error` on failure.
 int listen_unix(const std::string& path, std::string& error);

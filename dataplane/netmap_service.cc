@@ -142,11 +142,33 @@ void NetmapService::join_spare() {
   if (spare_maker_.joinable()) spare_maker_.join();
 }
 
-void NetmapService::start() { thread_ = std::thread([this] { loop(); }); }
+void NetmapService::start() {
+  // A DPDK control thread: its CPUs are the process's minus the worker
+  // lcores (a std::thread would inherit the main lcore's, and every netmap
+  // change would take time from worker 0). The table builders it starts
+  // inherit the same CPUs.
+  const int rc = rte_ctrl_thread_create(
+      &thread_, "mg-netmap", nullptr,
+      [](void* self) -> void* {
+        static_cast<NetmapService*>(self)->loop();
+        return nullptr;
+      },
+      this);
+  if (rc != 0) {
+    log(std::string("no control thread (") + std::strerror(rc) + "): following the netmap from the main lcore's CPU");
+    std::thread([this] { loop(); }).swap(fallback_);
+    return;
+  }
+  started_ = true;
+}
 
 void NetmapService::stop() {
   stop_ = true;
-  if (thread_.joinable()) thread_.join();
+  if (started_) {
+    pthread_join(thread_, nullptr);
+    started_ = false;
+  }
+  if (fallback_.joinable()) fallback_.join();
 }
 
 void NetmapService::loop() {

@@ -33,6 +33,8 @@
 // usual (an identical netmap changes nothing).
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -104,7 +106,9 @@ class NetmapService {
   RoutingContent current_content_;  // what the published Routing holds
   std::thread spare_maker_;  // writes spare_ and spare_content_ until joined
   std::atomic<bool> stop_{false};
-  std::thread thread_;
+  pthread_t thread_{};  // rte_ctrl_thread_create
+  bool started_ = false;
+  std::thread fallback_;  // if no control thread could be made
 };
 
 }  // namespace moongate::dp

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <new>
 
+#include "crypto/secret.h"
 #include "netmap/snapshot.h"
 
 namespace moongate::netmap {
@@ -212,8 +213,17 @@ std::string Segment::publish(Netmap& n) {
   n.generation = (current >> 1) + 1;
   const std::size_t need = encoded_size(n);
   if (need > slot_bytes())
-    return "netmap of " + std::to_string(need) + " bytes does not fit the segment's " +
-           std::to_string(slot_bytes()) + " (raise dataplane.max_peers)";
+  {
+    std::size_t rules = 0;
+    for (const auto& p : n.peers) rules += p.allowed_ips.size();
+    // The segment is sized from max_peers with room for 4 allowed IPs per
+    // peer on average: say which of the two ran out.
+    return "netmap of " + std::to_string(n.peers.size()) + " peers with " + std::to_string(rules) +
+           " allowed IPs (" + std::to_string(need) + " bytes) does not fit the segment's " +
+           std::to_string(slot_bytes()) + " bytes, made for dataplane.max_peers peers with 4 allowed IPs each " +
+           "on average: raise dataplane.max_peers (to at least " +
+           std::to_string(std::max(n.peers.size(), (rules + 3) / 4)) + ")";
+  }
   auto* base = static_cast<std::uint8_t*>(base_) + h.slot_offset + slot * h.slot_stride;
   auto* sh = reinterpret_cast<SlotHeader*>(base);
   const std::uint64_t seq = sh->seq.load(std::memory_order_relaxed);
@@ -247,7 +257,11 @@ Segment::Read Segment::read(std::uint64_t have, Netmap& out, std::string& error)
   // The copy must complete before the sequence is read again.
   std::atomic_thread_fence(std::memory_order_acquire);
   if (sh->seq.load(std::memory_order_relaxed) != seq) return Read::kRetry;
-  if (std::string err = decode(scratch_, out); !err.empty()) {
+  std::string err = decode(scratch_, out);
+  // The copy holds the private and pre-shared keys: gone once decoded
+  // (the decoded Netmap keeps them in wiping types).
+  crypto::secure_wipe(scratch_.data(), scratch_.size());
+  if (!err.empty()) {
     error = err;
     return Read::kBad;
   }

@@ -148,6 +148,38 @@ def scripts():
     r = subprocess.run([os.path.join(src, "deploy", "scripts", "moongate-bind-nic"), "0000:7f:1f.7"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 1 and "no such PCI device" in r.stderr, "moongate-bind-nic refuses an absent device")
+    bind_nic_guard()
+
+
+def bind_nic_guard():
+    """moongate-bind-nic never takes the host's own NIC: a made-up sysfs
+    (MOONGATE_SYSFS) holds a virtio NIC whose interface is the one carrying
+    this host's default route (virtio keeps it under virtioN/net), and one
+    whose interface carries nothing."""
+    route = subprocess.run(["ip", "route", "show", "default"], capture_output=True, text=True).stdout.split()
+    if "dev" not in route:
+        print("no default route here: bind-nic guard check skipped")
+        return
+    dev = route[route.index("dev") + 1]
+    with tempfile.TemporaryDirectory(prefix="mg-sysfs-") as sysfs:
+        for addr, netdev in (("0000:00:09.0", dev), ("0000:00:0a.0", "mgnone0")):
+            d = os.path.join(sysfs, "bus/pci/devices", addr)
+            os.makedirs(os.path.join(d, "virtio7/net", netdev))
+            for f, v in (("class", "0x020000"), ("vendor", "0x1af4"), ("device", "0x1041"),
+                         ("driver_override", "")):
+                open(os.path.join(d, f), "w").write(v + "\n")
+        os.makedirs(os.path.join(sysfs, "bus/pci/drivers/vfio-pci"))
+        os.makedirs(os.path.join(sysfs, "kernel/iommu_groups/1"))
+        open(os.path.join(sysfs, "bus/pci/drivers_probe"), "w").close()
+        env = dict(os.environ, MOONGATE_SYSFS=sysfs)
+        tool = os.path.join(src, "deploy", "scripts", "moongate-bind-nic")
+        r = subprocess.run([tool, "0000:00:09.0"], capture_output=True, text=True, timeout=30, env=env)
+        check(r.returncode == 1 and "--force" in r.stderr and
+              open(os.path.join(sysfs, "bus/pci/devices/0000:00:09.0/driver_override")).read().strip() == "",
+              f"moongate-bind-nic refuses the NIC of the default route ({dev}): {r.stderr.strip()}")
+        r = subprocess.run([tool, "0000:00:0a.0"], capture_output=True, text=True, timeout=30, env=env)
+        check(open(os.path.join(sysfs, "bus/pci/devices/0000:00:0a.0/driver_override")).read().strip() == "vfio-pci",
+              f"moongate-bind-nic takes an idle NIC (driver_override set): {r.stderr.strip()}")
 
 
 units()
