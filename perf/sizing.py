@@ -232,7 +232,7 @@ def main():
     for r in results:
         if "error" in r:
             print(f"| {r['peers']} | {r['max_peers']} | {r['peers'] * r['v4_rules_per_peer']} | "
-                  f"{r['peers'] * r['v6_rules_per_peer']} | did not start: {r['error']} |||||")
+                  f"{r['peers'] * r['v6_rules_per_peer']} | did not start: {r['error']} | | | | | |")
             continue
         print(f"| {r['peers']} | {r['max_peers']} | {r['peers'] * r['v4_rules_per_peer']} | "
               f"{r['peers'] * r['v6_rules_per_peer']} | {mib(r['dpdk_heap_bytes'])} | {mib(r['dataplane_rss_bytes'])} | "
