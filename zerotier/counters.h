@@ -14,6 +14,7 @@ namespace moongate::zerotier {
   X(rendezvous_sent)           /* RENDEZVOUS messages (two per introduced pair) */         \
   X(hello_answered)            /* OK(HELLO) sent */                                        \
   X(hello_new_identity)        /* new identities verified and added */                     \
+  X(hello_deferred)            /* new-identity HELLOs handed to the host's worker */       \
   X(world_sent)                /* OK(HELLO) that carried our World */                      \
   X(whois_answered)            /* OK(WHOIS) sent */                                        \
   X(echo_answered)             /* OK(ECHO) sent */                                         \
@@ -34,6 +35,7 @@ namespace moongate::zerotier {
   X(drop_hop_limit)            /* to relay, already at the hop limit */                    \
   X(drop_loop)                 /* claims our own address as source, or would go back */    \
   X(drop_hello_rate_limited)   /* new-identity HELLO over the verification budget */       \
+  X(drop_hello_deferred_full)  /* new-identity HELLO with the worker's queue full */       \
   X(drop_identity_invalid)     /* address does not derive from the public key */           \
   X(drop_identity_collision)   /* known address, other key: ERROR sent */                 \
   X(drop_peer_table_full)      /* no room for a new peer */                                \

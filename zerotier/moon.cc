@@ -280,6 +280,7 @@ void Moon::hello(std::uint8_t* p, std::size_t n, const Endpoint& from, std::uint
     if (w.ok()) send(w.size(), k.data(), from, out);
     return;
   }
+  PeerKey fresh_key;
   if (peer) {
     if (!dearmor(std::span<std::uint8_t>(p, n), peer->key.data())) {
       ++counters_.drop_bad_mac;
@@ -290,44 +291,25 @@ void Moon::hello(std::uint8_t* p, std::size_t n, const Endpoint& from, std::uint
       ++counters_.drop_hello_rate_limited;
       return;
     }
-    Peer fresh;
-    fresh.address = id.address;
-    fresh.pub = id.pub;
-    PeerKey k;
-    if (!self_.agree(id.pub, k)) {
+    if (!self_.agree(id.pub, fresh_key)) {
       ++counters_.drop_malformed;
       return;
     }
     // The MAC first: it is cheap next to the hash, and a HELLO that is not
     // authentic for its own key is not worth hashing.
-    if (!dearmor(std::span<std::uint8_t>(p, n), k.data())) {
+    if (!dearmor(std::span<std::uint8_t>(p, n), fresh_key.data())) {
       ++counters_.drop_bad_mac;
       return;
     }
-    if (!verifier_.validate(id)) {
-      ++counters_.drop_identity_invalid;
-      return;
-    }
-    std::memcpy(fresh.key.data(), k.data(), kPeerKeyLength);
-    const auto inserted = peers_.insert(fresh);
-    crypto::secure_wipe(fresh.key.data(), kPeerKeyLength);
-    if (inserted != decltype(peers_)::InsertResult::kInserted) {
-      ++counters_.drop_peer_table_full;
-      return;
-    }
-    ++counters_.hello_new_identity;
-    peer = peers_.find(id.address);
   }
-  peer->path = from;
-  peer->last_rx_ms = now_ms;
-  peer->protocol = protocol;
+  const std::uint8_t* key = peer ? peer->key.data() : fresh_key.data();
 
   // The moon list at the end is encrypted with the plain peer key. A client
   // orbiting us lists our id with the timestamp it has (0 if it only has a
   // seed); an older one gets our World in the reply.
   bool send_world = false;
   if (tail + 2 <= n) {
-    crypt_field(std::span<std::uint8_t>(p, n), tail, peer->key.data());
+    crypt_field(std::span<std::uint8_t>(p, n), tail, key);
     Reader m(p + tail, n - tail);
     const std::size_t count = m.u16();
     for (std::size_t i = 0; i < count && m.ok(); ++i) {
@@ -338,19 +320,117 @@ void Moon::hello(std::uint8_t* p, std::size_t n, const Endpoint& from, std::uint
     }
   }
 
-  Writer w = begin_ok(peer->address, Verb::kHello, v.id());
+  if (!peer) {
+    Verification ver{};
+    ver.address = id.address;
+    ver.pub = id.pub;
+    std::memcpy(ver.key.data(), fresh_key.data(), kPeerKeyLength);
+    ver.from = from;
+    ver.hello_id = v.id();
+    ver.timestamp = timestamp;
+    ver.protocol = protocol;
+    ver.send_world = send_world;
+    if (config_.defer_verification) {
+      // The hash runs on the host's worker; this thread goes on relaying.
+      if (deferred_count_ + in_flight_ >= config_.max_deferred || deferred_count_ == deferred_.size()) {
+        ++counters_.drop_hello_deferred_full;
+      } else {
+        deferred_[(deferred_head_ + deferred_count_++) % deferred_.size()] = ver;
+        ++counters_.hello_deferred;
+      }
+    } else {
+      ver.valid = verifier_.validate(id);
+      admit_peer(ver, now_ms, out);
+    }
+    crypto::secure_wipe(ver.key.data(), kPeerKeyLength);
+    return;
+  }
+  peer->path = from;
+  peer->last_rx_ms = now_ms;
+  peer->protocol = protocol;
+  answer_hello(*peer, v.id(), timestamp, send_world, from, out);
+}
+
+void Moon::admit_peer(const Verification& ver, std::uint64_t now_ms, TxBatch& out) noexcept {
+  if (!ver.valid) {
+    ++counters_.drop_identity_invalid;
+    return;
+  }
+  Peer* peer = peers_.find(ver.address);
+  if (peer && peer->pub != ver.pub) {
+    // Another key took the address while this one was being verified.
+    ++counters_.drop_identity_collision;
+    return;
+  }
+  if (!peer) {
+    Peer fresh;
+    fresh.address = ver.address;
+    fresh.pub = ver.pub;
+    fresh.key = ver.key;
+    const auto inserted = peers_.insert(fresh);
+    crypto::secure_wipe(fresh.key.data(), kPeerKeyLength);
+    if (inserted != decltype(peers_)::InsertResult::kInserted) {
+      ++counters_.drop_peer_table_full;
+      return;
+    }
+    ++counters_.hello_new_identity;
+    peer = peers_.find(ver.address);
+  }
+  peer->path = ver.from;
+  peer->last_rx_ms = now_ms;
+  peer->protocol = ver.protocol;
+  answer_hello(*peer, ver.hello_id, ver.timestamp, ver.send_world, ver.from, out);
+}
+
+void Moon::answer_hello(const Peer& peer, std::uint64_t hello_id, std::uint64_t timestamp, bool send_world,
+                        const Endpoint& to, TxBatch& out) noexcept {
+  Writer w = begin_ok(peer.address, Verb::kHello, hello_id);
   w.u64(timestamp);
   w.u8(kProtocolVersion);
   w.u8(kVersionMajor);
   w.u8(kVersionMinor);
   w.u16(kVersionRevision);
-  w.endpoint(from);
+  w.endpoint(to);
   w.u16(static_cast<std::uint16_t>(send_world ? world_bytes_.size() : 0));
   if (send_world) w.bytes(world_bytes_.data(), world_bytes_.size());
-  if (w.ok() && send(w.size(), peer->key.data(), from, out)) {
+  if (w.ok() && send(w.size(), peer.key.data(), to, out)) {
     ++counters_.hello_answered;
     if (send_world) ++counters_.world_sent;
   }
+}
+
+bool Moon::take_job(Job& job) noexcept {
+  if (deferred_count_ == 0) return false;
+  Verification& v = deferred_[deferred_head_];
+  job.run = &Moon::run_verification;
+  std::memcpy(job.data.data(), &v, sizeof v);
+  crypto::secure_wipe(&v, sizeof v);
+  deferred_head_ = (deferred_head_ + 1) % deferred_.size();
+  --deferred_count_;
+  ++in_flight_;
+  return true;
+}
+
+void Moon::run_verification(Job& job) noexcept {
+  // Runs on the host's worker thread: touches only the job and its own
+  // thread's scratch memory (allocated on first use, then reused).
+  static thread_local AddressHashScratch scratch;
+  Verification v;
+  std::memcpy(&v, job.data.data(), sizeof v);
+  Identity id;
+  id.address = v.address;
+  id.pub = v.pub;
+  v.valid = id.locally_validate(scratch);
+  std::memcpy(job.data.data(), &v, sizeof v);
+  crypto::secure_wipe(v.key.data(), kPeerKeyLength);
+}
+
+void Moon::finish_job(const Job& job, std::uint64_t now_ms, TxBatch& out) noexcept {
+  Verification v;
+  std::memcpy(&v, job.data.data(), sizeof v);
+  if (in_flight_ > 0) --in_flight_;
+  admit_peer(v, now_ms, out);
+  crypto::secure_wipe(v.key.data(), kPeerKeyLength);
 }
 
 void Moon::whois(const Peer& peer, std::uint64_t pid, const std::uint8_t* payload, std::size_t len,

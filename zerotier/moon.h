@@ -59,6 +59,10 @@ struct MoonConfig {
   std::uint64_t rendezvous_interval_ms = 30000;  // per pair
   std::size_t mtu = kUdpMtu;                     // for our own replies
   VerifierLimits verify;
+  // Hand new-identity hashes to the host's worker thread (take_job/finish_job)
+  // instead of hashing on the receive thread. Hosts with a worker set it.
+  bool defer_verification = false;
+  std::size_t max_deferred = 32;  // queued + in flight; beyond: dropped and counted
 };
 
 class Moon final : public DatagramService {
@@ -73,6 +77,9 @@ class Moon final : public DatagramService {
   void receive(std::span<const std::uint8_t> datagram, const Endpoint& from, std::uint64_t now_ms,
                TxBatch& out) noexcept override;
   void tick(std::uint64_t now_ms, TxBatch& out) noexcept override;
+
+  bool take_job(Job& job) noexcept override;
+  void finish_job(const Job& job, std::uint64_t now_ms, TxBatch& out) noexcept override;
 
   const Counters& counters() const noexcept { return counters_; }
   std::size_t peer_count() const noexcept { return peers_.size(); }
@@ -99,6 +106,24 @@ class Moon final : public DatagramService {
     }
     std::uint64_t seed = 0;
   };
+  // What a deferred HELLO needs to be answered once its identity checks out.
+  struct Verification {
+    Address address;
+    PublicKey pub;
+    std::array<std::uint8_t, kPeerKeyLength> key;
+    Endpoint from;
+    std::uint64_t hello_id;
+    std::uint64_t timestamp;
+    std::uint8_t protocol;
+    bool send_world;
+    bool valid;
+  };
+  static_assert(sizeof(Verification) <= sizeof(Job::data));
+  static void run_verification(Job& job) noexcept;
+  // Adds the peer (if still new) and answers its HELLO.
+  void admit_peer(const Verification& v, std::uint64_t now_ms, TxBatch& out) noexcept;
+  void answer_hello(const Peer& peer, std::uint64_t hello_id, std::uint64_t timestamp, bool send_world,
+                    const Endpoint& to, TxBatch& out) noexcept;
   struct PairStamp {
     Address a = 0, b = 0;
     std::uint64_t last_ms = 0;
@@ -135,6 +160,8 @@ class Moon final : public DatagramService {
   std::unique_ptr<std::array<PairStamp, 4096>> pairs_;
   std::unique_ptr<std::uint8_t[]> rx_;  // kMaxPacket: our packets, decrypted in place
   std::unique_ptr<std::uint8_t[]> tx_;  // kMaxPacket: replies being built
+  std::array<Verification, 64> deferred_{};  // ring: waiting for take_job()
+  std::size_t deferred_head_ = 0, deferred_count_ = 0, in_flight_ = 0;
 };
 
 }  // namespace moongate::zerotier

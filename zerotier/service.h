@@ -39,9 +39,26 @@ class TxBatch {
   std::size_t n_ = 0;
 };
 
+// Slow work a core moves off its receive thread (the moon's identity
+// hashes). A plain blob and a function pointer, so the hand-off allocates
+// nothing: the host runs run(job) on a worker thread (run touches only the
+// job) and gives the job back to the core's thread with finish_job().
+struct Job {
+  void (*run)(Job&) = nullptr;
+  alignas(8) std::array<std::uint8_t, 256> data{};
+};
+
 class DatagramService {
  public:
   virtual ~DatagramService() = default;
+  // Deferred work, polled by the host after each burst; none by default.
+  virtual bool take_job(Job& job) noexcept {
+    static_cast<void>(job);
+    return false;
+  }
+  virtual void finish_job(const Job& job, std::uint64_t now_ms, TxBatch& out) noexcept {
+    static_cast<void>(job), static_cast<void>(now_ms), static_cast<void>(out);
+  }
   // One received datagram; replies and relays are appended to out.
   virtual void receive(std::span<const std::uint8_t> datagram, const Endpoint& from, std::uint64_t now_ms,
                        TxBatch& out) noexcept = 0;

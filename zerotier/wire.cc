@@ -31,7 +31,7 @@ std::string Endpoint::to_string() const {
   return buf;
 }
 
-bool Endpoint::parse(const std::string& text) noexcept {
+bool Endpoint::parse(const std::string& text, bool allow_port_zero) noexcept {
   const auto slash = text.rfind('/');
   if (slash == std::string::npos || slash + 1 >= text.size() || text.size() - slash > 6) return false;
   unsigned long p = 0;
@@ -39,7 +39,7 @@ bool Endpoint::parse(const std::string& text) noexcept {
     if (text[i] < '0' || text[i] > '9') return false;
     p = p * 10 + static_cast<unsigned long>(text[i] - '0');
   }
-  if (p == 0 || p > 65535) return false;
+  if ((p == 0 && !allow_port_zero) || p > 65535) return false;
   const std::string host = text.substr(0, slash);
   Endpoint e;
   if (inet_pton(AF_INET, host.c_str(), e.ip.data()) == 1) {

@@ -61,8 +61,9 @@ struct Endpoint {
   bool operator==(const Endpoint&) const noexcept = default;
   std::size_t ip_length() const noexcept { return family == 4 ? 4 : family == 6 ? 16 : 0; }
   std::string to_string() const;  // "1.2.3.4/9993" (ZeroTier's own notation)
-  // Parses "IP/PORT" (IPv4 or IPv6); false on anything else.
-  bool parse(const std::string& text) noexcept;
+  // Parses "IP/PORT" (IPv4 or IPv6); false on anything else. Port 0 only
+  // with allow_port_zero (a socket to bind on an ephemeral port).
+  bool parse(const std::string& text, bool allow_port_zero = false) noexcept;
   std::uint64_t hash() const noexcept;
 };
 

@@ -199,6 +199,8 @@ FLAG_ENCRYPTED_LEGACY = 0x80
 def packet(dest, source, verb, payload, packet_id=None, hops=0):
     """An unarmoured packet (MAC zero, cipher suite unset)."""
     pid = packet_id if packet_id is not None else os.urandom(8)
+    if isinstance(pid, int):
+        pid = struct.pack('>Q', pid)
     return bytearray(pid + dest + source + bytes([hops & 7]) + b'\0' * 8 + bytes([verb]) + payload)
 
 

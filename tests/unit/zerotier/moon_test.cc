@@ -356,6 +356,47 @@ TEST_F(MoonTest, IdlePeersExpire) {
   EXPECT_EQ(moon_.counters().peers_expired, 1u);
 }
 
+TEST(MoonDeferred, HashesGoToTheHostAndHellosAreAnsweredWhenTheyComeBack) {
+  const Identity& moon_id = valid_identity(0);
+  MoonConfig c;
+  c.defer_verification = true;
+  c.max_deferred = 2;
+  Moon moon(moon_id, test::make_world(moon_id, 1), c);
+  Client a(valid_identity(1), moon_id, "198.51.100.10/1");
+  Client liar(test::unchecked_identity(0x0102030405ull), moon_id, "198.51.100.11/1");
+  Client third(valid_identity(2), moon_id, "198.51.100.12/1");
+  TxBatch out;
+  moon.receive(a.hello(1, 11), a.ep, 1000, out);
+  moon.receive(liar.hello(2, 22), liar.ep, 1000, out);
+  moon.receive(third.hello(3, 33), third.ep, 1000, out);  // over max_deferred
+  EXPECT_EQ(out.size(), 0u);
+  EXPECT_EQ(moon.counters().hello_deferred, 2u);
+  EXPECT_EQ(moon.counters().drop_hello_deferred_full, 1u);
+  Job jobs[2];
+  ASSERT_TRUE(moon.take_job(jobs[0]));
+  ASSERT_TRUE(moon.take_job(jobs[1]));
+  EXPECT_FALSE(moon.take_job(jobs[0]));
+  for (Job& j : jobs) j.run(j);  // what the host's worker thread does
+  for (Job& j : jobs) moon.finish_job(j, 1001, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].to, a.ep);
+  auto ok = a.open(out[0]);
+  ASSERT_FALSE(ok.empty());
+  EXPECT_EQ(load_be64(ok.data() + kIdxPayload + 1), 1u);   // in-re the HELLO
+  EXPECT_EQ(load_be64(ok.data() + kIdxPayload + 9), 11u);  // its timestamp
+  EXPECT_EQ(moon.counters().drop_identity_invalid, 1u);
+  EXPECT_EQ(moon.counters().hello_new_identity, 1u);
+  EXPECT_EQ(moon.peer_count(), 1u);
+  // Room again: the third client gets through.
+  out.clear();
+  moon.receive(third.hello(4, 44), third.ep, 1002, out);
+  Job j;
+  ASSERT_TRUE(moon.take_job(j));
+  j.run(j);
+  moon.finish_job(j, 1003, out);
+  EXPECT_EQ(out.size(), 1u);
+}
+
 TEST(MoonSetup, RefusesAnUnsignedWorldOrAPublicOnlyIdentity) {
   const Identity& id = valid_identity(0);
   World w = test::make_world(id, 1);
