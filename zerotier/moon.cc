@@ -23,7 +23,7 @@ Moon::Moon(Identity self, World world, const MoonConfig& config)
       peers_(config.max_peers, "zerotier peer table", PeerTraits{random_u64()}),
       verifier_(config.verify),
       multicast_(config.max_multicast_groups),
-      pairs_(std::make_unique<std::array<PairStamp, 4096>>()),
+      pairs_(std::make_unique<std::array<PairStamp, kPairStamps>>()),
       rx_(new std::uint8_t[kMaxPacket]),
       tx_(new std::uint8_t[kMaxPacket]) {
   if (!self_.has_secret) throw std::invalid_argument("the moon's identity needs its secret key");
@@ -156,10 +156,20 @@ void Moon::rendezvous(const Peer& a, const Peer& b, std::uint64_t now_ms, TxBatc
   if (a.path.family == 0 || a.path.family != b.path.family) return;
   const Address lo = a.address < b.address ? a.address : b.address;
   const Address hi = a.address < b.address ? b.address : a.address;
-  // A direct-mapped stamp per pair: a collision only costs an extra
+  // A 4-way set of stamps per hash: the pair's own stamp if present, else
+  // the stalest of the four gives way. An evicted pair only costs an early
   // RENDEZVOUS, never a missing one for longer than the interval.
   const std::uint64_t h = (lo * 0x9E3779B97F4A7C15ull) ^ (hi * 0xC2B2AE3D27D4EB4Full);
-  PairStamp& st = (*pairs_)[(h ^ h >> 31) % pairs_->size()];
+  PairStamp* set = &(*pairs_)[((h ^ h >> 31) % (pairs_->size() / 4)) * 4];
+  PairStamp* slot = &set[0];
+  for (int i = 0; i < 4; ++i) {
+    if (set[i].a == lo && set[i].b == hi) {
+      slot = &set[i];
+      break;
+    }
+    if (set[i].last_ms < slot->last_ms) slot = &set[i];
+  }
+  PairStamp& st = *slot;
   if (st.a == lo && st.b == hi && now_ms - st.last_ms < config_.rendezvous_interval_ms) return;
   if (out.room() < 2) {
     ++counters_.drop_tx_full;
@@ -397,6 +407,21 @@ void Moon::answer_hello(const Peer& peer, std::uint64_t hello_id, std::uint64_t 
     ++counters_.hello_answered;
     if (send_world) ++counters_.world_sent;
   }
+}
+
+bool Moon::add_verified_peer(const Identity& id, const Endpoint& path, std::uint64_t now_ms) {
+  if (const Peer* known = peers_.find(id.address)) return known->pub == id.pub;
+  PeerKey k;
+  if (address_reserved(id.address) || !self_.agree(id.pub, k)) return false;
+  Peer fresh;
+  fresh.address = id.address;
+  fresh.pub = id.pub;
+  std::memcpy(fresh.key.data(), k.data(), kPeerKeyLength);
+  fresh.path = path;
+  fresh.last_rx_ms = now_ms;
+  const bool ok = peers_.insert(fresh) == decltype(peers_)::InsertResult::kInserted;
+  crypto::secure_wipe(fresh.key.data(), kPeerKeyLength);
+  return ok;
 }
 
 bool Moon::take_job(Job& job) noexcept {

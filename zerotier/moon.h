@@ -78,6 +78,12 @@ class Moon final : public DatagramService {
                TxBatch& out) noexcept override;
   void tick(std::uint64_t now_ms, TxBatch& out) noexcept override;
 
+  // Adds a peer whose identity was verified before (a host's persisted
+  // cache, a benchmark's preloaded clients): no hash, just the agreement.
+  // False if the table is full, the key agreement fails or the address is
+  // taken by another key.
+  bool add_verified_peer(const Identity& id, const Endpoint& path, std::uint64_t now_ms);
+
   bool take_job(Job& job) noexcept override;
   void finish_job(const Job& job, std::uint64_t now_ms, TxBatch& out) noexcept override;
 
@@ -124,6 +130,9 @@ class Moon final : public DatagramService {
   void admit_peer(const Verification& v, std::uint64_t now_ms, TxBatch& out) noexcept;
   void answer_hello(const Peer& peer, std::uint64_t hello_id, std::uint64_t timestamp, bool send_world,
                     const Endpoint& to, TxBatch& out) noexcept;
+  // RENDEZVOUS stamps, 4-way set-associative: sized for tens of thousands
+  // of active relayed pairs (an evicted pair only costs an early RENDEZVOUS).
+  static constexpr std::size_t kPairStamps = 1u << 16;
   struct PairStamp {
     Address a = 0, b = 0;
     std::uint64_t last_ms = 0;
@@ -157,7 +166,7 @@ class Moon final : public DatagramService {
   IdentityVerifier verifier_;
   MulticastCache multicast_;
   Reassembler reassembler_;
-  std::unique_ptr<std::array<PairStamp, 4096>> pairs_;
+  std::unique_ptr<std::array<PairStamp, kPairStamps>> pairs_;
   std::unique_ptr<std::uint8_t[]> rx_;  // kMaxPacket: our packets, decrypted in place
   std::unique_ptr<std::uint8_t[]> tx_;  // kMaxPacket: replies being built
   std::array<Verification, 64> deferred_{};  // ring: waiting for take_job()
