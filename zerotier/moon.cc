@@ -23,6 +23,7 @@ Moon::Moon(Identity self, World world, const MoonConfig& config)
       peers_(config.max_peers, "zerotier peer table", PeerTraits{random_u64()}),
       verifier_(config.verify),
       multicast_(config.max_multicast_groups),
+      reassembler_(std::make_unique<Reassembler>()),
       pairs_(std::make_unique<std::array<PairStamp, kPairStamps>>()),
       rx_(new std::uint8_t[kMaxPacket]),
       tx_(new std::uint8_t[kMaxPacket]) {
@@ -61,7 +62,7 @@ void Moon::receive(std::span<const std::uint8_t> d, const Endpoint& from, std::u
       return;
     }
     std::size_t n = 0;
-    switch (reassembler_.add_fragment(d, now_ms, rx_.get(), &n)) {
+    switch (reassembler_->add_fragment(d, now_ms, rx_.get(), &n)) {
       case Reassembler::Result::kComplete:
         ++counters_.reassembled;
         to_us(rx_.get(), n, from, now_ms, out);
@@ -91,7 +92,7 @@ void Moon::receive(std::span<const std::uint8_t> d, const Endpoint& from, std::u
   }
   if (v.fragmented()) {
     std::size_t n = 0;
-    switch (reassembler_.add_head(d, now_ms, rx_.get(), &n)) {
+    switch (reassembler_->add_head(d, now_ms, rx_.get(), &n)) {
       case Reassembler::Result::kComplete:
         ++counters_.reassembled;
         to_us(rx_.get(), n, from, now_ms, out);
@@ -567,7 +568,7 @@ bool Moon::send(std::size_t n, const std::uint8_t* key, const Endpoint& to, TxBa
 
 void Moon::tick(std::uint64_t now_ms, TxBatch& out) noexcept {
   static_cast<void>(out);
-  counters_.drop_reassembly_expired += reassembler_.expire(now_ms);
+  counters_.drop_reassembly_expired += reassembler_->expire(now_ms);
   multicast_.expire(now_ms);
   // Forget idle peers, a bounded batch per tick.
   Address idle[256];

@@ -165,7 +165,7 @@ class Moon final : public DatagramService {
   wg::OpenTable<Peer, PeerTraits> peers_;
   IdentityVerifier verifier_;
   MulticastCache multicast_;
-  Reassembler reassembler_;
+  std::unique_ptr<Reassembler> reassembler_;  // ~720 KiB: on the heap, not the caller's stack
   std::unique_ptr<std::array<PairStamp, kPairStamps>> pairs_;
   std::unique_ptr<std::uint8_t[]> rx_;  // kMaxPacket: our packets, decrypted in place
   std::unique_ptr<std::uint8_t[]> tx_;  // kMaxPacket: replies being built
