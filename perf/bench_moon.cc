@@ -11,7 +11,9 @@
 //         the host nothing). Counted: the Moon's `relayed` over the window.
 //         On a 2-vCPU machine generator and host share the CPUs.
 //
-// Usage: bench_moon [--clients N] [--size BYTES] [--seconds S] [--mode core|udp|both]
+//   hash  identity checks (the memory-hard address hash) per second, one core.
+//
+// Usage: bench_moon [--clients N] [--size BYTES] [--seconds S] [--mode core|udp|both|hash]
 // Prints a Markdown table row per run.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -219,6 +221,23 @@ void run_udp(const Setup& s, std::size_t size, double seconds) {
               static_cast<double>(sent - s0) / dt / 1e6);
 }
 
+// The cost the verification budget protects: memory-hard address checks per
+// second on one core (what a new identity's first HELLO costs the worker).
+void run_hash(double seconds) {
+  AddressHashScratch scratch;
+  const Identity id = Identity::generate(scratch);
+  std::uint64_t n = 0;
+  bool all_valid = true;
+  const auto t0 = Clock::now();
+  while (Clock::now() - t0 < std::chrono::duration<double>(seconds)) {
+    all_valid &= id.locally_validate(scratch);
+    ++n;
+  }
+  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("| identity check (address hash) | - | - | - | - | %.0f | %.1f checks/s on one core%s |\n",
+              dt * 1e9 / static_cast<double>(n), static_cast<double>(n) / dt, all_valid ? "" : " (INVALID!)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -232,7 +251,7 @@ int main(int argc, char** argv) {
     else if (a == "--seconds") seconds = std::strtod(argv[i + 1], nullptr);
     else if (a == "--mode") mode = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: bench_moon [--clients N] [--size BYTES] [--seconds S] [--mode core|udp|both]\n");
+      std::fprintf(stderr, "usage: bench_moon [--clients N] [--size BYTES] [--seconds S] [--mode core|udp|both|hash]\n");
       return 2;
     }
   }
@@ -243,5 +262,6 @@ int main(int argc, char** argv) {
   const Setup s = make_setup(clients);
   if (mode == "core" || mode == "both") run_core(s, size, seconds);
   if (mode == "udp" || mode == "both") run_udp(s, size, seconds);
+  if (mode == "hash") run_hash(seconds);
   return 0;
 }

@@ -37,6 +37,7 @@ load=$(cut -d ' ' -f 1-3 /proc/loadavg)
   for size in 200 1400; do
     "$build/perf/bench_moon" --clients "$clients" --size "$size" --seconds "$seconds" --mode udp
   done
+  "$build/perf/bench_moon" --clients 2 --seconds "$seconds" --mode hash
   echo
   perf_result_footer "load average at start: $load"
 } > "$base.md"

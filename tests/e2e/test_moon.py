@@ -85,8 +85,12 @@ class Moon:
         self.stats_path = os.path.join(tmp, 'stats')
         if os.path.exists(self.stats_path):
             os.unlink(self.stats_path)
-        self.proc = subprocess.Popen([moon_bin, '--identity', sec, '--world', self.world_path,
-                                      '--listen', '127.0.0.1/0', '--stats', self.stats_path] + list(extra),
+        # Settings from a `moon:` YAML file (paths relative to it); flags add to it.
+        self.config_path = os.path.join(tmp, 'moongate-moon.yaml')
+        with open(self.config_path, 'w') as f:
+            f.write('moon:\n  identity: identity.secret\n  world: %s\n  listen: 127.0.0.1/0\n  stats: stats\n'
+                    % os.path.basename(self.world_path))
+        self.proc = subprocess.Popen([moon_bin, '--config', self.config_path] + list(extra),
                                      stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert 'serving world' in line, line
@@ -386,7 +390,48 @@ def main():
             return '%d fresh HELLOs in %.1fs: %d verified, %d rate-limited; known clients: %d/%d answered' % (
                 sent[0], elapsed, checked, limited, answered, answered)
 
-        for fn in (hello_ok_and_world, whois_and_echo, relay_with_rendezvous, hop_limit, forged_macs_refused,
+        def operator_errors_are_clear():
+            def run(args):
+                r = subprocess.run(args, capture_output=True, text=True)
+                return r.returncode, r.stderr
+            sec = os.path.join(tmp, 'identity.secret')
+            rc, err = run([ctl_bin, 'moon', 'identity', sec])
+            assert rc == 1 and 'File exists' in err, (rc, err)
+            with open(os.path.join(tmp, 'moon.yaml')) as f:
+                y = f.read()
+            bad = os.path.join(tmp, 'bad.yaml')
+            line = [ln for ln in y.splitlines() if ln.startswith('signing_key_secret:')][0]
+            digit = line[-1]
+            with open(bad, 'w') as f:
+                f.write(y.replace(line, line[:-1] + ('0' if digit != '0' else '1')))
+            rc, err = run([ctl_bin, 'moon', 'gen', bad, tmp])
+            assert rc == 1 and "signing_key_secret is not signing_key's secret" in err, (rc, err)
+            with open(bad, 'w') as f:
+                f.write(y.replace('127.0.0.1/9993', '127.0.0.1'))
+            rc, err = run([ctl_bin, 'moon', 'gen', bad, tmp])
+            assert rc == 1 and 'stable_endpoints: 127.0.0.1: expected IP/PORT' in err, (rc, err)
+            tampered = os.path.join(tmp, 'tampered.moon')
+            w = bytearray(moon.world_bytes)
+            w[12] ^= 1  # inside the timestamp
+            with open(tampered, 'wb') as f:
+                f.write(w)
+            rc, err = run([ctl_bin, 'moon', 'show', tampered])
+            assert rc == 1 and 'signature does not verify' in err, (rc, err)
+            rc, err = run([moon_bin, '--identity', sec, '--world', tampered, '--listen', '127.0.0.1/0'])
+            assert rc == 1 and 'signature does not verify' in err, (rc, err)
+            other = os.path.join(tmp, 'other.secret')
+            subprocess.check_call([ctl_bin, 'moon', 'identity', other], stdout=subprocess.DEVNULL)
+            rc, err = run([moon_bin, '--identity', other, '--world', moon.world_path, '--listen', '127.0.0.1/0'])
+            assert rc == 1 and 'is not a root of the World' in err, (rc, err)
+            with open(bad, 'w') as f:
+                f.write('moon:\n  identity: identity.secret\n  bogus: 1\n  max_hops: 9\n')
+            rc, err = run([moon_bin, '--config', bad])
+            assert rc == 1 and 'bad.yaml:3:10: moon.bogus: unknown setting' in err, (rc, err)
+            assert 'bad.yaml:4:13: moon.max_hops: unknown setting or value out of range' in err, err
+            out = subprocess.check_output([ctl_bin, 'moon', 'show', moon.world_path], text=True)
+            assert 'signature: valid' in out and moon.identity.address.hex() in out, out
+
+        for fn in (operator_errors_are_clear, hello_ok_and_world, whois_and_echo, relay_with_rendezvous, hop_limit, forged_macs_refused,
                    identity_collision_refused, hello_flood_does_not_starve):
             case(fn)
     finally:
