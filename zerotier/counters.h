@@ -40,7 +40,7 @@ namespace moongate::zerotier {
   X(drop_identity_collision)   /* known address, other key: ERROR sent */                 \
   X(drop_peer_table_full)      /* no room for a new peer */                                \
   X(drop_old_protocol)         /* protocol version below 4 */                              \
-  X(drop_compressed)           /* LZ4 payloads to the moon itself (not supported) */       \
+  X(drop_compressed)           /* LZ4 payloads to the moon that do not decompress */       \
   X(drop_tx_full)              /* no room in the host's TxBatch */                         \
   X(ignored_verb)              /* verbs a moon does not act on */
 

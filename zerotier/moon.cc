@@ -1,6 +1,8 @@
 // The moon's receive path (flow in moon.h).
 #include "zerotier/moon.h"
 
+#include <lz4.h>
+
 #include <cstring>
 #include <stdexcept>
 
@@ -26,7 +28,8 @@ Moon::Moon(Identity self, World world, const MoonConfig& config)
       reassembler_(std::make_unique<Reassembler>()),
       pairs_(std::make_unique<std::array<PairStamp, kPairStamps>>()),
       rx_(new std::uint8_t[kMaxPacket]),
-      tx_(new std::uint8_t[kMaxPacket]) {
+      tx_(new std::uint8_t[kMaxPacket]),
+      lz4_(new std::uint8_t[kMaxPacket]) {
   if (!self_.has_secret) throw std::invalid_argument("the moon's identity needs its secret key");
   if (!world_.verify()) throw std::invalid_argument("the World's signature does not verify");
   world_bytes_ = world_.serialize();
@@ -217,13 +220,23 @@ void Moon::to_us(std::uint8_t* p, std::size_t n, const Endpoint& from, std::uint
   }
   peer->path = from;
   peer->last_rx_ms = now_ms;
-  const std::uint8_t raw = p[kIdxVerb];
+  std::uint8_t raw = p[kIdxVerb];
   const std::uint64_t pid = v.id();
   const std::uint8_t* payload = p + kIdxPayload;
-  const std::size_t len = n - kIdxPayload;
+  std::size_t len = n - kIdxPayload;
   if (raw & kVerbFlagCompressed) {
-    ++counters_.drop_compressed;
-    return;
+    // Clients compress a payload (LZ4 block, everything after the verb)
+    // when that makes it smaller, e.g. a long MULTICAST_LIKE. Decompressed
+    // into its own buffer: the result may be longer than the input.
+    const int got = LZ4_decompress_safe(reinterpret_cast<const char*>(payload), reinterpret_cast<char*>(lz4_.get()),
+                                        static_cast<int>(len), static_cast<int>(kMaxPacket - kIdxPayload));
+    if (got < 0) {
+      ++counters_.drop_compressed;
+      return;
+    }
+    payload = lz4_.get();
+    len = static_cast<std::size_t>(got);
+    raw &= static_cast<std::uint8_t>(~kVerbFlagCompressed);
   }
   switch (static_cast<Verb>(raw & kVerbMask)) {
     case Verb::kWhois:

@@ -169,6 +169,7 @@ class Moon final : public DatagramService {
   std::unique_ptr<std::array<PairStamp, kPairStamps>> pairs_;
   std::unique_ptr<std::uint8_t[]> rx_;  // kMaxPacket: our packets, decrypted in place
   std::unique_ptr<std::uint8_t[]> tx_;  // kMaxPacket: replies being built
+  std::unique_ptr<std::uint8_t[]> lz4_;  // kMaxPacket: a decompressed payload
   std::array<Verification, 64> deferred_{};  // ring: waiting for take_job()
   std::size_t deferred_head_ = 0, deferred_count_ = 0, in_flight_ = 0;
 };

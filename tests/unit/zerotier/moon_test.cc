@@ -3,6 +3,8 @@
 // HELLO flood budget, multicast, fragments and expiry. Manual clock.
 #include <gtest/gtest.h>
 
+#include <lz4.h>
+
 #include "tests/unit/zerotier/test_util.h"
 #include "zerotier/moon.h"
 
@@ -343,6 +345,50 @@ TEST_F(MoonTest, MulticastLikeAndGather) {
   ASSERT_EQ(out_.size(), 1u);
   ok = a_.open(out_[0]);
   EXPECT_EQ(load_be32(ok.data() + kIdxPayload + 9 + 18), 0u);
+}
+
+TEST_F(MoonTest, CompressedPayloadsAreDecompressed) {
+  hello(a_);
+  hello(b_);
+  // 40 likes in one LZ4-compressed MULTICAST_LIKE, as a client with many
+  // groups sends it.
+  std::vector<std::uint8_t> likes;
+  for (std::uint32_t i = 0; i < 40; ++i) {
+    std::uint8_t e[18] = {};
+    store_be64(e, 0x8056c2e21c000001ull);
+    std::memset(e + 8, 0x33, 6);
+    store_be32(e + 14, 0x0a000000 + i);
+    likes.insert(likes.end(), e, e + 18);
+  }
+  std::vector<std::uint8_t> z(LZ4_compressBound(static_cast<int>(likes.size())));
+  const int zn = LZ4_compress_default(reinterpret_cast<const char*>(likes.data()), reinterpret_cast<char*>(z.data()),
+                                      static_cast<int>(likes.size()), static_cast<int>(z.size()));
+  ASSERT_GT(zn, 0);
+  ASSERT_LT(static_cast<std::size_t>(zn), likes.size());
+  z.resize(static_cast<std::size_t>(zn));
+  std::vector<std::uint8_t> q(kIdxPayload + z.size());
+  write_header(q.data(), 9, moon_id_.address, b_.id.address, Verb::kMulticastLike);
+  q[kIdxVerb] |= kVerbFlagCompressed;
+  std::memcpy(q.data() + kIdxPayload, z.data(), z.size());
+  armor(q, b_.key.data(), true);
+  rx(q, b_.ep);
+  EXPECT_EQ(moon_.counters().multicast_likes, 40u);
+  // A gathers one of the groups and finds B.
+  std::vector<std::uint8_t> g(likes.begin() + 18 * 7, likes.begin() + 18 * 8);
+  g.push_back(0);
+  g.insert(g.end(), {0, 0, 0, 8});
+  rx(a_.to_moon(Verb::kMulticastGather, g, 1), a_.ep);
+  ASSERT_EQ(out_.size(), 1u);
+  auto ok = a_.open(out_[0]);
+  EXPECT_EQ(load_address(ok.data() + ok.size() - 5), b_.id.address);
+  // Garbage that claims to be compressed is counted and dropped.
+  std::vector<std::uint8_t> bad(kIdxPayload + 4, 0xff);
+  write_header(bad.data(), 10, moon_id_.address, b_.id.address, Verb::kEcho);
+  bad[kIdxVerb] |= kVerbFlagCompressed;
+  armor(bad, b_.key.data(), true);
+  rx(bad, b_.ep);
+  EXPECT_EQ(out_.size(), 0u);
+  EXPECT_EQ(moon_.counters().drop_compressed, 1u);
 }
 
 TEST_F(MoonTest, IdlePeersExpire) {
