@@ -36,6 +36,7 @@ namespace moongate::zerotier {
   X(drop_loop)                 /* claims our own address as source, or would go back */    \
   X(drop_hello_rate_limited)   /* new-identity HELLO over the verification budget */       \
   X(drop_hello_deferred_full)  /* new-identity HELLO with the worker's queue full */       \
+  X(drop_hello_replay)         /* an old HELLO from another address (path hijack try) */   \
   X(drop_identity_invalid)     /* address does not derive from the public key */           \
   X(drop_identity_collision)   /* known address, other key: ERROR sent */                 \
   X(drop_peer_table_full)      /* no room for a new peer */                                \

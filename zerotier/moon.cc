@@ -218,7 +218,9 @@ void Moon::to_us(std::uint8_t* p, std::size_t n, const Endpoint& from, std::uint
     ++counters_.drop_bad_mac;
     return;
   }
-  peer->path = from;
+  // The path is learned from HELLOs only (with their timestamp check): any
+  // other packet could be a capture replayed from elsewhere to pull the
+  // peer's relayed traffic to the replayer. Replies go to the known path.
   peer->last_rx_ms = now_ms;
   std::uint8_t raw = p[kIdxVerb];
   const std::uint64_t pid = v.id();
@@ -369,6 +371,16 @@ void Moon::hello(std::uint8_t* p, std::size_t n, const Endpoint& from, std::uint
     crypto::secure_wipe(ver.key.data(), kPeerKeyLength);
     return;
   }
+  // A HELLO carries the client's clock. One that is not newer than the last
+  // accepted, arriving from another address, is a replay (a capture sent
+  // from elsewhere to move the peer's path): refused. From the current path
+  // it is harmless (the answer goes where it would go anyway), which also
+  // keeps a client whose clock stepped back talking to us.
+  if (timestamp <= peer->last_hello_ts && !(from == peer->path)) {
+    ++counters_.drop_hello_replay;
+    return;
+  }
+  if (timestamp > peer->last_hello_ts) peer->last_hello_ts = timestamp;
   peer->path = from;
   peer->last_rx_ms = now_ms;
   peer->protocol = protocol;
@@ -400,6 +412,7 @@ void Moon::admit_peer(const Verification& ver, std::uint64_t now_ms, TxBatch& ou
     ++counters_.hello_new_identity;
     peer = peers_.find(ver.address);
   }
+  if (ver.timestamp > peer->last_hello_ts) peer->last_hello_ts = ver.timestamp;
   peer->path = ver.from;
   peer->last_rx_ms = now_ms;
   peer->protocol = ver.protocol;

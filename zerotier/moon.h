@@ -12,7 +12,8 @@
 //      (known address with the same key: its cached peer key; known address
 //      with another key: ERROR(IDENTITY_COLLISION) if the HELLO's own MAC
 //      holds; new: within the IdentityVerifier budget, X25519 + MAC, then
-//      the memory-hard hash), the peer's path is learned, and OK(HELLO) goes
+//      the memory-hard hash), the peer's path is learned (HELLOs only, and
+//      not from a replay: see hello()), and OK(HELLO) goes
 //      back, carrying our World if the client lists our id with an older
 //      timestamp.
 //   4. Any other packet to us must come from a known peer and pass its MAC:
@@ -99,6 +100,7 @@ class Moon final : public DatagramService {
     std::array<std::uint8_t, kPeerKeyLength> key{};  // wiped on erase (Slot{}) and in ~Moon
     Endpoint path;
     std::uint64_t last_rx_ms = 0;
+    std::uint64_t last_hello_ts = 0;  // the client's clock in its newest HELLO
     std::uint8_t protocol = 0;
   };
   struct PeerTraits {

@@ -21,7 +21,6 @@ the moon process and a temp dir is created, and both go away at the end.
 Usage: test_moon.py PATH/TO/moongate-moon PATH/TO/moongatectl
 """
 import os
-import random
 import shutil
 import socket
 import struct
@@ -169,7 +168,7 @@ class Client:
 
     def hello(self, moons=()):
         pid = os.urandom(8)
-        ts = random.getrandbits(63)
+        ts = int(time.time() * 1000)  # the client's clock, as zerotier-one sends it
         self.send(self.hello_packet(pid, ts, moons))
         body = self.expect_ok(ztref.VERB_HELLO, pid)
         assert struct.unpack('>Q', body[:8])[0] == ts, 'timestamp echo'

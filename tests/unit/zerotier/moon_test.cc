@@ -391,6 +391,40 @@ TEST_F(MoonTest, CompressedPayloadsAreDecompressed) {
   EXPECT_EQ(moon_.counters().drop_compressed, 1u);
 }
 
+TEST_F(MoonTest, ReplayedHelloFromElsewhereDoesNotMoveThePath) {
+  hello(a_);
+  hello(b_);
+  const auto captured = a_.hello(0x4000, 2000);
+  rx(captured, a_.ep);
+  ASSERT_EQ(out_.size(), 1u);
+  Endpoint thief;
+  thief.parse("192.0.2.99/666");
+  rx(captured, thief);  // the same bytes, from elsewhere
+  EXPECT_EQ(out_.size(), 0u);
+  EXPECT_EQ(moon_.counters().drop_hello_replay, 1u);
+  rx(captured, a_.ep);  // from the known path: harmless, answered
+  EXPECT_EQ(out_.size(), 1u);
+  PeerKey ab;
+  ASSERT_TRUE(a_.id.agree(b_.id.pub, ab));
+  rx(b_.packet(a_.id.address, Verb::kFrame, {1}, ab.data()), b_.ep);
+  ASSERT_GE(out_.size(), 1u);
+  EXPECT_EQ(out_[0].to, a_.ep);
+  // An authenticated non-HELLO from elsewhere does not move the path either;
+  // its answer goes to the known path.
+  rx(a_.to_moon(Verb::kEcho, {5}), thief);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].to, a_.ep);
+  // Roaming: a newer HELLO from a new address moves the path.
+  Endpoint roamed;
+  roamed.parse("198.51.100.77/4000");
+  rx(a_.hello(0x4001, 3000), roamed);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].to, roamed);
+  rx(b_.packet(a_.id.address, Verb::kFrame, {2}, ab.data()), b_.ep);
+  ASSERT_GE(out_.size(), 1u);
+  EXPECT_EQ(out_[0].to, roamed);
+}
+
 TEST_F(MoonTest, IdlePeersExpire) {
   hello(a_);
   EXPECT_EQ(moon_.peer_count(), 1u);
