@@ -9,7 +9,10 @@ that ztref.py generated itself (tests/zerotier/identities.txt). Checked:
     the client orbits with an older one, its signature verified here);
   - WHOIS -> OK with the identities; ECHO -> OK;
   - A -> B relayed with one more hop and the MAC intact, RENDEZVOUS to
-    both with each other's address; the hop limit;
+    both with each other's address; the hop limit; a fragmented packet
+    relayed piece by piece and reassembled at B;
+  - MULTICAST_LIKE then MULTICAST_GATHER -> OK with the member;
+  - operator errors (moongatectl moon, moongate-moon --config) are clear;
   - forged MACs and an identity collision refused (ERROR 0x04 to the
     thief, the real identity kept);
   - a flood of HELLOs from fresh identities on many source addresses does
@@ -389,6 +392,38 @@ def main():
             return '%d fresh HELLOs in %.1fs: %d verified, %d rate-limited; known clients: %d/%d answered' % (
                 sent[0], elapsed, checked, limited, answered, answered)
 
+        def multicast_like_and_gather():
+            nwid = 0x8056c2e21c000001
+            group = struct.pack('>Q', nwid) + b'\xff' * 6 + struct.pack('>I', 0x7f000001)
+            b.send(b.to_moon(ztref.VERB_MULTICAST_LIKE, group, os.urandom(8)))
+            moon.wait_stat('multicast_likes', lambda v: v >= 1)
+            pid = os.urandom(8)
+            a.send(a.to_moon(ztref.VERB_MULTICAST_GATHER, group + bytes([0]) + struct.pack('>I', 16), pid))
+            body = a.expect_ok(ztref.VERB_MULTICAST_GATHER, pid)
+            assert body[:18] == group, body.hex()
+            total, count = struct.unpack('>IH', body[18:24])
+            assert (total, count, body[24:]) == (1, 1, b.id.address), body.hex()
+
+        def fragments_relayed():
+            # A 2000-byte packet A -> B in a head and one fragment, as a
+            # client splits it; B reassembles what the moon relays.
+            key_ab = a.id.agree(b.id.public)
+            payload = os.urandom(2000)
+            p = bytearray(ztref.packet(b.id.address, a.id.address, ztref.VERB_FRAME, payload))
+            p[18] |= ztref.FLAG_FRAGMENTED  # before armouring: it is part of the key
+            p = ztref.armor(bytes(p), key_ab, True)
+            head, rest = p[:1400], p[1400:]
+            frag = p[0:8] + p[8:13] + bytes([0xFF, (2 << 4) | 1, 0]) + rest
+            a.send(head)
+            a.send(frag)
+            got = [b.recv(), b.recv()]
+            h = [g for g in got if g[13] != 0xFF][0]
+            f = [g for g in got if g[13] == 0xFF][0]
+            assert h[18] & 7 == 1 and f[15] == 1, 'hops not bumped'
+            whole = h + f[16:]
+            back = ztref.dearmor(whole, b.id.agree(a.id.public))
+            assert back is not None and back[28:] == payload, 'reassembled relay does not authenticate at B'
+
         def operator_errors_are_clear():
             def run(args):
                 r = subprocess.run(args, capture_output=True, text=True)
@@ -430,8 +465,9 @@ def main():
             out = subprocess.check_output([ctl_bin, 'moon', 'show', moon.world_path], text=True)
             assert 'signature: valid' in out and moon.identity.address.hex() in out, out
 
-        for fn in (operator_errors_are_clear, hello_ok_and_world, whois_and_echo, relay_with_rendezvous, hop_limit, forged_macs_refused,
-                   identity_collision_refused, hello_flood_does_not_starve):
+        for fn in (operator_errors_are_clear, hello_ok_and_world, whois_and_echo, relay_with_rendezvous, hop_limit,
+                   forged_macs_refused, multicast_like_and_gather, fragments_relayed, identity_collision_refused,
+                   hello_flood_does_not_starve):
             case(fn)
     finally:
         for c in clients:
