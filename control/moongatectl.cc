@@ -7,6 +7,7 @@
 //   moongatectl [-i IFACE] peer add KEY [allowed-ips A,B] [endpoint H:P] [keepalive N]
 //   moongatectl [-i IFACE] peer remove KEY
 //   moongatectl import FILE                    a wg-quick .conf as moongate YAML
+//   moongatectl moon identity|init|gen|show ... a ZeroTier moon's identity and World (control/moon_cmd.cc)
 //
 // status/reload/netmap/metrics go to moongate-control's control socket
 // (/run/moongate/<iface>.ctl); peer changes use the WireGuard UAPI socket,
@@ -24,6 +25,7 @@
 
 #include "config/key.h"
 #include "control/doctor.h"
+#include "control/moon_cmd.h"
 #include "control/sockets.h"
 #include "control/uapi.h"
 #include "control/wgconf.h"
@@ -38,7 +40,8 @@ int usage() {
                "       moongatectl [-i IFACE] peer add KEY [allowed-ips A,B] [endpoint HOST:PORT] [keepalive N]\n"
                "       moongatectl [-i IFACE] peer remove KEY\n"
                "       moongatectl import FILE.conf\n"
-               "       moongatectl doctor [--config FILE] [--json] [--root DIR]\n");
+               "       moongatectl doctor [--config FILE] [--json] [--root DIR]\n"
+               "       moongatectl moon identity|init|gen|show ...\n");
   return 2;
 }
 
@@ -133,6 +136,7 @@ int main(int argc, char** argv) {
   if (args.empty()) return usage();
   if (args[0] == "import") return args.size() == 2 ? import(args[1]) : usage();
   if (args[0] == "doctor") return doctor(args);
+  if (args[0] == "moon") return control::moon_command(std::vector<std::string>(args.begin() + 1, args.end()));
   std::string err;
   if (iface.empty() && (iface = only_interface(err)).empty()) {
     std::fprintf(stderr, "moongatectl: %s\n", err.c_str());
