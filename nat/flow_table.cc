@@ -29,8 +29,8 @@ std::size_t FlowTable::Traits::hash(const FlowKey& k) const noexcept {
 
 FlowTable::FlowTable(std::size_t capacity, std::uint64_t seed, std::uint64_t now_ns)
     : capacity_(capacity),
-      flows_(capacity == 0 || capacity > (1u << 31)
-                 ? throw std::invalid_argument("nat: flow capacity must be 1..2^31")
+      flows_(capacity == 0 || capacity > kMaxCapacity
+                 ? throw std::invalid_argument("nat: flow capacity must be 1..2^24 per lcore")
                  : std::make_unique<Flow[]>(capacity)),
       free_(std::make_unique<std::uint32_t[]>(capacity)),
       free_count_(capacity),
@@ -45,7 +45,7 @@ FlowTable::FlowTable(std::size_t capacity, std::uint64_t seed, std::uint64_t now
 Flow* FlowTable::find_inside(const FlowKey& k, std::uint64_t now_ns) noexcept {
   const Slot* s = inside_.find(k);
   if (s == nullptr) return nullptr;
-  Flow& f = flows_[s->flow];
+  Flow& f = flows_[s->index()];
   if (f.expires > now_ns) return &f;
   // Its time passed before its timer fired: free it now, so the key can be
   // mapped afresh (bounded work: two erases).
@@ -57,7 +57,7 @@ Flow* FlowTable::find_inside(const FlowKey& k, std::uint64_t now_ns) noexcept {
 Flow* FlowTable::find_outside(const FlowKey& k, std::uint64_t now_ns) noexcept {
   const Slot* s = outside_.find(k);
   if (s == nullptr) return nullptr;
-  Flow& f = flows_[s->flow];
+  Flow& f = flows_[s->index()];
   if (f.expires > now_ns) return &f;
   // Its time passed before its timer fired: free it now, so the key can be
   // mapped afresh (bounded work: two erases).
@@ -69,11 +69,10 @@ Flow* FlowTable::find_outside(const FlowKey& k, std::uint64_t now_ns) noexcept {
 Flow* FlowTable::create(const Flow& tuple, std::uint64_t expires) noexcept {
   if (free_count_ == 0) return nullptr;
   const std::uint32_t idx = free_[free_count_ - 1];
-  Slot in{tuple.inside_key(), idx};
-  Slot out{tuple.outside_key(), idx};
+  const Slot in = Slot::make(tuple.inside_key(), idx);
   if (inside_.insert(in) != Table::InsertResult::kInserted) return nullptr;
-  if (outside_.insert(out) != Table::InsertResult::kInserted) {
-    inside_.erase(*inside_.find(in.key));
+  if (outside_.insert(Slot::make(tuple.outside_key(), idx)) != Table::InsertResult::kInserted) {
+    inside_.erase(*inside_.find(tuple.inside_key()));
     return nullptr;
   }
   --free_count_;

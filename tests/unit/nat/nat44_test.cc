@@ -288,6 +288,32 @@ TEST(NatTable, ExpiryWorkIsBoundedPerCall) {
   EXPECT_EQ(calls, 8u);  // ceil(500 / 64)
 }
 
+TEST(NatTable, PortsRunOutPerDestinationNotPerTable) {
+  std::uint64_t now = 1000 * kS;
+  Nat44Config c = config(1, 1000);
+  c.port_min = 2000;
+  c.port_max = 2063;  // 64 ports
+  Nat44 nat(c, 0, now);
+  std::set<std::uint16_t> ports;
+  for (std::uint16_t i = 0; i < 64; ++i) {
+    Bytes p = test::udp({kInside, kRemote}, static_cast<std::uint16_t>(10000 + i), 53);
+    ASSERT_EQ(run(nat, p, Direction::kOutbound, now).verdict, Verdict::kTranslated) << i;
+    ports.insert(be16(&p[20]));
+  }
+  EXPECT_EQ(ports.size(), 64u);
+  EXPECT_EQ(*ports.begin(), 2000);
+  EXPECT_EQ(*ports.rbegin(), 2063);
+  // Every port is taken towards 198.51.100.7:53 ...
+  Bytes more = test::udp({kInside, kRemote}, 20000, 53);
+  const Result r = run(nat, more, Direction::kOutbound, now);
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.drop, NatDrop::kNoPort);
+  EXPECT_EQ(nat.counters().dropped(NatDrop::kNoPort), 1u);
+  // ... but the same ports serve another destination (5-tuple mapping).
+  Bytes other = test::udp({kInside, kRemote}, 20000, 123);
+  EXPECT_EQ(run(nat, other, Direction::kOutbound, now).verdict, Verdict::kTranslated);
+}
+
 TEST(NatOwnership, PortSlicesNameTheOwnerAndReturnsAreHandedOff) {
   std::uint64_t now = 1000 * kS;
   const Nat44Config c = config(3, 3000);
