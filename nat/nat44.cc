@@ -134,8 +134,38 @@ Result Nat44::translate(std::uint8_t* ip, std::size_t len, Direction dir,
     // a packet with a bad header either: count it here.
     return drop(NatDrop::kMalformed);
   }
+  return translate(ip, h, dir, now_ns);
+}
+
+void Nat44::prefetch(const std::uint8_t* ip, std::size_t len, Direction dir) const noexcept {
+  if (len < 20 + 8) return;
+  const std::size_t ihl = static_cast<std::size_t>(ip[0] & 0x0f) * 4;
+  if (ihl < 20 || len < ihl + 8) return;
+  const std::uint8_t proto = ip[9];
+  const std::uint8_t* l4 = ip + ihl;
+  const std::uint32_t src = net::load_be32(ip + net::kIpv4SrcOffset);
+  const std::uint32_t dst = net::load_be32(ip + net::kIpv4DstOffset);
+  std::uint16_t sport = 0, dport = 0;
+  if (proto == kProtoTcp || proto == kProtoUdp) {
+    sport = net::load_be16(l4);
+    dport = net::load_be16(l4 + 2);
+  } else if (proto == kProtoIcmp) {
+    sport = net::load_be16(l4 + 4);  // echo id; errors are rare: not worth it
+  } else {
+    return;
+  }
+  if (dir == Direction::kOutbound)
+    table_.prefetch_inside({src, dst, sport, proto == kProtoIcmp ? std::uint16_t{0} : dport, proto});
+  else
+    table_.prefetch_outside(
+        {dst, src, proto == kProtoIcmp ? sport : dport, proto == kProtoIcmp ? std::uint16_t{0} : sport, proto});
+}
+
+Result Nat44::translate(std::uint8_t* ip, const net::Ipv4Header& h, Direction dir,
+                        std::uint64_t now_ns) noexcept {
   if (dir == Direction::kInbound) {
-    if (partition_.pool_index(h.dst) < 0) return {Verdict::kNotNat, NatDrop::kCount, kNoOwner};
+    if (!is_external(net::load_be32(h.dst.data())))
+      return {Verdict::kNotNat, NatDrop::kCount, kNoOwner};
     if (h.is_fragment()) return drop(NatDrop::kFragment);
     return inbound(ip, h.header_len, h.total_len, h.protocol, now_ns);
   }
@@ -255,7 +285,7 @@ Result Nat44::inbound_icmp_error(std::uint8_t* ip, std::size_t ihl, std::size_t 
   // packets, a port below the NAT range) is for the gateway itself.
   const L4Tuple& t = q.tuple;
   const net::Ipv4Address quoted_src = net::load_ipv4_address(ip + q.offset + net::kIpv4SrcOffset);
-  if (partition_.pool_index(quoted_src) < 0 || !partition_.in_range(t.sport) ||
+  if (!is_external(t.src) || !partition_.in_range(t.sport) ||
       (t.proto != kProtoIcmp && reserved(t.sport)))
     return kNotNat;
   if (!ports_.contains(t.sport))
@@ -275,7 +305,7 @@ Result Nat44::inbound_icmp_error(std::uint8_t* ip, std::size_t ihl, std::size_t 
 int Nat44::inbound_owner(const std::uint8_t* ip, std::size_t len) const noexcept {
   net::Ipv4Header h;
   if (net::parse_ipv4(ip, len, h) != net::Ipv4Status::kOk || h.is_fragment()) return kNoOwner;
-  if (partition_.pool_index(h.dst) < 0) return kNoOwner;
+  if (!is_external(net::load_be32(h.dst.data()))) return kNoOwner;
   const std::size_t l4_len = h.payload_len();
   const std::uint8_t* l4 = ip + h.header_len;
   if (h.protocol == kProtoIcmp && l4_len >= 1 && is_icmp_error_type(l4[0])) {

@@ -90,6 +90,18 @@ TEST_F(Nat, UdpBothWays) {
   EXPECT_EQ(nat.counters().flows_created, 1u);
 }
 
+TEST_F(Nat, PreParsedHeaderGivesTheSameResult) {
+  Bytes a = test::udp({kInside, kRemote}, 5002, 53);
+  Bytes b = a;
+  net::Ipv4Header h;
+  ASSERT_EQ(net::parse_ipv4(b.data(), b.size(), h), net::Ipv4Status::kOk);
+  nat.prefetch(a.data(), a.size(), Direction::kOutbound);
+  ASSERT_EQ(run(nat, a, Direction::kOutbound, now).verdict, Verdict::kTranslated);
+  ASSERT_EQ(nat.translate(b.data(), h, Direction::kOutbound, now).verdict, Verdict::kTranslated);
+  EXPECT_EQ(a, b);  // same flow, same rewrite
+  EXPECT_EQ(nat.flow_count(), 1u);
+}
+
 TEST_F(Nat, UdpWithoutChecksumStaysWithout) {
   Bytes p = test::udp({kInside, kRemote}, 5001, 53);
   p[26] = p[27] = 0;
@@ -483,6 +495,7 @@ TEST(NatRobustness, RandomMutationsNeverCrash) {
     for (int e = 0; e < edits; ++e) p[rng() % p.size()] = static_cast<std::uint8_t>(rng());
     if (rng() % 4 == 0) p.resize(rng() % (p.size() + 1));
     const Direction d = rng() % 2 ? Direction::kInbound : Direction::kOutbound;
+    nat.prefetch(p.data(), p.size(), d);  // reads only what it may
     const Result r = nat.translate(p.data(), p.size(), d, now);
     ASSERT_LE(static_cast<int>(r.verdict), static_cast<int>(Verdict::kHandOff));
     if (iter % 1000 == 0) nat.expire(now += kS);
