@@ -94,6 +94,11 @@ class FlowTable {
   // not reuse a mapping that is still in the table.
   bool outside_taken(const FlowKey& k) const noexcept { return outside_.find(k) != nullptr; }
   void prefetch_inside(const FlowKey& k) const noexcept { inside_.prefetch(k); }
+  // Finds the key's slot (prefetched before) and prefetches its flow.
+  void prefetch_flow(const FlowKey& k, bool inside) const noexcept {
+    if (const Slot* s = inside ? inside_.find(k) : outside_.find(k))
+      __builtin_prefetch(&flows_[s->index()]);
+  }
   void prefetch_outside(const FlowKey& k) const noexcept { outside_.prefetch(k); }
 
   // Creates a flow with the given tuple and `expires`; nullptr when the

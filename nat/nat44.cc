@@ -137,10 +137,11 @@ Result Nat44::translate(std::uint8_t* ip, std::size_t len, Direction dir,
   return translate(ip, h, dir, now_ns);
 }
 
-void Nat44::prefetch(const std::uint8_t* ip, std::size_t len, Direction dir) const noexcept {
-  if (len < 20 + 8) return;
+bool Nat44::lookup_key(const std::uint8_t* ip, std::size_t len, Direction dir,
+                       FlowKey& key) const noexcept {
+  if (len < 20 + 8) return false;
   const std::size_t ihl = static_cast<std::size_t>(ip[0] & 0x0f) * 4;
-  if (ihl < 20 || len < ihl + 8) return;
+  if (ihl < 20 || len < ihl + 8) return false;
   const std::uint8_t proto = ip[9];
   const std::uint8_t* l4 = ip + ihl;
   const std::uint32_t src = net::load_be32(ip + net::kIpv4SrcOffset);
@@ -152,13 +153,28 @@ void Nat44::prefetch(const std::uint8_t* ip, std::size_t len, Direction dir) con
   } else if (proto == kProtoIcmp) {
     sport = net::load_be16(l4 + 4);  // echo id; errors are rare: not worth it
   } else {
-    return;
+    return false;
   }
+  const bool icmp = proto == kProtoIcmp;
   if (dir == Direction::kOutbound)
-    table_.prefetch_inside({src, dst, sport, proto == kProtoIcmp ? std::uint16_t{0} : dport, proto});
+    key = {src, dst, sport, icmp ? std::uint16_t{0} : dport, proto};
   else
-    table_.prefetch_outside(
-        {dst, src, proto == kProtoIcmp ? sport : dport, proto == kProtoIcmp ? std::uint16_t{0} : sport, proto});
+    key = {dst, src, icmp ? sport : dport, icmp ? std::uint16_t{0} : sport, proto};
+  return true;
+}
+
+void Nat44::prefetch(const std::uint8_t* ip, std::size_t len, Direction dir) const noexcept {
+  FlowKey k;
+  if (!lookup_key(ip, len, dir, k)) return;
+  if (dir == Direction::kOutbound)
+    table_.prefetch_inside(k);
+  else
+    table_.prefetch_outside(k);
+}
+
+void Nat44::prefetch_flow(const std::uint8_t* ip, std::size_t len, Direction dir) const noexcept {
+  FlowKey k;
+  if (lookup_key(ip, len, dir, k)) table_.prefetch_flow(k, dir == Direction::kOutbound);
 }
 
 Result Nat44::translate(std::uint8_t* ip, const net::Ipv4Header& h, Direction dir,

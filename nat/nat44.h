@@ -89,6 +89,9 @@ class Nat44 {
   // 100 000 flows the tables are far larger than the cache). Reads only
   // the first bytes it needs; a short or odd packet is simply skipped.
   void prefetch(const std::uint8_t* ip, std::size_t len, Direction dir) const noexcept;
+  // Second stage, after prefetch() of the whole burst: finds the slot (now
+  // in cache) and starts loading the flow record it names.
+  void prefetch_flow(const std::uint8_t* ip, std::size_t len, Direction dir) const noexcept;
 
   // Frees expired flows: bounded work per call (`budget` timer fires);
   // call on every loop iteration. Returns the flows freed.
@@ -110,6 +113,9 @@ class Nat44 {
   unsigned lcore() const noexcept { return lcore_; }
 
  private:
+  // The table key translate() will look up first, read from the first
+  // bytes only; false for packets not worth a prefetch.
+  bool lookup_key(const std::uint8_t* ip, std::size_t len, Direction dir, FlowKey& key) const noexcept;
   Result drop(NatDrop d) noexcept {
     counters_.drop(d);
     return {Verdict::kDrop, d, kNoOwner};

@@ -84,6 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::unique_ptr<std::uint8_t[]> buf(new std::uint8_t[len == 0 ? 1 : len]);
   std::memcpy(buf.get(), data + 1, len);
   n.prefetch(buf.get(), len, dir);
+  n.prefetch_flow(buf.get(), len, dir);
   const nat::Result r = n.translate(buf.get(), len, dir, g_now);
   if (r.verdict != nat::Verdict::kTranslated) {
     if (std::memcmp(buf.get(), data + 1, len) != 0) std::abort();

@@ -495,7 +495,8 @@ TEST(NatRobustness, RandomMutationsNeverCrash) {
     for (int e = 0; e < edits; ++e) p[rng() % p.size()] = static_cast<std::uint8_t>(rng());
     if (rng() % 4 == 0) p.resize(rng() % (p.size() + 1));
     const Direction d = rng() % 2 ? Direction::kInbound : Direction::kOutbound;
-    nat.prefetch(p.data(), p.size(), d);  // reads only what it may
+    nat.prefetch(p.data(), p.size(), d);  // both read only what they may
+    nat.prefetch_flow(p.data(), p.size(), d);
     const Result r = nat.translate(p.data(), p.size(), d, now);
     ASSERT_LE(static_cast<int>(r.verdict), static_cast<int>(Verdict::kHandOff));
     if (iter % 1000 == 0) nat.expire(now += kS);
