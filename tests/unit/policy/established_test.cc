@@ -1,9 +1,12 @@
 // The established-flow hook on a manual clock: replies of a noted flow pass,
 // other packets do not; the timeout refreshes on traffic either way and
 // runs out; a full table refuses new notes (counted) and keeps old ones.
+// And the per-rule counters.
 #include "policy/established.h"
 
 #include <gtest/gtest.h>
+
+#include "policy/counters.h"
 
 namespace moongate::policy {
 namespace {
@@ -41,6 +44,28 @@ TEST(Established, FullTableRefusesNewFlowsKeepsOld) {
   EXPECT_EQ(e.full_drops(), 1u);
   for (std::uint16_t i = 0; i < 4; ++i) EXPECT_TRUE(e.is_reply({0, 2, 1, 17, 53, i}, now));
   EXPECT_FALSE(e.is_reply({0, 2, 1, 17, 53, 99}, now));
+}
+
+}  // namespace
+}  // namespace moongate::policy
+
+namespace moongate::policy {
+namespace {
+
+TEST(RuleCounters, CountPerRuleDeniedAndEstablished) {
+  RuleCounters c(3);
+  c.accept(0);
+  c.accept(2);
+  c.accept(2);
+  c.deny();
+  c.established();
+  c.established();
+  EXPECT_EQ(c.rules(), 3u);
+  EXPECT_EQ(c.accepted(0), 1u);
+  EXPECT_EQ(c.accepted(1), 0u);
+  EXPECT_EQ(c.accepted(2), 2u);
+  EXPECT_EQ(c.denied(), 1u);
+  EXPECT_EQ(c.established_count(), 2u);
 }
 
 }  // namespace
