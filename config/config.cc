@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <initializer_list>
 #include <utility>
 
 #include "config/key.h"
@@ -35,7 +36,18 @@ bool operator==(const Peer& a, const Peer& b) noexcept {
   if (a.preshared_key && !same_secret(*a.preshared_key, *b.preshared_key)) return false;
   return a.public_key == b.public_key && a.preshared_key_file == b.preshared_key_file &&
          a.allowed_ips == b.allowed_ips && a.endpoint == b.endpoint &&
-         a.persistent_keepalive == b.persistent_keepalive;
+         a.persistent_keepalive == b.persistent_keepalive && a.name == b.name &&
+         a.tags == b.tags && a.exit_node == b.exit_node;
+}
+
+std::vector<policy::PeerInfo> policy_peers(const Config& c) {
+  std::vector<policy::PeerInfo> out;
+  out.reserve(c.peers.size());
+  for (std::size_t i = 0; i < c.peers.size(); ++i) {
+    const Peer& p = c.peers[i];
+    out.push_back({static_cast<std::uint32_t>(i + 1), p.name, encode_key(p.public_key.data()), p.tags});
+  }
+  return out;
 }
 
 const IpAddress* Port::gateway(std::uint8_t family) const noexcept {
@@ -123,6 +135,14 @@ std::string dump(const Config& c, DumpOptions options) {
     out << YAML::Key << "mtu" << YAML::Value << p.mtu;
     if (!p.kernel_interface.empty())
       out << YAML::Key << "kernel_interface" << YAML::Value << p.kernel_interface;
+    if (p.internet) {
+      out << YAML::Key << "internet" << YAML::Value;
+      emit_flow_list(out, *p.internet);
+    }
+    if (!p.routed_prefixes.empty()) {
+      out << YAML::Key << "routed_prefixes" << YAML::Value;
+      emit_flow_list(out, p.routed_prefixes);
+    }
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
@@ -154,6 +174,9 @@ std::string dump(const Config& c, DumpOptions options) {
     emit_flow_list(out, p.allowed_ips);
     if (p.endpoint) out << YAML::Key << "endpoint" << YAML::Value << p.endpoint->to_string();
     out << YAML::Key << "persistent_keepalive" << YAML::Value << p.persistent_keepalive;
+    if (!p.name.empty()) out << YAML::Key << "name" << YAML::Value << p.name;
+    if (!p.tags.empty()) out << YAML::Key << "tags" << YAML::Value << YAML::Flow << p.tags;
+    out << YAML::Key << "exit_node" << YAML::Value << p.exit_node;
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
@@ -168,6 +191,56 @@ std::string dump(const Config& c, DumpOptions options) {
   out << YAML::Key << "memory_mb" << YAML::Value << d.memory_mb;
   out << YAML::Key << "eal_args" << YAML::Value << YAML::Flow << d.eal_args;
   out << YAML::EndMap;
+
+  if (c.nat) {
+    const Nat& n = *c.nat;
+    out << YAML::Key << "nat" << YAML::Value << YAML::BeginMap;
+    if (n.masquerade) {
+      out << YAML::Key << "masquerade" << YAML::Value << true;
+    } else {
+      out << YAML::Key << "pool" << YAML::Value;
+      emit_flow_list(out, n.pool);
+    }
+    out << YAML::Key << "port_min" << YAML::Value << n.port_min;
+    out << YAML::Key << "port_max" << YAML::Value << n.port_max;
+    out << YAML::Key << "max_flows" << YAML::Value << n.max_flows;
+    const nat::Timeouts& t = n.timeouts;
+    out << YAML::Key << "timeouts" << YAML::Value << YAML::BeginMap;
+    for (const auto& [name, v] : std::initializer_list<std::pair<const char*, std::uint32_t>>{
+             {"tcp_syn_sent", t.tcp_syn_sent}, {"tcp_syn_received", t.tcp_syn_received},
+             {"tcp_established", t.tcp_established}, {"tcp_fin_wait", t.tcp_fin_wait},
+             {"tcp_close_wait", t.tcp_close_wait}, {"tcp_last_ack", t.tcp_last_ack},
+             {"tcp_time_wait", t.tcp_time_wait}, {"tcp_close", t.tcp_close}, {"udp", t.udp},
+             {"udp_stream", t.udp_stream}, {"icmp", t.icmp}})
+      out << YAML::Key << name << YAML::Value << v;
+    out << YAML::EndMap;
+    out << YAML::EndMap;
+  }
+
+  if (c.policy) {
+    const policy::PolicySpec& p = *c.policy;
+    out << YAML::Key << "policy" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "tags" << YAML::Value << YAML::Flow << p.tags;
+    out << YAML::Key << "groups" << YAML::Value;
+    if (p.groups.empty()) out << YAML::Flow;
+    out << YAML::BeginMap;
+    for (const auto& [name, members] : p.groups)
+      out << YAML::Key << name << YAML::Value << YAML::Flow << members;
+    out << YAML::EndMap;
+    out << YAML::Key << "rules" << YAML::Value;
+    if (p.rules.empty()) out << YAML::Flow;
+    out << YAML::BeginSeq;
+    for (const policy::RuleSpec& r : p.rules) {
+      out << YAML::BeginMap;
+      out << YAML::Key << "action" << YAML::Value << "accept";
+      out << YAML::Key << "src" << YAML::Value << YAML::Flow << r.src;
+      out << YAML::Key << "dst" << YAML::Value << YAML::Flow << r.dst;
+      out << YAML::Key << "proto" << YAML::Value << r.proto;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+    out << YAML::EndMap;
+  }
 
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

@@ -20,6 +20,8 @@
 #include "config/address.h"
 #include "crypto/secret.h"
 #include "crypto/x25519.h"
+#include "nat/timeouts.h"
+#include "policy/spec.h"
 
 namespace moongate::config {
 
@@ -67,6 +69,16 @@ struct Port {
   // port's addresses that it does not answer itself (SSH, management);
   // empty = none, such traffic is dropped and counted.
   std::string kernel_interface;
+  // YAML `internet` (wan ports): the destinations that count as internet
+  // for exit-node peers, NAT'ed (IPv4) or routed (IPv6) out of this port.
+  // nullopt: everything that leaves through the port (0.0.0.0/0 and ::/0
+  // minus what the tunnel, the LAN subnets and the routes already claim).
+  std::optional<std::vector<IpPrefix>> internet;
+  // YAML `routed_prefixes` (wan ports): IPv6 prefixes the upstream routes
+  // to this gateway, from which exit-node peers get their global addresses
+  // (IPv6 exit is routed, not NAT66: docs/exit-node.md). Off the port's own
+  // subnets (no ND proxy).
+  std::vector<IpPrefix> routed_prefixes;
 
   // The gateway of a family (4 or 6), if any.
   const IpAddress* gateway(std::uint8_t family) const noexcept;
@@ -90,8 +102,33 @@ struct Peer {
   std::vector<IpPrefix> allowed_ips;  // host bits zero; unique across peers
   std::optional<Endpoint> endpoint;
   std::uint16_t persistent_keepalive = 0;  // seconds, 0 = off
+  // For the access policy and operators: a unique name (a letter, then
+  // letters, digits, _ . -; up to 63) and tags declared in policy.tags.
+  std::string name;
+  std::vector<std::string> tags;
+  // May use this gateway as its exit to the internet (NAT44 / routed IPv6).
+  bool exit_node = false;
 
   friend bool operator==(const Peer&, const Peer&) noexcept;
+};
+
+inline constexpr std::uint32_t kDefaultMaxFlows = 1000000;
+inline constexpr std::uint32_t kMaxMaxFlows = 16000000;
+inline constexpr std::uint32_t kMaxNatTimeout = 30 * 24 * 3600;  // seconds
+inline constexpr std::uint16_t kMinNatPort = 1024;
+
+// YAML `nat`: NAT44 for exit-node traffic (docs/exit-node.md).
+struct Nat {
+  // Translate to the first IPv4 address of the wan port the traffic leaves
+  // through (true) or to `pool` (false; then pool is non-empty).
+  bool masquerade = true;
+  std::vector<IpAddress> pool;  // IPv4, unique
+  std::uint16_t port_min = kMinNatPort;
+  std::uint16_t port_max = 65535;
+  std::uint32_t max_flows = kDefaultMaxFlows;  // over all worker lcores
+  nat::Timeouts timeouts;                      // seconds, conntrack's defaults
+
+  friend bool operator==(const Nat&, const Nat&) = default;
 };
 
 struct Dataplane {
@@ -112,6 +149,10 @@ struct Config {
   std::vector<Route> routes;
   std::vector<Peer> peers;
   Dataplane dataplane;
+  std::optional<Nat> nat;  // absent: no exit node
+  // Absent: no policy, everything routed is allowed. Present (even with no
+  // rules): default deny. Checked against the peers at load time.
+  std::optional<policy::PolicySpec> policy;
 
   const Port* find_port(std::string_view name) const noexcept;
 
@@ -173,5 +214,9 @@ struct DumpOptions {
 std::string dump(const Config& config, DumpOptions options = {});
 
 std::string_view to_string(PortRole role) noexcept;  // "wan" / "lan"
+
+// The peers as the policy compiler sees them: id = index in peers + 1 (0
+// is "not from a peer"), name, base64 key, tags.
+std::vector<policy::PeerInfo> policy_peers(const Config& config);
 
 }  // namespace moongate::config

@@ -1,7 +1,7 @@
 // Loading and validation: YAML text -> Config, or every error found.
 //
 // One pass over the document in a fixed order (interface, dataplane, ports,
-// routes, peers) so that later sections can be checked against earlier ones
+// routes, peers, nat, policy) so that later sections can be checked against earlier ones
 // (a route's port, a peer's key against the interface's own) whatever order
 // the file uses; errors are sorted by position at the end. A value that
 // fails is left at its default and checks that depend on it are skipped,
@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "config/key.h"
 #include "crypto/x25519.h"
+#include "policy/compile.h"
 
 namespace moongate::config {
 namespace {
@@ -118,6 +119,17 @@ std::string suggest(std::string_view word, const std::vector<std::string_view>& 
 std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates) {
   const std::string s = suggest(word, candidates);
   return s.empty() ? std::string() : " (did you mean '" + s + "'?)";
+}
+
+// Peer, tag and group names: a letter first, so that a name never reads as
+// an address or CIDR in a policy rule, and no ':' (group:, tag: prefixes).
+bool valid_peer_name(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
 }
 
 // Interface and port names: what Linux accepts for an interface name, so
@@ -390,6 +402,10 @@ class Loader {
   void parse_peers(const Field& f);
   void parse_peer(const Field& f, std::size_t index);
   std::string peer_label(std::size_t index) const;
+  void parse_nat(const Field& f);
+  void parse_policy(const Field& f);
+  // A list of non-empty strings (policy members, rule sources...).
+  std::vector<std::string> strings(const Field& f, bool scalar_ok);
 
   std::string source_;
   std::string base_dir_;
@@ -409,6 +425,13 @@ class Loader {
   std::vector<PeerInfo> peer_info_;
   std::map<PublicKey, std::size_t> peer_keys_;
   std::map<IpPrefix, std::size_t> allowed_ips_;
+  std::map<std::string, std::size_t> peer_names_;
+  // Peer tags with where they were written, checked against policy.tags
+  // once the policy section is read.
+  std::vector<std::pair<std::string, Field>> peer_tags_;
+  // policy.* paths -> the field, so the policy compiler's errors (which
+  // name a path) get a file position.
+  std::map<std::string, Field> policy_fields_;
 };
 
 void Loader::error(const YAML::Mark& mark, const std::string& path, std::string message) {
@@ -725,7 +748,7 @@ Result Loader::run(const std::string& text) {
 }
 
 void Loader::parse_root(const Field& root) {
-  const auto m = map(root, {"interface", "ports", "routes", "peers", "dataplane"});
+  const auto m = map(root, {"interface", "ports", "routes", "peers", "dataplane", "nat", "policy"});
   if (!m) return;
 
   // An optional section left empty (`routes:` with every entry commented
@@ -743,6 +766,13 @@ void Loader::parse_root(const Field& root) {
   // peers may be absent: a hub that the control process fills at run time.
   const auto peers = optional("peers");
   if (peers) parse_peers(*peers);
+  if (const auto f = m->get("nat")) parse_nat(*f);
+  if (const auto f = m->get("policy")) {
+    parse_policy(*f);
+  } else {
+    for (const auto& [tag, field] : peer_tags_)
+      error(field, "tag " + quote(tag) + " needs a policy section that declares it in policy.tags");
+  }
 
   if (interface_mtu_ && tunnel_uses_v6_ && cfg_.interface.mtu < kMinMtuIpv6) {
     error(*interface_mtu_,
@@ -863,7 +893,8 @@ void Loader::parse_port(const Field& f, std::size_t index) {
   cfg_.ports.emplace_back();
   cfg_.ports.back().role = PortRole::kLan;
   port_addresses_ok_.push_back(false);
-  const auto m = map(f, {"name", "role", "device", "address", "gateway", "mtu", "kernel_interface"});
+  const auto m = map(f, {"name", "role", "device", "address", "gateway", "mtu", "kernel_interface",
+                         "internet", "routed_prefixes"});
   if (!m) {
     port_role_unknown_ = true;
     return;
@@ -988,6 +1019,46 @@ void Loader::parse_port(const Field& f, std::size_t index) {
     }
   }
 
+  // Exit-node settings: only where traffic leaves for the internet.
+  for (const char* key : {"internet", "routed_prefixes"}) {
+    const auto field = m->get(key);
+    if (!field) continue;
+    if (role_ok && port.role != PortRole::kWan) {
+      error(field->key_mark, key_path(m->path, key), std::string(key) + " is only for wan ports");
+      continue;
+    }
+    const bool routed = std::string_view(key) == "routed_prefixes";
+    std::vector<IpPrefix> out;
+    if (const auto items = list(*field, true)) {
+      for (const Field& item : *items) {
+        const auto p = prefix(item, PrefixKind::kNetwork);
+        if (!p) continue;
+        if (std::find(out.begin(), out.end(), *p) != out.end()) {
+          error(item, p->to_string() + " is listed twice");
+          continue;
+        }
+        if (routed && !p->addr.is_v6()) {
+          error(item, p->to_string() + ": IPv4 exit traffic is NAT'ed (nat:), only IPv6 prefixes are routed");
+          continue;
+        }
+        if (routed) {
+          bool on_link = false;
+          for (const IpPrefix& a : port.addresses) on_link |= a.overlaps(*p);
+          if (on_link) {
+            error(item, p->to_string() + " overlaps the port's own subnet: a routed prefix must be routed to "
+                        "this gateway by the upstream, not on-link (no ND proxy)");
+            continue;
+          }
+        }
+        out.push_back(*p);
+      }
+    }
+    if (routed)
+      port.routed_prefixes = std::move(out);
+    else
+      port.internet = std::move(out);
+  }
+
   const auto mtu = m->get("mtu");
   integer_into(mtu, port.mtu, kMinMtu, kMaxMtu);
   const bool has_v6 = std::any_of(port.addresses.begin(), port.addresses.end(),
@@ -1077,7 +1148,7 @@ void Loader::parse_peer(const Field& f, std::size_t index) {
   cfg_.peers.emplace_back();
   peer_info_.emplace_back();
   const auto m = map(f, {"public_key", "preshared_key", "preshared_key_file", "allowed_ips",
-                         "endpoint", "persistent_keepalive"});
+                         "endpoint", "persistent_keepalive", "name", "tags", "exit_node"});
   if (!m) return;
   Peer& peer = cfg_.peers.back();
 
@@ -1156,6 +1227,216 @@ void Loader::parse_peer(const Field& f, std::size_t index) {
     }
   }
   integer_into(m->get("persistent_keepalive"), peer.persistent_keepalive, 0, 65535);
+
+  if (const auto name = m->get("name")) {
+    if (const auto s = string(*name)) {
+      if (!valid_peer_name(*s)) {
+        error(*name, quote(*s) + " is not a valid peer name: a letter, then up to 62 of a-z A-Z 0-9 _ . -");
+      } else if (const auto [pos, inserted] = peer_names_.emplace(*s, index); !inserted) {
+        error(*name, "duplicate peer name " + quote(*s) + " (also peers[" + std::to_string(pos->second) + "])");
+      } else {
+        peer.name = *s;
+      }
+    }
+  }
+  if (const auto tags = m->get("tags")) {
+    if (const auto items = list(*tags, true)) {
+      for (const Field& item : *items) {
+        const auto s = string(item);
+        if (!s) continue;
+        if (!valid_peer_name(*s)) {
+          error(item, quote(*s) + " is not a valid tag: a letter, then up to 62 of a-z A-Z 0-9 _ . -");
+        } else if (std::find(peer.tags.begin(), peer.tags.end(), *s) != peer.tags.end()) {
+          error(item, "tag " + quote(*s) + " is listed twice");
+        } else {
+          peer.tags.push_back(*s);
+          peer_tags_.emplace_back(*s, item);
+        }
+      }
+    }
+  }
+  boolean_into(m->get("exit_node"), peer.exit_node);
+}
+
+std::vector<std::string> Loader::strings(const Field& f, bool scalar_ok) {
+  std::vector<std::string> out;
+  const auto items = list(f, scalar_ok);
+  if (!items) return out;
+  for (const Field& item : *items) {
+    const auto s = string(item);
+    if (!s) continue;
+    if (s->empty()) {
+      error(item, "expected a non-empty string");
+      continue;
+    }
+    policy_fields_.emplace(item.path.substr(std::string_view("policy.").size()), item);
+    out.push_back(*s);
+  }
+  return out;
+}
+
+void Loader::parse_nat(const Field& f) {
+  Nat nat;
+  if (f.node.IsNull()) {  // `nat:` alone: masquerade with every default
+    cfg_.nat = nat;
+    return;
+  }
+  const auto m = map(f, {"masquerade", "pool", "port_min", "port_max", "max_flows", "timeouts"});
+  if (!m) return;
+  const auto masq = m->get("masquerade");
+  const auto pool = m->get("pool");
+  if (masq && pool) {
+    const Field& later = masq->key_mark.line > pool->key_mark.line ? *masq : *pool;
+    error(later.key_mark, m->path, "set masquerade or pool, not both");
+  } else if (masq) {
+    if (const auto v = boolean(*masq)) {
+      if (!*v) error(*masq, "masquerade: false needs a pool of addresses instead (pool: [...])");
+    }
+  } else if (pool) {
+    nat.masquerade = false;
+    if (const auto items = list(*pool, true)) {
+      if (items->empty()) error(*pool, "at least one address is needed");
+      for (const Field& item : *items) {
+        const auto a = address(item);
+        if (!a) continue;
+        if (!a->is_v4()) {
+          error(item, a->to_string() + ": NAT is IPv4 only (IPv6 exit is routed: routed_prefixes)");
+        } else if (a->is_unspecified() || a->is_multicast() ||
+                   (a->bytes[0] == 255 && a->bytes[1] == 255 && a->bytes[2] == 255 && a->bytes[3] == 255)) {
+          error(item, a->to_string() + " cannot be a source address");
+        } else if (std::find(nat.pool.begin(), nat.pool.end(), *a) != nat.pool.end()) {
+          error(item, a->to_string() + " is listed twice");
+        } else {
+          nat.pool.push_back(*a);
+        }
+      }
+    }
+  }
+  if (nat.masquerade) {
+    bool wan_v4 = false;
+    for (const Port& p : cfg_.ports)
+      if (p.role == PortRole::kWan)
+        for (const IpPrefix& a : p.addresses) wan_v4 |= a.addr.is_v4();
+    if (!wan_v4 && !port_role_unknown_)
+      error(masq ? masq->mark : m->mark, masq ? masq->path : m->path,
+            "masquerade needs a wan port with an IPv4 address");
+  }
+  const auto pmin = m->get("port_min");
+  const auto pmax = m->get("port_max");
+  integer_into(pmin, nat.port_min, kMinNatPort, 65535);
+  integer_into(pmax, nat.port_max, kMinNatPort, 65535);
+  // Each worker lcore gets a slice of at least 64 ports (nat/port_partition.h).
+  const std::uint32_t span = nat.port_max >= nat.port_min ? nat.port_max - nat.port_min + 1u : 0;
+  const std::uint32_t need = 64u * static_cast<std::uint32_t>(cfg_.dataplane.lcores.size());
+  if (span < need) {
+    const Field& at = pmax ? *pmax : pmin ? *pmin : Field{f.node, m->mark, m->mark, m->path};
+    error(at, "port_min..port_max (" + std::to_string(nat.port_min) + ".." + std::to_string(nat.port_max) +
+                  ") must hold at least 64 ports per worker lcore (" + std::to_string(need) + ")");
+  }
+  integer_into(m->get("max_flows"), nat.max_flows, 1, kMaxMaxFlows);
+  if (const auto t = m->get("timeouts")) {
+    nat::Timeouts& to = nat.timeouts;
+    const std::pair<const char*, std::uint32_t*> keys[] = {
+        {"tcp_syn_sent", &to.tcp_syn_sent},     {"tcp_syn_received", &to.tcp_syn_received},
+        {"tcp_established", &to.tcp_established}, {"tcp_fin_wait", &to.tcp_fin_wait},
+        {"tcp_close_wait", &to.tcp_close_wait}, {"tcp_last_ack", &to.tcp_last_ack},
+        {"tcp_time_wait", &to.tcp_time_wait},   {"tcp_close", &to.tcp_close},
+        {"udp", &to.udp},                       {"udp_stream", &to.udp_stream},
+        {"icmp", &to.icmp}};
+    const auto tm = map(*t, {"tcp_syn_sent", "tcp_syn_received", "tcp_established", "tcp_fin_wait",
+                             "tcp_close_wait", "tcp_last_ack", "tcp_time_wait", "tcp_close", "udp",
+                             "udp_stream", "icmp"});
+    if (tm)
+      for (const auto& [key, out] : keys) integer_into(tm->get(key), *out, 1, kMaxNatTimeout);
+  }
+  cfg_.nat = std::move(nat);
+}
+
+void Loader::parse_policy(const Field& f) {
+  policy::PolicySpec spec;
+  if (f.node.IsNull()) {  // `policy:` alone: deny everything not established
+    for (const auto& [tag, field] : peer_tags_)
+      error(field, "tag " + quote(tag) + " is not declared in policy.tags");
+    cfg_.policy = spec;
+    return;
+  }
+  const auto m = map(f, {"groups", "tags", "rules"});
+  if (!m) return;
+  if (const auto t = m->get("tags")) spec.tags = strings(*t, true);
+  for (const auto& [tag, field] : peer_tags_)
+    if (std::find(spec.tags.begin(), spec.tags.end(), tag) == spec.tags.end())
+      error(field, "tag " + quote(tag) + " is not declared in policy.tags");
+
+  if (const auto g = m->get("groups"); g && g->node.IsMap()) {
+    for (auto it = g->node.begin(); it != g->node.end(); ++it) {
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
+      const std::string name = key.IsScalar() ? key.Scalar() : std::string();
+      if (!valid_peer_name(name)) {
+        error(key.Mark(), g->path, quote(name) + " is not a valid group name: a letter, then up to 62 of a-z A-Z 0-9 _ . -");
+        continue;
+      }
+      if (spec.groups.count(name)) {
+        error(key.Mark(), g->path, "duplicate group " + quote(name));
+        continue;
+      }
+      const Field gf{value, value.IsNull() ? key.Mark() : value.Mark(), key.Mark(), key_path(g->path, name)};
+      spec.groups[name] = strings(gf, true);
+    }
+  } else if (g) {
+    error(*g, "expected a mapping of group name -> peers, got " + describe(g->node));
+  }
+
+  if (const auto r = m->get("rules")) {
+    if (const auto items = list(*r, false)) {
+      for (std::size_t i = 0; i < items->size(); ++i) {
+        const Field& item = (*items)[i];
+        spec.rules.emplace_back();
+        policy::RuleSpec& rule = spec.rules.back();
+        const std::string rel = "rules[" + std::to_string(i) + "]";
+        policy_fields_.emplace(rel, item);
+        const auto rm = map(item, {"action", "src", "dst", "proto"});
+        if (!rm) continue;
+        if (const auto a = required(*rm, "action")) {
+          if (const auto s = string(*a); s && *s != "accept")
+            error(*a, "only 'accept' rules exist: what no rule accepts is denied, got " + quote(*s));
+        }
+        if (const auto src = required(*rm, "src")) {
+          policy_fields_.emplace(rel + ".src", *src);
+          rule.src = strings(*src, true);
+        } else {
+          rule.src = {"*"};  // already reported; keep the compiler quiet
+        }
+        if (const auto dst = required(*rm, "dst")) {
+          policy_fields_.emplace(rel + ".dst", *dst);
+          rule.dst = strings(*dst, true);
+        } else {
+          rule.dst = {"*:*"};
+        }
+        if (const auto proto = rm->get("proto")) {
+          policy_fields_.emplace(rel + ".proto", *proto);
+          if (const auto s = string(*proto)) rule.proto = *s;
+        }
+      }
+    }
+  }
+
+  // The compiler checks references and syntax; map its paths to positions.
+  // Peers with an undeclared tag were reported above: compile without those.
+  std::vector<policy::PeerInfo> peers = policy_peers(cfg_);
+  for (policy::PeerInfo& p : peers)
+    std::erase_if(p.tags, [&](const std::string& t) {
+      return std::find(spec.tags.begin(), spec.tags.end(), t) == spec.tags.end();
+    });
+  const policy::CompileResult compiled = policy::compile(spec, peers);
+  for (const policy::CompileError& e : compiled.errors) {
+    const auto it = policy_fields_.find(e.path);
+    if (it != policy_fields_.end())
+      error(it->second.mark, "policy." + e.path, e.message);
+    else
+      error(m->mark, "policy." + e.path, e.message);
+  }
+  cfg_.policy = std::move(spec);
 }
 
 std::string directory_of(const std::string& path) {

@@ -62,9 +62,11 @@ peers:
     allowed_ips: [10.20.0.0/16, fd00:20::/48, 10.0.0.7/32]
     endpoint: "[2001:db8::7]:51820"
     persistent_keepalive: 0
+    exit_node: false
   - public_key: )" + kParisPublic + R"(
     allowed_ips: []
     persistent_keepalive: 0
+    exit_node: false
 dataplane:
   lcores: [2, 1]
   busy_poll: false

@@ -1,0 +1,72 @@
+// The established-flow hook on a manual clock: replies of a noted flow pass,
+// other packets do not; the timeout refreshes on traffic either way and
+// runs out; a full table refuses new notes (counted) and keeps old ones.
+// And the per-rule counters.
+#include "policy/established.h"
+
+#include <gtest/gtest.h>
+
+#include "policy/counters.h"
+
+namespace moongate::policy {
+namespace {
+
+constexpr std::uint64_t kS = 1'000'000'000ULL;
+
+TEST(Established, RepliesOfNotedFlowsOnlyUntilTimeout) {
+  std::uint64_t now = 1000 * kS;
+  Established e(16, 60 * kS, 1, now);
+  const Packet fwd{1, 0x0a000002, 0x0a010505, 6, 40000, 22};
+  const Packet reply{0, 0x0a010505, 0x0a000002, 6, 22, 40000};
+  EXPECT_FALSE(e.is_reply(reply, now));
+  ASSERT_TRUE(e.note(fwd, now));
+  EXPECT_TRUE(e.is_reply(reply, now));
+  EXPECT_FALSE(e.is_reply(fwd, now));  // the same direction is no reply
+  Packet other = reply;
+  other.sport = 23;
+  EXPECT_FALSE(e.is_reply(other, now));
+  now += 59 * kS;
+  EXPECT_TRUE(e.is_reply(reply, now));  // refreshes
+  now += 59 * kS;
+  EXPECT_EQ(e.expire(now), 0u);
+  EXPECT_TRUE(e.is_reply(reply, now));
+  now += 61 * kS;
+  EXPECT_EQ(e.expire(now), 1u);
+  EXPECT_FALSE(e.is_reply(reply, now));
+  EXPECT_EQ(e.size(), 0u);
+}
+
+TEST(Established, FullTableRefusesNewFlowsKeepsOld) {
+  std::uint64_t now = 1000 * kS;
+  Established e(4, 60 * kS, 1, now);
+  for (std::uint16_t i = 0; i < 4; ++i) ASSERT_TRUE(e.note({1, 1, 2, 17, i, 53}, now));
+  EXPECT_FALSE(e.note({1, 1, 2, 17, 99, 53}, now));
+  EXPECT_EQ(e.full_drops(), 1u);
+  for (std::uint16_t i = 0; i < 4; ++i) EXPECT_TRUE(e.is_reply({0, 2, 1, 17, 53, i}, now));
+  EXPECT_FALSE(e.is_reply({0, 2, 1, 17, 53, 99}, now));
+}
+
+}  // namespace
+}  // namespace moongate::policy
+
+namespace moongate::policy {
+namespace {
+
+TEST(RuleCounters, CountPerRuleDeniedAndEstablished) {
+  RuleCounters c(3);
+  c.accept(0);
+  c.accept(2);
+  c.accept(2);
+  c.deny();
+  c.established();
+  c.established();
+  EXPECT_EQ(c.rules(), 3u);
+  EXPECT_EQ(c.accepted(0), 1u);
+  EXPECT_EQ(c.accepted(1), 0u);
+  EXPECT_EQ(c.accepted(2), 2u);
+  EXPECT_EQ(c.denied(), 1u);
+  EXPECT_EQ(c.established_count(), 2u);
+}
+
+}  // namespace
+}  // namespace moongate::policy
