@@ -14,14 +14,27 @@
 //   ceiling  crypto::AeadBurst encrypt/decrypt of the same sizes, bursts of
 //            32, in place, hot buffers (as bench_aead), measured in the same
 //            run, interleaved repetition by repetition with the data plane.
+// Two ways of delivering the K packets (--modes), both every repetition:
+//   cold      K distinct packets in K mbufs built beforehand (~150 MB at
+//             K = 65 536): every packet is in DRAM when the gateway reads
+//             it, as a NIC's DMA into memory no core has touched lately.
+//   recycled  rounds of W packets (--recycle, default 2048: a NIC's RX and
+//             TX rings) written, untimed, into the mbufs that came out of the
+//             previous round (fresh counters, re-encrypted by the peers: the
+//             replay window accepts each once). The packets are in this
+//             core's L2/L3 when the gateway reads them, as with a NIC whose
+//             DMA lands in the last-level cache (Intel DDIO).
 // Only Gateway::run_once() is timed (rte_rdtsc around each call): ring
 // enqueue/dequeue by the benchmark, mbuf allocation and freeing of what
 // comes out are not (a NIC PMD would do part of that inside rx/tx_burst).
 //
 // Usage: bench_dataplane [--peers N] [--k K] [--sizes 64,512,1420] [--reps R]
+//                        [--modes cold,recycled] [--recycle W] [--hugepages]
 //                        [--ceiling-bursts B] [--lcore L] [--json FILE]
 //                        [--no-header] [-- EAL args]
-// Default EAL args: --no-huge -m 2048 --no-pci --no-shconf -l <L> --log-level 4
+// Default EAL args: --no-huge -m 2048 --no-pci --no-shconf -l <L> --log-level 4;
+// with --hugepages: --in-memory --no-pci -l <L> --log-level 4 (2 MB pages
+// must have been reserved: perf/run-dataplane.sh does).
 #include <arpa/inet.h>
 #include <rte_arp.h>
 #include <rte_cycles.h>
@@ -96,9 +109,15 @@ wg::Instant now() {
   std::exit(1);
 }
 
+// How the packets reach the gateway (see the file comment).
+enum class Mode { kCold, kRecycled };
+
 struct Options {
   std::uint32_t peers = 1;
   std::uint32_t k = 65536;
+  std::uint32_t recycle = 2048;  // buffers in the recycled mode (a NIC's RX + TX rings)
+  std::vector<Mode> modes;
+  bool hugepages = false;
   std::vector<std::uint32_t> sizes = {64, 512, 1420};
   int reps = 3;
   std::uint32_t ceiling_bursts = 2048;
@@ -106,6 +125,12 @@ struct Options {
   std::string json;
   bool header = true;
   std::vector<std::string> eal;
+
+  std::string eal_line() const {
+    std::string l;
+    for (const auto& a : eal) l += (l.empty() ? "" : " ") + a;
+    return l;
+  }
 };
 
 std::vector<std::uint32_t> parse_list(const std::string& s) {
@@ -125,6 +150,7 @@ std::vector<std::uint32_t> parse_list(const std::string& s) {
   std::fprintf(stderr,
                "bench_dataplane: %s\n"
                "usage: bench_dataplane [--peers N] [--k K] [--sizes 64,512,1420] [--reps R]\n"
+               "                       [--modes cold,recycled] [--recycle W] [--hugepages]\n"
                "                       [--ceiling-bursts B] [--lcore L] [--json FILE] [--no-header]\n"
                "                       [-- EAL args]\n",
                msg);
@@ -150,6 +176,22 @@ Options parse(int argc, char** argv) {
     else if (a == "--reps") o.reps = std::max(1, std::stoi(value()));
     else if (a == "--ceiling-bursts") o.ceiling_bursts = static_cast<std::uint32_t>(std::stoul(value()));
     else if (a == "--lcore") o.lcore = std::stoi(value());
+    else if (a == "--recycle") o.recycle = static_cast<std::uint32_t>(std::stoul(value()));
+    else if (a == "--hugepages") o.hugepages = true;
+    else if (a == "--modes") {
+      const std::string v = value();
+      o.modes.clear();
+      std::size_t pos = 0;
+      while (pos <= v.size()) {
+        const std::size_t comma = v.find(',', pos);
+        const std::string m = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        if (m == "cold") o.modes.push_back(Mode::kCold);
+        else if (m == "recycled") o.modes.push_back(Mode::kRecycled);
+        else usage(("unknown mode " + m).c_str());
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+      }
+    }
     else if (a == "--json") o.json = value();
     else if (a == "--no-header") o.header = false;
     else if (a == "-h" || a == "--help") usage("help");
@@ -158,8 +200,14 @@ Options parse(int argc, char** argv) {
   for (; i < argc; ++i) o.eal.emplace_back(argv[i]);
   if (o.peers == 0 || o.peers > 131072) usage("--peers must be 1..131072");
   if (o.k == 0) usage("--k must be > 0");
+  if (o.recycle == 0 || o.recycle > 8192) usage("--recycle must be 1..8192");
+  if (o.modes.empty()) o.modes = {Mode::kCold, Mode::kRecycled};
   for (std::uint32_t s : o.sizes)
     if (s < kIp + kUdp || s > kTunnelMtu) usage("sizes must be 28..1420 (inner IPv4 packet bytes)");
+  // Hugepages: memory taken from the hugepage pool as needed (in-memory: no
+  // hugetlbfs mount or files needed). Without: 4 KiB pages.
+  if (o.eal.empty() && o.hugepages)
+    o.eal = {"--in-memory", "--no-pci", "-l", std::to_string(o.lcore), "--log-level", "4"};
   if (o.eal.empty())
     o.eal = {"--no-huge", "-m", "2048", "--no-pci", "--no-shconf", "-l", std::to_string(o.lcore),
              "--log-level", "4"};
@@ -201,10 +249,14 @@ void write_inner(std::uint8_t* p, std::uint32_t src, std::uint32_t dst, std::uin
 
 // Ethernet + IPv4 + UDP frame with room for `payload` bytes; returns the
 // payload pointer through `out`.
+// `reuse`: an mbuf to write the frame into (reset first), as a NIC refills
+// its ring with buffers it had before; nullptr takes a new one from `pool`.
 rte_mbuf* udp_frame(rte_mempool* pool, const rte_ether_addr& dst_mac, std::uint32_t src,
                     std::uint32_t dst, std::uint16_t sport, std::uint16_t dport, std::uint16_t payload,
-                    std::uint8_t** out) {
-  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+                    std::uint8_t** out, rte_mbuf* reuse = nullptr) {
+  rte_mbuf* m = reuse;
+  if (m != nullptr) rte_pktmbuf_reset(m);
+  else m = rte_pktmbuf_alloc(pool);
   if (m == nullptr) die("benchmark mbuf pool exhausted");
   char* p = rte_pktmbuf_append(m, static_cast<std::uint16_t>(kEth + kIp + kUdp + payload));
   if (p == nullptr) die("frame does not fit an mbuf");
@@ -308,7 +360,7 @@ bool PeerHost::send_handshake(wg::Peer* peer, const wg::Endpoint&, const std::ui
 
 void World::setup_ports() {
   const unsigned socket = rte_socket_id();
-  const std::uint32_t nb = opt.k + 3 * kRingSize + 8192;
+  const std::uint32_t nb = opt.k + opt.recycle + 3 * kRingSize + 8192;
   pool = rte_pktmbuf_pool_create("bench_pool", nb, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                  static_cast<int>(socket));
   if (pool == nullptr) die(std::string("bench mbuf pool: ") + rte_strerror(rte_errno));
@@ -438,13 +490,15 @@ struct Pending {
   crypto::AeadOp op;
 };
 
-Pending make_message(World& w, PeerSide& p, std::uint16_t inner_len, std::uint32_t seq, wg::Instant t) {
+Pending make_message(World& w, PeerSide& p, std::uint16_t inner_len, std::uint32_t seq, wg::Instant t,
+                     rte_mbuf* reuse = nullptr) {
   wg::TxSlot slot;
   if (p.dev->prepare_send(*p.gw, t, slot) != wg::Drop::kOk) die("peer has no session");
   const auto padded = static_cast<std::uint16_t>(wg::padded_length(inner_len, kTunnelMtu));
   const auto wg_len = static_cast<std::uint16_t>(wg::kDataHeaderLen + padded + wg::kTagLen);
   std::uint8_t* msg = nullptr;
-  rte_mbuf* m = udp_frame(w.pool, w.wan.mac, peer_outer(p.index), kWanIp, kPeerPort, kListenPort, wg_len, &msg);
+  rte_mbuf* m =
+      udp_frame(w.pool, w.wan.mac, peer_outer(p.index), kWanIp, kPeerPort, kListenPort, wg_len, &msg, reuse);
   wg::write_data_header(msg, slot.keypair->remote_index, slot.counter);
   std::uint8_t* pt = msg + wg::kDataHeaderLen;
   write_inner(pt, peer_inner(p.index), kLanHost, inner_len, seq);
@@ -455,14 +509,16 @@ Pending make_message(World& w, PeerSide& p, std::uint16_t inner_len, std::uint32
 
 // K encrypted data messages, round robin over the peers (starting at
 // `first`), each carrying an inner packet of `size` bytes to the LAN host.
-std::vector<rte_mbuf*> make_messages(World& w, std::uint32_t k, std::uint16_t size, std::uint32_t first) {
+// Written into the mbufs of `reuse` when given (k of them), else new ones.
+std::vector<rte_mbuf*> make_messages(World& w, std::uint32_t k, std::uint16_t size, std::uint32_t first,
+                                     rte_mbuf* const* reuse = nullptr) {
   std::vector<rte_mbuf*> out;
   out.reserve(k);
   std::vector<crypto::AeadOp> ops;
   const wg::Instant t = now();
   for (std::uint32_t i = 0; i < k; ++i) {
     PeerSide& p = w.peers[(first + i) % w.peers.size()];
-    Pending pm = make_message(w, p, size, i, t);
+    Pending pm = make_message(w, p, size, i, t, reuse != nullptr ? reuse[i] : nullptr);
     out.push_back(pm.m);
     ops.push_back(pm.op);
     if (ops.size() == 32 || i + 1 == k) {
@@ -548,7 +604,9 @@ struct Phase {
 
 // Feeds `in` through the rx ring of `from`, timing run_once(), and counts
 // what leaves `to` (frames longer than min_len: keepalives are not data).
-Phase drive(World& w, std::vector<rte_mbuf*>& in, Ports& from, Ports& to, std::uint16_t min_len) {
+// Those frames go to `keep` when given (recycled buffers), else are freed.
+Phase drive(World& w, const std::vector<rte_mbuf*>& in, Ports& from, Ports& to, std::uint16_t min_len,
+            std::vector<rte_mbuf*>* keep = nullptr) {
   Phase ph;
   std::size_t next = 0;
   rte_mbuf* pkts[64];
@@ -568,9 +626,12 @@ Phase drive(World& w, std::vector<rte_mbuf*>& in, Ports& from, Ports& to, std::u
       unsigned n;
       while ((n = rte_ring_dequeue_burst(p->tx, reinterpret_cast<void**>(pkts), 64, nullptr)) != 0) {
         any = true;
-        if (p == &to)
-          for (unsigned i = 0; i < n; ++i) ph.out += rte_pktmbuf_data_len(pkts[i]) > min_len;
-        rte_pktmbuf_free_bulk(pkts, n);
+        for (unsigned i = 0; i < n; ++i) {
+          const bool data = p == &to && rte_pktmbuf_data_len(pkts[i]) > min_len;
+          ph.out += data;
+          if (data && keep != nullptr) keep->push_back(pkts[i]);
+          else rte_pktmbuf_free(pkts[i]);
+        }
       }
     }
     // Done when everything was fed and the gateway stays quiet.
@@ -580,7 +641,69 @@ Phase drive(World& w, std::vector<rte_mbuf*>& in, Ports& from, Ports& to, std::u
   return ph;
 }
 
+// K plaintext IPv4/UDP frames from the LAN host to the peers' allowed IPs
+// (round robin from `first`), into the mbufs of `reuse` when given.
+std::vector<rte_mbuf*> make_plain(World& w, std::uint32_t k, std::uint16_t size, std::uint32_t first,
+                                  rte_mbuf* const* reuse = nullptr) {
+  std::vector<rte_mbuf*> plain;
+  plain.reserve(k);
+  for (std::uint32_t i = 0; i < k; ++i) {
+    const std::uint32_t peer = (first + i) % w.opt.peers;
+    rte_mbuf* m = reuse != nullptr ? reuse[i] : rte_pktmbuf_alloc(w.pool);
+    if (m == nullptr) die("benchmark mbuf pool exhausted");
+    if (reuse != nullptr) rte_pktmbuf_reset(m);
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(kEth + size)));
+    eth->dst_addr = w.lan.mac;
+    eth->src_addr = kHostMac;
+    eth->ether_type = htons(RTE_ETHER_TYPE_IPV4);
+    write_inner(reinterpret_cast<std::uint8_t*>(eth + 1), kLanHost, peer_inner(peer), size, i);
+    plain.push_back(m);
+  }
+  return plain;
+}
+
+const char* mode_name(Mode m) { return m == Mode::kCold ? "cold" : "recycled"; }
+
+// One direction, K packets of `size` bytes, through the gateway.
+//   cold:     K distinct packets built beforehand (K mbufs, ~K x 2.2 KiB).
+//   recycled: rounds of `ring` packets, each round rebuilt (fresh counters,
+//             re-encrypted by the peers, untimed) in the mbufs that came out
+//             of the previous round, as a NIC refills its RX ring from the
+//             buffers its TX completions returned.
+Phase run_direction(World& w, bool decrypt, std::uint16_t size, std::uint32_t& first, Mode mode,
+                    std::uint32_t ring, std::vector<rte_mbuf*>& spare) {
+  Ports& from = decrypt ? w.wan : w.lan;
+  Ports& to = decrypt ? w.lan : w.wan;
+  // Keepalives (empty data messages) leaving the WAN are not data.
+  const auto min_len = static_cast<std::uint16_t>(decrypt ? 0 : kEth + kIp + kUdp + wg::kDataMinLen);
+  auto build = [&](std::uint32_t n, rte_mbuf* const* reuse) {
+    std::vector<rte_mbuf*> v = decrypt ? make_messages(w, n, size, first, reuse) : make_plain(w, n, size, first, reuse);
+    first = static_cast<std::uint32_t>((first + n) % w.opt.peers);
+    return v;
+  };
+  if (mode == Mode::kCold) return drive(w, build(w.opt.k, nullptr), from, to, min_len);
+  Phase total;
+  std::uint32_t done = 0;
+  while (done < w.opt.k) {
+    const std::uint32_t n = std::min(ring, w.opt.k - done);
+    while (spare.size() < n) {  // the first round, or replacements for losses
+      rte_mbuf* m = rte_pktmbuf_alloc(w.pool);
+      if (m == nullptr) die("benchmark mbuf pool exhausted");
+      spare.push_back(m);
+    }
+    const std::vector<rte_mbuf*> in = build(n, spare.data() + spare.size() - n);
+    spare.resize(spare.size() - n);
+    const Phase ph = drive(w, in, from, to, min_len, &spare);
+    total.cycles += ph.cycles;
+    total.out += ph.out;
+    total.calls += ph.calls;
+    done += n;
+  }
+  return total;
+}
+
 struct Result {
+  Mode mode;
   std::string dir;
   std::uint32_t size;
   std::vector<double> dp_cyc, ceil_cyc;
@@ -644,81 +767,64 @@ int main(int argc, char** argv) {
   const double hz = static_cast<double>(rte_get_tsc_hz());
   std::vector<Result> results;
   std::uint32_t first = 0;
+  std::vector<rte_mbuf*> spare;  // the recycled buffers between rounds
   for (std::uint32_t size : opt.sizes) {
-    Result dec{"decrypt", size, {}, {}, 0, {}};
-    Result enc{"encrypt", size, {}, {}, 0, {}};
+    std::vector<Result> rs;
+    for (Mode mode : opt.modes) {
+      rs.push_back(Result{mode, "decrypt", size, {}, {}, 0, {}});
+      rs.push_back(Result{mode, "encrypt", size, {}, {}, 0, {}});
+    }
     for (int r = 0; r < opt.reps; ++r) {
-      dec.ceil_cyc.push_back(ceiling(w, size, false, opt.ceiling_bursts));
-      enc.ceil_cyc.push_back(ceiling(w, size, true, opt.ceiling_bursts));
-
-      // Tunnel -> LAN. Decrypt before encrypt, so every peer has received
-      // recently when the gateway sends to it (no "sent without reply"
-      // handshake timers during the encrypt phase).
-      std::vector<rte_mbuf*> msgs = make_messages(w, opt.k, static_cast<std::uint16_t>(size), first);
-      first = static_cast<std::uint32_t>((first + opt.k) % opt.peers);
-      Phase d = drive(w, msgs, w.wan, w.lan, 0);
-      dec.dp_cyc.push_back(static_cast<double>(d.cycles) / opt.k);
-      if (d.out != opt.k) {
-        dec.lost += opt.k - d.out;
-        dec.drops = w.drop_summary();
-      }
-
-      // LAN -> tunnel.
-      std::vector<rte_mbuf*> plain;
-      plain.reserve(opt.k);
-      for (std::uint32_t i = 0; i < opt.k; ++i) {
-        const std::uint32_t peer = (first + i) % opt.peers;
-        rte_mbuf* m = rte_pktmbuf_alloc(w.pool);
-        if (m == nullptr) die("benchmark mbuf pool exhausted");
-        auto* eth = reinterpret_cast<rte_ether_hdr*>(
-            rte_pktmbuf_append(m, static_cast<std::uint16_t>(kEth + size)));
-        eth->dst_addr = w.lan.mac;
-        eth->src_addr = kHostMac;
-        eth->ether_type = htons(RTE_ETHER_TYPE_IPV4);
-        write_inner(reinterpret_cast<std::uint8_t*>(eth + 1), kLanHost, peer_inner(peer),
-                    static_cast<std::uint16_t>(size), i);
-        plain.push_back(m);
-      }
-      first = static_cast<std::uint32_t>((first + opt.k) % opt.peers);
-      const auto keepalive_frame = static_cast<std::uint16_t>(kEth + kIp + kUdp + wg::kDataMinLen);
-      Phase e = drive(w, plain, w.lan, w.wan, keepalive_frame);
-      enc.dp_cyc.push_back(static_cast<double>(e.cycles) / opt.k);
-      if (e.out != opt.k) {
-        enc.lost += opt.k > e.out ? opt.k - e.out : 0;
-        enc.drops = w.drop_summary();
+      const double cdec = ceiling(w, size, false, opt.ceiling_bursts);
+      const double cenc = ceiling(w, size, true, opt.ceiling_bursts);
+      for (Result& res : rs) {
+        // Decrypt runs before encrypt in each mode, so every peer has
+        // received recently when the gateway sends to it (no "sent without
+        // reply" handshake timers during the encrypt phase).
+        const bool decrypt = res.dir == "decrypt";
+        res.ceil_cyc.push_back(decrypt ? cdec : cenc);
+        const Phase ph = run_direction(w, decrypt, static_cast<std::uint16_t>(size), first, res.mode,
+                                       opt.recycle, spare);
+        res.dp_cyc.push_back(static_cast<double>(ph.cycles) / opt.k);
+        if (ph.out != opt.k) {
+          res.lost += opt.k > ph.out ? opt.k - ph.out : 0;
+          res.drops = w.drop_summary();
+        }
       }
     }
-    results.push_back(dec);
-    results.push_back(enc);
+    results.insert(results.end(), rs.begin(), rs.end());
   }
+  rte_pktmbuf_free_bulk(spare.data(), static_cast<unsigned>(spare.size()));
 
   if (opt.header) {
-    std::printf("| peers | direction | inner B | Mpps | Gbit/s | cyc/pkt | ceiling Mpps | ceiling cyc/pkt | dp/ceiling | lost |\n");
-    std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| peers | packets | direction | inner B | Mpps | Gbit/s | cyc/pkt | ceiling Mpps | ceiling cyc/pkt | dp/ceiling | lost |\n");
+    std::printf("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   }
   std::FILE* js = opt.json.empty() ? nullptr : std::fopen(opt.json.c_str(), "w");
   if (!opt.json.empty() && js == nullptr) die("cannot write " + opt.json);
-  if (js) std::fprintf(js, "{\"aead\":\"%s\",\"tsc_hz\":%.0f,\"peers\":%u,\"k\":%u,\"reps\":%d,\"rows\":[\n",
-                       w.gw.aead_arch(), hz, opt.peers, opt.k, opt.reps);
+  if (js) std::fprintf(js, "{\"aead\":\"%s\",\"tsc_hz\":%.0f,\"peers\":%u,\"k\":%u,\"recycle\":%u,\"reps\":%d,\"eal\":\"%s\",\"rows\":[\n",
+                       w.gw.aead_arch(), hz, opt.peers, opt.k, opt.recycle, opt.reps, opt.eal_line().c_str());
   bool any_lost = false;
   for (std::size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
     const double cyc = median(r.dp_cyc), ccyc = median(r.ceil_cyc);
     const double mpps = hz / cyc / 1e6, cmpps = hz / ccyc / 1e6;
     const double gbps = mpps * r.size * 8 / 1000;
-    std::printf("| %u | %s | %u | %.2f | %.2f | %.0f | %.2f | %.0f | %.1f%% | %llu |\n", opt.peers,
-                r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, 100 * ccyc / cyc,
+    const std::string packets =
+        r.mode == Mode::kCold ? std::to_string(opt.k) + " cold" : std::to_string(opt.recycle) + " recycled";
+    std::printf("| %u | %s | %s | %u | %.2f | %.2f | %.0f | %.2f | %.0f | %.1f%% | %llu |\n", opt.peers,
+                packets.c_str(), r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, 100 * ccyc / cyc,
                 static_cast<unsigned long long>(r.lost));
     if (r.lost) {
       any_lost = true;
-      std::fprintf(stderr, "bench_dataplane: %s %u B: %llu packets lost; counters: %s\n", r.dir.c_str(),
-                   r.size, static_cast<unsigned long long>(r.lost), r.drops.c_str());
+      std::fprintf(stderr, "bench_dataplane: %s %s %u B: %llu packets lost; counters: %s\n", mode_name(r.mode),
+                   r.dir.c_str(), r.size, static_cast<unsigned long long>(r.lost), r.drops.c_str());
     }
     if (js)
       std::fprintf(js,
-                   "{\"peers\":%u,\"direction\":\"%s\",\"size\":%u,\"mpps\":%.4f,\"gbps\":%.4f,\"cycles\":%.1f,"
-                   "\"ceiling_mpps\":%.4f,\"ceiling_cycles\":%.1f,\"ratio\":%.4f,\"lost\":%llu}%s\n",
-                   opt.peers, r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, ccyc / cyc,
+                   "{\"peers\":%u,\"mode\":\"%s\",\"direction\":\"%s\",\"size\":%u,\"mpps\":%.4f,\"gbps\":%.4f,"
+                   "\"cycles\":%.1f,\"ceiling_mpps\":%.4f,\"ceiling_cycles\":%.1f,\"ratio\":%.4f,\"lost\":%llu}%s\n",
+                   opt.peers, mode_name(r.mode), r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, ccyc / cyc,
                    static_cast<unsigned long long>(r.lost), i + 1 < results.size() ? "," : "");
   }
   if (js) {
@@ -726,8 +832,10 @@ int main(int argc, char** argv) {
     std::fclose(js);
   }
   std::fflush(stdout);
-  std::fprintf(stderr, "bench_dataplane: aead %s, tsc %.3f GHz, K=%u, reps=%d, peer-side rekeys discarded %llu\n",
-               w.gw.aead_arch(), hz / 1e9, opt.k, opt.reps, static_cast<unsigned long long>(w.host.discarded));
+  std::fprintf(stderr,
+               "bench_dataplane: aead %s, tsc %.3f GHz, K=%u, recycled ring %u, reps=%d, peer-side rekeys discarded %llu\n",
+               w.gw.aead_arch(), hz / 1e9, opt.k, opt.recycle, opt.reps,
+               static_cast<unsigned long long>(w.host.discarded));
   // The gateway and its ports are left to process exit (the EAL is not
   // torn down: cheaper, and nothing is persisted with --no-shconf).
   std::_Exit(any_lost ? 1 : 0);
