@@ -38,6 +38,7 @@ constexpr std::uint16_t kIpLen = sizeof(rte_ipv4_hdr);
 constexpr std::uint16_t kUdpLen = sizeof(rte_udp_hdr);
 constexpr std::uint64_t kArpRetryNs = 1'000'000'000;
 constexpr std::uint32_t kMaxIdleSleepUs = 200;
+constexpr std::uint64_t kClockResync = 10'000'000;  // ns between clock reads (update_now)
 
 std::uint64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -55,6 +56,23 @@ wg::Endpoint outer_source(rte_mbuf* m, std::uint16_t wg_off) {
   const auto* eth = reinterpret_cast<const rte_ether_hdr*>(p);
   if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) return wg::Endpoint::v6(p + kEthLen + 8, port);
   return wg::Endpoint::v4(p + kEthLen + 12, port);
+}
+
+// The one's-complement sum of a 20-byte IPv4 header, checksum field
+// included, is 0xffff when the checksum is right (RFC 1071). Five 32-bit
+// words summed in 64 bits, then folded: a dozen instructions, inline.
+inline bool ipv4_header20_sums_ok(const std::uint8_t* p) noexcept {
+  std::uint64_t sum = 0;
+  for (int i = 0; i < 5; ++i) {
+    std::uint32_t w;
+    std::memcpy(&w, p + 4 * i, 4);
+    sum += w;
+  }
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffu) + (sum >> 16);
+  sum = (sum & 0xffffu) + (sum >> 16);
+  return sum == 0xffffu;
 }
 
 // Recomputes the IPv4 header checksum (20-60 bytes: cheap next to crypto).
@@ -80,14 +98,31 @@ Worker::~Worker() {
 }
 
 void Worker::update_now() noexcept {
-  // One clock read per iteration: wall time (TAI64N stamps, last-handshake
-  // times) is the monotonic time plus an offset refreshed once a second,
-  // which follows clock steps closely enough for both uses.
-  now_.mono = clock_ns(CLOCK_MONOTONIC);
-  if (now_.mono >= wall_offset_refresh_) {
-    wall_offset_ = clock_ns(CLOCK_REALTIME) - now_.mono;
-    wall_offset_refresh_ = now_.mono + wg::kSecond;
+  // Once per iteration, so it is one rdtsc and a multiply: the monotonic
+  // clock is read every kClockResync and the TSC interpolates in between
+  // (the calibration error of rte_get_tsc_hz() then stays in the
+  // microseconds, far below the 4 ms timer tick). Wall time (TAI64N stamps,
+  // last-handshake times) is the monotonic time plus an offset taken at the
+  // same read, which follows clock steps closely enough for both uses.
+  // now_.mono never goes backwards: a resync that lands behind the
+  // interpolation keeps the previous value.
+  const std::uint64_t tsc = rte_rdtsc();
+  wg::Nanos mono;
+  if (resync_tsc_ == 0 || tsc - sync_tsc_ >= resync_tsc_) {
+    if (resync_tsc_ == 0) {
+      const std::uint64_t hz = std::max<std::uint64_t>(rte_get_tsc_hz(), 1);
+      resync_tsc_ = std::max<std::uint64_t>(hz / (wg::kSecond / kClockResync), 1);
+      ns_per_tsc_ = (static_cast<std::uint64_t>(wg::kSecond) << 32) / hz;
+    }
+    sync_tsc_ = tsc;
+    sync_mono_ = mono = clock_ns(CLOCK_MONOTONIC);
+    wall_offset_ = clock_ns(CLOCK_REALTIME) - mono;
+  } else {
+    // tsc - sync_tsc_ < resync_tsc_ = hz / 100, so the product stays below
+    // 10^7 * 2^32 < 2^56 whatever the TSC rate.
+    mono = sync_mono_ + (((tsc - sync_tsc_) * ns_per_tsc_) >> 32);
   }
+  now_.mono = std::max(mono, now_.mono);
   now_.wall = now_.mono + wall_offset_;
 }
 
@@ -147,9 +182,27 @@ void Worker::drop(rte_mbuf* m, DpDrop reason) noexcept {
 }
 
 // Validates the IPv4 header at p (len bytes up to the end of the frame);
-// drops and counts m when it is not sound.
-bool Worker::check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len,
-                         net::Ipv4Header& h) noexcept {
+// drops and counts m when it is not sound. `nic_checked`: p is the header
+// the NIC received (not a decrypted inner one), so a checksum the PMD
+// reports good (RTE_MBUF_F_RX_IP_CKSUM_GOOD) need not be summed again.
+//
+// The common header (20 bytes, no options) is checked inline here with the
+// same rules as net::parse_ipv4; only then are header_len, total_len and
+// dont_fragment filled (all the callers read). Anything else, including
+// every failure, goes through parse_ipv4, which decides how it is counted.
+bool Worker::check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h,
+                         bool nic_checked) noexcept {
+  if (len >= net::kIpv4HeaderLen && p[0] == 0x45) {
+    const auto total = static_cast<std::uint16_t>((p[2] << 8) | p[3]);
+    if (total >= net::kIpv4HeaderLen && total <= len &&
+        ((nic_checked && (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD) ||
+         ipv4_header20_sums_ok(p))) {
+      h.header_len = net::kIpv4HeaderLen;
+      h.total_len = total;
+      h.dont_fragment = (p[6] & 0x40) != 0;
+      return true;
+    }
+  }
   switch (net::parse_ipv4(p, len, h)) {
     case net::Ipv4Status::kOk:
       return true;
@@ -456,7 +509,7 @@ void Worker::poll_wan() {
     }
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
     net::Ipv4Header h;
-    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h)) continue;
+    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h, true)) continue;
     const std::uint16_t ihl = h.header_len;
     const std::uint16_t total = h.total_len;
     if (!wan_->owns(ip->dst_addr)) {
@@ -727,6 +780,7 @@ void Worker::decrypt_flush() {
                             it.slot.keypair->recv_key.data(), it.slot.counter, nullptr, 0};
   }
   aead_->decrypt(ops, rx_count_, ok);
+  PeerCtx* last_ctx = nullptr;
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
     RxItem& it = rx_items_[i];
     if (!ok[i]) {
@@ -737,7 +791,11 @@ void Worker::decrypt_flush() {
     auto* ctx = static_cast<PeerCtx*>(it.slot.keypair->peer->user);
     const std::uint32_t pt_len = ops[i].len;
     const wg::Drop verdict = device_->complete_receive(it.slot, it.wg_len, pt_len, it.src, now_);
-    rearm(*ctx);
+    // The timer entry once per run of packets from the same peer.
+    if (ctx != last_ctx) {
+      if (last_ctx != nullptr) rearm(*last_ctx);
+      last_ctx = ctx;
+    }
     if (verdict != wg::Drop::kOk) {
       rte_pktmbuf_free(it.m);
       continue;
@@ -752,6 +810,7 @@ void Worker::decrypt_flush() {
     rte_pktmbuf_adj(it.m, static_cast<std::uint16_t>(it.wg_off + wg::kDataHeaderLen));
     route_inner(*ctx, it.m);
   }
+  if (last_ctx != nullptr) rearm(*last_ctx);
   rx_count_ = 0;
 }
 
@@ -764,7 +823,7 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
     return;
   }
   net::Ipv4Header h;
-  if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), avail, h)) return;
+  if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), avail, h, false)) return;
   rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - h.total_len));
   // Cryptokey routing: the inner source must be one the peer may use.
   if (peer_for_v4(ip->src_addr) != &from) {
@@ -864,7 +923,7 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     }
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
     net::Ipv4Header h;
-    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h)) continue;
+    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h, true)) continue;
     const std::uint16_t total = h.total_len;
     if (handle_local(port, neigh, m)) continue;
     if (port.owns(ip->dst_addr)) {
@@ -1219,15 +1278,34 @@ void Worker::encrypt_flush() {
     ready[n++] = it;
   }
   aead_->encrypt(ops, n);
+  // complete_send() and the timer re-arm once per run of packets to the same
+  // peer (device.h: once per peer per burst), not once per packet.
+  PeerCtx* run = nullptr;
+  std::size_t run_bytes = 0;
+  std::uint16_t run_sent = 0;
+  bool run_data = false;
+  auto finish_run = [&] {
+    if (run == nullptr || run_sent == 0) return;
+    device_->complete_send(*run->peer, now_, run_bytes, run_data);
+    rearm(*run);
+  };
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = ready[i].m;
-    wg::Peer& peer = *ready[i].peer->peer;
+    if (ready[i].peer != run) {
+      finish_run();
+      run = ready[i].peer;
+      run_bytes = 0;
+      run_sent = 0;
+      run_data = false;
+    }
     const std::uint16_t wg_len = rte_pktmbuf_data_len(m);
-    if (!send_outer(m, peer.endpoint)) continue;
+    if (!send_outer(m, run->peer->endpoint)) continue;
     ++counters_.encrypted;
-    device_->complete_send(peer, now_, wg_len, plain_len[i] != 0);
-    rearm(*ready[i].peer);
+    run_bytes += wg_len;
+    ++run_sent;
+    run_data |= plain_len[i] != 0;
   }
+  finish_run();
   in_encrypt_flush_ = false;
   // Handshake completions during this flush may have queued more.
   if (enc_count_ != 0) encrypt_flush();

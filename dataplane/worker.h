@@ -154,7 +154,8 @@ class Worker final : public wg::DeviceHost {
   void run_timers();
   void rearm(PeerCtx& p) noexcept;
   void drop(rte_mbuf* m, DpDrop reason) noexcept;
-  bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h) noexcept;
+  bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h,
+                  bool nic_checked) noexcept;
 
   Port* lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept;
   void update_now() noexcept;
@@ -173,9 +174,14 @@ class Worker final : public wg::DeviceHost {
   std::vector<HandoffBuffer> handoff_out_;                 // per destination worker
   Port* wan_ = nullptr;
   NeighborTable* wan_neigh_ = nullptr;
+  // The loop's clock (update_now): CLOCK_MONOTONIC read every kClockResync
+  // and interpolated with the TSC in between.
   wg::Instant now_{};
-  std::uint64_t wall_offset_ = 0;          // CLOCK_REALTIME - CLOCK_MONOTONIC
-  std::uint64_t wall_offset_refresh_ = 0;
+  std::uint64_t wall_offset_ = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC
+  std::uint64_t sync_tsc_ = 0;     // TSC at the last clock read
+  std::uint64_t sync_mono_ = 0;    // CLOCK_MONOTONIC then
+  std::uint64_t resync_tsc_ = 0;   // TSC cycles between clock reads
+  std::uint64_t ns_per_tsc_ = 0;   // 32.32 fixed point
   // Peer timers: 4 ms ticks, 4096 slots (a 16 s turn; the 5 s and 10 s
   // WireGuard timers land within one turn, longer ones go round). At most
   // kTimerBudget peers' timers run per iteration.
