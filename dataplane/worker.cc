@@ -841,8 +841,10 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
   }
   // A SYN out of the tunnel carries the far host's MSS (its own MTU): clamp
   // it too, so the LAN host never sends segments the tunnel cannot carry.
-  net::clamp_tcp_mss_ipv4(reinterpret_cast<std::uint8_t*>(ip), h.total_len,
-                          net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
+  // (The clamp parses the header again: only TCP is worth that.)
+  if (ip->next_proto_id == IPPROTO_TCP)
+    net::clamp_tcp_mss_ipv4(reinterpret_cast<std::uint8_t*>(ip), h.total_len,
+                            net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
   std::uint32_t next_hop = 0;
   if (Port* lan = lan_port_for(ip->dst_addr, next_hop)) {
     send_ipv4(*lan, *neighbors_[port_index(*lan)], m, next_hop);
@@ -1088,7 +1090,7 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
     to_peer(*to, m);
     return;
   }
-  net::clamp_tcp_mss_ipv6(p, total, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
+  if (h.protocol == IPPROTO_TCP) net::clamp_tcp_mss_ipv6(p, total, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
   for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
     Port& port = settings_.ports[i];
     if (port.role != PortRole::kLan) continue;
@@ -1205,12 +1207,16 @@ void Worker::to_peer(PeerCtx& peer, rte_mbuf* m) {
 void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
   // TCP toward a tunnel: clamp the SYN's MSS so segments fit the tunnel MTU
   // without fragmentation (idempotent, so staged packets may pass twice).
-  if (const std::uint16_t len = rte_pktmbuf_data_len(m); len != 0) {
+  // The clamp parses (and checksums) the header again, so it is skipped
+  // when the next header shows the packet cannot be TCP: UDP, ICMP(v6).
+  if (const std::uint16_t len = rte_pktmbuf_data_len(m); len >= net::kIpv4HeaderLen) {
     std::uint8_t* p = rte_pktmbuf_mtod(m, std::uint8_t*);
-    if ((p[0] >> 4) == 6)
-      net::clamp_tcp_mss_ipv6(p, len, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
-    else
+    if ((p[0] >> 4) == 6) {
+      if (len >= net::kIpv6HeaderLen && p[6] != IPPROTO_UDP && p[6] != IPPROTO_ICMPV6)
+        net::clamp_tcp_mss_ipv6(p, len, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
+    } else if (p[9] == IPPROTO_TCP) {
       net::clamp_tcp_mss_ipv4(p, len, net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
+    }
   }
   if (enc_count_ == sizeof(enc_items_) / sizeof(enc_items_[0])) {
     if (in_encrypt_flush_) {  // cannot flush from inside a flush: wait on the peer
