@@ -74,7 +74,9 @@ struct Settings {
 
 // One per configured peer. `owner` and `peer` are fixed at init; the rest
 // (the staged packets, the owner's timer wheel entry) belongs to the owner.
-struct PeerCtx : TimerNode {
+// Cache-line aligned: the timer node, id, owner and peer (what every packet
+// reads) share the first line; the staged ring is for sessions in the making.
+struct alignas(64) PeerCtx : TimerNode {
   std::uint32_t id = 0;      // global id: what the allowed-IPs tables return
   std::uint16_t owner = 0;   // worker index
   wg::Peer* peer = nullptr;  // in the owner's device

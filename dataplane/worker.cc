@@ -486,9 +486,9 @@ void Worker::poll_wan() {
   const std::uint16_t n = rte_eth_rx_burst(wan_->id, id_, pkts, kBurst);
   if (n == 0) return;
   if (wan_->id < 8) counters_.rx_packets[wan_->id] += n;
+  prefetch_burst(pkts, n, false);
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     const std::uint16_t len = rte_pktmbuf_data_len(m);
     if (len < kEthLen) {
       drop(m, DpDrop::kMalformed);
@@ -540,7 +540,7 @@ void Worker::poll_wan() {
                  static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
                  static_cast<std::uint16_t>(udp_len - kUdpLen), false);
   }
-  decrypt_flush();
+  flush_rx();
 }
 
 // IPv6 on the WAN: the underlay for peers with IPv6 endpoints. ND and
@@ -663,17 +663,10 @@ void Worker::wireguard_in(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg
     }
   }
   if (type == wg::MessageType::kData) {
-    if (rx_count_ == kBurst) decrypt_flush();
-    RxItem& it = rx_items_[rx_count_];
-    if (device_->prepare_receive(msg, wg_len, now_.mono, it.slot) != wg::Drop::kOk) {
-      rte_pktmbuf_free(m);  // counted by the device
-      return;
-    }
-    it.m = m;
-    it.src = src;
-    it.wg_off = wg_off;
-    it.wg_len = wg_len;
-    ++rx_count_;
+    // Collected for the burst (flush_rx); its index slot is asked for now.
+    if (rx_count_ == kBurst) flush_rx();
+    device_->prefetch_receive_index(msg);
+    rx_items_[rx_count_++] = RxItem{m, {}, src, wg_off, wg_len};
     return;
   }
   queue_handshake(m, src, wg_off, wg_len, false);
@@ -747,7 +740,7 @@ void Worker::poll_handoff() {
       }
     }
   }
-  decrypt_flush();
+  flush_rx();
 }
 
 // Each worker keeps its own neighbour tables (no shared writes on the packet
@@ -768,6 +761,33 @@ void Worker::replicate_neighbor_frame(std::size_t port_index, rte_mbuf* m) {
   }
 }
 
+// The data messages collected from this burst (wireguard_in asked for
+// their index slots): each stage below asks for what the next one reads, so
+// at 100 000 peers the cache misses of the whole burst (index slot ->
+// keypair -> peer -> PeerCtx -> allowed-IPs entries) overlap, one burst
+// after the other, instead of queueing packet by packet.
+void Worker::flush_rx() {
+  if (rx_count_ == 0) return;
+  for (std::uint16_t i = 0; i < rx_count_; ++i)
+    device_->prefetch_receive_keypair(rte_pktmbuf_mtod_offset(rx_items_[i].m, std::uint8_t*, rx_items_[i].wg_off));
+  // Expiry and replay pre-checks; what fails is freed (counted by the
+  // device) and the rest moves up.
+  std::uint16_t kept = 0;
+  for (std::uint16_t i = 0; i < rx_count_; ++i) {
+    RxItem& it = rx_items_[i];
+    const std::uint8_t* msg = rte_pktmbuf_mtod_offset(it.m, std::uint8_t*, it.wg_off);
+    if (device_->prepare_receive(msg, it.wg_len, now_.mono, it.slot) != wg::Drop::kOk) {
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    it.slot.keypair->peer->prefetch();
+    if (kept != i) rx_items_[kept] = it;
+    ++kept;
+  }
+  rx_count_ = kept;
+  decrypt_flush();
+}
+
 void Worker::decrypt_flush() {
   if (rx_count_ == 0) return;
   crypto::AeadOp ops[kBurst];
@@ -779,7 +799,25 @@ void Worker::decrypt_flush() {
     ops[i] = crypto::AeadOp{msg + wg::kDataHeaderLen, ct_len, msg + wg::kDataHeaderLen + ct_len,
                             it.slot.keypair->recv_key.data(), it.slot.counter, nullptr, 0};
   }
+  // The PeerCtx lines, read after decryption (the peer's lines were asked
+  // for in flush_rx and have had the ops loop to arrive).
+  for (std::uint16_t i = 0; i < rx_count_; ++i) rte_prefetch0(rx_items_[i].slot.keypair->peer->user);
   aead_->decrypt(ops, rx_count_, ok);
+  // Inner IPv4 sources (cryptokey routing) and destinations (hub) looked
+  // up together; other packets look up 0.0.0.0, which route_inner ignores.
+  std::uint32_t addrs[2 * kBurst];
+  std::uint32_t ids[2 * kBurst];
+  for (std::uint16_t i = 0; i < rx_count_; ++i) {
+    const std::uint8_t* inner = ops[i].data;
+    const bool v4 = ok[i] && ops[i].len >= net::kIpv4HeaderLen && (inner[0] >> 4) == 4;
+    addrs[2 * i] = 0;
+    addrs[2 * i + 1] = 0;
+    if (v4) {
+      std::memcpy(&addrs[2 * i], inner + net::kIpv4SrcOffset, 4);
+      std::memcpy(&addrs[2 * i + 1], inner + net::kIpv4DstOffset, 4);
+    }
+  }
+  lookup_v4(addrs, ids, 2u * rx_count_);
   PeerCtx* last_ctx = nullptr;
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
     RxItem& it = rx_items_[i];
@@ -808,13 +846,15 @@ void Worker::decrypt_flush() {
     // Strip outer headers and the WireGuard header; the tag and padding go
     // once the inner length is known.
     rte_pktmbuf_adj(it.m, static_cast<std::uint16_t>(it.wg_off + wg::kDataHeaderLen));
-    route_inner(*ctx, it.m);
+    route_inner(*ctx, it.m, ids[2 * i], ids[2 * i + 1]);
   }
   if (last_ctx != nullptr) rearm(*last_ctx);
   rx_count_ = 0;
 }
 
-void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
+// src_id, dst_id: the allowed-IPs look-ups of an IPv4 packet's source and
+// destination (kNoPeer when none matched), done for the burst by the caller.
+void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id) {
   auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
   // The plaintext still ends with the tag (and padding): not part of the packet.
   const std::uint16_t avail = static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - wg::kTagLen);
@@ -826,7 +866,7 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
   if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), avail, h, false)) return;
   rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - h.total_len));
   // Cryptokey routing: the inner source must be one the peer may use.
-  if (peer_for_v4(ip->src_addr) != &from) {
+  if (src_id != from.id) {
     drop(m, DpDrop::kBadInnerSource);
     return;
   }
@@ -835,8 +875,8 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
     return;
   }
   // Hub: another peer's allowed IPs win over the LAN (tunnel <-> tunnel).
-  if (PeerCtx* to = peer_for_v4(ip->dst_addr)) {
-    to_peer(*to, m);
+  if (dst_id != kNoPeer) {
+    to_peer(*shared_.peers[dst_id], m);
     return;
   }
   // A SYN out of the tunnel carries the far host's MSS (its own MTU): clamp
@@ -853,10 +893,28 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
   drop(m, DpDrop::kNoLanRoute);
 }
 
-PeerCtx* Worker::peer_for_v4(std::uint32_t addr) const noexcept {
-  std::uint32_t id = 0;
-  if (rte_lpm_lookup(shared_.allowed_v4, rte_be_to_cpu_32(addr), &id) != 0) return nullptr;
-  return shared_.peers[id].get();
+// n addresses (network order) at once: their table lines are asked for
+// first, so the misses of a burst overlap.
+void Worker::lookup_v4(const std::uint32_t* addrs, std::uint32_t* ids, unsigned n) const noexcept {
+  const rte_lpm* lpm = shared_.allowed_v4;
+  for (unsigned i = 0; i < n; ++i) rte_prefetch0(&lpm->tbl24[rte_be_to_cpu_32(addrs[i]) >> 8]);
+  for (unsigned i = 0; i < n; ++i) {
+    std::uint32_t id = 0;
+    ids[i] = rte_lpm_lookup(lpm, rte_be_to_cpu_32(addrs[i]), &id) == 0 ? id : kNoPeer;
+  }
+}
+
+// The burst's packets: their mbufs, then their first data lines (the
+// headers every stage reads), and with `headroom` the line before the data,
+// where encryption will write the outer headers.
+void Worker::prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool headroom) noexcept {
+  for (std::uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const auto* d = rte_pktmbuf_mtod(pkts[i], const char*);
+    rte_prefetch0(d);
+    if (headroom && rte_pktmbuf_headroom(pkts[i]) >= RTE_CACHE_LINE_SIZE)
+      __builtin_prefetch(d - RTE_CACHE_LINE_SIZE, 1);
+  }
 }
 
 PeerCtx* Worker::peer_for_v6(const std::uint8_t* addr) const noexcept {
@@ -898,6 +956,17 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
   const std::uint16_t n = rte_eth_rx_burst(port.id, id_, pkts, kBurst);
   if (n == 0) return;
   if (port.id < 8) counters_.rx_packets[port.id] += n;
+  prefetch_burst(pkts, n, true);
+  // Pass 1: validate; what is ours or not IPv4 is handled here, IPv4 to
+  // forward waits for the allowed-IPs look-up of the whole burst.
+  struct Fwd {
+    rte_mbuf* m;
+    std::uint16_t total;
+    bool dont_fragment;
+  };
+  Fwd fwd[kBurst];
+  std::uint32_t dst[kBurst];
+  std::uint16_t nf = 0;
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     const std::uint16_t len = rte_pktmbuf_data_len(m);
@@ -926,31 +995,43 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
     net::Ipv4Header h;
     if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h, true)) continue;
-    const std::uint16_t total = h.total_len;
     if (handle_local(port, neigh, m)) continue;
     if (port.owns(ip->dst_addr)) {
       to_kernel(port, m);
       continue;
     }
-    PeerCtx* peer = peer_for_v4(ip->dst_addr);
-    if (peer == nullptr) {
+    fwd[nf] = Fwd{m, h.total_len, h.dont_fragment};
+    dst[nf++] = ip->dst_addr;
+  }
+  if (nf == 0) return;
+  // Pass 2: the destinations' peers, and their PeerCtx lines.
+  std::uint32_t ids[kBurst];
+  lookup_v4(dst, ids, nf);
+  for (std::uint16_t k = 0; k < nf; ++k)
+    if (ids[k] != kNoPeer) rte_prefetch0(shared_.peers[ids[k]].get());
+  // Pass 3: MTU, TTL, to the peer's owner.
+  for (std::uint16_t k = 0; k < nf; ++k) {
+    rte_mbuf* m = fwd[k].m;
+    auto* ip = rte_pktmbuf_mtod_offset(m, std::uint8_t*, kEthLen);
+    const std::uint16_t total = fwd[k].total;
+    if (ids[k] == kNoPeer) {
       drop(m, DpDrop::kNoRoute);
       continue;
     }
     if (total > settings_.tunnel_mtu) {
       // Path MTU discovery: a DF packet gets "fragmentation needed" with the
       // tunnel MTU (we do not fragment); either way it is counted.
-      if (h.dont_fragment) send_frag_needed(port, neigh, reinterpret_cast<const std::uint8_t*>(ip), total);
+      if (fwd[k].dont_fragment) send_frag_needed(port, neigh, ip, total);
       drop(m, DpDrop::kTooBig);
       continue;
     }
-    if (!net::ipv4_decrement_ttl(reinterpret_cast<std::uint8_t*>(ip), total)) {
+    if (!net::ipv4_decrement_ttl(ip, total)) {
       drop(m, DpDrop::kTtlExpired);
       continue;
     }
     rte_pktmbuf_adj(m, kEthLen);
     rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
-    to_peer(*peer, m);
+    to_peer(*shared_.peers[ids[k]], m);
   }
 }
 
@@ -1249,6 +1330,11 @@ void Worker::encrypt_flush() {
   std::uint16_t n = 0;
   const std::uint16_t count = enc_count_;
   enc_count_ = 0;
+  // The peers' hot lines for the whole batch, then (reading them) their
+  // current keypairs: at 100 000 peers these misses overlap instead of
+  // queueing packet by packet (the PeerCtx lines were asked for by poll_lan).
+  for (std::uint16_t i = 0; i < count; ++i) enc_items_[i].peer->peer->prefetch();
+  for (std::uint16_t i = 0; i < count; ++i) wg::Device::prefetch_send(*enc_items_[i].peer->peer);
   for (std::uint16_t i = 0; i < count; ++i) {
     TxItem it = enc_items_[i];
     wg::Peer& peer = *it.peer->peer;

@@ -128,13 +128,17 @@ class Worker final : public wg::DeviceHost {
   bool send_outer(rte_mbuf* m, const wg::Endpoint& to);
   void queue_handshake(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
                        std::uint16_t wg_len, bool macs_checked);
+  void flush_rx();
   void decrypt_flush();
-  void route_inner(PeerCtx& from, rte_mbuf* m);
+  void route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
   void route_inner_v6(PeerCtx& from, rte_mbuf* m);
   void lan_v6(Port& port, rte_mbuf* m);
   void send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop);
   void send_packet_too_big(Port& port, const std::uint8_t* offending, std::size_t len);
-  PeerCtx* peer_for_v4(std::uint32_t dst) const noexcept;
+  // Allowed-IPs look-ups of n IPv4 addresses: peer ids, kNoPeer for none.
+  static constexpr std::uint32_t kNoPeer = UINT32_MAX;
+  void lookup_v4(const std::uint32_t* addrs, std::uint32_t* ids, unsigned n) const noexcept;
+  static void prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool headroom) noexcept;
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   // m starts at the inner IP header: to the encrypt batch, or to the owner.
   void to_peer(PeerCtx& peer, rte_mbuf* m);
@@ -191,7 +195,8 @@ class Worker final : public wg::DeviceHost {
   std::unique_ptr<TimerWheel> wheel_;
   LcoreCounters counters_;
 
-  // Decrypt batch.
+  // Decrypt batch: data messages collected by wireguard_in (slot empty),
+  // checked by flush_rx (slot filled), decrypted by decrypt_flush.
   struct RxItem {
     rte_mbuf* m;
     wg::RxSlot slot;

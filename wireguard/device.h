@@ -140,6 +140,26 @@ class Device {
   Drop complete_receive(const RxSlot& slot, std::size_t wire_len, std::size_t plaintext_len,
                         const Endpoint& src, Instant now) noexcept;
 
+  // --- burst hints (optional: results are the same without them) ---
+  // A caller holding a burst of data messages lets the cache misses of all
+  // of them overlap instead of paying them one after the other: for every
+  // message prefetch_receive_index(), then for every one
+  // prefetch_receive_keypair() (it reads the index slot the first asked
+  // for), then prepare_receive() (and Peer::prefetch() before
+  // complete_receive()). `msg` is a data message (classify_message()).
+  void prefetch_receive_index(const std::uint8_t* msg) const noexcept {
+    indices_.prefetch(load_le32(msg + 4));
+  }
+  void prefetch_receive_keypair(const std::uint8_t* msg) const noexcept {
+    const IndexEntry* e = indices_.find(load_le32(msg + 4));
+    if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair) e->keypair->prefetch_receive(load_le64(msg + 8));
+  }
+  // Before prepare_send() for a burst, once peer.prefetch() has had time:
+  // the keypair prepare_send() will use.
+  static void prefetch_send(const Peer& peer) noexcept {
+    if (const Keypair* kp = peer.keypairs.current()) kp->prefetch_send();
+  }
+
   // --- send ---
   Drop prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept;
   // wire_bytes: what was actually handed to the network; any_data: whether

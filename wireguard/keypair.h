@@ -21,22 +21,40 @@ namespace moongate::wg {
 
 class Peer;
 
-struct Keypair {
+// Laid out for the packet paths: the keys fill the first cache line, and
+// everything else a data message reads or writes (counter, age, indices,
+// peer, the replay window's head) the second; the replay bitmap follows, of
+// which a message touches one block. Cache-line aligned so that holds.
+struct alignas(64) Keypair {
   crypto::SecretKey send_key;
   crypto::SecretKey recv_key;
   std::uint64_t send_counter = 0;  // next nonce to use
-  ReplayWindow replay;
   Nanos birth = 0;
+  Peer* peer = nullptr;
   std::uint32_t local_index = 0;   // data sent to us carries this
   std::uint32_t remote_index = 0;  // data we send carries this
   bool initiator = false;
-  Peer* peer = nullptr;
+  ReplayWindow replay;
 
   // Past REJECT_AFTER_TIME: neither send nor accept under it.
   bool expired(Nanos now) const noexcept { return now - birth >= kRejectAfterTime; }
   // Usable for sending one more message.
   bool can_send(Nanos now) const noexcept {
     return !expired(now) && send_counter < kRejectAfterMessages;
+  }
+
+  // Asks the cache for what receiving message `counter` under this keypair
+  // reads (key, bookkeeping, replay head and the counter's bitmap block), or
+  // what sending reads (key and bookkeeping). Hints only: burst callers
+  // issue them for a whole burst so the misses overlap.
+  void prefetch_receive(std::uint64_t counter) const noexcept {
+    __builtin_prefetch(recv_key.data());
+    __builtin_prefetch(&send_counter);
+    replay.prefetch(counter);
+  }
+  void prefetch_send() const noexcept {
+    __builtin_prefetch(send_key.data());
+    __builtin_prefetch(&send_counter);
   }
 };
 
