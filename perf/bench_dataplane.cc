@@ -27,6 +27,9 @@
 // Only Gateway::run_once() is timed (rte_rdtsc around each call): ring
 // enqueue/dequeue by the benchmark, mbuf allocation and freeing of what
 // comes out are not (a NIC PMD would do part of that inside rx/tx_burst).
+// Calls taking over 8x the median call (preempted or interrupted at length:
+// the machine is shared) are left out with their packets; the ceiling is
+// measured right before each phase and the ratio taken per repetition.
 //
 // Usage: bench_dataplane [--peers N] [--k K] [--sizes 64,512,1420] [--reps R]
 //                        [--modes cold,recycled] [--recycle W] [--hugepages]
@@ -120,7 +123,7 @@ struct Options {
   bool hugepages = false;
   std::vector<std::uint32_t> sizes = {64, 512, 1420};
   int reps = 3;
-  std::uint32_t ceiling_bursts = 2048;
+  std::uint32_t ceiling_bursts = 1024;
   int lcore = 0;
   std::string json;
   bool header = true;
@@ -600,7 +603,47 @@ struct Phase {
   std::uint64_t cycles = 0;  // inside run_once() only
   std::uint64_t out = 0;     // data packets that came out the far side
   std::uint64_t calls = 0;
+  // The same over the calls that were not interrupted (see uninterrupted()).
+  std::uint64_t kept_cycles = 0;
+  std::uint64_t kept_out = 0;
+  std::uint64_t dropped_calls = 0;
+  std::vector<std::uint64_t> call_cycles;  // per run_once() call
+  std::vector<std::uint32_t> call_out;
+
+  void add(const Phase& o) {
+    cycles += o.cycles;
+    out += o.out;
+    calls += o.calls;
+    call_cycles.insert(call_cycles.end(), o.call_cycles.begin(), o.call_cycles.end());
+    call_out.insert(call_out.end(), o.call_out.begin(), o.call_out.end());
+  }
 };
+
+// The machine is shared: a call during which this thread was preempted or
+// interrupted at length takes many times the usual. Calls over kOutlier x
+// the median call (of those that forwarded packets) are left out with their
+// packets, so cycles per packet are uninterrupted single-core cost (as in
+// bench_aead, which takes per-burst medians). A busy call of 32 packets is
+// ~20 000-100 000 cycles; a preemption is a few hundred thousand or more.
+constexpr double kOutlier = 8;
+
+void uninterrupted(Phase& ph) {
+  std::vector<std::uint64_t> busy;
+  for (std::size_t i = 0; i < ph.call_cycles.size(); ++i)
+    if (ph.call_out[i] != 0) busy.push_back(ph.call_cycles[i]);
+  if (busy.empty()) return;
+  std::nth_element(busy.begin(), busy.begin() + static_cast<std::ptrdiff_t>(busy.size() / 2), busy.end());
+  const double limit = kOutlier * static_cast<double>(busy[busy.size() / 2]);
+  ph.kept_cycles = ph.kept_out = ph.dropped_calls = 0;
+  for (std::size_t i = 0; i < ph.call_cycles.size(); ++i) {
+    if (static_cast<double>(ph.call_cycles[i]) > limit) {
+      ++ph.dropped_calls;
+      continue;
+    }
+    ph.kept_cycles += ph.call_cycles[i];
+    ph.kept_out += ph.call_out[i];
+  }
+}
 
 // Feeds `in` through the rx ring of `from`, timing run_once(), and counts
 // what leaves `to` (frames longer than min_len: keepalives are not data).
@@ -622,18 +665,22 @@ Phase drive(World& w, const std::vector<rte_mbuf*>& in, Ports& from, Ports& to, 
     ph.cycles += c1 - c0;
     ++ph.calls;
     bool any = false;
+    std::uint32_t out = 0;
     for (Ports* p : {&to, &from}) {
       unsigned n;
       while ((n = rte_ring_dequeue_burst(p->tx, reinterpret_cast<void**>(pkts), 64, nullptr)) != 0) {
         any = true;
         for (unsigned i = 0; i < n; ++i) {
           const bool data = p == &to && rte_pktmbuf_data_len(pkts[i]) > min_len;
-          ph.out += data;
+          out += data;
           if (data && keep != nullptr) keep->push_back(pkts[i]);
           else rte_pktmbuf_free(pkts[i]);
         }
       }
     }
+    ph.out += out;
+    ph.call_cycles.push_back(c1 - c0);
+    ph.call_out.push_back(out);
     // Done when everything was fed and the gateway stays quiet.
     idle = (next == in.size() && rte_ring_count(from.rx) == 0 && !any) ? idle + 1 : 0;
   }
@@ -681,7 +728,11 @@ Phase run_direction(World& w, bool decrypt, std::uint16_t size, std::uint32_t& f
     first = static_cast<std::uint32_t>((first + n) % w.opt.peers);
     return v;
   };
-  if (mode == Mode::kCold) return drive(w, build(w.opt.k, nullptr), from, to, min_len);
+  if (mode == Mode::kCold) {
+    Phase ph = drive(w, build(w.opt.k, nullptr), from, to, min_len);
+    uninterrupted(ph);
+    return ph;
+  }
   Phase total;
   std::uint32_t done = 0;
   while (done < w.opt.k) {
@@ -693,12 +744,10 @@ Phase run_direction(World& w, bool decrypt, std::uint16_t size, std::uint32_t& f
     }
     const std::vector<rte_mbuf*> in = build(n, spare.data() + spare.size() - n);
     spare.resize(spare.size() - n);
-    const Phase ph = drive(w, in, from, to, min_len, &spare);
-    total.cycles += ph.cycles;
-    total.out += ph.out;
-    total.calls += ph.calls;
+    total.add(drive(w, in, from, to, min_len, &spare));
     done += n;
   }
+  uninterrupted(total);
   return total;
 }
 
@@ -706,8 +755,9 @@ struct Result {
   Mode mode;
   std::string dir;
   std::uint32_t size;
-  std::vector<double> dp_cyc, ceil_cyc;
+  std::vector<double> dp_cyc, ceil_cyc, ratio;  // per repetition
   std::uint64_t lost = 0;
+  std::uint64_t calls = 0, dropped_calls = 0;
   std::string drops;
 };
 
@@ -719,6 +769,8 @@ double median(std::vector<double> v) {
 
 // AeadBurst alone: bursts of 32 in place over hot buffers, 32 keys; for
 // decryption each burst is re-encrypted untimed first (genuine tags).
+// Bursts over kOutlier x the median burst are left out, as the data plane's
+// interrupted calls are.
 double ceiling(World& w, std::uint32_t size, bool encrypt, std::uint32_t bursts) {
   constexpr std::uint32_t kB = 32;
   static std::vector<std::uint8_t> buf;
@@ -730,7 +782,9 @@ double ceiling(World& w, std::uint32_t size, bool encrypt, std::uint32_t bursts)
   }
   crypto::AeadOp ops[kB];
   bool ok[kB];
-  std::uint64_t counter = 0, cycles = 0;
+  std::uint64_t counter = 0;
+  std::vector<std::uint64_t> per_burst;
+  per_burst.reserve(bursts);
   for (std::uint32_t b = 0; b < bursts; ++b) {
     for (std::uint32_t i = 0; i < kB; ++i) {
       std::uint8_t* d = buf.data() + static_cast<std::size_t>(i) * (size + 16);
@@ -739,10 +793,19 @@ double ceiling(World& w, std::uint32_t size, bool encrypt, std::uint32_t bursts)
     if (!encrypt) w.aead->encrypt(ops, kB);
     const std::uint64_t c0 = rte_rdtsc();
     const std::uint32_t done = encrypt ? w.aead->encrypt(ops, kB) : w.aead->decrypt(ops, kB, ok);
-    cycles += rte_rdtsc() - c0;
+    per_burst.push_back(rte_rdtsc() - c0);
     if (done != kB) die("ceiling burst failed");
   }
-  return static_cast<double>(cycles) / (static_cast<double>(bursts) * kB);
+  std::vector<std::uint64_t> sorted = per_burst;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2), sorted.end());
+  const double limit = kOutlier * static_cast<double>(sorted[sorted.size() / 2]);
+  std::uint64_t cycles = 0, kept = 0;
+  for (std::uint64_t c : per_burst) {
+    if (static_cast<double>(c) > limit) continue;
+    cycles += c;
+    ++kept;
+  }
+  return static_cast<double>(cycles) / (static_cast<double>(kept) * kB);
 }
 
 }  // namespace
@@ -771,21 +834,27 @@ int main(int argc, char** argv) {
   for (std::uint32_t size : opt.sizes) {
     std::vector<Result> rs;
     for (Mode mode : opt.modes) {
-      rs.push_back(Result{mode, "decrypt", size, {}, {}, 0, {}});
-      rs.push_back(Result{mode, "encrypt", size, {}, {}, 0, {}});
+      rs.push_back(Result{mode, "decrypt", size, {}, {}, {}, 0, 0, 0, {}});
+      rs.push_back(Result{mode, "encrypt", size, {}, {}, {}, 0, 0, 0, {}});
     }
     for (int r = 0; r < opt.reps; ++r) {
-      const double cdec = ceiling(w, size, false, opt.ceiling_bursts);
-      const double cenc = ceiling(w, size, true, opt.ceiling_bursts);
       for (Result& res : rs) {
         // Decrypt runs before encrypt in each mode, so every peer has
         // received recently when the gateway sends to it (no "sent without
-        // reply" handshake timers during the encrypt phase).
+        // reply" handshake timers during the encrypt phase). The ceiling is
+        // measured right before each phase, so the two see the same machine
+        // (a shared one, whose speed drifts), and the ratio is taken per
+        // repetition.
         const bool decrypt = res.dir == "decrypt";
-        res.ceil_cyc.push_back(decrypt ? cdec : cenc);
+        const double ceil = ceiling(w, size, !decrypt, opt.ceiling_bursts);
         const Phase ph = run_direction(w, decrypt, static_cast<std::uint16_t>(size), first, res.mode,
                                        opt.recycle, spare);
-        res.dp_cyc.push_back(static_cast<double>(ph.cycles) / opt.k);
+        const double cyc = static_cast<double>(ph.kept_cycles) / static_cast<double>(std::max<std::uint64_t>(ph.kept_out, 1));
+        res.ceil_cyc.push_back(ceil);
+        res.dp_cyc.push_back(cyc);
+        res.ratio.push_back(ceil / cyc);
+        res.calls += ph.calls;
+        res.dropped_calls += ph.dropped_calls;
         if (ph.out != opt.k) {
           res.lost += opt.k > ph.out ? opt.k - ph.out : 0;
           res.drops = w.drop_summary();
@@ -805,16 +874,19 @@ int main(int argc, char** argv) {
   if (js) std::fprintf(js, "{\"aead\":\"%s\",\"tsc_hz\":%.0f,\"peers\":%u,\"k\":%u,\"recycle\":%u,\"reps\":%d,\"eal\":\"%s\",\"rows\":[\n",
                        w.gw.aead_arch(), hz, opt.peers, opt.k, opt.recycle, opt.reps, opt.eal_line().c_str());
   bool any_lost = false;
+  std::uint64_t calls = 0, dropped = 0;
   for (std::size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
-    const double cyc = median(r.dp_cyc), ccyc = median(r.ceil_cyc);
+    const double cyc = median(r.dp_cyc), ccyc = median(r.ceil_cyc), ratio = median(r.ratio);
     const double mpps = hz / cyc / 1e6, cmpps = hz / ccyc / 1e6;
     const double gbps = mpps * r.size * 8 / 1000;
     const std::string packets =
         r.mode == Mode::kCold ? std::to_string(opt.k) + " cold" : std::to_string(opt.recycle) + " recycled";
     std::printf("| %u | %s | %s | %u | %.2f | %.2f | %.0f | %.2f | %.0f | %.1f%% | %llu |\n", opt.peers,
-                packets.c_str(), r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, 100 * ccyc / cyc,
+                packets.c_str(), r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, 100 * ratio,
                 static_cast<unsigned long long>(r.lost));
+    calls += r.calls;
+    dropped += r.dropped_calls;
     if (r.lost) {
       any_lost = true;
       std::fprintf(stderr, "bench_dataplane: %s %s %u B: %llu packets lost; counters: %s\n", mode_name(r.mode),
@@ -824,13 +896,16 @@ int main(int argc, char** argv) {
       std::fprintf(js,
                    "{\"peers\":%u,\"mode\":\"%s\",\"direction\":\"%s\",\"size\":%u,\"mpps\":%.4f,\"gbps\":%.4f,"
                    "\"cycles\":%.1f,\"ceiling_mpps\":%.4f,\"ceiling_cycles\":%.1f,\"ratio\":%.4f,\"lost\":%llu}%s\n",
-                   opt.peers, mode_name(r.mode), r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, ccyc / cyc,
+                   opt.peers, mode_name(r.mode), r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, ratio,
                    static_cast<unsigned long long>(r.lost), i + 1 < results.size() ? "," : "");
   }
   if (js) {
-    std::fprintf(js, "]}\n");
+    std::fprintf(js, "],\"calls\":%llu,\"interrupted_calls\":%llu}\n", static_cast<unsigned long long>(calls),
+                 static_cast<unsigned long long>(dropped));
     std::fclose(js);
   }
+  std::fprintf(stderr, "bench_dataplane: %llu of %llu run_once() calls left out as interrupted (> %.0fx the median)\n",
+               static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(calls), kOutlier);
   std::fflush(stdout);
   std::fprintf(stderr,
                "bench_dataplane: aead %s, tsc %.3f GHz, K=%u, recycled ring %u, reps=%d, peer-side rekeys discarded %llu\n",
