@@ -17,6 +17,7 @@
 #include "dataplane/port.h"
 #include "dataplane/timer_wheel.h"
 #include "wireguard/endpoint.h"
+#include "wireguard/huge_pages.h"
 #include "wireguard/peer.h"
 
 struct rte_hash;
@@ -76,7 +77,8 @@ struct Settings {
 // (the staged packets, the owner's timer wheel entry) belongs to the owner.
 // Cache-line aligned: the timer node, id, owner and peer (what every packet
 // reads) share the first line; the staged ring is for sessions in the making.
-struct alignas(64) PeerCtx : TimerNode {
+// Allocated from a huge-page slab (wireguard/huge_pages.h).
+struct alignas(64) PeerCtx : TimerNode, wg::OnHugeSlab<PeerCtx> {
   std::uint32_t id = 0;      // global id: what the allowed-IPs tables return
   std::uint16_t owner = 0;   // worker index
   wg::Peer* peer = nullptr;  // in the owner's device

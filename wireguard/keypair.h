@@ -15,6 +15,7 @@
 
 #include "crypto/secret.h"
 #include "wireguard/constants.h"
+#include "wireguard/huge_pages.h"
 #include "wireguard/replay.h"
 
 namespace moongate::wg {
@@ -24,8 +25,9 @@ class Peer;
 // Laid out for the packet paths: the keys fill the first cache line, and
 // everything else a data message reads or writes (counter, age, indices,
 // peer, the replay window's head) the second; the replay bitmap follows, of
-// which a message touches one block. Cache-line aligned so that holds.
-struct alignas(64) Keypair {
+// which a message touches one block. Cache-line aligned so that holds;
+// allocated from a huge-page slab (huge_pages.h).
+struct alignas(64) Keypair : OnHugeSlab<Keypair> {
   crypto::SecretKey send_key;
   crypto::SecretKey recv_key;
   std::uint64_t send_counter = 0;  // next nonce to use

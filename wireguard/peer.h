@@ -8,6 +8,7 @@
 #include "crypto/x25519.h"
 #include "wireguard/cookie.h"
 #include "wireguard/endpoint.h"
+#include "wireguard/huge_pages.h"
 #include "wireguard/keypair.h"
 #include "wireguard/noise.h"
 #include "wireguard/timers.h"
@@ -18,8 +19,8 @@ namespace moongate::wg {
 // (keypairs, timers, endpoint, byte counters, the caller's pointer) comes
 // first and fills the first two cache lines; the handshake state and the
 // cookie, used a few times per two minutes, follow. Cache-line aligned so
-// that holds.
-class alignas(64) Peer {
+// that holds; allocated from a huge-page slab (huge_pages.h).
+class alignas(64) Peer : public OnHugeSlab<Peer> {
  public:
   explicit Peer(const crypto::PublicKey& public_key) noexcept : public_key_(public_key) {}
   Peer(const Peer&) = delete;
