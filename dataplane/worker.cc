@@ -39,6 +39,10 @@ constexpr std::uint16_t kUdpLen = sizeof(rte_udp_hdr);
 constexpr std::uint64_t kArpRetryNs = 1'000'000'000;
 constexpr std::uint32_t kMaxIdleSleepUs = 200;
 constexpr std::uint64_t kClockResync = 10'000'000;  // ns between clock reads (update_now)
+// How many packets ahead of its use a per-peer line is asked for, where a
+// stage reads what the previous one prefetched (keypairs behind peers and
+// index slots): enough packets of work to cover a memory access.
+constexpr std::uint16_t kPrefetchAhead = 6;
 
 std::uint64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -768,12 +772,16 @@ void Worker::replicate_neighbor_frame(std::size_t port_index, rte_mbuf* m) {
 // after the other, instead of queueing packet by packet.
 void Worker::flush_rx() {
   if (rx_count_ == 0) return;
-  for (std::uint16_t i = 0; i < rx_count_; ++i)
-    device_->prefetch_receive_keypair(rte_pktmbuf_mtod_offset(rx_items_[i].m, std::uint8_t*, rx_items_[i].wg_off));
+  auto msg_of = [this](std::uint16_t i) {
+    return rte_pktmbuf_mtod_offset(rx_items_[i].m, const std::uint8_t*, rx_items_[i].wg_off);
+  };
+  // Keypairs kPrefetchAhead messages ahead of their pre-checks.
+  for (std::uint16_t i = 0; i < rx_count_ && i < kPrefetchAhead; ++i) device_->prefetch_receive_keypair(msg_of(i));
   // Expiry and replay pre-checks; what fails is freed (counted by the
   // device) and the rest moves up.
   std::uint16_t kept = 0;
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
+    if (i + kPrefetchAhead < rx_count_) device_->prefetch_receive_keypair(msg_of(static_cast<std::uint16_t>(i + kPrefetchAhead)));
     RxItem& it = rx_items_[i];
     const std::uint8_t* msg = rte_pktmbuf_mtod_offset(it.m, std::uint8_t*, it.wg_off);
     if (device_->prepare_receive(msg, it.wg_len, now_.mono, it.slot) != wg::Drop::kOk) {
@@ -1331,11 +1339,14 @@ void Worker::encrypt_flush() {
   const std::uint16_t count = enc_count_;
   enc_count_ = 0;
   // The peers' hot lines for the whole batch, then (reading them) their
-  // current keypairs: at 100 000 peers these misses overlap instead of
-  // queueing packet by packet (the PeerCtx lines were asked for by poll_lan).
+  // current keypairs, kPrefetchAhead packets ahead of prepare_send(): at
+  // 100 000 peers these misses overlap instead of queueing packet by packet
+  // (the PeerCtx lines were asked for by poll_lan).
   for (std::uint16_t i = 0; i < count; ++i) enc_items_[i].peer->peer->prefetch();
-  for (std::uint16_t i = 0; i < count; ++i) wg::Device::prefetch_send(*enc_items_[i].peer->peer);
+  for (std::uint16_t i = 0; i < count && i < kPrefetchAhead; ++i)
+    wg::Device::prefetch_send(*enc_items_[i].peer->peer);
   for (std::uint16_t i = 0; i < count; ++i) {
+    if (i + kPrefetchAhead < count) wg::Device::prefetch_send(*enc_items_[i + kPrefetchAhead].peer->peer);
     TxItem it = enc_items_[i];
     wg::Peer& peer = *it.peer->peer;
     if (!peer.endpoint.valid()) {
@@ -1362,7 +1373,7 @@ void Worker::encrypt_flush() {
       drop(it.m, DpDrop::kMalformed);
       continue;
     }
-    std::memset(tail, 0, padded - len);
+    if (padded != len) std::memset(tail, 0, padded - len);
     wg::write_data_header(hdr, slot.keypair->remote_index, slot.counter);
     ops[n] = crypto::AeadOp{hdr + wg::kDataHeaderLen, padded, hdr + wg::kDataHeaderLen + padded,
                             slot.keypair->send_key.data(), slot.counter, nullptr, 0};
