@@ -43,6 +43,8 @@ constexpr std::uint64_t kClockResync = 10'000'000;  // ns between clock reads (u
 // stage reads what the previous one prefetched (keypairs behind peers and
 // index slots): enough packets of work to cover a memory access.
 constexpr std::uint16_t kPrefetchAhead = 6;
+// Lines of each received packet asked for at once (prefetch_burst).
+constexpr std::size_t kPrefetchLines = 4;
 
 std::uint64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -77,6 +79,20 @@ inline bool ipv4_header20_sums_ok(const std::uint8_t* p) noexcept {
   sum = (sum & 0xffffu) + (sum >> 16);
   sum = (sum & 0xffffu) + (sum >> 16);
   return sum == 0xffffu;
+}
+
+// The header checksum of the outer IPv4 header send_outer() writes (version
+// 4, IHL 5, TOS 0, ID 0, DF, TTL 64, UDP), from the values rather than from
+// memory: summing the header just stored would wait on store forwarding
+// (the wide loads span several narrow stores), which cost ~20 cycles per
+// packet. Arguments in network order, as in the header; so is the result.
+inline std::uint16_t outer_ipv4_checksum(std::uint16_t total_len, std::uint32_t src, std::uint32_t dst) noexcept {
+  constexpr std::uint32_t kFixed = 0x4500 + 0x4000 + ((64u << 8) | IPPROTO_UDP);  // words 0, 3, 4
+  const std::uint32_t s = rte_be_to_cpu_32(src), d = rte_be_to_cpu_32(dst);
+  std::uint32_t sum = kFixed + rte_be_to_cpu_16(total_len) + (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return rte_cpu_to_be_16(static_cast<std::uint16_t>(~sum));
 }
 
 // Recomputes the IPv4 header checksum (20-60 bytes: cheap next to crypto).
@@ -238,7 +254,7 @@ bool Worker::send_outer(rte_mbuf* m, const wg::Endpoint& to) {
     ip->next_proto_id = IPPROTO_UDP;
     ip->src_addr = wan_->primary_v4();
     ip->dst_addr = dst;
-    ipv4_fix_checksum(ip);
+    ip->hdr_checksum = outer_ipv4_checksum(ip->total_length, ip->src_addr, dst);
     auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
     udp->src_port = rte_cpu_to_be_16(settings_.listen_port);
     udp->dst_port = rte_cpu_to_be_16(to.port);
@@ -539,9 +555,7 @@ void Worker::poll_wan() {
       to_kernel(*wan_, m);
       continue;
     }
-    wireguard_in(m, wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&ip->src_addr),
-                                     rte_be_to_cpu_16(udp->src_port)),
-                 static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
+    wireguard_in(m, static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
                  static_cast<std::uint16_t>(udp_len - kUdpLen), false);
   }
   flush_rx();
@@ -586,8 +600,7 @@ void Worker::wan_v6(rte_mbuf* m) {
     // The UDP checksum is not verified: WireGuard authenticates every
     // message itself (the AEAD tag, mac1), which is stronger.
     if (((udp[2] << 8) | udp[3]) == settings_.listen_port) {
-      wireguard_in(m, wg::Endpoint::v6(h.src.data(), static_cast<std::uint16_t>((udp[0] << 8) | udp[1])),
-                   static_cast<std::uint16_t>(kEthLen + h.l4_offset + kUdpLen),
+      wireguard_in(m, static_cast<std::uint16_t>(kEthLen + h.l4_offset + kUdpLen),
                    static_cast<std::uint16_t>(udp_len - kUdpLen), false);
       return;
     }
@@ -639,11 +652,10 @@ void Worker::run_handshakes() {
   }
 }
 
-// A WireGuard message from src. Data, responses and cookie replies belong to
-// the worker named by their receiver index; `routed` says another worker
-// already sent it here (no second look at the tag).
-void Worker::wireguard_in(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
-                          std::uint16_t wg_len, bool routed) {
+// A WireGuard message received on the WAN. Data, responses and cookie
+// replies belong to the worker named by their receiver index; `routed` says
+// another worker already sent it here (no second look at the tag).
+void Worker::wireguard_in(rte_mbuf* m, std::uint16_t wg_off, std::uint16_t wg_len, bool routed) {
   const std::uint8_t* msg = rte_pktmbuf_mtod_offset(m, std::uint8_t*, wg_off);
   const wg::MessageType type = wg::classify_message(msg, wg_len);
   if (type == wg::MessageType::kInvalid) {
@@ -670,10 +682,10 @@ void Worker::wireguard_in(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg
     // Collected for the burst (flush_rx); its index slot is asked for now.
     if (rx_count_ == kBurst) flush_rx();
     device_->prefetch_receive_index(msg);
-    rx_items_[rx_count_++] = RxItem{m, {}, src, wg_off, wg_len};
+    rx_items_[rx_count_++] = RxItem{m, {}, wg_off, wg_len};
     return;
   }
-  queue_handshake(m, src, wg_off, wg_len, false);
+  queue_handshake(m, outer_source(m, wg_off), wg_off, wg_len, false);
 }
 
 void Worker::queue_handshake(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
@@ -719,7 +731,7 @@ void Worker::poll_handoff() {
       const Handoff f = *handoff_of(m, shared_.handoff_field);
       switch (f.kind) {
         case HandoffKind::kData:
-          wireguard_in(m, outer_source(m, f.wg_off), f.wg_off, f.wg_len, true);
+          wireguard_in(m, f.wg_off, f.wg_len, true);
           break;
         case HandoffKind::kHandshake:
           queue_handshake(m, outer_source(m, f.wg_off), f.wg_off, f.wg_len, f.arg != 0);
@@ -836,7 +848,10 @@ void Worker::decrypt_flush() {
     }
     auto* ctx = static_cast<PeerCtx*>(it.slot.keypair->peer->user);
     const std::uint32_t pt_len = ops[i].len;
-    const wg::Drop verdict = device_->complete_receive(it.slot, it.wg_len, pt_len, it.src, now_);
+    // The outer source (roaming), read back from the frame: carrying it in
+    // RxItem cost a copy that stalled on store forwarding.
+    const wg::Drop verdict =
+        device_->complete_receive(it.slot, it.wg_len, pt_len, outer_source(it.m, it.wg_off), now_);
     // The timer entry once per run of packets from the same peer.
     if (ctx != last_ctx) {
       if (last_ctx != nullptr) rearm(*last_ctx);
@@ -912,16 +927,23 @@ void Worker::lookup_v4(const std::uint32_t* addrs, std::uint32_t* ids, unsigned 
   }
 }
 
-// The burst's packets: their mbufs, then their first data lines (the
-// headers every stage reads), and with `headroom` the line before the data,
-// where encryption will write the outer headers.
-void Worker::prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool headroom) noexcept {
+// The burst's packets: their mbufs, then their data up to kPrefetchLines
+// lines (the headers every stage reads, and all of a small packet: the AEAD
+// reads the payload and writes the tag after it), and with `encrypt` the
+// line before the data, where the outer headers go, and the tag's room
+// after the packet. Longer payloads are left to the hardware prefetcher,
+// which follows the AEAD's sequential reads.
+void Worker::prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt) noexcept {
   for (std::uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
   for (std::uint16_t i = 0; i < n; ++i) {
     const auto* d = rte_pktmbuf_mtod(pkts[i], const char*);
-    rte_prefetch0(d);
-    if (headroom && rte_pktmbuf_headroom(pkts[i]) >= RTE_CACHE_LINE_SIZE)
-      __builtin_prefetch(d - RTE_CACHE_LINE_SIZE, 1);
+    std::size_t end = rte_pktmbuf_data_len(pkts[i]);
+    if (encrypt) {
+      end += wg::kDataHeaderLen + wg::kTagLen;  // padding and tag (the header moves the data)
+      if (rte_pktmbuf_headroom(pkts[i]) >= RTE_CACHE_LINE_SIZE) __builtin_prefetch(d - RTE_CACHE_LINE_SIZE, 1);
+    }
+    end = std::min<std::size_t>(end, kPrefetchLines * RTE_CACHE_LINE_SIZE);
+    for (std::size_t off = 0; off < end; off += RTE_CACHE_LINE_SIZE) __builtin_prefetch(d + off, 1);
   }
 }
 

@@ -120,8 +120,9 @@ class Worker final : public wg::DeviceHost {
   void to_kernel(Port& port, rte_mbuf* m);  // the exception path
   void poll_kernel(Port& tap);
   void wan_v6(rte_mbuf* m);
-  void wireguard_in(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off, std::uint16_t wg_len,
-                    bool routed);
+  // m's message at wg_off (its outer source is read back from the frame,
+  // outer_source() in worker.cc, where needed).
+  void wireguard_in(rte_mbuf* m, std::uint16_t wg_off, std::uint16_t wg_len, bool routed);
   // m starts at a WireGuard message: adds UDP and IP (v4 or v6, as `to`) from
   // our WAN address and listen port, and sends it toward `to`. False (m
   // freed, counted) when the WAN has no address of that family.
@@ -138,7 +139,7 @@ class Worker final : public wg::DeviceHost {
   // Allowed-IPs look-ups of n IPv4 addresses: peer ids, kNoPeer for none.
   static constexpr std::uint32_t kNoPeer = UINT32_MAX;
   void lookup_v4(const std::uint32_t* addrs, std::uint32_t* ids, unsigned n) const noexcept;
-  static void prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool headroom) noexcept;
+  static void prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt) noexcept;
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   // m starts at the inner IP header: to the encrypt batch, or to the owner.
   void to_peer(PeerCtx& peer, rte_mbuf* m);
@@ -200,8 +201,7 @@ class Worker final : public wg::DeviceHost {
   struct RxItem {
     rte_mbuf* m;
     wg::RxSlot slot;
-    wg::Endpoint src;
-    std::uint16_t wg_off;
+    std::uint16_t wg_off;  // the message in the frame (its outer source: outer_source())
     std::uint16_t wg_len;
   };
   RxItem rx_items_[kBurst];

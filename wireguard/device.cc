@@ -214,7 +214,9 @@ Drop Device::complete_receive(const RxSlot& slot, std::size_t wire_len, std::siz
   if (!kp->replay.check_and_update(slot.counter, kRejectAfterMessages))
     return drop(Drop::kReplay);
   Peer& peer = *kp->peer;
-  peer.endpoint = src;  // roaming: the last authenticated source wins
+  // Roaming: the last authenticated source wins. Compared first, as it
+  // rarely changes: the copy would dirty the line for nothing.
+  if (!(peer.endpoint == src)) peer.endpoint = src;
   peer.rx_bytes += wire_len;
   if (peer.keypairs.received_with(kp, indices_)) {
     handshake_complete(peer, now);
