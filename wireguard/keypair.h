@@ -76,12 +76,15 @@ class Keypairs {
   // A data message authenticated under `kp`. If kp is next, it is
   // confirmed: previous <- current <- next. True when that happened (the
   // handshake is complete for a responder).
-  bool received_with(const Keypair* kp, IndexTable& indices) noexcept;
+  bool received_with(const Keypair* kp, IndexTable& indices) noexcept {
+    return kp != nullptr && kp == next_.get() && confirm_next(indices);  // inline: every data message
+  }
 
   // Drops every keypair (zero_key_material, peer removal).
   void clear(IndexTable& indices) noexcept;
 
  private:
+  bool confirm_next(IndexTable& indices) noexcept;
   void drop(std::unique_ptr<Keypair>& slot, IndexTable& indices) noexcept;
 
   std::unique_ptr<Keypair> previous_;
