@@ -12,7 +12,8 @@
 //      pre-checks expiry and replay -> the caller decrypts the whole burst
 //      (crypto::AeadBurst) -> complete_receive() records the counter,
 //      confirms a pending keypair, updates the endpoint (roaming), timers
-//      and counters.
+//      and counters (or, for a burst: accept_receive() per message, then
+//      received() once per peer).
 // Send flow (per plaintext packet for a peer):
 //   1. prepare_send() hands out the keypair and the next counter, or
 //      kNoSession after asking for a handshake (the caller stages the
@@ -136,9 +137,18 @@ class Device {
   Drop prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now,
                        RxSlot& slot) noexcept;
   // After the AEAD verified: wire_len is the UDP payload length (for
-  // rx_bytes), plaintext_len 0 means a keepalive.
+  // rx_bytes), plaintext_len 0 means a keepalive. The two steps below.
   Drop complete_receive(const RxSlot& slot, std::size_t wire_len, std::size_t plaintext_len,
                         const Endpoint& src, Instant now) noexcept;
+  // complete_receive() in two steps, for a burst: accept_receive() for every
+  // verified message (records its counter; kReplay for a duplicate inside
+  // the burst, which is then dropped), and received() once per run of
+  // accepted messages under one keypair: their UDP payload bytes, how many
+  // carried data (not keepalives), and the last one's source. Endpoint,
+  // counters, key confirmation and timers then cost once per peer per burst.
+  Drop accept_receive(const RxSlot& slot) noexcept;
+  void received(Keypair& kp, std::size_t wire_bytes, std::size_t data_messages, const Endpoint& src,
+                Instant now) noexcept;
 
   // --- burst hints (optional: results are the same without them) ---
   // A caller holding a burst of data messages lets the cache misses of all
@@ -152,7 +162,8 @@ class Device {
   }
   void prefetch_receive_keypair(const std::uint8_t* msg) const noexcept {
     const IndexEntry* e = indices_.find(load_le32(msg + 4));
-    if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair) e->keypair->prefetch_receive(load_le64(msg + 8));
+    if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair)
+      e->keypair->prefetch_receive(load_le64(msg + 8));
   }
   // Before prepare_send() for a burst, once peer.prefetch() has had time:
   // the keypair prepare_send() will use.
