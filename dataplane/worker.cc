@@ -86,10 +86,12 @@ inline bool ipv4_header20_sums_ok(const std::uint8_t* p) noexcept {
 // memory: summing the header just stored would wait on store forwarding
 // (the wide loads span several narrow stores), which cost ~20 cycles per
 // packet. Arguments in network order, as in the header; so is the result.
-inline std::uint16_t outer_ipv4_checksum(std::uint16_t total_len, std::uint32_t src, std::uint32_t dst) noexcept {
+inline std::uint16_t outer_ipv4_checksum(std::uint16_t total_len, std::uint32_t src,
+                                         std::uint32_t dst) noexcept {
   constexpr std::uint32_t kFixed = 0x4500 + 0x4000 + ((64u << 8) | IPPROTO_UDP);  // words 0, 3, 4
   const std::uint32_t s = rte_be_to_cpu_32(src), d = rte_be_to_cpu_32(dst);
-  std::uint32_t sum = kFixed + rte_be_to_cpu_16(total_len) + (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff);
+  std::uint32_t sum = kFixed + rte_be_to_cpu_16(total_len);
+  sum += (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff);
   sum = (sum & 0xffff) + (sum >> 16);
   sum = (sum & 0xffff) + (sum >> 16);
   return rte_cpu_to_be_16(static_cast<std::uint16_t>(~sum));
@@ -788,12 +790,14 @@ void Worker::flush_rx() {
     return rte_pktmbuf_mtod_offset(rx_items_[i].m, const std::uint8_t*, rx_items_[i].wg_off);
   };
   // Keypairs kPrefetchAhead messages ahead of their pre-checks.
-  for (std::uint16_t i = 0; i < rx_count_ && i < kPrefetchAhead; ++i) device_->prefetch_receive_keypair(msg_of(i));
+  for (std::uint16_t i = 0; i < rx_count_ && i < kPrefetchAhead; ++i)
+    device_->prefetch_receive_keypair(msg_of(i));
   // Expiry and replay pre-checks; what fails is freed (counted by the
   // device) and the rest moves up.
   std::uint16_t kept = 0;
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
-    if (i + kPrefetchAhead < rx_count_) device_->prefetch_receive_keypair(msg_of(static_cast<std::uint16_t>(i + kPrefetchAhead)));
+    if (i + kPrefetchAhead < rx_count_)
+      device_->prefetch_receive_keypair(msg_of(static_cast<std::uint16_t>(i + kPrefetchAhead)));
     RxItem& it = rx_items_[i];
     const std::uint8_t* msg = rte_pktmbuf_mtod_offset(it.m, std::uint8_t*, it.wg_off);
     if (device_->prepare_receive(msg, it.wg_len, now_.mono, it.slot) != wg::Drop::kOk) {
@@ -838,7 +842,19 @@ void Worker::decrypt_flush() {
     }
   }
   lookup_v4(addrs, ids, 2u * rx_count_);
-  PeerCtx* last_ctx = nullptr;
+  // Each message's counter goes into the replay window (accept_receive);
+  // the rest of receiving (endpoint, byte counter, key confirmation, timers
+  // and their wheel entry) once per run of messages under one keypair.
+  wg::Keypair* run_kp = nullptr;
+  std::size_t run_bytes = 0;
+  std::size_t run_data = 0;
+  wg::Endpoint run_src;  // the run's last outer source (roaming)
+  auto finish_run = [&] {
+    if (run_kp == nullptr) return;
+    device_->received(*run_kp, run_bytes, run_data, run_src, now_);
+    rearm(*static_cast<PeerCtx*>(run_kp->peer->user));
+    run_kp = nullptr;
+  };
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
     RxItem& it = rx_items_[i];
     if (!ok[i]) {
@@ -846,21 +862,23 @@ void Worker::decrypt_flush() {
       rte_pktmbuf_free(it.m);
       continue;
     }
-    auto* ctx = static_cast<PeerCtx*>(it.slot.keypair->peer->user);
-    const std::uint32_t pt_len = ops[i].len;
-    // The outer source (roaming), read back from the frame: carrying it in
-    // RxItem cost a copy that stalled on store forwarding.
-    const wg::Drop verdict =
-        device_->complete_receive(it.slot, it.wg_len, pt_len, outer_source(it.m, it.wg_off), now_);
-    // The timer entry once per run of packets from the same peer.
-    if (ctx != last_ctx) {
-      if (last_ctx != nullptr) rearm(*last_ctx);
-      last_ctx = ctx;
-    }
-    if (verdict != wg::Drop::kOk) {
-      rte_pktmbuf_free(it.m);
+    if (device_->accept_receive(it.slot) != wg::Drop::kOk) {
+      rte_pktmbuf_free(it.m);  // a duplicate inside the burst, counted by the device
       continue;
     }
+    if (it.slot.keypair != run_kp) {
+      finish_run();
+      run_kp = it.slot.keypair;
+      run_bytes = 0;
+      run_data = 0;
+    }
+    const std::uint32_t pt_len = ops[i].len;
+    run_bytes += it.wg_len;
+    run_data += pt_len != 0 ? 1 : 0;
+    // Read back from the frame: carrying it in RxItem cost a copy that
+    // stalled on store forwarding.
+    run_src = outer_source(it.m, it.wg_off);
+    auto* ctx = static_cast<PeerCtx*>(it.slot.keypair->peer->user);
     ++counters_.decrypted;
     if (pt_len == 0) {  // keepalive
       rte_pktmbuf_free(it.m);
@@ -871,7 +889,7 @@ void Worker::decrypt_flush() {
     rte_pktmbuf_adj(it.m, static_cast<std::uint16_t>(it.wg_off + wg::kDataHeaderLen));
     route_inner(*ctx, it.m, ids[2 * i], ids[2 * i + 1]);
   }
-  if (last_ctx != nullptr) rearm(*last_ctx);
+  finish_run();
   rx_count_ = 0;
 }
 
@@ -940,7 +958,8 @@ void Worker::prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt
     std::size_t end = rte_pktmbuf_data_len(pkts[i]);
     if (encrypt) {
       end += wg::kDataHeaderLen + wg::kTagLen;  // padding and tag (the header moves the data)
-      if (rte_pktmbuf_headroom(pkts[i]) >= RTE_CACHE_LINE_SIZE) __builtin_prefetch(d - RTE_CACHE_LINE_SIZE, 1);
+      if (rte_pktmbuf_headroom(pkts[i]) >= RTE_CACHE_LINE_SIZE)
+        __builtin_prefetch(d - RTE_CACHE_LINE_SIZE, 1);
     }
     end = std::min<std::size_t>(end, kPrefetchLines * RTE_CACHE_LINE_SIZE);
     for (std::size_t off = 0; off < end; off += RTE_CACHE_LINE_SIZE) __builtin_prefetch(d + off, 1);
@@ -1201,7 +1220,8 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
     to_peer(*to, m);
     return;
   }
-  if (h.protocol == IPPROTO_TCP) net::clamp_tcp_mss_ipv6(p, total, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
+  if (h.protocol == IPPROTO_TCP)
+    net::clamp_tcp_mss_ipv6(p, total, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
   for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
     Port& port = settings_.ports[i];
     if (port.role != PortRole::kLan) continue;
