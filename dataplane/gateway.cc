@@ -170,6 +170,7 @@ std::string Gateway::init(Settings settings) {
                                        reinterpret_cast<void*>(static_cast<std::uintptr_t>(i)));
         rc < 0)
       return "peer directory: " + std::string(rte_strerror(-rc));
+    shared_.refs.push_back(PeerRef{ctx.get(), ctx->peer, ctx->owner});
     shared_.peers.push_back(std::move(ctx));
   }
   return {};

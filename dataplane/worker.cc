@@ -1053,11 +1053,17 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     dst[nf++] = ip->dst_addr;
   }
   if (nf == 0) return;
-  // Pass 2: the destinations' peers, and their PeerCtx lines.
+  // Pass 2: the destinations' peers, and the lines encryption will read of
+  // the ones this worker owns.
   std::uint32_t ids[kBurst];
   lookup_v4(dst, ids, nf);
-  for (std::uint16_t k = 0; k < nf; ++k)
-    if (ids[k] != kNoPeer) rte_prefetch0(shared_.peers[ids[k]].get());
+  for (std::uint16_t k = 0; k < nf; ++k) {
+    if (ids[k] == kNoPeer) continue;
+    const PeerRef& r = shared_.refs[ids[k]];
+    if (r.owner != id_) continue;
+    rte_prefetch0(r.ctx);
+    r.peer->prefetch();
+  }
   // Pass 3: MTU, TTL, to the peer's owner.
   for (std::uint16_t k = 0; k < nf; ++k) {
     rte_mbuf* m = fwd[k].m;
@@ -1080,7 +1086,11 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     }
     rte_pktmbuf_adj(m, kEthLen);
     rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
-    to_peer(*shared_.peers[ids[k]], m);
+    const PeerRef& r = shared_.refs[ids[k]];
+    if (r.owner == id_)
+      tunnel_out(*r.ctx, m);
+    else
+      to_peer(*r.ctx, m);
   }
 }
 
