@@ -11,11 +11,12 @@
 #   Other options go to bench_dataplane (e.g. --k 65536 --reps 5 --lcore 1
 #   --modes cold,recycled --recycle 2048).
 #
-# Memory: the data plane runs on 2 MB hugepages, as deployed. The script
-# adds $MOONGATE_PERF_HUGEPAGES (default 768) pages to the kernel's pool for
-# the run and gives them back on exit; when it cannot (not root, not enough
-# free memory) or with --no-hugepages, the benchmark runs on 4 KiB pages
-# (--no-huge) and the results file says so.
+# Memory: the data plane runs on 2 MB hugepages, as deployed. Before each
+# peer count the script makes sure $MOONGATE_PERF_HUGEPAGES (default 768)
+# pages are free, adding the missing ones to the kernel's pool, and gives
+# back what it added on exit; when it cannot (not root, not enough free
+# memory) or with --no-hugepages, that run uses 4 KiB pages (--no-huge) and
+# the results file says so.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,38 +46,57 @@ nr=/proc/sys/vm/nr_hugepages
 added=0
 cleanup() {
   # Give back exactly the pages this run added (others may hold theirs).
-  if [ "$added" -gt 0 ]; then echo $(($(cat $nr) - added)) > $nr || true; fi
+  if [ "$added" -gt 0 ]; then
+    left=$(($(cat $nr) - added))
+    [ $left -lt 0 ] && left=0
+    echo $left > $nr || true
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 want=${MOONGATE_PERF_HUGEPAGES:-768}
-memory="4 KiB pages (--no-huge)"
-if [ $hugepages = 1 ]; then
+# reserve: makes sure $want 2 MB pages are free, adding what is missing to
+# the kernel's pool (before every run: another process on the machine may
+# have shrunk the pool meanwhile). False when that is not possible.
+reserve() {
+  [ $hugepages = 1 ] || return 1
+  free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+  [ "$free" -ge "$want" ] && return 0
   before=$(cat $nr 2>/dev/null || echo 0)
-  if echo $((before + want)) 2>/dev/null > $nr; then
-    added=$(($(cat $nr) - before))
-  fi
-  if [ "$added" -ge "$want" ]; then
-    set -- --hugepages "$@"
-    memory="2 MB hugepages ($want reserved for the run, --in-memory)"
-  else
-    memory="4 KiB pages (--no-huge): only $added of $want 2 MB hugepages could be reserved"
-    [ "$added" -gt 0 ] && echo $(($(cat $nr) - added)) > $nr
-    added=0
-    echo "run-dataplane.sh: hugepages unavailable, running with --no-huge" >&2
-  fi
-else
-  memory="4 KiB pages (--no-huge, --no-hugepages given)"
-fi
+  echo $((before + want - free)) 2>/dev/null > $nr || return 1
+  added=$((added + $(cat $nr) - before))
+  free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+  [ "$free" -ge "$want" ]
+}
+
 table=$tmp/table.md
 header=
 status=0
+huge_runs=
+small_runs=
 for n in $(echo "$peers" | tr ',' ' '); do
   echo "== $n peers" >&2
-  "$build/perf/bench_dataplane" --peers "$n" --json "$tmp/$n.json" $header "$@" >> "$table" || status=1
+  if reserve; then
+    memflag=--hugepages
+    huge_runs="$huge_runs $n"
+  else
+    memflag=
+    small_runs="$small_runs $n"
+    [ $hugepages = 1 ] && echo "run-dataplane.sh: $want free 2 MB pages unavailable, $n peers run with --no-huge" >&2
+  fi
+  "$build/perf/bench_dataplane" --peers "$n" --json "$tmp/$n.json" $header $memflag "$@" >> "$table" || status=1
   header=--no-header
 done
+if [ -z "$small_runs" ]; then
+  memory="2 MB hugepages (at least $want free for each run, reserved by the script; --in-memory)"
+elif [ $hugepages = 0 ]; then
+  memory="4 KiB pages (--no-huge, as asked by --no-hugepages)"
+elif [ -z "$huge_runs" ]; then
+  memory="4 KiB pages (--no-huge): $want free 2 MB hugepages could not be reserved"
+else
+  memory="2 MB hugepages for peers$huge_runs; 4 KiB pages (--no-huge, hugepages unavailable) for peers$small_runs"
+fi
 
 # One JSON file; the peer-count scaling line (largest count vs 1 peer).
 python3 - "$tmp" "$peers" "$base.json" > "$tmp/summary.md" <<'PY'
@@ -111,6 +131,10 @@ if runs:
           f"K={runs[0]['k']} packets per direction, size and mode (recycled: rounds of "
           f"{runs[0].get('recycle', 0)} buffers), median of {runs[0]['reps']} repetitions")
     print(f"- EAL: {runs[0].get('eal', '')}")
+    calls = sum(r.get("calls", 0) for r in runs)
+    cut = sum(r.get("interrupted_calls", 0) for r in runs)
+    print(f"- run_once() calls left out as interrupted (over 8x the median call, with their packets): "
+          f"{cut} of {calls}")
 PY
 
 {
