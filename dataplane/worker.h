@@ -5,31 +5,46 @@
 //
 // Loop (one iteration):
 //   0. Hand-off rings in: packets other workers passed to this one.
-//   1. WAN rx burst -> classify each frame:
+//   1. WAN rx burst (its mbufs and first data lines prefetched) -> classify
+//      each frame:
 //        ARP -> answer / learn (and a copy to the other workers);
 //        ICMP echo to us -> reply;
 //        UDP to our listen port -> WireGuard: data and responses to the
-//        owner named by the receiver index (this worker: the decrypt batch),
-//        initiations to the bounded handshake queue; anything else: counted
-//        drop.
-//      One AeadBurst::decrypt over the batch; then per packet: replay
-//      window + timers (Device::complete_receive), allowed-IPs source check,
-//      route the inner packet: to a LAN next hop, or (hub) to another peer
-//      (through the encrypt batch, or to its owner).
+//        owner named by the receiver index (this worker: the decrypt batch,
+//        its index-table slot prefetched), initiations to the bounded
+//        handshake queue; anything else: counted drop.
+//      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
+//      pre-checks (Device::prepare_receive, keypairs prefetched a few
+//      packets ahead; then the peers' and PeerCtx lines) -> one
+//      AeadBurst::decrypt -> the inner sources and destinations looked up
+//      in the allowed-IPs LPM together -> per packet: the replay window
+//      (Device::accept_receive), the source check, route the inner packet:
+//      to a LAN next hop, or (hub) to another peer (through the encrypt
+//      batch, or to its owner); per run of packets from one peer: endpoint,
+//      counters, timers (Device::received) and the timer-wheel entry.
 //      Handshakes wait in a bounded queue (kHandshakeQueue), consumed at
 //      most kHandshakeBudget per iteration; when it runs 1/8 full the
 //      device answers with cookies (wg::LoadDetector), when it is full
 //      they are dropped and counted. An initiation from a peer another
 //      worker owns is handed to it once its static key is decrypted.
-//   2. LAN rx burst -> ARP / ND / ICMP echo to us; other traffic to us ->
-//      the port's TAP (exception path, kernel_interface.h); IP ->
-//      allowed-IPs LPM on the destination -> the peer -> its owner -> the
-//      encrypt batch. TAP rx -> out of its port as it is.
-//   3. Encrypt batch -> Device::prepare_send per packet (no session: the
-//      packet is staged on its peer and a handshake starts) -> one
-//      AeadBurst::encrypt -> UDP/IPv4/Ethernet to the peer's endpoint.
+//   2. LAN rx burst (prefetched, with the headroom the outer headers will
+//      use) -> ARP / ND / ICMP echo to us; other traffic to us -> the port's
+//      TAP (exception path, kernel_interface.h); IPv4 -> allowed-IPs LPM on
+//      the destinations of the whole burst -> the peer (its lines
+//      prefetched when this worker owns it) -> its owner -> the encrypt
+//      batch. TAP rx -> out of its port as it is.
+//   3. Encrypt batch -> Device::prepare_send per packet (keypairs
+//      prefetched a few packets ahead; no session: the packet is staged on
+//      its peer and a handshake starts) -> one AeadBurst::encrypt ->
+//      UDP/IPv4/Ethernet to the peer's endpoint; Device::complete_send and
+//      the timer-wheel entry once per run of packets to one peer.
 //   4. Timers of due peers (a per-lcore timer wheel); hand-off rings out;
 //      TX flush per port; idle back-off.
+//
+// Nothing here allocates, locks or throws per packet. The prefetches are
+// hints: at 100 000 peers every packet's per-peer state (index slot,
+// keypair, peer, PeerCtx) is a cache miss, and asking for a whole burst's
+// lines a stage ahead lets those misses overlap (docs/perf.md).
 #pragma once
 
 #include <rte_ether.h>
