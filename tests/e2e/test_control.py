@@ -307,6 +307,11 @@ def main():
 
         @case("control: the Prometheus endpoint is scraped and parsed")
         def _():
+            # The case before publishes several generations back to back and
+            # does not wait for them: on a loaded machine the data plane may
+            # still be applying them.
+            wait_for("the data plane to apply the latest netmap",
+                     lambda: len(set(generation(ifname))) == 1, timeout=30)
             types, s = scrape(gw)
             key = f'moongate_peer_rx_bytes_total{{public_key="{site}"}}'
             assert s[key] > 0, s
