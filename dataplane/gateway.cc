@@ -156,11 +156,13 @@ std::string Gateway::init(Settings settings) {
 
   if (s.peers.size() > s.max_peers) return std::to_string(s.peers.size()) + " peers, more than max_peers";
   shared_.peers.resize(s.max_peers);
+  shared_.refs.resize(s.max_peers);
   std::vector<RoutedPeer> routed;
   for (std::size_t i = 0; i < s.peers.size(); ++i) {
     auto ctx = std::make_unique<PeerCtx>();
     ctx->id = static_cast<std::uint32_t>(i);
     ctx->owner = static_cast<std::uint16_t>(i % workers);
+    shared_.refs[i] = PeerRef{ctx.get(), nullptr, ctx->owner};  // `peer`: set by add_peer below
     shared_.peers[i] = std::move(ctx);
     routed.push_back(RoutedPeer{static_cast<std::uint32_t>(i), &s.peers[i]});
   }

@@ -26,6 +26,11 @@ bool NeighborTable::init(const char* name, std::uint32_t capacity, int socket,
   p.key_len = key_len;
   p.hash_func = rte_jhash;
   p.socket_id = socket;
+  if (key_len > sizeof last_key_) {
+    rte_errno = EINVAL;
+    return false;
+  }
+  key_len_ = key_len;
   hash_ = rte_hash_create(&p);
   if (hash_ == nullptr) return false;
   // rte_hash positions range over its (possibly rounded-up) entry count.
@@ -38,14 +43,16 @@ bool NeighborTable::init(const char* name, std::uint32_t capacity, int socket,
   return true;
 }
 
-NeighborTable::Entry* NeighborTable::get(const void* addr) noexcept {
+NeighborTable::Entry* NeighborTable::get_slow(const void* addr) noexcept {
   int pos = rte_hash_lookup(hash_, addr);
   if (pos < 0) {
     pos = rte_hash_add_key(hash_, addr);
     if (pos < 0 || static_cast<std::uint32_t>(pos) >= capacity_) return nullptr;
     entries_[pos] = Entry{};
   }
-  return &entries_[pos];
+  last_ = &entries_[pos];
+  std::memcpy(last_key_, addr, key_len_);
+  return last_;
 }
 
 const NeighborTable::Entry* NeighborTable::find(const void* addr) const noexcept {

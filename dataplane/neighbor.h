@@ -9,6 +9,7 @@
 #include <rte_ether.h>
 
 #include <cstdint>
+#include <cstring>
 
 struct rte_hash;
 struct rte_mbuf;
@@ -34,12 +35,29 @@ class NeighborTable {
   bool init(const char* name, std::uint32_t capacity, int socket, std::uint32_t key_len = 4);
 
   // The entry for an address (network order), created if absent; nullptr
-  // when full.
-  Entry* get(const void* addr) noexcept;
+  // when full. The last address asked for is remembered with its entry:
+  // nearly every packet out of a port goes to the same next hop (the WAN
+  // gateway, a LAN router), which then costs a compare instead of a hash
+  // lookup. Entries are never removed, so the remembered pointer stays
+  // valid; whoever adds removal must forget it there.
+  Entry* get(const void* addr) noexcept {
+    if (last_ != nullptr && is_last(addr)) return last_;
+    return get_slow(addr);
+  }
   Entry* get(std::uint32_t ip) noexcept { return get(&ip); }
   const Entry* find(const void* addr) const noexcept;
 
  private:
+  Entry* get_slow(const void* addr) noexcept;
+  // Fixed-size compares, so they compile to one or two loads.
+  bool is_last(const void* addr) const noexcept {
+    if (key_len_ == 4) return std::memcmp(addr, last_key_, 4) == 0;
+    return std::memcmp(addr, last_key_, 16) == 0;
+  }
+
+  Entry* last_ = nullptr;           // the entry of last_key_
+  std::uint8_t last_key_[16] = {};  // key_len_ bytes used
+  std::uint32_t key_len_ = 4;
   rte_hash* hash_ = nullptr;
   Entry* entries_ = nullptr;
   std::uint32_t capacity_ = 0;

@@ -307,6 +307,10 @@ std::string NetmapService::apply(netmap::Netmap next) {
       slot->staged_count = slot->staged_head = 0;
       slot->stats_rx = slot->stats_tx = slot->stats_handshakes = slot->stats_last_handshake_ns = 0;
       slot->stats_endpoint = wg::Endpoint{};
+      // The LAN path's view of the slot (shared.h, PeerRef), written like the
+      // slot before the Routing that refers to the id is published; the
+      // owner fills in `peer` when it adds the peer.
+      shared_.refs[id] = PeerRef{slot.get(), nullptr, slot->owner};
       ++pending_adds_[slot->owner];
       ids_[p.public_key] = id;
       slots = std::max(slots, id + 1);

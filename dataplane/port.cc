@@ -23,10 +23,6 @@ std::string errstr(int err) { return rte_strerror(err < 0 ? -err : err); }
 
 }  // namespace
 
-std::uint32_t Ipv4Iface::mask() const noexcept {
-  return prefix_len == 0 ? 0 : htonl(~std::uint32_t{0} << (32 - prefix_len));
-}
-
 std::string open_port(Port& port, std::uint16_t queues, rte_mempool* pool) {
   // A vdev is created here rather than by an EAL --vdev argument so the
   // config alone says which devices exist; PCI devices are found by name.

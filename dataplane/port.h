@@ -4,6 +4,7 @@
 // and one TX queue per worker lcore.
 #pragma once
 
+#include <rte_byteorder.h>
 #include <rte_ether.h>
 
 #include <array>
@@ -24,7 +25,9 @@ inline constexpr std::size_t kNoPort = static_cast<std::size_t>(-1);
 struct Ipv4Iface {
   std::uint32_t addr = 0;  // network byte order
   std::uint8_t prefix_len = 0;
-  std::uint32_t mask() const noexcept;  // network byte order
+  std::uint32_t mask() const noexcept {  // network byte order
+    return prefix_len == 0 ? 0 : rte_cpu_to_be_32(~std::uint32_t{0} << (32 - prefix_len));
+  }
   bool contains(std::uint32_t ip) const noexcept { return ((ip ^ addr) & mask()) == 0; }
 };
 

@@ -20,6 +20,7 @@
 #include "dataplane/port.h"
 #include "dataplane/timer_wheel.h"
 #include "wireguard/endpoint.h"
+#include "wireguard/huge_pages.h"
 #include "wireguard/peer.h"
 
 struct rte_hash;
@@ -86,7 +87,10 @@ struct Settings {
 // is set by the owner when it adds the peer to its device and cleared when
 // it removes it; the rest (staged packets, the timer wheel entry, what was
 // last reported to the control process) belongs to the owner.
-struct PeerCtx : TimerNode {
+// Cache-line aligned: the timer node, id, owner and peer (what every packet
+// reads) share the first line; the stats copies and the staged ring come
+// after. Allocated from a huge-page slab (wireguard/huge_pages.h).
+struct alignas(64) PeerCtx : TimerNode, wg::OnHugeSlab<PeerCtx> {
   std::uint32_t id = 0;      // global id: what the allowed-IPs tables return
   std::uint16_t owner = 0;   // worker index
   wg::Peer* peer = nullptr;  // in the owner's device; nullptr once removed
@@ -105,6 +109,21 @@ struct PeerCtx : TimerNode {
   std::uint16_t staged_count = 0;
 };
 
+// What the LAN path needs of a peer to route to it, in a flat array by id:
+// one look-up gives the owner and both objects to prefetch, without first
+// waiting for the PeerCtx line (at 100 000 peers, a cache miss).
+// Kept in step with Shared::peers: `ctx` and `owner` are written with the
+// slot (Gateway::init, the netmap service when it gives the id out), before
+// any Routing refers to the id and so before any worker reads them; `peer`
+// is written by the owner alone, with PeerCtx::peer (Worker::add_peer and
+// the removal command), and read only by the owner, so it needs no
+// ordering with the other threads.
+struct PeerRef {
+  PeerCtx* ctx = nullptr;
+  wg::Peer* peer = nullptr;  // in the owner's device; nullptr when not (yet, or no longer) there
+  std::uint16_t owner = 0;
+};
+
 struct Routing;
 
 struct Shared {
@@ -116,6 +135,7 @@ struct Shared {
   // By global id, max_peers slots made once (never resized while workers
   // run); a slot is filled before any routing refers to its id.
   std::vector<std::unique_ptr<PeerCtx>> peers;
+  std::vector<PeerRef> refs;                 // by global id, as `peers` (PeerRef)
   std::atomic<std::uint32_t> peer_slots{0};  // ids in use are below this
   rte_hash* by_key = nullptr;                // public key -> global id
   std::vector<rte_ring*> rings;              // hand-offs, [from * workers + to]

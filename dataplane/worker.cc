@@ -43,6 +43,13 @@ constexpr std::uint16_t kIpLen = sizeof(rte_ipv4_hdr);
 constexpr std::uint16_t kUdpLen = sizeof(rte_udp_hdr);
 constexpr std::uint64_t kArpRetryNs = 1'000'000'000;
 constexpr std::uint32_t kMaxIdleSleepUs = 200;
+constexpr std::uint64_t kClockResync = 10'000'000;  // ns between clock reads (update_now)
+// How many packets ahead of its use a per-peer line is asked for, where a
+// stage reads what the previous one prefetched (keypairs behind peers and
+// index slots): enough packets of work to cover a memory access.
+constexpr std::uint16_t kPrefetchAhead = 6;
+// Lines of each received packet asked for at once (prefetch_burst).
+constexpr std::size_t kPrefetchLines = 4;
 
 std::uint64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -60,6 +67,39 @@ wg::Endpoint outer_source(rte_mbuf* m, std::uint16_t wg_off) {
   const auto* eth = reinterpret_cast<const rte_ether_hdr*>(p);
   if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) return wg::Endpoint::v6(p + kEthLen + 8, port);
   return wg::Endpoint::v4(p + kEthLen + 12, port);
+}
+
+// The one's-complement sum of a 20-byte IPv4 header, checksum field
+// included, is 0xffff when the checksum is right (RFC 1071). Five 32-bit
+// words summed in 64 bits, then folded: a dozen instructions, inline.
+inline bool ipv4_header20_sums_ok(const std::uint8_t* p) noexcept {
+  std::uint64_t sum = 0;
+  for (int i = 0; i < 5; ++i) {
+    std::uint32_t w;
+    std::memcpy(&w, p + 4 * i, 4);
+    sum += w;
+  }
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffu) + (sum >> 16);
+  sum = (sum & 0xffffu) + (sum >> 16);
+  return sum == 0xffffu;
+}
+
+// The header checksum of the outer IPv4 header send_outer() writes (version
+// 4, IHL 5, TOS 0, ID 0, DF, TTL 64, UDP), from the values rather than from
+// memory: summing the header just stored would wait on store forwarding
+// (the wide loads span several narrow stores), which cost ~20 cycles per
+// packet. Arguments in network order, as in the header; so is the result.
+inline std::uint16_t outer_ipv4_checksum(std::uint16_t total_len, std::uint32_t src,
+                                         std::uint32_t dst) noexcept {
+  constexpr std::uint32_t kFixed = 0x4500 + 0x4000 + ((64u << 8) | IPPROTO_UDP);  // words 0, 3, 4
+  const std::uint32_t s = rte_be_to_cpu_32(src), d = rte_be_to_cpu_32(dst);
+  std::uint32_t sum = kFixed + rte_be_to_cpu_16(total_len);
+  sum += (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return rte_cpu_to_be_16(static_cast<std::uint16_t>(~sum));
 }
 
 // Recomputes the IPv4 header checksum (20-60 bytes: cheap next to crypto).
@@ -85,14 +125,31 @@ Worker::~Worker() {
 }
 
 void Worker::update_now() noexcept {
-  // One clock read per iteration: wall time (TAI64N stamps, last-handshake
-  // times) is the monotonic time plus an offset refreshed once a second,
-  // which follows clock steps closely enough for both uses.
-  now_.mono = clock_ns(CLOCK_MONOTONIC);
-  if (now_.mono >= wall_offset_refresh_) {
-    wall_offset_ = clock_ns(CLOCK_REALTIME) - now_.mono;
-    wall_offset_refresh_ = now_.mono + wg::kSecond;
+  // Once per iteration, so it is one rdtsc and a multiply: the monotonic
+  // clock is read every kClockResync and the TSC interpolates in between
+  // (the calibration error of rte_get_tsc_hz() then stays in the
+  // microseconds, far below the 4 ms timer tick). Wall time (TAI64N stamps,
+  // last-handshake times) is the monotonic time plus an offset taken at the
+  // same read, which follows clock steps closely enough for both uses.
+  // now_.mono never goes backwards: a resync that lands behind the
+  // interpolation keeps the previous value.
+  const std::uint64_t tsc = rte_rdtsc();
+  wg::Nanos mono;
+  if (resync_tsc_ == 0 || tsc - sync_tsc_ >= resync_tsc_) {
+    if (resync_tsc_ == 0) {
+      const std::uint64_t hz = std::max<std::uint64_t>(rte_get_tsc_hz(), 1);
+      resync_tsc_ = std::max<std::uint64_t>(hz / (wg::kSecond / kClockResync), 1);
+      ns_per_tsc_ = (static_cast<std::uint64_t>(wg::kSecond) << 32) / hz;
+    }
+    sync_tsc_ = tsc;
+    sync_mono_ = mono = clock_ns(CLOCK_MONOTONIC);
+    wall_offset_ = clock_ns(CLOCK_REALTIME) - mono;
+  } else {
+    // tsc - sync_tsc_ < resync_tsc_ = hz / 100, so the product stays below
+    // 10^7 * 2^32 < 2^56 whatever the TSC rate.
+    mono = sync_mono_ + (((tsc - sync_tsc_) * ns_per_tsc_) >> 32);
   }
+  now_.mono = std::max(mono, now_.mono);
   now_.wall = now_.mono + wall_offset_;
 }
 
@@ -135,6 +192,7 @@ wg::Peer* Worker::add_peer(PeerCtx& ctx, const PeerSettings& ps) {
   if (peer == nullptr) return nullptr;
   ctx.owner = id_;
   ctx.peer = peer;
+  shared_.refs[ctx.id].peer = peer;  // the LAN path's copy (shared.h, PeerRef)
   peer->user = &ctx;
   if (ps.has_psk) device_->set_preshared_key(*peer, ps.preshared_key);
   peer->endpoint = ps.endpoint;
@@ -153,9 +211,27 @@ void Worker::drop(rte_mbuf* m, DpDrop reason) noexcept {
 }
 
 // Validates the IPv4 header at p (len bytes up to the end of the frame);
-// drops and counts m when it is not sound.
-bool Worker::check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len,
-                         net::Ipv4Header& h) noexcept {
+// drops and counts m when it is not sound. `nic_checked`: p is the header
+// the NIC received (not a decrypted inner one), so a checksum the PMD
+// reports good (RTE_MBUF_F_RX_IP_CKSUM_GOOD) need not be summed again.
+//
+// The common header (20 bytes, no options) is checked inline here with the
+// same rules as net::parse_ipv4; only then are header_len, total_len and
+// dont_fragment filled (all the callers read). Anything else, including
+// every failure, goes through parse_ipv4, which decides how it is counted.
+bool Worker::check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h,
+                         bool nic_checked) noexcept {
+  if (len >= net::kIpv4HeaderLen && p[0] == 0x45) {
+    const auto total = static_cast<std::uint16_t>((p[2] << 8) | p[3]);
+    if (total >= net::kIpv4HeaderLen && total <= len &&
+        ((nic_checked && (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD) ||
+         ipv4_header20_sums_ok(p))) {
+      h.header_len = net::kIpv4HeaderLen;
+      h.total_len = total;
+      h.dont_fragment = (p[6] & 0x40) != 0;
+      return true;
+    }
+  }
   switch (net::parse_ipv4(p, len, h)) {
     case net::Ipv4Status::kOk:
       return true;
@@ -187,7 +263,7 @@ bool Worker::send_outer(rte_mbuf* m, const wg::Endpoint& to) {
     ip->next_proto_id = IPPROTO_UDP;
     ip->src_addr = wan_->primary_v4();
     ip->dst_addr = dst;
-    ipv4_fix_checksum(ip);
+    ip->hdr_checksum = outer_ipv4_checksum(ip->total_length, ip->src_addr, dst);
     auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
     udp->src_port = rte_cpu_to_be_16(routing_->listen_port);
     udp->dst_port = rte_cpu_to_be_16(to.port);
@@ -439,9 +515,9 @@ void Worker::poll_wan() {
   const std::uint16_t n = rte_eth_rx_burst(wan_->id, id_, pkts, kBurst);
   if (n == 0) return;
   if (wan_->id < 8) counters_.rx_packets[wan_->id] += n;
+  prefetch_burst(pkts, n, false);
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     const std::uint16_t len = rte_pktmbuf_data_len(m);
     if (len < kEthLen) {
       drop(m, DpDrop::kMalformed);
@@ -462,7 +538,7 @@ void Worker::poll_wan() {
     }
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
     net::Ipv4Header h;
-    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h)) continue;
+    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h, true)) continue;
     const std::uint16_t ihl = h.header_len;
     const std::uint16_t total = h.total_len;
     if (!wan_->owns(ip->dst_addr)) {
@@ -488,12 +564,10 @@ void Worker::poll_wan() {
       to_kernel(*wan_, m);
       continue;
     }
-    wireguard_in(m, wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&ip->src_addr),
-                                     rte_be_to_cpu_16(udp->src_port)),
-                 static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
+    wireguard_in(m, static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
                  static_cast<std::uint16_t>(udp_len - kUdpLen), false);
   }
-  decrypt_flush();
+  flush_rx();
 }
 
 // IPv6 on the WAN: the underlay for peers with IPv6 endpoints. ND and
@@ -535,8 +609,7 @@ void Worker::wan_v6(rte_mbuf* m) {
     // The UDP checksum is not verified: WireGuard authenticates every
     // message itself (the AEAD tag, mac1), which is stronger.
     if (((udp[2] << 8) | udp[3]) == routing_->listen_port) {
-      wireguard_in(m, wg::Endpoint::v6(h.src.data(), static_cast<std::uint16_t>((udp[0] << 8) | udp[1])),
-                   static_cast<std::uint16_t>(kEthLen + h.l4_offset + kUdpLen),
+      wireguard_in(m, static_cast<std::uint16_t>(kEthLen + h.l4_offset + kUdpLen),
                    static_cast<std::uint16_t>(udp_len - kUdpLen), false);
       return;
     }
@@ -588,11 +661,10 @@ void Worker::run_handshakes() {
   }
 }
 
-// A WireGuard message from src. Data, responses and cookie replies belong to
-// the worker named by their receiver index; `routed` says another worker
-// already sent it here (no second look at the tag).
-void Worker::wireguard_in(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
-                          std::uint16_t wg_len, bool routed) {
+// A WireGuard message received on the WAN. Data, responses and cookie
+// replies belong to the worker named by their receiver index; `routed` says
+// another worker already sent it here (no second look at the tag).
+void Worker::wireguard_in(rte_mbuf* m, std::uint16_t wg_off, std::uint16_t wg_len, bool routed) {
   const std::uint8_t* msg = rte_pktmbuf_mtod_offset(m, std::uint8_t*, wg_off);
   const wg::MessageType type = wg::classify_message(msg, wg_len);
   if (type == wg::MessageType::kInvalid) {
@@ -616,20 +688,13 @@ void Worker::wireguard_in(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg
     }
   }
   if (type == wg::MessageType::kData) {
-    if (rx_count_ == kBurst) decrypt_flush();
-    RxItem& it = rx_items_[rx_count_];
-    if (device_->prepare_receive(msg, wg_len, now_.mono, it.slot) != wg::Drop::kOk) {
-      rte_pktmbuf_free(m);  // counted by the device
-      return;
-    }
-    it.m = m;
-    it.src = src;
-    it.wg_off = wg_off;
-    it.wg_len = wg_len;
-    ++rx_count_;
+    // Collected for the burst (flush_rx); its index slot is asked for now.
+    if (rx_count_ == kBurst) flush_rx();
+    device_->prefetch_receive_index(msg);
+    rx_items_[rx_count_++] = RxItem{m, {}, wg_off, wg_len};
     return;
   }
-  queue_handshake(m, src, wg_off, wg_len, false);
+  queue_handshake(m, outer_source(m, wg_off), wg_off, wg_len, false);
 }
 
 void Worker::queue_handshake(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
@@ -675,7 +740,7 @@ void Worker::poll_handoff() {
       const Handoff f = *handoff_of(m, shared_.handoff_field);
       switch (f.kind) {
         case HandoffKind::kData:
-          wireguard_in(m, outer_source(m, f.wg_off), f.wg_off, f.wg_len, true);
+          wireguard_in(m, f.wg_off, f.wg_len, true);
           break;
         case HandoffKind::kHandshake:
           queue_handshake(m, outer_source(m, f.wg_off), f.wg_off, f.wg_len, f.arg != 0);
@@ -702,7 +767,7 @@ void Worker::poll_handoff() {
       }
     }
   }
-  decrypt_flush();
+  flush_rx();
 }
 
 // Each worker keeps its own neighbour tables (no shared writes on the packet
@@ -723,6 +788,39 @@ void Worker::replicate_neighbor_frame(std::size_t port_index, rte_mbuf* m) {
   }
 }
 
+// The data messages collected from this burst (wireguard_in asked for
+// their index slots): each stage below asks for what the next one reads, so
+// at 100 000 peers the cache misses of the whole burst (index slot ->
+// keypair -> peer -> PeerCtx -> allowed-IPs entries) overlap, one burst
+// after the other, instead of queueing packet by packet.
+void Worker::flush_rx() {
+  if (rx_count_ == 0) return;
+  auto msg_of = [this](std::uint16_t i) {
+    return rte_pktmbuf_mtod_offset(rx_items_[i].m, const std::uint8_t*, rx_items_[i].wg_off);
+  };
+  // Keypairs kPrefetchAhead messages ahead of their pre-checks.
+  for (std::uint16_t i = 0; i < rx_count_ && i < kPrefetchAhead; ++i)
+    device_->prefetch_receive_keypair(msg_of(i));
+  // Expiry and replay pre-checks; what fails is freed (counted by the
+  // device) and the rest moves up.
+  std::uint16_t kept = 0;
+  for (std::uint16_t i = 0; i < rx_count_; ++i) {
+    if (i + kPrefetchAhead < rx_count_)
+      device_->prefetch_receive_keypair(msg_of(static_cast<std::uint16_t>(i + kPrefetchAhead)));
+    RxItem& it = rx_items_[i];
+    const std::uint8_t* msg = rte_pktmbuf_mtod_offset(it.m, std::uint8_t*, it.wg_off);
+    if (device_->prepare_receive(msg, it.wg_len, now_.mono, it.slot) != wg::Drop::kOk) {
+      rte_pktmbuf_free(it.m);
+      continue;
+    }
+    it.slot.keypair->peer->prefetch();
+    if (kept != i) rx_items_[kept] = it;
+    ++kept;
+  }
+  rx_count_ = kept;
+  decrypt_flush();
+}
+
 void Worker::decrypt_flush() {
   if (rx_count_ == 0) return;
   crypto::AeadOp ops[kBurst];
@@ -734,7 +832,38 @@ void Worker::decrypt_flush() {
     ops[i] = crypto::AeadOp{msg + wg::kDataHeaderLen, ct_len, msg + wg::kDataHeaderLen + ct_len,
                             it.slot.keypair->recv_key.data(), it.slot.counter, nullptr, 0};
   }
+  // The PeerCtx lines, read after decryption (the peer's lines were asked
+  // for in flush_rx and have had the ops loop to arrive).
+  for (std::uint16_t i = 0; i < rx_count_; ++i) rte_prefetch0(rx_items_[i].slot.keypair->peer->user);
   aead_->decrypt(ops, rx_count_, ok);
+  // Inner IPv4 sources (cryptokey routing) and destinations (hub) looked
+  // up together; other packets look up 0.0.0.0, which route_inner ignores.
+  std::uint32_t addrs[2 * kBurst];
+  std::uint32_t ids[2 * kBurst];
+  for (std::uint16_t i = 0; i < rx_count_; ++i) {
+    const std::uint8_t* inner = ops[i].data;
+    const bool v4 = ok[i] && ops[i].len >= net::kIpv4HeaderLen && (inner[0] >> 4) == 4;
+    addrs[2 * i] = 0;
+    addrs[2 * i + 1] = 0;
+    if (v4) {
+      std::memcpy(&addrs[2 * i], inner + net::kIpv4SrcOffset, 4);
+      std::memcpy(&addrs[2 * i + 1], inner + net::kIpv4DstOffset, 4);
+    }
+  }
+  lookup_v4(addrs, ids, 2u * rx_count_);
+  // Each message's counter goes into the replay window (accept_receive);
+  // the rest of receiving (endpoint, byte counter, key confirmation, timers
+  // and their wheel entry) once per run of messages under one keypair.
+  wg::Keypair* run_kp = nullptr;
+  std::size_t run_bytes = 0;
+  std::size_t run_data = 0;
+  wg::Endpoint run_src;  // the run's last outer source (roaming)
+  auto finish_run = [&] {
+    if (run_kp == nullptr) return;
+    device_->received(*run_kp, run_bytes, run_data, run_src, now_);
+    rearm(*static_cast<PeerCtx*>(run_kp->peer->user));
+    run_kp = nullptr;
+  };
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
     RxItem& it = rx_items_[i];
     if (!ok[i]) {
@@ -742,14 +871,23 @@ void Worker::decrypt_flush() {
       rte_pktmbuf_free(it.m);
       continue;
     }
-    auto* ctx = static_cast<PeerCtx*>(it.slot.keypair->peer->user);
-    const std::uint32_t pt_len = ops[i].len;
-    const wg::Drop verdict = device_->complete_receive(it.slot, it.wg_len, pt_len, it.src, now_);
-    rearm(*ctx);
-    if (verdict != wg::Drop::kOk) {
-      rte_pktmbuf_free(it.m);
+    if (device_->accept_receive(it.slot) != wg::Drop::kOk) {
+      rte_pktmbuf_free(it.m);  // a duplicate inside the burst, counted by the device
       continue;
     }
+    if (it.slot.keypair != run_kp) {
+      finish_run();
+      run_kp = it.slot.keypair;
+      run_bytes = 0;
+      run_data = 0;
+    }
+    const std::uint32_t pt_len = ops[i].len;
+    run_bytes += it.wg_len;
+    run_data += pt_len != 0 ? 1 : 0;
+    // Read back from the frame: carrying it in RxItem cost a copy that
+    // stalled on store forwarding.
+    run_src = outer_source(it.m, it.wg_off);
+    auto* ctx = static_cast<PeerCtx*>(it.slot.keypair->peer->user);
     ++counters_.decrypted;
     if (pt_len == 0) {  // keepalive
       rte_pktmbuf_free(it.m);
@@ -758,12 +896,15 @@ void Worker::decrypt_flush() {
     // Strip outer headers and the WireGuard header; the tag and padding go
     // once the inner length is known.
     rte_pktmbuf_adj(it.m, static_cast<std::uint16_t>(it.wg_off + wg::kDataHeaderLen));
-    route_inner(*ctx, it.m);
+    route_inner(*ctx, it.m, ids[2 * i], ids[2 * i + 1]);
   }
+  finish_run();
   rx_count_ = 0;
 }
 
-void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
+// src_id, dst_id: the allowed-IPs look-ups of an IPv4 packet's source and
+// destination (kNoPeer when none matched), done for the burst by the caller.
+void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id) {
   auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
   // The plaintext still ends with the tag (and padding): not part of the packet.
   const std::uint16_t avail = static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - wg::kTagLen);
@@ -772,10 +913,10 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
     return;
   }
   net::Ipv4Header h;
-  if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), avail, h)) return;
+  if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), avail, h, false)) return;
   rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - h.total_len));
   // Cryptokey routing: the inner source must be one the peer may use.
-  if (peer_for_v4(ip->src_addr) != &from) {
+  if (src_id != from.id) {
     drop(m, DpDrop::kBadInnerSource);
     return;
   }
@@ -784,14 +925,16 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
     return;
   }
   // Hub: another peer's allowed IPs win over the LAN (tunnel <-> tunnel).
-  if (PeerCtx* to = peer_for_v4(ip->dst_addr)) {
-    to_peer(*to, m);
+  if (dst_id != kNoPeer) {
+    to_peer(*shared_.peers[dst_id], m);
     return;
   }
   // A SYN out of the tunnel carries the far host's MSS (its own MTU): clamp
   // it too, so the LAN host never sends segments the tunnel cannot carry.
-  net::clamp_tcp_mss_ipv4(reinterpret_cast<std::uint8_t*>(ip), h.total_len,
-                          net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
+  // (The clamp parses the header again: only TCP is worth that.)
+  if (ip->next_proto_id == IPPROTO_TCP)
+    net::clamp_tcp_mss_ipv4(reinterpret_cast<std::uint8_t*>(ip), h.total_len,
+                            net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
   std::uint32_t next_hop = 0;
   if (Port* lan = lan_port_for(ip->dst_addr, next_hop)) {
     send_ipv4(*lan, *neighbors_[port_index(*lan)], m, next_hop);
@@ -800,10 +943,36 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m) {
   drop(m, DpDrop::kNoLanRoute);
 }
 
-PeerCtx* Worker::peer_for_v4(std::uint32_t addr) const noexcept {
-  std::uint32_t id = 0;
-  if (rte_lpm_lookup(routing_->allowed_v4, rte_be_to_cpu_32(addr), &id) != 0) return nullptr;
-  return shared_.peers[id].get();
+// n addresses (network order) at once: their table lines are asked for
+// first, so the misses of a burst overlap.
+void Worker::lookup_v4(const std::uint32_t* addrs, std::uint32_t* ids, unsigned n) const noexcept {
+  const rte_lpm* lpm = routing_->allowed_v4;
+  for (unsigned i = 0; i < n; ++i) rte_prefetch0(&lpm->tbl24[rte_be_to_cpu_32(addrs[i]) >> 8]);
+  for (unsigned i = 0; i < n; ++i) {
+    std::uint32_t id = 0;
+    ids[i] = rte_lpm_lookup(lpm, rte_be_to_cpu_32(addrs[i]), &id) == 0 ? id : kNoPeer;
+  }
+}
+
+// The burst's packets: their mbufs, then their data up to kPrefetchLines
+// lines (the headers every stage reads, and all of a small packet: the AEAD
+// reads the payload and writes the tag after it), and with `encrypt` the
+// line before the data, where the outer headers go, and the tag's room
+// after the packet. Longer payloads are left to the hardware prefetcher,
+// which follows the AEAD's sequential reads.
+void Worker::prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt) noexcept {
+  for (std::uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const auto* d = rte_pktmbuf_mtod(pkts[i], const char*);
+    std::size_t end = rte_pktmbuf_data_len(pkts[i]);
+    if (encrypt) {
+      end += wg::kDataHeaderLen + wg::kTagLen;  // padding and tag (the header moves the data)
+      if (rte_pktmbuf_headroom(pkts[i]) >= RTE_CACHE_LINE_SIZE)
+        __builtin_prefetch(d - RTE_CACHE_LINE_SIZE, 1);
+    }
+    end = std::min<std::size_t>(end, kPrefetchLines * RTE_CACHE_LINE_SIZE);
+    for (std::size_t off = 0; off < end; off += RTE_CACHE_LINE_SIZE) __builtin_prefetch(d + off, 1);
+  }
 }
 
 PeerCtx* Worker::peer_for_v6(const std::uint8_t* addr) const noexcept {
@@ -845,6 +1014,17 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
   const std::uint16_t n = rte_eth_rx_burst(port.id, id_, pkts, kBurst);
   if (n == 0) return;
   if (port.id < 8) counters_.rx_packets[port.id] += n;
+  prefetch_burst(pkts, n, true);
+  // Pass 1: validate; what is ours or not IPv4 is handled here, IPv4 to
+  // forward waits for the allowed-IPs look-up of the whole burst.
+  struct Fwd {
+    rte_mbuf* m;
+    std::uint16_t total;
+    bool dont_fragment;
+  };
+  Fwd fwd[kBurst];
+  std::uint32_t dst[kBurst];
+  std::uint16_t nf = 0;
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     const std::uint16_t len = rte_pktmbuf_data_len(m);
@@ -872,32 +1052,56 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     }
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
     net::Ipv4Header h;
-    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h)) continue;
-    const std::uint16_t total = h.total_len;
+    if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h, true)) continue;
     if (handle_local(port, neigh, m)) continue;
     if (port.owns(ip->dst_addr)) {
       to_kernel(port, m);
       continue;
     }
-    PeerCtx* peer = peer_for_v4(ip->dst_addr);
-    if (peer == nullptr) {
+    fwd[nf] = Fwd{m, h.total_len, h.dont_fragment};
+    dst[nf++] = ip->dst_addr;
+  }
+  if (nf == 0) return;
+  // Pass 2: the destinations' peers, and the lines encryption will read of
+  // the ones this worker owns.
+  std::uint32_t ids[kBurst];
+  lookup_v4(dst, ids, nf);
+  for (std::uint16_t k = 0; k < nf; ++k) {
+    if (ids[k] == kNoPeer) continue;
+    const PeerRef& r = shared_.refs[ids[k]];
+    if (r.owner != id_ || r.peer == nullptr) continue;
+    rte_prefetch0(r.ctx);
+    r.peer->prefetch();
+  }
+  // Pass 3: MTU, TTL, to the peer's owner.
+  for (std::uint16_t k = 0; k < nf; ++k) {
+    rte_mbuf* m = fwd[k].m;
+    auto* ip = rte_pktmbuf_mtod_offset(m, std::uint8_t*, kEthLen);
+    const std::uint16_t total = fwd[k].total;
+    if (ids[k] == kNoPeer) {
       drop(m, DpDrop::kNoRoute);
       continue;
     }
     if (total > settings_.tunnel_mtu) {
       // Path MTU discovery: a DF packet gets "fragmentation needed" with the
       // tunnel MTU (we do not fragment); either way it is counted.
-      if (h.dont_fragment) send_frag_needed(port, neigh, reinterpret_cast<const std::uint8_t*>(ip), total);
+      if (fwd[k].dont_fragment) send_frag_needed(port, neigh, ip, total);
       drop(m, DpDrop::kTooBig);
       continue;
     }
-    if (!net::ipv4_decrement_ttl(reinterpret_cast<std::uint8_t*>(ip), total)) {
+    if (!net::ipv4_decrement_ttl(ip, total)) {
       drop(m, DpDrop::kTtlExpired);
       continue;
     }
     rte_pktmbuf_adj(m, kEthLen);
     rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
-    to_peer(*peer, m);
+    const PeerRef& r = shared_.refs[ids[k]];
+    if (r.owner != id_)
+      to_peer(*r.ctx, m);
+    else if (r.peer != nullptr)
+      tunnel_out(*r.ctx, m);
+    else
+      drop(m, DpDrop::kNoRoute);  // its device refused it (netmap_service.h)
   }
 }
 
@@ -1037,7 +1241,8 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
     to_peer(*to, m);
     return;
   }
-  net::clamp_tcp_mss_ipv6(p, total, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
+  if (h.protocol == IPPROTO_TCP)
+    net::clamp_tcp_mss_ipv6(p, total, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
   for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
     Port& port = settings_.ports[i];
     if (port.role != PortRole::kLan) continue;
@@ -1158,12 +1363,16 @@ void Worker::to_peer(PeerCtx& peer, rte_mbuf* m) {
 void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
   // TCP toward a tunnel: clamp the SYN's MSS so segments fit the tunnel MTU
   // without fragmentation (idempotent, so staged packets may pass twice).
-  if (const std::uint16_t len = rte_pktmbuf_data_len(m); len != 0) {
+  // The clamp parses (and checksums) the header again, so it is skipped
+  // when the next header shows the packet cannot be TCP: UDP, ICMP(v6).
+  if (const std::uint16_t len = rte_pktmbuf_data_len(m); len >= net::kIpv4HeaderLen) {
     std::uint8_t* p = rte_pktmbuf_mtod(m, std::uint8_t*);
-    if ((p[0] >> 4) == 6)
-      net::clamp_tcp_mss_ipv6(p, len, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
-    else
+    if ((p[0] >> 4) == 6) {
+      if (len >= net::kIpv6HeaderLen && p[6] != IPPROTO_UDP && p[6] != IPPROTO_ICMPV6)
+        net::clamp_tcp_mss_ipv6(p, len, net::tcp_mss_for_mtu_v6(settings_.tunnel_mtu));
+    } else if (p[9] == IPPROTO_TCP) {
       net::clamp_tcp_mss_ipv4(p, len, net::tcp_mss_for_mtu_v4(settings_.tunnel_mtu));
+    }
   }
   if (enc_count_ == sizeof(enc_items_) / sizeof(enc_items_[0])) {
     if (in_encrypt_flush_) {  // cannot flush from inside a flush: wait on the peer
@@ -1196,7 +1405,15 @@ void Worker::encrypt_flush() {
   std::uint16_t n = 0;
   const std::uint16_t count = enc_count_;
   enc_count_ = 0;
+  // The peers' hot lines for the whole batch, then (reading them) their
+  // current keypairs, kPrefetchAhead packets ahead of prepare_send(): at
+  // 100 000 peers these misses overlap instead of queueing packet by packet
+  // (the PeerCtx lines were asked for by poll_lan).
+  for (std::uint16_t i = 0; i < count; ++i) enc_items_[i].peer->peer->prefetch();
+  for (std::uint16_t i = 0; i < count && i < kPrefetchAhead; ++i)
+    wg::Device::prefetch_send(*enc_items_[i].peer->peer);
   for (std::uint16_t i = 0; i < count; ++i) {
+    if (i + kPrefetchAhead < count) wg::Device::prefetch_send(*enc_items_[i + kPrefetchAhead].peer->peer);
     TxItem it = enc_items_[i];
     wg::Peer& peer = *it.peer->peer;
     if (!peer.endpoint.valid()) {
@@ -1223,7 +1440,7 @@ void Worker::encrypt_flush() {
       drop(it.m, DpDrop::kMalformed);
       continue;
     }
-    std::memset(tail, 0, padded - len);
+    if (padded != len) std::memset(tail, 0, padded - len);
     wg::write_data_header(hdr, slot.keypair->remote_index, slot.counter);
     ops[n] = crypto::AeadOp{hdr + wg::kDataHeaderLen, padded, hdr + wg::kDataHeaderLen + padded,
                             slot.keypair->send_key.data(), slot.counter, nullptr, 0};
@@ -1231,15 +1448,34 @@ void Worker::encrypt_flush() {
     ready[n++] = it;
   }
   aead_->encrypt(ops, n);
+  // complete_send() and the timer re-arm once per run of packets to the same
+  // peer (device.h: once per peer per burst), not once per packet.
+  PeerCtx* run = nullptr;
+  std::size_t run_bytes = 0;
+  std::uint16_t run_sent = 0;
+  bool run_data = false;
+  auto finish_run = [&] {
+    if (run == nullptr || run_sent == 0) return;
+    device_->complete_send(*run->peer, now_, run_bytes, run_data);
+    rearm(*run);
+  };
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = ready[i].m;
-    wg::Peer& peer = *ready[i].peer->peer;
+    if (ready[i].peer != run) {
+      finish_run();
+      run = ready[i].peer;
+      run_bytes = 0;
+      run_sent = 0;
+      run_data = false;
+    }
     const std::uint16_t wg_len = rte_pktmbuf_data_len(m);
-    if (!send_outer(m, peer.endpoint)) continue;
+    if (!send_outer(m, run->peer->endpoint)) continue;
     ++counters_.encrypted;
-    device_->complete_send(peer, now_, wg_len, plain_len[i] != 0);
-    rearm(*ready[i].peer);
+    run_bytes += wg_len;
+    ++run_sent;
+    run_data |= plain_len[i] != 0;
   }
+  finish_run();
   in_encrypt_flush_ = false;
   // Handshake completions during this flush may have queued more.
   if (enc_count_ != 0) encrypt_flush();
@@ -1407,6 +1643,7 @@ void Worker::apply(Command& c) {
       wheel_->cancel(p);
       device_->remove_peer(p.peer);  // wipes its keys and forgets its indices
       p.peer = nullptr;
+      shared_.refs[p.id].peer = nullptr;
       owned_.erase(std::find(owned_.begin(), owned_.end(), &p));
       owned_count_.store(owned_.size(), std::memory_order_relaxed);
       report_cursor_ = 0;

@@ -5,31 +5,46 @@
 //
 // Loop (one iteration):
 //   0. Hand-off rings in: packets other workers passed to this one.
-//   1. WAN rx burst -> classify each frame:
+//   1. WAN rx burst (its mbufs and first data lines prefetched) -> classify
+//      each frame:
 //        ARP -> answer / learn (and a copy to the other workers);
 //        ICMP echo to us -> reply;
 //        UDP to our listen port -> WireGuard: data and responses to the
-//        owner named by the receiver index (this worker: the decrypt batch),
-//        initiations to the bounded handshake queue; anything else: counted
-//        drop.
-//      One AeadBurst::decrypt over the batch; then per packet: replay
-//      window + timers (Device::complete_receive), allowed-IPs source check,
-//      route the inner packet: to a LAN next hop, or (hub) to another peer
-//      (through the encrypt batch, or to its owner).
+//        owner named by the receiver index (this worker: the decrypt batch,
+//        its index-table slot prefetched), initiations to the bounded
+//        handshake queue; anything else: counted drop.
+//      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
+//      pre-checks (Device::prepare_receive, keypairs prefetched a few
+//      packets ahead; then the peers' and PeerCtx lines) -> one
+//      AeadBurst::decrypt -> the inner sources and destinations looked up
+//      in the allowed-IPs LPM together -> per packet: the replay window
+//      (Device::accept_receive), the source check, route the inner packet:
+//      to a LAN next hop, or (hub) to another peer (through the encrypt
+//      batch, or to its owner); per run of packets from one peer: endpoint,
+//      counters, timers (Device::received) and the timer-wheel entry.
 //      Handshakes wait in a bounded queue (kHandshakeQueue), consumed at
 //      most kHandshakeBudget per iteration; when it runs 1/8 full the
 //      device answers with cookies (wg::LoadDetector), when it is full
 //      they are dropped and counted. An initiation from a peer another
 //      worker owns is handed to it once its static key is decrypted.
-//   2. LAN rx burst -> ARP / ND / ICMP echo to us; other traffic to us ->
-//      the port's TAP (exception path, kernel_interface.h); IP ->
-//      allowed-IPs LPM on the destination -> the peer -> its owner -> the
-//      encrypt batch. TAP rx -> out of its port as it is.
-//   3. Encrypt batch -> Device::prepare_send per packet (no session: the
-//      packet is staged on its peer and a handshake starts) -> one
-//      AeadBurst::encrypt -> UDP/IPv4/Ethernet to the peer's endpoint.
+//   2. LAN rx burst (prefetched, with the headroom the outer headers will
+//      use) -> ARP / ND / ICMP echo to us; other traffic to us -> the port's
+//      TAP (exception path, kernel_interface.h); IPv4 -> allowed-IPs LPM on
+//      the destinations of the whole burst -> the peer (its lines
+//      prefetched when this worker owns it) -> its owner -> the encrypt
+//      batch. TAP rx -> out of its port as it is.
+//   3. Encrypt batch -> Device::prepare_send per packet (keypairs
+//      prefetched a few packets ahead; no session: the packet is staged on
+//      its peer and a handshake starts) -> one AeadBurst::encrypt ->
+//      UDP/IPv4/Ethernet to the peer's endpoint; Device::complete_send and
+//      the timer-wheel entry once per run of packets to one peer.
 //   4. Timers of due peers (a per-lcore timer wheel); hand-off rings out;
 //      TX flush per port; idle back-off.
+//
+// Nothing here allocates, locks or throws per packet. The prefetches are
+// hints: at 100 000 peers every packet's per-peer state (index slot,
+// keypair, peer, PeerCtx) is a cache miss, and asking for a whole burst's
+// lines a stage ahead lets those misses overlap (docs/perf.md).
 #pragma once
 
 #include <rte_ether.h>
@@ -137,21 +152,26 @@ class Worker final : public wg::DeviceHost {
   void to_kernel(Port& port, rte_mbuf* m);  // the exception path
   void poll_kernel(Port& tap);
   void wan_v6(rte_mbuf* m);
-  void wireguard_in(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off, std::uint16_t wg_len,
-                    bool routed);
+  // m's message at wg_off (its outer source is read back from the frame,
+  // outer_source() in worker.cc, where needed).
+  void wireguard_in(rte_mbuf* m, std::uint16_t wg_off, std::uint16_t wg_len, bool routed);
   // m starts at a WireGuard message: adds UDP and IP (v4 or v6, as `to`) from
   // our WAN address and listen port, and sends it toward `to`. False (m
   // freed, counted) when the WAN has no address of that family.
   bool send_outer(rte_mbuf* m, const wg::Endpoint& to);
   void queue_handshake(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
                        std::uint16_t wg_len, bool macs_checked);
+  void flush_rx();
   void decrypt_flush();
-  void route_inner(PeerCtx& from, rte_mbuf* m);
+  void route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
   void route_inner_v6(PeerCtx& from, rte_mbuf* m);
   void lan_v6(Port& port, rte_mbuf* m);
   void send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop);
   void send_packet_too_big(Port& port, const std::uint8_t* offending, std::size_t len);
-  PeerCtx* peer_for_v4(std::uint32_t dst) const noexcept;
+  // Allowed-IPs look-ups of n IPv4 addresses: peer ids, kNoPeer for none.
+  static constexpr std::uint32_t kNoPeer = UINT32_MAX;
+  void lookup_v4(const std::uint32_t* addrs, std::uint32_t* ids, unsigned n) const noexcept;
+  static void prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt) noexcept;
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   // m starts at the inner IP header: to the encrypt batch, or to the owner.
   void to_peer(PeerCtx& peer, rte_mbuf* m);
@@ -177,7 +197,8 @@ class Worker final : public wg::DeviceHost {
   void report();
   void report_counters();
   void drop(rte_mbuf* m, DpDrop reason) noexcept;
-  bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h) noexcept;
+  bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h,
+                  bool nic_checked) noexcept;
 
   Port* lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept;
   void update_now() noexcept;
@@ -196,9 +217,14 @@ class Worker final : public wg::DeviceHost {
   std::vector<HandoffBuffer> handoff_out_;                 // per destination worker
   Port* wan_ = nullptr;
   NeighborTable* wan_neigh_ = nullptr;
+  // The loop's clock (update_now): CLOCK_MONOTONIC read every kClockResync
+  // and interpolated with the TSC in between.
   wg::Instant now_{};
-  std::uint64_t wall_offset_ = 0;          // CLOCK_REALTIME - CLOCK_MONOTONIC
-  std::uint64_t wall_offset_refresh_ = 0;
+  std::uint64_t wall_offset_ = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC
+  std::uint64_t sync_tsc_ = 0;     // TSC at the last clock read
+  std::uint64_t sync_mono_ = 0;    // CLOCK_MONOTONIC then
+  std::uint64_t resync_tsc_ = 0;   // TSC cycles between clock reads
+  std::uint64_t ns_per_tsc_ = 0;   // 32.32 fixed point
   // Peer timers: 4 ms ticks, 4096 slots (a 16 s turn; the 5 s and 10 s
   // WireGuard timers land within one turn, longer ones go round). At most
   // kTimerBudget peers' timers run per iteration.
@@ -215,12 +241,12 @@ class Worker final : public wg::DeviceHost {
   bool rcu_online_ = false;
   LcoreCounters counters_;
 
-  // Decrypt batch.
+  // Decrypt batch: data messages collected by wireguard_in (slot empty),
+  // checked by flush_rx (slot filled), decrypted by decrypt_flush.
   struct RxItem {
     rte_mbuf* m;
     wg::RxSlot slot;
-    wg::Endpoint src;
-    std::uint16_t wg_off;
+    std::uint16_t wg_off;  // the message in the frame (its outer source: outer_source())
     std::uint16_t wg_len;
   };
   RxItem rx_items_[kBurst];

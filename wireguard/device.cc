@@ -212,22 +212,34 @@ Drop Device::prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now
 
 Drop Device::complete_receive(const RxSlot& slot, std::size_t wire_len, std::size_t plaintext_len,
                               const Endpoint& src, Instant now) noexcept {
-  Keypair* kp = slot.keypair;
+  if (Drop d = accept_receive(slot); d != Drop::kOk) return d;
+  received(*slot.keypair, wire_len, plaintext_len != 0 ? 1 : 0, src, now);
+  return Drop::kOk;
+}
+
+Drop Device::accept_receive(const RxSlot& slot) noexcept {
   // A duplicate inside the same burst passes prepare_receive twice.
-  if (!kp->replay.check_and_update(slot.counter, kRejectAfterMessages))
-    return drop(Drop::kReplay);
-  Peer& peer = *kp->peer;
-  peer.endpoint = src;  // roaming: the last authenticated source wins
-  peer.rx_bytes += wire_len;
-  if (peer.keypairs.received_with(kp, indices_)) {
+  if (!slot.keypair->replay.check_and_update(slot.counter, kRejectAfterMessages)) return drop(Drop::kReplay);
+  return Drop::kOk;
+}
+
+void Device::received(Keypair& kp, std::size_t wire_bytes, std::size_t data_messages, const Endpoint& src,
+                      Instant now) noexcept {
+  Peer& peer = *kp.peer;
+  // Roaming: the last authenticated source wins. Compared first, as it
+  // rarely changes: the copy would dirty the line for nothing.
+  if (!(peer.endpoint == src)) peer.endpoint = src;
+  peer.rx_bytes += wire_bytes;
+  if (peer.keypairs.received_with(&kp, indices_)) {
     handshake_complete(peer, now);
     host_.flush_staged(peer, false);
   }
   keep_key_fresh_received(peer, now);
   peer.timers.any_authenticated_packet_received();
   peer.timers.any_authenticated_packet_traversal(now.mono);
-  if (plaintext_len != 0) peer.timers.data_received(now.mono);
-  return Drop::kOk;
+  // Per message, data_received() arms the keepalive timer, or notes that
+  // another is needed if it was armed: two calls say all that n do.
+  for (std::size_t i = 0; i < data_messages && i < 2; ++i) peer.timers.data_received(now.mono);
 }
 
 // --- send ------------------------------------------------------------------

@@ -12,7 +12,8 @@
 //      pre-checks expiry and replay -> the caller decrypts the whole burst
 //      (crypto::AeadBurst) -> complete_receive() records the counter,
 //      confirms a pending keypair, updates the endpoint (roaming), timers
-//      and counters.
+//      and counters (or, for a burst: accept_receive() per message, then
+//      received() once per peer).
 // Send flow (per plaintext packet for a peer):
 //   1. prepare_send() hands out the keypair and the next counter, or
 //      kNoSession after asking for a handshake (the caller stages the
@@ -139,9 +140,39 @@ class Device {
   Drop prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now,
                        RxSlot& slot) noexcept;
   // After the AEAD verified: wire_len is the UDP payload length (for
-  // rx_bytes), plaintext_len 0 means a keepalive.
+  // rx_bytes), plaintext_len 0 means a keepalive. The two steps below.
   Drop complete_receive(const RxSlot& slot, std::size_t wire_len, std::size_t plaintext_len,
                         const Endpoint& src, Instant now) noexcept;
+  // complete_receive() in two steps, for a burst: accept_receive() for every
+  // verified message (records its counter; kReplay for a duplicate inside
+  // the burst, which is then dropped), and received() once per run of
+  // accepted messages under one keypair: their UDP payload bytes, how many
+  // carried data (not keepalives), and the last one's source. Endpoint,
+  // counters, key confirmation and timers then cost once per peer per burst.
+  Drop accept_receive(const RxSlot& slot) noexcept;
+  void received(Keypair& kp, std::size_t wire_bytes, std::size_t data_messages, const Endpoint& src,
+                Instant now) noexcept;
+
+  // --- burst hints (optional: results are the same without them) ---
+  // A caller holding a burst of data messages lets the cache misses of all
+  // of them overlap instead of paying them one after the other: for every
+  // message prefetch_receive_index(), then for every one
+  // prefetch_receive_keypair() (it reads the index slot the first asked
+  // for), then prepare_receive() (and Peer::prefetch() before
+  // complete_receive()). `msg` is a data message (classify_message()).
+  void prefetch_receive_index(const std::uint8_t* msg) const noexcept {
+    indices_.prefetch(load_le32(msg + 4));
+  }
+  void prefetch_receive_keypair(const std::uint8_t* msg) const noexcept {
+    const IndexEntry* e = indices_.find(load_le32(msg + 4));
+    if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair)
+      e->keypair->prefetch_receive(load_le64(msg + 8));
+  }
+  // Before prepare_send() for a burst, once peer.prefetch() has had time:
+  // the keypair prepare_send() will use.
+  static void prefetch_send(const Peer& peer) noexcept {
+    if (const Keypair* kp = peer.keypairs.current()) kp->prefetch_send();
+  }
 
   // --- send ---
   Drop prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept;

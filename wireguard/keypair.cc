@@ -36,8 +36,7 @@ void Keypairs::add(std::unique_ptr<Keypair> kp, IndexTable& indices) noexcept {
   }
 }
 
-bool Keypairs::received_with(const Keypair* kp, IndexTable& indices) noexcept {
-  if (kp == nullptr || kp != next_.get()) return false;
+bool Keypairs::confirm_next(IndexTable& indices) noexcept {
   drop(previous_, indices);
   previous_ = std::move(current_);
   current_ = std::move(next_);

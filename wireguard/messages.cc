@@ -10,23 +10,6 @@
 
 namespace moongate::wg {
 
-MessageType classify_message(const std::uint8_t* msg, std::size_t len) noexcept {
-  if (msg == nullptr || len < 4) return MessageType::kInvalid;
-  // The type is a little-endian u32: the three reserved bytes must be zero.
-  switch (static_cast<MessageType>(load_le32(msg))) {
-    case MessageType::kInitiation:
-      return len == kInitiationLen ? MessageType::kInitiation : MessageType::kInvalid;
-    case MessageType::kResponse:
-      return len == kResponseLen ? MessageType::kResponse : MessageType::kInvalid;
-    case MessageType::kCookieReply:
-      return len == kCookieReplyLen ? MessageType::kCookieReply : MessageType::kInvalid;
-    case MessageType::kData:
-      return len >= kDataMinLen ? MessageType::kData : MessageType::kInvalid;
-    default:
-      return MessageType::kInvalid;
-  }
-}
-
 const char* drop_name(Drop d) noexcept {
   switch (d) {
 #define MOONGATE_X(name, str) \

@@ -93,7 +93,23 @@ inline void store_le64(std::uint8_t* p, std::uint64_t v) noexcept {
 // The type of a UDP payload, checking the reserved bytes and the exact
 // length of each handshake message; kInvalid for anything else. A data
 // message needs at least a header and a tag.
-MessageType classify_message(const std::uint8_t* msg, std::size_t len) noexcept;
+// Inline: every received message passes here, data twice.
+inline MessageType classify_message(const std::uint8_t* msg, std::size_t len) noexcept {
+  if (msg == nullptr || len < 4) return MessageType::kInvalid;
+  // The type is a little-endian u32: the three reserved bytes must be zero.
+  switch (static_cast<MessageType>(load_le32(msg))) {
+    case MessageType::kInitiation:
+      return len == kInitiationLen ? MessageType::kInitiation : MessageType::kInvalid;
+    case MessageType::kResponse:
+      return len == kResponseLen ? MessageType::kResponse : MessageType::kInvalid;
+    case MessageType::kCookieReply:
+      return len == kCookieReplyLen ? MessageType::kCookieReply : MessageType::kInvalid;
+    case MessageType::kData:
+      return len >= kDataMinLen ? MessageType::kData : MessageType::kInvalid;
+    default:
+      return MessageType::kInvalid;
+  }
+}
 
 // Writes a data message header in front of the ciphertext.
 inline void write_data_header(std::uint8_t* out, std::uint32_t receiver,

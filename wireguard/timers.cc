@@ -5,29 +5,6 @@
 
 namespace moongate::wg {
 
-void PeerTimers::data_sent(Nanos now) noexcept {
-  // We sent data and expect an answer; if none comes, the session may be
-  // dead on the other side and a new handshake is due.
-  if (new_handshake_ == 0) new_handshake_ = now + kKeepaliveTimeout + kRekeyTimeout;
-}
-
-void PeerTimers::data_received(Nanos now) noexcept {
-  // Answer with a keepalive unless we send something ourselves in time.
-  if (send_keepalive_ == 0)
-    send_keepalive_ = now + kKeepaliveTimeout;
-  else
-    need_another_keepalive_ = true;
-}
-
-void PeerTimers::any_authenticated_packet_sent() noexcept { send_keepalive_ = 0; }
-
-void PeerTimers::any_authenticated_packet_received() noexcept { new_handshake_ = 0; }
-
-void PeerTimers::any_authenticated_packet_traversal(Nanos now) noexcept {
-  if (persistent_keepalive_s_ != 0)
-    persistent_keepalive_ = now + static_cast<Nanos>(persistent_keepalive_s_) * kSecond;
-}
-
 void PeerTimers::handshake_initiated(Nanos now, Nanos jitter) noexcept {
   retransmit_handshake_ = now + kRekeyTimeout + jitter;
 }
@@ -88,14 +65,6 @@ TimerActions PeerTimers::expire(Nanos now) noexcept {
   if (due(zero_key_material_, now)) a.zero_keys = true;
   if (due(persistent_keepalive_, now)) a.send_keepalive = true;
   return a;
-}
-
-Nanos PeerTimers::next_deadline() const noexcept {
-  Nanos best = 0;
-  for (Nanos d : {retransmit_handshake_, send_keepalive_, new_handshake_, zero_key_material_,
-                  persistent_keepalive_})
-    if (d != 0 && (best == 0 || d < best)) best = d;
-  return best;
 }
 
 }  // namespace moongate::wg

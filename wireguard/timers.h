@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "wireguard/constants.h"
 
@@ -37,10 +38,11 @@ struct TimerActions {
 class PeerTimers {
  public:
   // --- hooks called by the packet and handshake paths ---
+  // (The per-packet ones are inline, defined below the class.)
   void data_sent(Nanos now) noexcept;
   void data_received(Nanos now) noexcept;
-  void any_authenticated_packet_sent() noexcept;
-  void any_authenticated_packet_received() noexcept;
+  void any_authenticated_packet_sent() noexcept { send_keepalive_ = 0; }
+  void any_authenticated_packet_received() noexcept { new_handshake_ = 0; }
   void any_authenticated_packet_traversal(Nanos now) noexcept;
   void handshake_initiated(Nanos now, Nanos jitter) noexcept;
   void handshake_complete() noexcept;
@@ -78,5 +80,32 @@ class PeerTimers {
   bool need_another_keepalive_ = false;
   std::uint16_t persistent_keepalive_s_ = 0;
 };
+
+inline void PeerTimers::data_sent(Nanos now) noexcept {
+  // We sent data and expect an answer; if none comes, the session may be
+  // dead on the other side and a new handshake is due.
+  if (new_handshake_ == 0) new_handshake_ = now + kKeepaliveTimeout + kRekeyTimeout;
+}
+
+inline void PeerTimers::data_received(Nanos now) noexcept {
+  // Answer with a keepalive unless we send something ourselves in time.
+  if (send_keepalive_ == 0)
+    send_keepalive_ = now + kKeepaliveTimeout;
+  else
+    need_another_keepalive_ = true;
+}
+
+inline void PeerTimers::any_authenticated_packet_traversal(Nanos now) noexcept {
+  if (persistent_keepalive_s_ != 0)
+    persistent_keepalive_ = now + static_cast<Nanos>(persistent_keepalive_s_) * kSecond;
+}
+
+inline Nanos PeerTimers::next_deadline() const noexcept {
+  Nanos best = 0;
+  for (Nanos d : {retransmit_handshake_, send_keepalive_, new_handshake_, zero_key_material_,
+                  persistent_keepalive_})
+    if (d != 0 && (best == 0 || d < best)) best = d;
+  return best;
+}
 
 }  // namespace moongate::wg

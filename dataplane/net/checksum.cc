@@ -64,11 +64,6 @@ std::uint32_t checksum_partial(const std::uint8_t* p, std::size_t len, std::uint
   return checksum_fold(std::uint32_t{checksum_fold(sum)} + s);
 }
 
-std::uint16_t checksum_update16(std::uint16_t check, std::uint16_t old_value,
-                                std::uint16_t new_value) noexcept {
-  return update(check, old_value, new_value);
-}
-
 std::uint16_t checksum_update32(std::uint16_t check, std::uint32_t old_value,
                                 std::uint32_t new_value) noexcept {
   return update(check, checksum_fold(old_value), checksum_fold(new_value));

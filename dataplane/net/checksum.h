@@ -47,8 +47,14 @@ inline std::uint16_t internet_checksum(const std::uint8_t* p, std::size_t len) n
 // Unlike eqn. 2 this never produces 0xffff (-0) from a valid checksum, so the
 // result equals a full recomputation bit for bit.
 
-std::uint16_t checksum_update16(std::uint16_t check, std::uint16_t old_value,
-                                std::uint16_t new_value) noexcept;
+// Inline: the TTL decrement of every forwarded packet uses it.
+constexpr std::uint16_t checksum_update16(std::uint16_t check, std::uint16_t old_value,
+                                          std::uint16_t new_value) noexcept {
+  std::uint32_t s = static_cast<std::uint16_t>(~check);
+  s += static_cast<std::uint16_t>(~old_value);
+  s += new_value;
+  return checksum_finish(s);
+}
 std::uint16_t checksum_update32(std::uint16_t check, std::uint32_t old_value,
                                 std::uint32_t new_value) noexcept;
 

@@ -61,15 +61,4 @@ std::size_t write_ipv4_header(std::uint8_t* out, std::size_t cap, const Ipv4Para
   return kIpv4HeaderLen;
 }
 
-bool ipv4_decrement_ttl(std::uint8_t* p, std::size_t len) noexcept {
-  if (len < kIpv4HeaderLen || p[kIpv4TtlOffset] <= 1) return false;
-  // TTL is the high byte of the 16-bit word it shares with the protocol.
-  const std::uint16_t old_word = load_be16(p + kIpv4TtlOffset);
-  const auto new_word = static_cast<std::uint16_t>(old_word - 0x0100);
-  store_be16(p + kIpv4TtlOffset, new_word);
-  store_be16(p + kIpv4ChecksumOffset,
-             checksum_update16(load_be16(p + kIpv4ChecksumOffset), old_word, new_word));
-  return true;
-}
-
 }  // namespace moongate::net

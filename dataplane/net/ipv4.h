@@ -13,6 +13,8 @@
 #include <cstdint>
 
 #include "dataplane/net/address.h"
+#include "dataplane/net/bytes.h"
+#include "dataplane/net/checksum.h"
 
 namespace moongate::net {
 
@@ -80,6 +82,16 @@ std::size_t write_ipv4_header(std::uint8_t* out, std::size_t cap, const Ipv4Para
 // and changes nothing when the TTL is 0 or 1, i.e. would reach 0: the
 // packet must be dropped (and a Time Exceeded may be sent). False too when
 // len < 20.
-bool ipv4_decrement_ttl(std::uint8_t* p, std::size_t len) noexcept;
+// Inline: every forwarded packet passes here.
+inline bool ipv4_decrement_ttl(std::uint8_t* p, std::size_t len) noexcept {
+  if (len < kIpv4HeaderLen || p[kIpv4TtlOffset] <= 1) return false;
+  // TTL is the high byte of the 16-bit word it shares with the protocol.
+  const std::uint16_t old_word = load_be16(p + kIpv4TtlOffset);
+  const auto new_word = static_cast<std::uint16_t>(old_word - 0x0100);
+  store_be16(p + kIpv4TtlOffset, new_word);
+  store_be16(p + kIpv4ChecksumOffset,
+             checksum_update16(load_be16(p + kIpv4ChecksumOffset), old_word, new_word));
+  return true;
+}
 
 }  // namespace moongate::net

@@ -8,6 +8,8 @@ owning the netmap and the data plane following it over shared memory:
     remote wireguard-go counted;
   - `wg set ... allowed-ips` reaches the data plane: a prefix routed before
     only after the change;
+  - a peer removed and added back (on the other lcore, then into a reused
+    slot owned by another lcore) forwards both ways at once;
   - moongatectl status (text and JSON) and netmap; the Prometheus endpoint
     scraped and parsed;
   - killing moongate-control does not interrupt forwarding (a ping running
@@ -166,6 +168,92 @@ def main():
                     f"seen applied through the control socket {elapsed:.0f} ms after `wg set` returned")
         _()
 
+        @case("control: a peer removed and added back forwards at once from another lcore, then from a reused id")
+        def _():
+            # Run-time adds and removes must keep every per-id structure the
+            # packet path reads (the PeerCtx slot, the LAN path's flat
+            # Shared::refs) in step: LAN -> tunnel packets go by id to the
+            # owner, which encrypts for the wg::Peer the slot names.
+            def wg_set(*args):
+                before, _ = generation(ifname)
+                sh("wg", "set", ifname, "peer", *args)
+                wait_for(f"the data plane to apply `wg set {args[1]}`", lambda: generation(ifname)[1] > before,
+                         timeout=30, interval=0.01)
+
+            def lines():
+                # peer <id> worker <owner> endpoint <endpoint> ...; the copy
+                # of the endpoint is refreshed by the owner every second.
+                return [l.split() for l in dataplane_status(topo, t["dp"], gw).splitlines() if l.startswith("peer ")]
+
+            def site_line():
+                # Called once an add is applied: a removed peer's line went
+                # with it (no wg::Peer), so the line seen is the new one.
+                found = [None]
+                def seen():
+                    found[0] = next((f for f in lines() if f[5] == "192.0.2.10:51820"), None)
+                    return found[0] is not None
+                wait_for("the site peer in the data plane's status", seen, timeout=20)
+                return found[0]
+
+            site_args = ["allowed-ips", "10.20.0.0/24,fd20::/64,10.21.0.0/24", "endpoint", "192.0.2.10:51820"]
+
+            def crypto_per_lcore():
+                # worker <n> rx <n> decrypted <n> encrypted <n> ...
+                return {f[1]: (int(f[5]), int(f[7])) for f in (l.split() for l in dataplane_status(
+                    topo, t["dp"], gw).splitlines()) if f[:1] == ["worker"]}
+
+            def forwards(owner):
+                # Our side has no session with the added-back peer: the first
+                # packet is staged and the data plane starts the handshake.
+                before = crypto_per_lcore()
+                wait_for("a session with the added-back peer",
+                         lambda: ping(t["lan"], "10.20.0.2", count=1)[0] == 1, timeout=30)
+                result = (f"lan->remote {assert_pings(t['lan'], '10.20.0.2', 3)}, "
+                          f"remote->lan {assert_pings(t['rem'], '10.10.0.2', 3)}, "
+                          f"lan->remote v6 {assert_pings(t['lan'], 'fd20::2', 3)}")
+                # The only peer with traffic: its owner alone decrypts and
+                # encrypts for it, whichever lcore a packet arrived on.
+                after = crypto_per_lcore()
+                for lcore, (dec, enc) in after.items():
+                    grew = dec > before[lcore][0] and enc > before[lcore][1]
+                    still = (dec, enc) == before[lcore]
+                    assert grew if lcore == owner else still, (owner, before, after)
+                return result + f"; crypto on lcore {owner} only"
+
+            # New peers go to the worker owning the fewest (ties: the lower
+            # lcore); removed ids are reused, last freed first, once their
+            # 2 s quarantine is over (netmap_service.cc: alloc_id,
+            # kIdQuarantineNs).
+            first = site_line()
+            wg_set(site, "remove")
+            got, _ = ping(t["lan"], "10.20.0.2", count=1)
+            assert got == 0, "forwarded to a removed peer"
+            # Another peer takes lcore 0, so the site comes back on lcore 1.
+            other = base64.b64encode(os.urandom(32)).decode()
+            wg_set(other, "allowed-ips", "10.60.0.0/24")
+            wg_set(site, *site_args)
+            second = site_line()
+            assert second[3] != first[3], (first, second)
+            moved = forwards(second[3])
+            # Both removed (the site last), both ids free after the
+            # quarantine: the site is added back into its own previous slot,
+            # now owned by lcore 0 (both lcores own none).
+            wg_set(other, "remove")
+            wg_set(site, "remove")
+            removed_at = time.monotonic()
+            wait_for("the quarantine of the removed ids to end", lambda: time.monotonic() > removed_at + 2.5,
+                     timeout=10)
+            wg_set(site, *site_args)
+            third = site_line()
+            assert third[1] == second[1] and third[3] != second[3], (second, third)
+            reused = forwards(third[3])
+            assert len(lines()) == 1
+            # Its handshake reaches moongate-control (the next cases read it).
+            wait_for("the new handshake in wg show", lambda: wg_dump(ifname)[1][site][4] != "0", timeout=20)
+            return (f"id {first[1]} on lcore {first[3]} -> id {second[1]} on lcore {second[3]}: {moved}; "
+                    f"-> the same slot {third[1]} on lcore {third[3]}: {reused}")
+        _()
+
         @case("control: moongatectl status, --json and netmap")
         def _():
             text = ctl(moongatectl, ifname, "status")
@@ -219,6 +307,11 @@ def main():
 
         @case("control: the Prometheus endpoint is scraped and parsed")
         def _():
+            # The case before publishes several generations back to back and
+            # does not wait for them: on a loaded machine the data plane may
+            # still be applying them.
+            wait_for("the data plane to apply the latest netmap",
+                     lambda: len(set(generation(ifname))) == 1, timeout=30)
             types, s = scrape(gw)
             key = f'moongate_peer_rx_bytes_total{{public_key="{site}"}}'
             assert s[key] > 0, s

@@ -2,6 +2,7 @@
 // roaming and replays, on a manual clock.
 #include <gtest/gtest.h>
 
+#include "crypto/aead_burst.h"
 #include "tests/unit/wireguard/pair.h"
 
 namespace moongate::wg::test {
@@ -471,6 +472,58 @@ TEST_F(PairTest, RemovingAPeerForgetsItsIndices) {
   EXPECT_EQ(b.dev().index_count(), 0u);
   ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
   EXPECT_EQ(deliver(a.wire.out.back()).drop, Drop::kUnknownIndex);
+}
+
+// A burst receiver's two steps (accept_receive per message, received once
+// per keypair) leave the peer as complete_receive per message would: every
+// counter recorded (a duplicate in the burst refused), bytes summed, the
+// last source taken, the keepalive timer armed.
+TEST_F(PairTest, BurstReceiveInTwoSteps) {
+  establish();
+  std::vector<Datagram> burst;
+  for (std::uint8_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(send_a(packet(64, i)), Drop::kOk);
+    burst.push_back(a.wire.out.back());
+  }
+  a.wire.out.clear();
+  burst.push_back(burst.front());  // a duplicate inside the burst
+  const std::uint64_t rx_before = pa->rx_bytes;
+  const Endpoint moved = ep(77, 40000);
+  // As the data plane does: every message pre-checked, then decrypted, then
+  // accepted (so the duplicate passes the pre-check).
+  RxSlot slots[4];
+  for (std::size_t i = 0; i < burst.size(); ++i) {
+    const std::vector<std::uint8_t>& m = burst[i].bytes;
+    ASSERT_EQ(b.dev().prepare_receive(m.data(), m.size(), now().mono, slots[i]), Drop::kOk);
+  }
+  crypto::AeadBurst aead;
+  Keypair* kp = nullptr;
+  std::size_t bytes = 0, data = 0;
+  Drop verdicts[4];
+  for (std::size_t i = 0; i < burst.size(); ++i) {
+    std::vector<std::uint8_t>& m = burst[i].bytes;
+    const std::uint32_t ct = static_cast<std::uint32_t>(m.size() - kDataMinLen);
+    crypto::AeadOp op{m.data() + kDataHeaderLen, ct, m.data() + kDataHeaderLen + ct,
+                      slots[i].keypair->recv_key.data(), slots[i].counter, nullptr, 0};
+    bool ok = false;
+    aead.decrypt(&op, 1, &ok);
+    ASSERT_TRUE(ok);
+    verdicts[i] = b.dev().accept_receive(slots[i]);
+    if (verdicts[i] == Drop::kOk) {
+      kp = slots[i].keypair;
+      bytes += m.size();
+      data += ct != 0;
+    }
+  }
+  EXPECT_EQ(verdicts[0], Drop::kOk);
+  EXPECT_EQ(verdicts[2], Drop::kOk);
+  EXPECT_EQ(verdicts[3], Drop::kReplay);
+  EXPECT_EQ(b.dev().drops(Drop::kReplay), 1u);
+  ASSERT_NE(kp, nullptr);
+  b.dev().received(*kp, bytes, data, moved, now());
+  EXPECT_EQ(pa->rx_bytes - rx_before, 3 * burst[0].bytes.size());
+  EXPECT_EQ(pa->endpoint, moved);
+  EXPECT_NE(pa->timers.send_keepalive_at(), 0u);
 }
 
 }  // namespace
