@@ -484,9 +484,19 @@ void Server::handle_send(Conn& c, std::span<const std::uint8_t> payload, std::ui
 }
 
 bool Server::deliver(const Key& src, const Key& dst, std::span<const std::uint8_t> data,
-                     std::uint64_t) {
+                     std::uint64_t, bool to_sibling) {
   auto it = clients_.find(dst);
   if (it == clients_.end()) {
+    if (to_sibling) {
+      if (auto r = remote_.find(dst); r != remote_.end()) {
+        for (auto rr = r->second.rbegin(); rr != r->second.rend(); ++rr) {
+          if (!rr->sibling) continue;
+          count(Counter::packets_forwarded_out);
+          events_.forward(rr->route, src, dst, data);
+          return true;
+        }
+      }
+    }
     count(Counter::drop_unknown_dest);
     return false;
   }
@@ -633,11 +643,14 @@ void Server::tick(std::uint64_t now) {
     if (!c || c->state == State::kClosed) continue;
     if (c->write_wait_since == 1) c->write_wait_since = now;
     if (c->state == State::kAwaitInfo || c->state == State::kAdmitting) {
-      if (now - c->created > cfg_.handshake_timeout_ns)
+      if (now > c->created && now - c->created > cfg_.handshake_timeout_ns)
         fail(*c, CloseReason::kHandshakeTimeout, Counter::handshake_timeouts);
       continue;
     }
-    if (c->write_wait_since && now - c->write_wait_since > cfg_.write_timeout_ns) {
+    // Times come from the caller's clock reads, which may be slightly out of
+    // order: compare without wrapping.
+    if (c->write_wait_since && now > c->write_wait_since &&
+        now - c->write_wait_since > cfg_.write_timeout_ns) {
       fail(*c, CloseReason::kWriteTimeout, Counter::write_timeouts);
       continue;
     }

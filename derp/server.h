@@ -177,9 +177,11 @@ class Server {
   void remove_remote(const Key& key, Route route, std::uint64_t now);
   // Removes every key of a route (a mesh peer or shard went away).
   void remove_route(Route route, std::uint64_t now);
-  // A packet forwarded to this server for a local client; never re-forwarded.
+  // A packet forwarded to this server for a local client; never forwarded
+  // to a mesh peer again. `to_sibling`: a client on a sibling shard may take
+  // it (one more hop; shards hand over with to_sibling false, so no loops).
   bool deliver(const Key& src, const Key& dst, std::span<const std::uint8_t> data,
-               std::uint64_t now);
+               std::uint64_t now, bool to_sibling = true);
   // Closes every local connection of `key` (ClosePeer from a mesh peer).
   void close_peer(const Key& key);
   // Sends `frame` (a whole frame) to every watcher; e.g. a health message.
