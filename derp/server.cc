@@ -344,7 +344,8 @@ void Server::handle_frame(Conn& c, FrameType t, std::span<const std::uint8_t> pa
       }
       Key k;
       std::memcpy(k.data(), payload.data(), kKeyLen);
-      close_peer(k);
+      if (clients_.count(k)) close_peer(k);
+      else events_.close_peer_elsewhere(k);
       return;
     }
     case FrameType::kForwardPacket: {

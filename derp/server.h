@@ -141,6 +141,9 @@ class Events {
                        std::span<const std::uint8_t> data) = 0;
   // The first connection of a key arrived / the last one left (for siblings).
   virtual void local_peer(const Key& key, const IpPort& addr, std::uint8_t flags, bool present) = 0;
+  // A mesh peer sent ClosePeer for a key with no connection here: sibling
+  // shards should close theirs (Server::close_peer there).
+  virtual void close_peer_elsewhere(const Key& /*key*/) {}
 };
 
 class Server {

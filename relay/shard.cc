@@ -42,6 +42,7 @@ enum Rec : std::uint8_t {
   kRecMeshAdd,         // route(4), key, ip, port, flags
   kRecMeshRemove,      // route(4), key
   kRecRouteDown,       // route(4)
+  kRecClosePeer,       // key: a mesh peer's ClosePeer
 };
 
 derp::IpPort ipport_of(const sockaddr_storage& ss) {
@@ -971,6 +972,11 @@ void Shard::local_peer(const derp::Key& key, const derp::IpPort& addr, std::uint
   }
 }
 
+void Shard::close_peer_elsewhere(const derp::Key& key) {
+  for (unsigned s = 0; s < relay_.shards.size(); ++s)
+    if (s != index_) push_record(s, kRecClosePeer, key, {}, true);
+}
+
 void Shard::drain_inbox(std::uint64_t now) {
   std::vector<AdmitResult> results;
   {
@@ -1033,6 +1039,10 @@ void Shard::drain_inbox(std::uint64_t now) {
           break;
         case kRecRouteDown:
           server_->remove_route(derp::get_be32(p), now);
+          break;
+        case kRecClosePeer:
+          std::memcpy(k.data(), p, 32);
+          server_->close_peer(k);
           break;
         default:
           break;

@@ -107,6 +107,7 @@ class Shard final : public derp::Events, public UdpOut {
                std::span<const std::uint8_t> data) override;
   void local_peer(const derp::Key& key, const derp::IpPort& addr, std::uint8_t flags,
                   bool present) override;
+  void close_peer_elsewhere(const derp::Key& key) override;
   // UdpOut
   bool send(std::span<const std::uint8_t> datagram, const sockaddr_storage& to,
             socklen_t to_len) override;

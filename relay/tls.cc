@@ -207,7 +207,10 @@ TlsConn::~TlsConn() {
 
 void TlsConn::set_out(std::string* out) noexcept { io_->out = out; }
 void TlsConn::set_sni(const std::string& host) noexcept {
-  if (!is_ip(host)) SSL_set_tlsext_host_name(ssl_, host.c_str());
+  // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
+  if (!is_ip(host))
+    SSL_ctrl(ssl_, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(host.c_str()));
 }
 
 void TlsConn::feed(std::span<const std::uint8_t> cipher) noexcept {

@@ -140,7 +140,9 @@ TEST(Stun, MalformedDropped) {
       v[i] ^= static_cast<std::uint8_t>(1 << bit);
       Request x;
       const Drop d = parse(v, x);
-      if (d == Drop::kNone) EXPECT_NE(x.kind, Kind::kTailscale) << i << " " << bit;
+      if (d == Drop::kNone) {
+        EXPECT_NE(x.kind, Kind::kTailscale) << i << " " << bit;
+      }
     }
 }
 
