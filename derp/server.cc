@@ -438,10 +438,10 @@ void Server::finish_admission(Conn& c, std::uint64_t now) {
   c.gone_at = now;
   count(Counter::handshakes);
   ClientSet& set = clients_[c.key];
-  const bool first = set.conns.empty();
   set.conns.push_back(c.id);
+  set.superseded = false;
   present_to_watchers(c.key, c.addr, present_flags(c));
-  if (first) events_.local_peer(c.key, c.addr, present_flags(c), true);
+  events_.local_peer(c.key, c.addr, present_flags(c), true);
 }
 
 void Server::handle_send(Conn& c, std::span<const std::uint8_t> payload, std::uint64_t now) {
@@ -455,6 +455,7 @@ void Server::handle_send(Conn& c, std::span<const std::uint8_t> payload, std::ui
   count(Counter::packets_recv);
   count(Counter::bytes_recv, data.size());
   if (auto it = clients_.find(dst); it != clients_.end()) {
+    if (it->second.superseded && forward_to_sibling(c.key, dst, data)) return;
     Conn& d = *conns_[it->second.conns.back()];
     enqueue_packet(d, c.key, data);
     note_sent_to(d, c.key);
@@ -487,25 +488,30 @@ void Server::handle_send(Conn& c, std::span<const std::uint8_t> payload, std::ui
 bool Server::deliver(const Key& src, const Key& dst, std::span<const std::uint8_t> data,
                      std::uint64_t, bool to_sibling) {
   auto it = clients_.find(dst);
-  if (it == clients_.end()) {
-    if (to_sibling) {
-      if (auto r = remote_.find(dst); r != remote_.end()) {
-        for (auto rr = r->second.rbegin(); rr != r->second.rend(); ++rr) {
-          if (!rr->sibling) continue;
-          count(Counter::packets_forwarded_out);
-          events_.forward(rr->route, src, dst, data);
-          return true;
-        }
-      }
+  if (it == clients_.end() || (to_sibling && it->second.superseded)) {
+    if (to_sibling && forward_to_sibling(src, dst, data)) return true;
+    if (it == clients_.end()) {
+      count(Counter::drop_unknown_dest);
+      return false;
     }
-    count(Counter::drop_unknown_dest);
-    return false;
   }
   count(Counter::packets_forwarded_in);
   Conn& d = *conns_[it->second.conns.back()];
   enqueue_packet(d, src, data);
   note_sent_to(d, src);
   return true;
+}
+
+bool Server::forward_to_sibling(const Key& src, const Key& dst, std::span<const std::uint8_t> data) {
+  auto r = remote_.find(dst);
+  if (r == remote_.end()) return false;
+  for (auto rr = r->second.rbegin(); rr != r->second.rend(); ++rr) {
+    if (!rr->sibling) continue;
+    count(Counter::packets_forwarded_out);
+    events_.forward(rr->route, src, dst, data);
+    return true;
+  }
+  return false;
 }
 
 void Server::note_sent_to(Conn& d, const Key& src) {
@@ -759,7 +765,9 @@ void Server::add_remote(const Key& key, Route route, bool sibling, const IpPort&
   auto& v = remote_[key];
   std::erase_if(v, [&](const RemoteRoute& r) { return r.route == route; });
   v.push_back(RemoteRoute{route, sibling, addr, flags});
-  if (sibling && !clients_.count(key)) present_to_watchers(key, addr, flags);
+  if (!sibling) return;
+  if (auto it = clients_.find(key); it != clients_.end()) it->second.superseded = true;
+  else present_to_watchers(key, addr, flags);
 }
 
 void Server::remove_remote(const Key& key, Route route, std::uint64_t) {
@@ -773,7 +781,10 @@ void Server::remove_remote(const Key& key, Route route, std::uint64_t) {
   });
   if (!it->second.empty()) return;
   remote_.erase(it);
-  if (clients_.count(key)) return;
+  if (auto c = clients_.find(key); c != clients_.end()) {
+    c->second.superseded = false;
+    return;
+  }
   if (was_sibling) peer_gone_to_watchers(key);
   notify_senders_gone(key);
 }

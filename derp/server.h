@@ -139,7 +139,8 @@ class Events {
   // A packet for a key announced by `route`.
   virtual void forward(Route route, const Key& src, const Key& dst,
                        std::span<const std::uint8_t> data) = 0;
-  // The first connection of a key arrived / the last one left (for siblings).
+  // A connection of a key arrived (every one: the newest is active across
+  // shards) / the last one here left (for siblings).
   virtual void local_peer(const Key& key, const IpPort& addr, std::uint8_t flags, bool present) = 0;
   // A mesh peer sent ClosePeer for a key with no connection here: sibling
   // shards should close theirs (Server::close_peer there).
@@ -211,6 +212,9 @@ class Server {
   struct Conn;
   struct ClientSet {
     std::vector<ConnId> conns;  // newest last: the active one
+    // A sibling shard announced a newer connection of this key: it is the
+    // active one until it leaves or a newer one arrives here.
+    bool superseded = false;
   };
   struct RemoteRoute {
     Route route;
@@ -220,6 +224,7 @@ class Server {
   };
 
   Conn* get(ConnId c) const noexcept;
+  bool forward_to_sibling(const Key& src, const Key& dst, std::span<const std::uint8_t> data);
   void count(Counter k, std::uint64_t n = 1) noexcept { counters_[static_cast<std::size_t>(k)] += n; }
   void handle_frame(Conn& c, FrameType t, std::span<const std::uint8_t> payload, std::uint64_t now);
   void handle_client_info(Conn& c, std::span<const std::uint8_t> payload, std::uint64_t now);

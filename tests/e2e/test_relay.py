@@ -172,6 +172,32 @@ def duplicate_keys_newest_active():
 
 
 @test
+def duplicate_keys_across_shards():
+    r = Relay(BIN, shards=2)
+    try:
+        b = DerpClient("127.0.0.1", r.port)
+        first = DerpClient("127.0.0.1", r.port)
+        conns = [first]
+        for _ in range(5):  # SO_REUSEPORT spreads them over both shards
+            conns.append(DerpClient("127.0.0.1", r.port, key=first.priv))
+            newest = conns[-1]
+            # the other shard hears of the newest through its ring: bounded wait
+            deadline = time.monotonic() + 5
+            while True:
+                data = os.urandom(40)
+                b.send_packet(first.pub, data)
+                try:
+                    assert newest.recv_packet(timeout=0.3)[1] == data
+                    break
+                except (TimeoutError, socket.timeout):
+                    assert time.monotonic() < deadline, "newest connection never active"
+        for c in conns:
+            c.close()
+    finally:
+        r.stop()
+
+
+@test
 def ping_pong_and_watch_needs_mesh_key():
     r = Relay(BIN, shards=2)
     try:

@@ -452,5 +452,24 @@ TEST(Server, SiblingRemovalTellsWatchersAndSenders) {
   EXPECT_EQ(f[0].type, FrameType::kPeerGone);
 }
 
+TEST(Server, NewerConnectionOnASiblingShardIsActive) {
+  Harness h;
+  auto a = h.connect(), b = h.connect();
+  h.read(a);
+  h.read(b);
+  h.server.add_remote(a.pub, 1, true, {}, kPresentIsRegular, 1);  // a again, on shard 1
+  h.send(b, a.pub, payload_of(5));
+  EXPECT_TRUE(h.read(a).empty());
+  ASSERT_EQ(h.rec.forwards.size(), 1u);
+  EXPECT_EQ(h.rec.forwards[0].route, 1u);
+  // A packet handed over by that shard is delivered here, not bounced back.
+  EXPECT_TRUE(h.server.deliver(b.pub, a.pub, payload_of(5), 1, false));
+  EXPECT_EQ(h.read(a).size(), 1u);
+  h.server.remove_remote(a.pub, 1, 2);  // it left: a here is active again
+  h.send(b, a.pub, payload_of(5));
+  EXPECT_EQ(h.read(a).size(), 1u);
+  EXPECT_EQ(h.rec.forwards.size(), 1u);
+}
+
 }  // namespace
 }  // namespace moongate::derp::test

@@ -1,0 +1,122 @@
+// The relay's HTTP routes and request parsing, without sockets.
+#include <gtest/gtest.h>
+
+#include "relay/admission.h"
+#include "relay/http.h"
+#include "relay/options.h"
+
+namespace moongate::relay {
+namespace {
+
+Response answer(const std::string& head, bool local = true) {
+  Request r;
+  std::size_t n = 0;
+  EXPECT_EQ(parse_request(head, r, n), Parse::kDone);
+  return route(r, std::string(64, 'a'), local);
+}
+
+TEST(Http, UpgradeAndFastStart) {
+  std::string head = "GET /derp HTTP/1.1\r\nHost: x\r\nupgrade: DERP\r\nConnection: Upgrade\r\n\r\n";
+  Request r;
+  std::size_t n = 0;
+  ASSERT_EQ(parse_request(head + "rest", r, n), Parse::kDone);
+  EXPECT_EQ(n, head.size());  // the DERP stream starts right after the head
+  Response resp = route(r, std::string(64, 'a'), false);
+  EXPECT_EQ(resp.action, Action::kUpgradeDerp);
+  EXPECT_EQ(resp.bytes.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0), 0u);
+  EXPECT_NE(resp.bytes.find("Derp-Version: 2\r\n"), std::string::npos);
+  EXPECT_NE(resp.bytes.find("Derp-Public-Key: " + std::string(64, 'a') + "\r\n"), std::string::npos);
+  resp = answer("GET /derp HTTP/1.1\r\nUpgrade: derp\r\nDerp-Fast-Start: 1\r\n\r\n");
+  EXPECT_EQ(resp.action, Action::kUpgradeDerp);
+  EXPECT_TRUE(resp.bytes.empty());  // fast start: no 101 at all
+  resp = answer("GET /derp HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(resp.bytes.rfind("HTTP/1.1 426", 0), 0u);
+  EXPECT_NE(resp.bytes.find("DERP requires connection upgrade"), std::string::npos);
+}
+
+TEST(Http, ProbesAndGenerate204) {
+  for (const char* p : {"/derp/probe", "/derp/latency-check"}) {
+    Response r = answer(std::string("GET ") + p + " HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(r.bytes.rfind("HTTP/1.1 200", 0), 0u);
+    EXPECT_NE(r.bytes.find("Access-Control-Allow-Origin: *"), std::string::npos);
+    r = answer(std::string("HEAD ") + p + " HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(r.bytes.rfind("HTTP/1.1 200", 0), 0u);
+    r = answer(std::string("POST ") + p + " HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(r.bytes.rfind("HTTP/1.1 405", 0), 0u);
+  }
+  Response r = answer("GET /generate_204 HTTP/1.1\r\nX-Tailscale-Challenge: abc-1.2_3:4\r\n\r\n");
+  EXPECT_EQ(r.bytes.rfind("HTTP/1.1 204", 0), 0u);
+  EXPECT_NE(r.bytes.find("X-Tailscale-Response: response abc-1.2_3:4\r\n"), std::string::npos);
+  EXPECT_NE(r.bytes.find("Cache-Control: no-cache"), std::string::npos);
+  r = answer("GET /generate_204 HTTP/1.1\r\nX-Tailscale-Challenge: a b\r\n\r\n");
+  EXPECT_EQ(r.bytes.find("X-Tailscale-Response"), std::string::npos);
+  EXPECT_FALSE(valid_challenge(std::string(65, 'a')));
+  EXPECT_TRUE(valid_challenge(std::string(64, 'a')));
+}
+
+TEST(Http, VarzOnlyLocal) {
+  EXPECT_EQ(answer("GET /debug/varz HTTP/1.1\r\n\r\n", true).action, Action::kVarz);
+  Response r = answer("GET /debug/varz HTTP/1.1\r\n\r\n", false);
+  EXPECT_EQ(r.action, Action::kRespond);
+  EXPECT_EQ(r.bytes.rfind("HTTP/1.1 403", 0), 0u);
+  EXPECT_EQ(answer("GET /nope HTTP/1.1\r\n\r\n").bytes.rfind("HTTP/1.1 404", 0), 0u);
+}
+
+TEST(Http, MalformedAndOversize) {
+  Request r;
+  std::size_t n;
+  EXPECT_EQ(parse_request("GET /derp HTTP/1.1\r\nUpgrade: DERP\r\n", r, n), Parse::kIncomplete);
+  EXPECT_EQ(parse_request("garbage\r\n\r\n", r, n), Parse::kBad);
+  EXPECT_EQ(parse_request("GET derp HTTP/1.1\r\n\r\n", r, n), Parse::kBad);
+  EXPECT_EQ(parse_request("GET / SPDY/3\r\n\r\n", r, n), Parse::kBad);
+  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nno colon\r\n\r\n", r, n), Parse::kBad);
+  EXPECT_EQ(parse_request(std::string(kMaxRequestHead + 1, 'a'), r, n), Parse::kTooLarge);
+  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nX: " + std::string(kMaxRequestHead, 'a') + "\r\n\r\n", r, n),
+            Parse::kTooLarge);
+}
+
+TEST(Options, MeshPeersAndAdmission) {
+  MeshPeer p;
+  ASSERT_TRUE(parse_mesh_peer("https://derp1.example.com", p));
+  EXPECT_EQ(p.host, "derp1.example.com");
+  EXPECT_EQ(p.port, 443);
+  EXPECT_TRUE(p.tls);
+  ASSERT_TRUE(parse_mesh_peer("http://127.0.0.1:8080/", p));
+  EXPECT_EQ(p.port, 8080);
+  EXPECT_FALSE(p.tls);
+  ASSERT_TRUE(parse_mesh_peer("[::1]:444", p));
+  EXPECT_EQ(p.host, "::1");
+  EXPECT_EQ(p.port, 444);
+  EXPECT_FALSE(parse_mesh_peer("host:notaport", p));
+
+  const char* argv[] = {"moongate-relay", "--plain", "--addr", "127.0.0.1:0", "--admission",
+                        "keys:/tmp/k", "--stun-port", "-1", "--rate-limit", "1000"};
+  Options o;
+  std::string err;
+  ASSERT_TRUE(parse_options(10, const_cast<char**>(argv), o, err)) << err;
+  EXPECT_EQ(o.port, 0);
+  EXPECT_EQ(o.admission.mode, AdmissionMode::kKeys);
+  EXPECT_EQ(o.admission.keys_file, "/tmp/k");
+  EXPECT_EQ(o.stun_port, -1);
+  EXPECT_EQ(o.rate_bytes_per_second, 1000u);
+  const char* bad[] = {"moongate-relay", "--addr", "127.0.0.1:0"};  // TLS without a hostname
+  Options o2;
+  EXPECT_FALSE(parse_options(3, const_cast<char**>(bad), o2, err));
+}
+
+TEST(Admission, KeysFile) {
+  std::vector<derp::Key> keys;
+  std::string err;
+  ASSERT_TRUE(parse_keys("# c\n\n  nodekey:" + std::string(64, 'a') + "  # x\n" + std::string(64, 'B') + "\n",
+                         keys, err))
+      << err;
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0][0], 0xaa);
+  EXPECT_EQ(keys[1][31], 0xbb);
+  keys.clear();
+  EXPECT_FALSE(parse_keys("abc\n", keys, err));
+  EXPECT_NE(err.find("line 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace moongate::relay
