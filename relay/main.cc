@@ -78,8 +78,11 @@ bool load_key(const std::string& path, crypto::SecretKey& priv, std::string& err
   return true;
 }
 
+// Every connection is a descriptor: take as many as allowed (root may lift
+// the hard limit up to fs.nr_open).
 void raise_nofile() {
-  rlimit r;
+  rlimit r{1 << 20, 1 << 20};
+  if (setrlimit(RLIMIT_NOFILE, &r) == 0) return;
   if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
     r.rlim_cur = r.rlim_max;
     setrlimit(RLIMIT_NOFILE, &r);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <malloc.h>
 #include <cstring>
 
 #include "relay/http.h"
@@ -25,6 +26,7 @@ constexpr unsigned kBufGroup = 0;
 constexpr std::size_t kUdpSendSlots = 256;
 constexpr std::size_t kMeshMaxBacklog = 16 << 20;
 constexpr std::uint64_t kTickNs = 100'000'000;
+constexpr std::size_t kTlsRecord = 16 << 10;  // largest TLS plaintext record
 constexpr std::uint64_t kWriteTimeoutNs = 2 * derp::kSecond;
 
 std::uint64_t mono_ns() {
@@ -149,6 +151,8 @@ struct Shard::Conn {
   int link = -1;
   std::uint64_t resume_at = 0;
   std::uint64_t send_since = 0;
+  std::uint64_t last_rx = 0;
+  bool tls_released = true;  // OpenSSL's buffers given back since the last read
   derp::IpPort addr;
   std::unique_ptr<TlsConn> tls;
   std::string http_in;
@@ -626,7 +630,9 @@ void Shard::on_recv(Conn& c, int res, std::uint32_t flags, std::uint64_t now) {
   }
   const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
   const std::span<const std::uint8_t> data(br_mem_ + bid * kBufSize, static_cast<std::size_t>(res));
+  c.last_rx = now;
   if (c.tls) {
+    c.tls_released = false;
     c.tls->feed(data);
     for (;;) {
       const long n = c.tls->read(plain_buf_.data(), plain_buf_.size());
@@ -776,12 +782,37 @@ void Shard::flush(Conn& c) {
     iovec iov[48];
     const std::size_t n = server_->output(c.derp, iov, 48);
     std::size_t total = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!put_out(c.tls, c.tx_pending, {static_cast<const std::uint8_t*>(iov[i].iov_base), iov[i].iov_len})) {
+    if (c.tls) {
+      // Frames are gathered into full TLS records (16 KiB): one record per
+      // 1 200-byte packet would pay the per-record cost for each.
+      std::size_t fill = 0;
+      bool ok = true;
+      for (std::size_t i = 0; i < n && ok; ++i) {
+        const auto* p = static_cast<const std::uint8_t*>(iov[i].iov_base);
+        std::size_t len = iov[i].iov_len;
+        total += len;
+        while (len > 0 && ok) {
+          const std::size_t take = std::min(len, kTlsRecord - fill);
+          std::memcpy(plain_buf_.data() + fill, p, take);
+          fill += take;
+          p += take;
+          len -= take;
+          if (fill == kTlsRecord) {
+            ok = c.tls->write({plain_buf_.data(), fill});
+            fill = 0;
+          }
+        }
+      }
+      if (ok && fill) ok = c.tls->write({plain_buf_.data(), fill});
+      if (!ok) {
         close_conn(c, "TLS write error");
         return;
       }
-      total += iov[i].iov_len;
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        c.tx_pending.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+        total += iov[i].iov_len;
+      }
     }
     // The bytes now live in tx_pending: the server's buffers can go back.
     if (total) server_->sent(c.derp, total, mono_ns());
@@ -1087,9 +1118,18 @@ void Shard::timers(std::uint64_t now) {
   if (now < next_second_) return;
   next_second_ = now + derp::kSecond;
   server_->tick(now);
-  // Sends that made no progress for 2 s: the peer stopped reading.
+  // Sends that made no progress for 2 s: the peer stopped reading. TLS
+  // connections quiet for a second give OpenSSL's record buffers back
+  // (memory per idle connection); busy ones keep them.
+  std::size_t released = 0;
   for (Conn* c : conns_) {
-    if (!c || c->closing || !c->send_armed) continue;
+    if (!c || c->closing) continue;
+    if (c->tls && !c->tls_released && !c->send_armed && now > c->last_rx &&
+        now - c->last_rx > derp::kSecond) {
+      c->tls_released = c->tls->release_buffers();
+      released += c->tls_released;
+    }
+    if (!c->send_armed) continue;
     // send_since may be stamped after `now` was read: compare without wrapping.
     if (now > c->send_since && now - c->send_since > kWriteTimeoutNs) {
       ++write_timeouts_;
@@ -1098,6 +1138,8 @@ void Shard::timers(std::uint64_t now) {
   }
   for (auto& l : links_)
     if (l->slot == kNone && now >= l->redial_at) mesh_dial(*l, now);
+  // Freed record buffers sit between live objects: hand those pages back.
+  if (released > 64) malloc_trim(0);
 }
 
 // --- mesh links (shard 0) ---

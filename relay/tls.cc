@@ -244,6 +244,10 @@ bool TlsConn::write(std::span<const std::uint8_t> plain) noexcept {
   return true;
 }
 
+bool TlsConn::release_buffers() noexcept {
+  return SSL_pending(ssl_) == 0 && SSL_free_buffers(ssl_) == 1;
+}
+
 bool TlsConn::handshake_done() const noexcept { return SSL_is_init_finished(ssl_) == 1; }
 
 TlsConn::Result TlsConn::handshake() noexcept {

@@ -65,6 +65,10 @@ class TlsConn {
   Result handshake() noexcept;
   void set_out(std::string* out) noexcept;
   void set_sni(const std::string& host) noexcept;
+  // Frees OpenSSL's record buffers (~17 KiB each) while nothing is buffered;
+  // false when data is pending. For idle connections: OpenSSL keeps a read
+  // buffer after every read attempt that found no data.
+  bool release_buffers() noexcept;
 
   struct Io;  // the BIO's view of this connection (tls.cc)
 

@@ -1,5 +1,6 @@
 """Starting and stopping moongate-relay for the tests (by PID, always)."""
 import os
+import shutil
 import re
 import signal
 import subprocess
@@ -42,7 +43,8 @@ class Relay:
         return self.proc.poll() is None
 
     def output(self):
-        return open(self.out_path).read()
+        return open(self.out_path).read() if os.path.exists(self.out_path) else ""
+
 
     def varz(self):
         with urllib.request.urlopen("http://127.0.0.1:%d/debug/varz" % self.port, timeout=5) as r:
@@ -73,4 +75,9 @@ class Relay:
                 self.proc.kill()
                 self.proc.wait()
         self.out.close()
+        text = open(self.out_path).read()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        # A clean stop exits 0 (a sanitizer report would not).
+        if self.proc.returncode != 0 or "Sanitizer" in text or "runtime error" in text:
+            raise AssertionError("relay exited %r:\n%s" % (self.proc.returncode, text[-3000:]))
         return self.proc.returncode

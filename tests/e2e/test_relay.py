@@ -220,7 +220,7 @@ def write_key_file(path, key):
 @test
 def mesh_forwarding_between_two_relays():
     import tempfile
-    tmp = tempfile.mkdtemp(prefix="hd-mesh-")
+    tmp = tempfile.mkdtemp(prefix="hd-mesh-")  # removed at the end
     mesh_key = os.urandom(32)
     mk = os.path.join(tmp, "mesh.key")
     write_key_file(mk, mesh_key)
@@ -273,9 +273,11 @@ def mesh_forwarding_between_two_relays():
         # the mesh link survives a restart of the relay it watches
         assert rb.alive() and ra.alive()
     finally:
+        import shutil
         ra.stop()
         if rb:
             rb.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @test
@@ -299,7 +301,9 @@ def admission_keys_file():
         r.wait_varz("moongate_relay_admission_denied_total", lambda v: v >= 1)
         a.ping()
     finally:
+        import shutil
         r.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @test
