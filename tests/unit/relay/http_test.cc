@@ -4,6 +4,12 @@
 #include "relay/admission.h"
 #include "relay/http.h"
 #include "relay/options.h"
+#include "netmap/segment.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 
 namespace moongate::relay {
 namespace {
@@ -116,6 +122,57 @@ TEST(Admission, KeysFile) {
   keys.clear();
   EXPECT_FALSE(parse_keys("abc\n", keys, err));
   EXPECT_NE(err.find("line 1"), std::string::npos);
+}
+
+TEST(Admission, KeysFileMode) {
+  char path[] = "/tmp/hd-keys-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  derp::Key good, bad;
+  good.fill(0x11);
+  bad.fill(0x22);
+  std::ofstream(path) << derp::key_hex(good) << "\n";
+  AdmissionConfig cfg;
+  cfg.mode = AdmissionMode::kKeys;
+  cfg.keys_file = path;
+  {
+    Admitter a(cfg);
+    ASSERT_EQ(a.start(), "");
+    EXPECT_EQ(a.check(good, "1.2.3.4", nullptr), derp::Admission::kAllow);
+    EXPECT_EQ(a.check(bad, "1.2.3.4", nullptr), derp::Admission::kDeny);
+  }
+  std::remove(path);
+  Admitter missing(cfg);
+  EXPECT_NE(missing.start(), "");  // a keys file that cannot be read is an error at start
+}
+
+TEST(Admission, NetmapMode) {
+  // The segment moongate-control publishes, made here with one peer.
+  const std::string iface = "hd-unit-" + std::to_string(getpid());
+  const std::string name = netmap::Segment::name_for(iface);
+  std::string err;
+  auto seg = netmap::Segment::create_or_open(name, netmap::Geometry::for_peers(16), err);
+  ASSERT_TRUE(seg) << err;
+  netmap::Netmap nm;
+  config::Peer p;
+  p.public_key.fill(0x33);
+  nm.peers.push_back(p);
+  ASSERT_EQ(seg->publish(nm), "");
+  AdmissionConfig cfg;
+  cfg.mode = AdmissionMode::kNetmap;
+  cfg.netmap_interface = iface;
+  {
+    Admitter a(cfg);
+    ASSERT_EQ(a.start(), "");
+    derp::Key k;
+    k.fill(0x33);
+    EXPECT_EQ(a.check(k, "", nullptr), derp::Admission::kAllow);
+    k.fill(0x44);
+    EXPECT_EQ(a.check(k, "", nullptr), derp::Admission::kDeny);
+    EXPECT_EQ(a.known_keys(), 1u);
+  }
+  netmap::Segment::unlink(name);
 }
 
 }  // namespace
