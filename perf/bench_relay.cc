@@ -333,11 +333,8 @@ int main(int argc, char** argv) {
   for (auto& pr : p) r0 += pr.second->received;
   const double c0 = cpu_of(pid), t0 = mono();
   run(seconds);
-  std::uint64_t r1 = 0, sent = 0;
-  for (auto& pr : p) {
-    r1 += pr.second->received;
-    sent += pr.first->sent;
-  }
+  std::uint64_t r1 = 0;
+  for (auto& pr : p) r1 += pr.second->received;
   const double c1 = cpu_of(pid), t1 = mono();
   const double pkts = static_cast<double>(r1 - r0);
   std::printf("load pairs=%d tls=%d size=%zu seconds=%.1f packets=%.0f pps=%.0f server_cpu_s=%.2f "
