@@ -404,11 +404,10 @@ Shard::Conn* Shard::new_conn(int fd) {
     slot = static_cast<std::uint32_t>(conns_.size());
     conns_.push_back(nullptr);
   }
-  static std::uint32_t gen_counter = 1;  // per process; only distinctness matters
   Conn* c = new Conn;
   c->fd = fd;
   c->slot = slot;
-  c->gen = gen_counter++;
+  c->gen = next_gen_++;  // tells a stale completion from the slot's next owner
   conns_[slot] = c;
   ++io_conns_;
   return c;

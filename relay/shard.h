@@ -162,6 +162,7 @@ class Shard final : public derp::Events, public UdpOut {
   std::vector<std::uint32_t> paused_;
   std::vector<std::uint32_t> recv_retry_;
   std::size_t io_conns_ = 0;
+  std::uint32_t next_gen_ = 1;
   std::uint64_t write_timeouts_ = 0;
   std::uint64_t ring_drops_ = 0;
   // provided receive buffers
