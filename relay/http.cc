@@ -3,6 +3,8 @@
 
 #include <cctype>
 
+#include "relay/websocket.h"
+
 namespace moongate::relay {
 namespace {
 
@@ -66,6 +68,7 @@ Parse parse_request(std::string_view in, Request& out, std::size_t& head_len) {
     else if (iequals(name, "Derp-Fast-Start")) out.fast_start = value == "1";
     else if (iequals(name, "X-Tailscale-Challenge")) out.challenge = std::string(value);
     else if (iequals(name, "Sec-WebSocket-Protocol")) out.ws_protocol = std::string(value);
+    else if (iequals(name, "Sec-WebSocket-Key")) out.ws_key = std::string(value);
   }
   return Parse::kDone;
 }
@@ -89,8 +92,27 @@ Response route(const Request& r, std::string_view server_key_hex, bool local) {
   Response out;
   const bool get_or_head = r.method == "GET" || r.method == "HEAD";
   if (r.path == "/derp") {
+    if (iequals(r.upgrade, "websocket")) {
+      // The subprotocol list is comma-separated; "derp" must be offered.
+      bool derp = false;
+      std::string_view list = r.ws_protocol;
+      while (!list.empty()) {
+        const std::size_t comma = list.find(',');
+        derp |= trim(list.substr(0, comma)) == "derp";
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      }
+      if (!derp || r.ws_key.empty() || r.method != "GET") {
+        out.bytes = simple_response(426, "Upgrade Required",
+                                    "client must speak the derp subprotocol over WebSocket");
+        return out;
+      }
+      out.action = Action::kUpgradeWebSocket;
+      out.bytes = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Accept: " + ws_accept(r.ws_key) +
+                  "\r\nSec-WebSocket-Protocol: derp\r\n\r\n";
+      return out;
+    }
     if (!iequals(r.upgrade, "derp")) {
-      // The WebSocket variant is not implemented: browsers get the same 426.
       out.bytes = simple_response(426, "Upgrade Required", "DERP requires connection upgrade");
       return out;
     }

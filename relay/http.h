@@ -3,6 +3,8 @@
 //
 //   /derp                 Upgrade: DERP -> 101 (or nothing, with
 //                         Derp-Fast-Start: 1) and the DERP stream starts;
+//                         Upgrade: websocket with the "derp" subprotocol ->
+//                         101 and DERP inside WebSocket (websocket.h);
 //                         no or another upgrade -> 426
 //   /derp/probe           GET/HEAD -> 200, Access-Control-Allow-Origin: *
 //   /derp/latency-check   same; other methods 405
@@ -30,6 +32,7 @@ struct Request {
   std::string challenge;
   bool fast_start = false;
   std::string ws_protocol;  // Sec-WebSocket-Protocol
+  std::string ws_key;       // Sec-WebSocket-Key
 };
 
 enum class Parse { kIncomplete, kDone, kBad, kTooLarge };
@@ -37,7 +40,7 @@ enum class Parse { kIncomplete, kDone, kBad, kTooLarge };
 // body (for /derp: the client's first DERP bytes) starts.
 Parse parse_request(std::string_view in, Request& out, std::size_t& head_len);
 
-enum class Action { kRespond, kUpgradeDerp, kVarz };
+enum class Action { kRespond, kUpgradeDerp, kUpgradeWebSocket, kVarz };
 struct Response {
   Action action = Action::kRespond;
   std::string bytes;  // the response (empty for a fast-start upgrade)

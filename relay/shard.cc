@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "relay/http.h"
+#include "relay/websocket.h"
 
 namespace moongate::relay {
 namespace {
@@ -155,6 +156,7 @@ struct Shard::Conn {
   bool tls_released = true;  // OpenSSL's buffers given back since the last read
   derp::IpPort addr;
   std::unique_ptr<TlsConn> tls;
+  std::unique_ptr<WsReader> ws;  // DERP inside WebSocket (browser clients)
   std::string http_in;
   std::string tx_pending;
   std::string tx_inflight;
@@ -676,7 +678,33 @@ static bool put_out(std::unique_ptr<TlsConn>& tls, std::string& tx, std::span<co
 void Shard::on_plain(Conn& c, std::span<const std::uint8_t> data, std::uint64_t now) {
   switch (c.phase) {
     case Conn::kDerp: {
-      const std::uint64_t resume = server_->receive(c.derp, data, now);
+      std::uint64_t resume = 0;
+      if (c.ws) {
+        const auto st = c.ws->feed(
+            data,
+            [&](std::span<const std::uint8_t> d) {
+              if (c.derp != kNone) resume = std::max(resume, server_->receive(c.derp, d, now));
+            },
+            [&](std::uint8_t op, std::span<const std::uint8_t> payload) {
+              if (op != kWsPing) return;
+              std::uint8_t h[10];
+              const std::size_t hl = ws_header(h, kWsPong, payload.size());
+              std::string pong(reinterpret_cast<const char*>(h), hl);
+              pong.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+              if (put_out(c.tls, c.tx_pending,
+                          {reinterpret_cast<const std::uint8_t*>(pong.data()), pong.size()}) &&
+                  !c.flush_queued) {
+                c.flush_queued = true;
+                to_flush_.push_back(c.slot);
+              }
+            });
+        if (st != WsReader::Status::kOk) {
+          close_conn(c, st == WsReader::Status::kClosed ? "websocket close" : "websocket protocol error");
+          return;
+        }
+      } else {
+        resume = server_->receive(c.derp, data, now);
+      }
       if (resume > now) {
         c.paused = true;
         c.resume_at = resume;
@@ -749,7 +777,8 @@ void Shard::on_http(Conn& c, std::uint64_t now) {
     Response r = route(req, derp::key_hex(relay_.public_key), is_loopback(c.addr));
     if (r.action == Action::kVarz) bytes = varz_response(relay_.metrics());
     else bytes = std::move(r.bytes);
-    upgrade = r.action == Action::kUpgradeDerp;
+    upgrade = r.action == Action::kUpgradeDerp || r.action == Action::kUpgradeWebSocket;
+    if (r.action == Action::kUpgradeWebSocket) c.ws = std::make_unique<WsReader>();
   }
   if (req.method == "HEAD" && !upgrade) {
     if (const std::size_t e = bytes.find("\r\n\r\n"); e != std::string::npos) bytes.resize(e + 4);
@@ -778,18 +807,27 @@ void Shard::on_http(Conn& c, std::uint64_t now) {
 void Shard::flush(Conn& c) {
   if (c.closing || c.send_armed || c.connecting) return;
   if (c.phase == Conn::kDerp && c.derp != kNone) {
-    iovec iov[48];
-    const std::size_t n = server_->output(c.derp, iov, 48);
+    iovec iov[49];
+    std::size_t n = server_->output(c.derp, iov + 1, 48);
     std::size_t total = 0;
+    for (std::size_t i = 1; i <= n; ++i) total += iov[i].iov_len;
+    std::uint8_t ws_head[10];
+    const iovec* first = iov + 1;
+    if (c.ws && total) {
+      // One binary WebSocket message around everything taken this time.
+      iov[0].iov_base = ws_head;
+      iov[0].iov_len = ws_header(ws_head, kWsBinary, total);
+      first = iov;
+      ++n;
+    }
     if (c.tls) {
       // Frames are gathered into full TLS records (16 KiB): one record per
       // 1 200-byte packet would pay the per-record cost for each.
       std::size_t fill = 0;
       bool ok = true;
       for (std::size_t i = 0; i < n && ok; ++i) {
-        const auto* p = static_cast<const std::uint8_t*>(iov[i].iov_base);
-        std::size_t len = iov[i].iov_len;
-        total += len;
+        const auto* p = static_cast<const std::uint8_t*>(first[i].iov_base);
+        std::size_t len = first[i].iov_len;
         while (len > 0 && ok) {
           const std::size_t take = std::min(len, kTlsRecord - fill);
           std::memcpy(plain_buf_.data() + fill, p, take);
@@ -808,10 +846,8 @@ void Shard::flush(Conn& c) {
         return;
       }
     } else {
-      for (std::size_t i = 0; i < n; ++i) {
-        c.tx_pending.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-        total += iov[i].iov_len;
-      }
+      for (std::size_t i = 0; i < n; ++i)
+        c.tx_pending.append(static_cast<const char*>(first[i].iov_base), first[i].iov_len);
     }
     // The bytes now live in tx_pending: the server's buffers can go back.
     if (total) server_->sent(c.derp, total, mono_ns());

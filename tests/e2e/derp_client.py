@@ -10,6 +10,7 @@ import ssl
 import struct
 import time
 import json
+import hashlib
 
 from nacl.public import Box, PrivateKey, PublicKey
 
@@ -162,3 +163,99 @@ class DerpClient:
         except (socket.timeout, TimeoutError):
             return False
         return False
+
+
+class WsDerpClient(DerpClient):
+    """The same client inside WebSocket (RFC 6455, subprotocol "derp"): what
+    browser clients use. Frames out are masked binary messages; frames in
+    are unwrapped into the DERP byte stream; pings are answered."""
+
+    def __init__(self, host, port, tls=False, key=None, timeout=10.0, protocol="derp"):
+        import base64
+        self.priv = key or PrivateKey.generate()
+        self.pub = bytes(self.priv.public_key)
+        raw = socket.create_connection((host, port), timeout=timeout)
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            raw = ctx.wrap_socket(raw)
+        self.sock = raw
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.raw = b""
+        self.mesh_key = None
+        self.server_key = None
+        wskey = base64.b64encode(os.urandom(16)).decode()
+        req = ("GET /derp HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n"
+               "Sec-WebSocket-Protocol: %s\r\n\r\n" % (host, wskey, protocol))
+        self.sock.sendall(req.encode())
+        while b"\r\n\r\n" not in self.raw:
+            d = self.sock.recv(4096)
+            if not d:
+                raise Closed("eof during upgrade")
+            self.raw += d
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        if b" 101 " not in head.split(b"\r\n")[0]:
+            raise Closed("upgrade refused: %r" % head.split(b"\r\n")[0])
+        accept = base64.b64encode(hashlib.sha1(
+            (wskey + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        assert b"Sec-WebSocket-Accept: " + accept in head, head
+        assert b"Sec-WebSocket-Protocol: derp" in head, head
+        self._unwrap()
+        self.handshake()
+
+    def _send_ws(self, opcode, payload):
+        n = len(payload)
+        hdr = bytes([0x80 | opcode])
+        if n < 126:
+            hdr += bytes([0x80 | n])
+        elif n < 65536:
+            hdr += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            hdr += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        mask = os.urandom(4)
+        body = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+        self.sock.sendall(hdr + mask + body)
+
+    def write_frame(self, t, payload=b""):
+        self._send_ws(0x2, struct.pack(">BI", t, len(payload)) + payload)
+
+    def ws_ping(self, data):
+        self._send_ws(0x9, data)
+
+    def _unwrap(self):
+        self.pongs = getattr(self, "pongs", [])
+        while len(self.raw) >= 2:
+            b0, b1 = self.raw[0], self.raw[1]
+            assert not (b1 & 0x80), "server frames are not masked"
+            n, off = b1 & 0x7F, 2
+            if n == 126:
+                if len(self.raw) < 4:
+                    return
+                n, off = struct.unpack(">H", self.raw[2:4])[0], 4
+            elif n == 127:
+                if len(self.raw) < 10:
+                    return
+                n, off = struct.unpack(">Q", self.raw[2:10])[0], 10
+            if len(self.raw) < off + n:
+                return
+            payload, self.raw = self.raw[off:off + n], self.raw[off + n:]
+            op = b0 & 0x0F
+            if op in (0x0, 0x2):
+                self.buf += payload
+            elif op == 0xA:
+                self.pongs.append(payload)
+            elif op == 0x8:
+                raise Closed("websocket close")
+
+    def _fill(self):
+        try:
+            d = self.sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError, BrokenPipeError) as e:
+            raise Closed(str(e))
+        if not d:
+            raise Closed("eof")
+        self.raw += d
+        self._unwrap()

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from derp_client import (CLIENT_INFO, CLOSE_PEER, DerpClient, Closed, FORWARD_PACKET,  # noqa: E402
                          PEER_GONE, PEER_PRESENT, RECV_PACKET, SEND_PACKET, SERVER_INFO,
                          WATCH_CONNS, disco_payload)
+from derp_client import WsDerpClient  # noqa: E402
 from relay_util import Relay  # noqa: E402
 
 BIN = None
@@ -77,6 +78,31 @@ def tls_self_signed_pin():
         a.ping()
         a.close()
         b.close()
+    finally:
+        r.stop()
+
+
+@test
+def websocket_variant():
+    r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", shards=2, plain=False)
+    try:
+        w = WsDerpClient("127.0.0.1", r.port, tls=True)
+        d = DerpClient("127.0.0.1", r.port, tls=True)
+        assert w.server_key == r.public_key
+        exchange(w, d)
+        exchange(d, w)
+        exchange(d, w, 60000)  # one WebSocket message with a 16-bit+ length
+        w.ping()
+        w.ws_ping(b"hi")  # a WebSocket-level ping gets a WebSocket pong
+        w.ping()
+        assert w.pongs == [b"hi"], w.pongs
+        try:
+            WsDerpClient("127.0.0.1", r.port, tls=True, protocol="chat")
+            raise AssertionError("websocket without the derp subprotocol accepted")
+        except Closed:
+            pass
+        w.close()
+        d.close()
     finally:
         r.stop()
 

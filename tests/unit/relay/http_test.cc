@@ -4,6 +4,7 @@
 #include "relay/admission.h"
 #include "relay/http.h"
 #include "relay/options.h"
+#include "relay/websocket.h"
 #include "netmap/segment.h"
 
 #include <unistd.h>
@@ -79,6 +80,72 @@ TEST(Http, MalformedAndOversize) {
   EXPECT_EQ(parse_request(std::string(kMaxRequestHead + 1, 'a'), r, n), Parse::kTooLarge);
   EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nX: " + std::string(kMaxRequestHead, 'a') + "\r\n\r\n", r, n),
             Parse::kTooLarge);
+}
+
+TEST(WebSocket, UpgradeNeedsTheDerpSubprotocol) {
+  // RFC 6455 section 1.3's example key and answer.
+  EXPECT_EQ(ws_accept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  Response r = answer(
+      "GET /derp HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: chat, derp\r\n\r\n");
+  EXPECT_EQ(r.action, Action::kUpgradeWebSocket);
+  EXPECT_NE(r.bytes.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), std::string::npos);
+  EXPECT_NE(r.bytes.find("Sec-WebSocket-Protocol: derp\r\n"), std::string::npos);
+  r = answer("GET /derp HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Key: x\r\n\r\n");
+  EXPECT_EQ(r.bytes.rfind("HTTP/1.1 426", 0), 0u);
+}
+
+std::string masked(std::uint8_t op, const std::string& payload, bool fin = true) {
+  std::string f;
+  f += static_cast<char>((fin ? 0x80 : 0) | op);
+  const std::uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+  if (payload.size() < 126) {
+    f += static_cast<char>(0x80 | payload.size());
+  } else {
+    f += static_cast<char>(0x80 | 126);
+    f += static_cast<char>(payload.size() >> 8);
+    f += static_cast<char>(payload.size() & 0xff);
+  }
+  f.append(reinterpret_cast<const char*>(mask), 4);
+  for (std::size_t i = 0; i < payload.size(); ++i) f += static_cast<char>(payload[i] ^ mask[i & 3]);
+  return f;
+}
+
+TEST(WebSocket, ReaderUnmasksAcrossSplitsAndAnswersPings) {
+  const std::string big(300, 'q');
+  const std::string stream = masked(kWsBinary, "hello", false) + masked(0, " world") +
+                             masked(kWsPing, "pp") + masked(kWsBinary, big);
+  for (std::size_t cut = 0; cut <= stream.size(); cut += 7) {
+    WsReader r;
+    std::string data, pings;
+    auto on_data = [&](std::span<const std::uint8_t> d) { data.append(reinterpret_cast<const char*>(d.data()), d.size()); };
+    auto on_ctrl = [&](std::uint8_t op, std::span<const std::uint8_t> p) {
+      if (op == kWsPing) pings.append(reinterpret_cast<const char*>(p.data()), p.size());
+    };
+    const auto* p = reinterpret_cast<const std::uint8_t*>(stream.data());
+    ASSERT_EQ(r.feed({p, cut}, on_data, on_ctrl), WsReader::Status::kOk);
+    ASSERT_EQ(r.feed({p + cut, stream.size() - cut}, on_data, on_ctrl), WsReader::Status::kOk);
+    EXPECT_EQ(data, "hello world" + big);
+    EXPECT_EQ(pings, "pp");
+  }
+  WsReader r;
+  auto nop_d = [](std::span<const std::uint8_t>) {};
+  auto nop_c = [](std::uint8_t, std::span<const std::uint8_t>) {};
+  const std::string close = masked(kWsClose, "");
+  EXPECT_EQ(r.feed({reinterpret_cast<const std::uint8_t*>(close.data()), close.size()}, nop_d, nop_c),
+            WsReader::Status::kClosed);
+  WsReader r2;
+  const std::uint8_t unmasked[] = {0x82, 0x01, 0x00};
+  EXPECT_EQ(r2.feed(unmasked, nop_d, nop_c), WsReader::Status::kBad);
+  WsReader r3;
+  const std::string text = masked(0x1, "text");
+  EXPECT_EQ(r3.feed({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}, nop_d, nop_c),
+            WsReader::Status::kBad);
+  std::uint8_t h[10];
+  EXPECT_EQ(ws_header(h, kWsBinary, 5), 2u);
+  EXPECT_EQ(ws_header(h, kWsBinary, 1000), 4u);
+  EXPECT_EQ(ws_header(h, kWsBinary, 70000), 10u);
+  EXPECT_EQ(h[0], 0x82);
 }
 
 TEST(Options, MeshPeersAndAdmission) {
