@@ -307,6 +307,45 @@ def mesh_forwarding_between_two_relays():
 
 
 @test
+def mesh_over_tls():
+    import tempfile
+    import shutil
+    tmp = tempfile.mkdtemp(prefix="hd-mesh-")
+    mk = os.path.join(tmp, "mesh.key")
+    write_key_file(mk, os.urandom(32))
+    tls = ("--hostname", "127.0.0.1", "--certdir", "/nonexistent")
+    ra = Relay(BIN, "--mesh-key-file", mk, *tls, shards=2, plain=False)
+    rb = None
+    try:
+        # ra's certificate is self-signed: the link accepts it (--mesh-insecure)
+        rb = Relay(BIN, "--mesh-key-file", mk, "--mesh-insecure", "--mesh-with",
+                   "https://127.0.0.1:%d" % ra.port, *tls, shards=2, plain=False)
+        deadline = time.monotonic() + 10
+        while "mesh link to 127.0.0.1:%d up" % ra.port not in rb.output():
+            assert time.monotonic() < deadline, rb.output()
+            time.sleep(0.05)
+        a = DerpClient("127.0.0.1", rb.port, tls=True)
+        b = DerpClient("127.0.0.1", ra.port, tls=True)
+        deadline = time.monotonic() + 10
+        while True:  # until rb has heard of b over the link
+            data = os.urandom(1200)
+            a.send_packet(b.pub, data)
+            try:
+                src, got = b.recv_packet(timeout=0.3)
+                assert src == a.pub and got == data
+                break
+            except (TimeoutError, socket.timeout):
+                assert time.monotonic() < deadline, "never forwarded over the TLS mesh link"
+        for _ in range(20):
+            exchange(a, b)
+    finally:
+        ra.stop()
+        if rb:
+            rb.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
 def admission_keys_file():
     import tempfile
     from nacl.public import PrivateKey
