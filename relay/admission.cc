@@ -49,6 +49,7 @@ bool parse_keys(const std::string& text, std::vector<derp::Key>& out, std::strin
 Admitter::Admitter(AdmissionConfig cfg) : cfg_(std::move(cfg)) {}
 
 Admitter::~Admitter() {
+  // (segment_ is destroyed after the worker has stopped using it)
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
@@ -89,12 +90,15 @@ bool Admitter::reload() {
     keys_mtime_ = st.st_mtim.tv_sec * 1'000'000'000ll + st.st_mtim.tv_nsec;
   } else if (cfg_.mode == AdmissionMode::kNetmap) {
     std::string error;
-    auto seg = netmap::Segment::open(netmap::Segment::name_for(cfg_.netmap_interface), error);
-    if (!seg) return false;
+    if (!segment_) {
+      segment_ = netmap::Segment::open(netmap::Segment::name_for(cfg_.netmap_interface), error);
+      if (!segment_) return false;  // control has not created it yet: try again next second
+    }
     netmap::Netmap nm;
     netmap::Segment::Read r = netmap::Segment::Read::kRetry;
     for (int tries = 0; tries < 8 && r == netmap::Segment::Read::kRetry; ++tries)
-      r = seg->read(netmap_generation_, nm, error);
+      r = segment_->read(netmap_generation_, nm, error);
+    if (r == netmap::Segment::Read::kBad) segment_.reset();  // re-open (a new layout?) next time
     if (r != netmap::Segment::Read::kNew) return r == netmap::Segment::Read::kUnchanged;
     netmap_generation_ = nm.generation;
     for (const auto& p : nm.peers) set->insert(p.public_key);

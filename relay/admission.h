@@ -28,6 +28,10 @@
 #include "derp/frame.h"
 #include "derp/server.h"
 
+namespace moongate::netmap {
+class Segment;
+}
+
 namespace moongate::relay {
 
 enum class AdmissionMode { kOpen, kKeys, kNetmap, kUrl };
@@ -78,6 +82,7 @@ class Admitter {
   std::thread worker_;
   std::int64_t keys_mtime_ = -1;
   std::uint64_t netmap_generation_ = 0;
+  std::unique_ptr<netmap::Segment> segment_;  // kept mapped between checks
 };
 
 // Parses a keys file's text; false and `error` on a bad line.
