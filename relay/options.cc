@@ -1,7 +1,11 @@
 // Command-line flags of moongate-relay.
 #include "relay/options.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <charconv>
+#include <fstream>
+#include <sstream>
 #include <cstring>
 
 namespace moongate::relay {
@@ -30,6 +34,8 @@ bool split_host_port(const std::string& s, std::string& host, std::uint16_t& por
 
 }  // namespace
 
+bool parse_options_only(int argc, char** argv, Options& o, std::string& error);
+
 std::string usage() {
   return R"(usage: moongate-relay [flags]
   --addr HOST:PORT        DERP listener (default :443; port 0 = ephemeral)
@@ -49,6 +55,7 @@ std::string usage() {
   --rate-limit BYTES      per-client receive limit in bytes/s (default off)
   --rate-burst BYTES      its burst (default rate/10)
   --verbose               log connections
+  --config FILE           read the `relay:` section of a YAML file first (flags win)
 )";
 }
 
@@ -70,7 +77,105 @@ bool parse_mesh_peer(const std::string& in, MeshPeer& out) {
   return split_host_port(s, out.host, out.port) && !out.host.empty();
 }
 
+bool load_relay_yaml(const std::string& text, const std::string& source, Options& o,
+                     std::string& error) {
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    error = source + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+            ": " + e.msg;
+    return false;
+  }
+  if (!doc.IsMap() || !doc["relay"]) return true;
+  const YAML::Node relay = doc["relay"];
+  auto where = [&](const YAML::Node& n, const std::string& key) {
+    return source + ":" + std::to_string(n.Mark().line + 1) + ":" + std::to_string(n.Mark().column + 1) +
+           ": relay" + (key.empty() ? "" : "." + key) + ": ";
+  };
+  if (!relay.IsMap()) {
+    error = where(relay, "") + "must be a mapping";
+    return false;
+  }
+  // Each key becomes the flag of the same name, so the two stay one schema.
+  std::vector<std::string> args = {"moongate-relay"};
+  for (const auto& kv : relay) {
+    std::string key = kv.first.as<std::string>();
+    for (char& c : key)
+      if (c == '_') c = '-';
+    const YAML::Node& v = kv.second;
+    const bool is_bool = key == "plain" || key == "mesh-insecure" || key == "verbose";
+    static const char* kKnown[] = {"addr", "hostname", "certdir", "plain", "http-port",
+                                   "stun-port", "shards", "key-file", "mesh-key-file",
+                                   "mesh-with", "mesh-insecure", "admission", "rate-limit",
+                                   "rate-burst", "verbose"};
+    bool known = false;
+    for (const char* k : kKnown) known |= key == k;
+    if (!known) {
+      error = where(kv.first, key) + "unknown key";
+      return false;
+    }
+    if (is_bool) {
+      bool b;
+      if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b)) {
+        error = where(v, key) + "want true or false";
+        return false;
+      }
+      if (b) args.push_back("--" + key);
+      continue;
+    }
+    if (key == "mesh-with" && v.IsSequence()) {
+      for (const auto& item : v) {
+        if (!item.IsScalar()) {
+          error = where(item, key) + "want a list of host:port or URLs";
+          return false;
+        }
+        args.push_back("--mesh-with");
+        args.push_back(item.Scalar());
+      }
+      continue;
+    }
+    if (!v.IsScalar()) {
+      error = where(v, key) + "want a single value";
+      return false;
+    }
+    args.push_back("--" + key);
+    args.push_back(v.Scalar());
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  std::string e;
+  // Checks that need the whole configuration (TLS without a hostname) wait
+  // for the command line.
+  if (!parse_options_only(static_cast<int>(argv.size()), argv.data(), o, e)) {
+    error = source + ": relay: " + e;
+    return false;
+  }
+  return true;
+}
+
 bool parse_options(int argc, char** argv, Options& o, std::string& error) {
+  // --config first, so the command line overrides the file.
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) != "--config") continue;
+    std::ifstream f(argv[i + 1]);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    if (!f) {
+      error = std::string("--config: cannot read ") + argv[i + 1];
+      return false;
+    }
+    if (!load_relay_yaml(ss.str(), argv[i + 1], o, error)) return false;
+  }
+  if (!parse_options_only(argc, argv, o, error)) return false;
+  if (!o.plain && o.hostname.empty()) {
+    error = "--hostname is needed for TLS (or --plain for the debug mode)";
+    return false;
+  }
+  return true;
+}
+
+bool parse_options_only(int argc, char** argv, Options& o, std::string& error) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](std::string& v) {
@@ -89,6 +194,8 @@ bool parse_options(int argc, char** argv, Options& o, std::string& error) {
       o.plain = true;
     } else if (a == "--verbose") {
       o.verbose = true;
+    } else if (a == "--config") {
+      ++i;  // read by parse_options before the flags
     } else if (a == "--mesh-insecure") {
       o.mesh_insecure = true;
     } else if (a == "--addr") {
@@ -156,10 +263,6 @@ bool parse_options(int argc, char** argv, Options& o, std::string& error) {
       error = "unknown flag " + a;
       return false;
     }
-  }
-  if (!o.plain && o.hostname.empty()) {
-    error = "--hostname is needed for TLS (or --plain for the debug mode)";
-    return false;
   }
   return true;
 }

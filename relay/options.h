@@ -37,8 +37,19 @@ struct Options {
   std::vector<UdpServiceSpec> udp_services;  // filled by main (STUN) and hosts
 };
 
-// Parses argv; false with `error` (or "help") on failure.
+// Parses argv; false with `error` (or "help") on failure. `--config FILE`
+// reads the file's `relay:` section first (load_relay_yaml); flags given on
+// the command line override it wherever they appear.
 bool parse_options(int argc, char** argv, Options& out, std::string& error);
+
+// Applies the `relay:` section of a YAML document (the keys are the flags'
+// names without the dashes, with '_' or '-': addr, hostname, certdir, plain,
+// http_port, stun_port, shards, key_file, mesh_key_file, mesh_with (a list),
+// mesh_insecure, admission, rate_limit, rate_burst, verbose). Errors read
+// `<source>:<line>:<col>: relay.<key>: <message>`, as config/'s do; unknown
+// keys are errors. A document without a `relay:` section changes nothing.
+bool load_relay_yaml(const std::string& text, const std::string& source, Options& out,
+                     std::string& error);
 std::string usage();
 // "host:port", "[v6]:port", "http(s)://host[:port]" -> MeshPeer.
 bool parse_mesh_peer(const std::string& s, MeshPeer& out);

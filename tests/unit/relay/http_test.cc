@@ -177,6 +177,45 @@ TEST(Options, MeshPeersAndAdmission) {
   EXPECT_FALSE(parse_options(3, const_cast<char**>(bad), o2, err));
 }
 
+TEST(Options, RelayYamlSection) {
+  Options o;
+  std::string err;
+  ASSERT_TRUE(load_relay_yaml(R"(interface: {name: mg0}
+relay:
+  addr: 127.0.0.1:8443
+  hostname: derp1.example.com
+  stun_port: 3479
+  shards: 2
+  mesh-with: [https://derp2.example.com, "http://10.0.0.3:8080"]
+  mesh_insecure: true
+  admission: netmap:mg0
+  rate_limit: 1000000
+)",
+                              "site.yaml", o, err))
+      << err;
+  EXPECT_EQ(o.port, 8443);
+  EXPECT_EQ(o.hostname, "derp1.example.com");
+  EXPECT_EQ(o.stun_port, 3479);
+  EXPECT_EQ(o.shards, 2u);
+  ASSERT_EQ(o.mesh_with.size(), 2u);
+  EXPECT_FALSE(o.mesh_with[1].tls);
+  EXPECT_TRUE(o.mesh_insecure);
+  EXPECT_EQ(o.admission.mode, AdmissionMode::kNetmap);
+  EXPECT_EQ(o.rate_bytes_per_second, 1000000u);
+  Options none;
+  EXPECT_TRUE(load_relay_yaml("interface: {name: mg0}\n", "x.yaml", none, err));
+  EXPECT_EQ(none.port, 443);
+
+  Options bad;
+  EXPECT_FALSE(load_relay_yaml("relay:\n  addr: 127.0.0.1:1\n  colour: blue\n", "b.yaml", bad, err));
+  EXPECT_EQ(err, "b.yaml:3:3: relay.colour: unknown key");
+  EXPECT_FALSE(load_relay_yaml("relay:\n  plain: maybe\n", "b.yaml", bad, err));
+  EXPECT_EQ(err, "b.yaml:2:10: relay.plain: want true or false");
+  EXPECT_FALSE(load_relay_yaml("relay:\n  stun_port: 99999\n", "b.yaml", bad, err));
+  EXPECT_NE(err.find("not a port"), std::string::npos);
+  EXPECT_FALSE(load_relay_yaml("relay: [\n", "b.yaml", bad, err));
+}
+
 TEST(Admission, KeysFile) {
   std::vector<derp::Key> keys;
   std::string err;
