@@ -499,8 +499,9 @@ void Shard::run() {
     while (!to_close_.empty() || !to_flush_.empty()) {
       auto closes = std::move(to_close_);
       to_close_.clear();
-      for (auto& [slot, reason] : closes) {
-        Conn* c = slot < conns_.size() ? conns_[slot] : nullptr;
+      for (const CloseReq& req : closes) {
+        const derp::CloseReason reason = req.reason;
+        Conn* c = conn_of(req.slot, req.gen);
         if (c) {
           if (relay_.opts.verbose)
             std::fprintf(stderr, "moongate-relay: closing %s: %s\n", ip_string(c->addr).c_str(),
@@ -954,7 +955,7 @@ void Shard::want_write(derp::ConnId id) {
 
 void Shard::close(derp::ConnId id, derp::CloseReason r) {
   const std::uint32_t slot = id < of_derp_.size() ? of_derp_[id] : kNone;
-  if (slot != kNone) to_close_.emplace_back(slot, r);
+  if (slot != kNone && conns_[slot]) to_close_.push_back(CloseReq{slot, conns_[slot]->gen, r});
 }
 
 derp::Admission Shard::admit(derp::ConnId id, const derp::Key& client, const derp::ClientInfo&,
@@ -1168,7 +1169,7 @@ void Shard::timers(std::uint64_t now) {
     // send_since may be stamped after `now` was read: compare without wrapping.
     if (now > c->send_since && now - c->send_since > kWriteTimeoutNs) {
       ++write_timeouts_;
-      to_close_.emplace_back(c->slot, derp::CloseReason::kWriteTimeout);
+      to_close_.push_back(CloseReq{c->slot, c->gen, derp::CloseReason::kWriteTimeout});
     }
   }
   for (auto& l : links_)

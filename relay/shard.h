@@ -158,7 +158,11 @@ class Shard final : public derp::Events, public UdpOut {
   std::vector<std::uint32_t> free_slots_;
   std::vector<std::uint32_t> of_derp_;  // derp ConnId -> slot
   std::vector<std::uint32_t> to_flush_;
-  std::vector<std::pair<std::uint32_t, derp::CloseReason>> to_close_;
+  struct CloseReq {
+    std::uint32_t slot, gen;  // the generation: a slot freed and reused meanwhile is left alone
+    derp::CloseReason reason;
+  };
+  std::vector<CloseReq> to_close_;
   std::vector<std::uint32_t> paused_;
   std::vector<std::uint32_t> recv_retry_;
   std::size_t io_conns_ = 0;
