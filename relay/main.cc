@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!o.plain) {
-    relay->tls = TlsContext::server(o.certdir, o.hostname, error);
+    relay->tls = TlsContext::server(o.certdir, o.hostname, error, derp::key_hex(relay->public_key));
     if (!relay->tls) {
       std::fprintf(stderr, "moongate-relay: TLS: %s\n", error.c_str());
       return 1;

@@ -148,6 +148,7 @@ struct Shard::Conn {
   bool connecting = false;
   bool paused = false;
   bool mesh_head_done = false;
+  bool reap_queued = false;
   std::uint32_t derp = kNone;
   int link = -1;
   std::uint64_t resume_at = 0;
@@ -525,6 +526,7 @@ void Shard::run() {
       for (std::uint32_t slot : retry)
         if (slot < conns_.size() && conns_[slot]) arm_recv(*conns_[slot]);
     }
+    reap_closed();
     flush_pending_ctrl();
     for (unsigned s = 0; s < dirty_.size(); ++s)
       if (dirty_[s]) {
@@ -655,7 +657,7 @@ void Shard::on_recv(Conn& c, int res, std::uint32_t flags, std::uint64_t now) {
                         io_uring_buf_ring_mask(kBufCount), 0);
   io_uring_buf_ring_advance(br_, 1);
   if (c.closing) {
-    maybe_free(c);
+    reap(c);
     return;
   }
   if (!c.tx_pending.empty() && !c.flush_queued) {  // TLS handshake records, HTTP responses
@@ -882,7 +884,7 @@ void Shard::start_send(Conn& c) {
 void Shard::on_send(Conn& c, int res, std::uint64_t now) {
   c.send_armed = false;
   if (c.closing) {
-    maybe_free(c);
+    reap(c);
     return;
   }
   if (res < 0) {
@@ -911,7 +913,10 @@ void Shard::on_send(Conn& c, int res, std::uint64_t now) {
 }
 
 void Shard::close_conn(Conn& c, const char* why) {
-  if (c.closing) return;
+  if (c.closing) {  // a completion of a closing connection: free it once idle
+    reap(c);
+    return;
+  }
   c.closing = true;
   if (relay_.opts.verbose)
     std::fprintf(stderr, "moongate-relay: shard %u: close %s:%u: %s\n", index_,
@@ -930,16 +935,33 @@ void Shard::close_conn(Conn& c, const char* why) {
     io_uring_prep_cancel64(s, tag(kRecv, c.slot, c.gen), 0);
     io_uring_sqe_set_data64(s, tag(kIgnore, 0, 0));
   }
-  maybe_free(c);
+  reap(c);
 }
 
-void Shard::maybe_free(Conn& c) {
-  if (!c.closing || c.recv_armed || c.send_armed || c.connecting) return;
-  ::close(c.fd);
-  conns_[c.slot] = nullptr;
-  free_slots_.push_back(c.slot);
-  --io_conns_;
-  delete &c;
+// A closing connection is freed only at the end of a loop iteration: the
+// code that closed it may still be using it (a TLS read loop, a frame
+// handler, the list of writes to do).
+void Shard::reap(Conn& c) {
+  if (c.reap_queued) return;
+  c.reap_queued = true;
+  to_reap_.push_back(c.slot);
+}
+
+void Shard::reap_closed() {
+  auto batch = std::move(to_reap_);
+  to_reap_.clear();
+  for (std::uint32_t slot : batch) {
+    Conn* c = slot < conns_.size() ? conns_[slot] : nullptr;
+    if (!c) continue;
+    c->reap_queued = false;
+    // Still in flight: the completion will queue it again.
+    if (!c->closing || c->recv_armed || c->send_armed || c->connecting) continue;
+    ::close(c->fd);
+    conns_[slot] = nullptr;
+    free_slots_.push_back(slot);
+    --io_conns_;
+    delete c;
+  }
 }
 
 // --- derp::Events ---

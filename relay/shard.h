@@ -127,7 +127,8 @@ class Shard final : public derp::Events, public UdpOut {
   void flush(Conn& c);
   void start_send(Conn& c);
   void close_conn(Conn& c, const char* why);
-  void maybe_free(Conn& c);
+  void reap(Conn& c);
+  void reap_closed();
   Conn* new_conn(int fd);
   Conn* conn_of(std::uint32_t slot, std::uint32_t gen);
   void timers(std::uint64_t now);
@@ -165,6 +166,7 @@ class Shard final : public derp::Events, public UdpOut {
   std::vector<CloseReq> to_close_;
   std::vector<std::uint32_t> paused_;
   std::vector<std::uint32_t> recv_retry_;
+  std::vector<std::uint32_t> to_reap_;
   std::size_t io_conns_ = 0;
   std::uint32_t next_gen_ = 1;
   std::uint64_t write_timeouts_ = 0;

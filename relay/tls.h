@@ -25,8 +25,12 @@ class TlsContext {
 
   // Server: from files, or self-signed when `hostname` is an IP address and
   // the files do not exist. nullptr and `error` set on failure.
+  // `derp_key_hex`, when not empty, adds derper's "meta certificate" after
+  // the chain: self-signed, serial 2, CN "derpkey<hex>", so clients learn the
+  // server's DERP key from the TLS handshake.
   static std::unique_ptr<TlsContext> server(const std::string& certdir, const std::string& hostname,
-                                            std::string& error);
+                                            std::string& error,
+                                            const std::string& derp_key_hex = "");
   // Client (mesh links). `verify` false accepts any certificate (tests,
   // self-signed peers pinned by other means).
   static std::unique_ptr<TlsContext> client(bool verify, std::string& error);

@@ -73,6 +73,22 @@ def tls_self_signed_pin():
         a = DerpClient("127.0.0.1", r.port, tls=True)
         b = DerpClient("127.0.0.1", r.port, tls=True, fast_start=True)
         assert "sha256-raw:" + hashlib.sha256(a.peer_cert).hexdigest() == r.pin
+        # derper's meta certificate follows the chain: CN derpkey<server key hex>
+        out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % r.port,
+                              "-showcerts"], input="", capture_output=True, text=True, timeout=30)
+        assert "CN = derpkey" + r.public_key.hex() in out.stdout, out.stdout[-2000:]
+        # s_client ended with close_notify; garbage instead of TLS, and a
+        # forged application record inside a real session, close only those
+        s = socket.create_connection(("127.0.0.1", r.port))
+        s.sendall(b"\x16\x03\x01\x00\x05hello" + os.urandom(100))
+        c = DerpClient("127.0.0.1", r.port, tls=True)
+        c.sock._sslobj  # the TLS session is up; now corrupt the stream underneath it
+        raw = socket.socket(fileno=os.dup(c.sock.fileno()))
+        raw.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))
+        assert c.expect_closed()
+        raw.close()
+        s.close()
+        exchange(a, b)
         exchange(a, b)
         exchange(b, a, 30000)
         a.ping()
