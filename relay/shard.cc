@@ -381,6 +381,18 @@ void Shard::wake() {
   }
 }
 
+void Shard::wake_if_sleeping() {
+  // Pairs with the fence in run(): our ring pushes happened before this.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_relaxed)) wake();
+}
+
+bool Shard::inbox_pending() {
+  for (unsigned from = 0; from < relay_.shards.size(); ++from)
+    if (from != index_ && relay_.ring(from, index_).read_available() > 0) return true;
+  return false;
+}
+
 void Shard::post_admission(std::uint32_t slot, std::uint32_t gen, bool allow) {
   {
     std::lock_guard<std::mutex> l(mailbox_mu_);
@@ -486,7 +498,14 @@ void Shard::run() {
   while (!relay_.stop.load(std::memory_order_relaxed)) {
     __kernel_timespec ts{0, static_cast<long long>(kTickNs)};
     io_uring_cqe* cqe = nullptr;
-    const int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    // Announce the sleep, then look at the rings once more: a producer
+    // either sees `sleeping_` and writes the eventfd, or its record is seen
+    // here (the fences order the flag against the rings both ways).
+    sleeping_.store(true, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    const unsigned wait_nr = inbox_pending() ? 0 : 1;
+    const int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, wait_nr, &ts, nullptr);
+    sleeping_.store(false, std::memory_order_relaxed);
     (void)r;  // -ETIME: nothing arrived in time; timers still run below
     now = mono_ns();
     unsigned head, count = 0;
@@ -531,7 +550,7 @@ void Shard::run() {
     for (unsigned s = 0; s < dirty_.size(); ++s)
       if (dirty_[s]) {
         dirty_[s] = false;
-        relay_.shards[s]->wake();
+        relay_.shards[s]->wake_if_sleeping();
       }
     if (now >= next_tick_) timers(now);
   }

@@ -81,6 +81,9 @@ class Shard final : public derp::Events, public UdpOut {
   void start();
   void join();
   void wake();  // from another thread: drain the inbox
+  // After pushing to this shard's rings: wake it only if it is (about to
+  // be) asleep; a busy shard drains its rings every loop iteration.
+  void wake_if_sleeping();
 
   // Published every ~100 ms for /debug/varz (read by any thread).
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(derp::Counter::kCount)> published{};
@@ -137,6 +140,7 @@ class Shard final : public derp::Events, public UdpOut {
                    std::span<const std::uint8_t> b, bool must);
   void flush_pending_ctrl();
   void publish();
+  bool inbox_pending();
   void arm_event();
   void arm_udp(UdpSock& u);
   // mesh
@@ -179,6 +183,7 @@ class Shard final : public derp::Events, public UdpOut {
   std::string tls_out_;
   // cross-shard
   int event_fd_ = -1;
+  std::atomic<bool> sleeping_{false};
   std::uint64_t event_buf_ = 0;
   std::vector<bool> dirty_;
   std::vector<std::vector<std::string>> pending_ctrl_;  // per destination, ring was full
