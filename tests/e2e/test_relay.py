@@ -99,6 +99,49 @@ def tls_self_signed_pin():
 
 
 @test
+def tls_certificate_files_and_tls12():
+    import tempfile
+    import shutil
+    tmp = tempfile.mkdtemp(prefix="hd-cert-")
+    try:
+        # derper's manual mode: <certdir>/<hostname>.crt and .key
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                        "/CN=derp.hd.test", "-keyout", os.path.join(tmp, "derp.hd.test.key"),
+                        "-out", os.path.join(tmp, "derp.hd.test.crt")],
+                       check=True, capture_output=True, timeout=30)
+        r = Relay(BIN, "--hostname", "derp.hd.test", "--certdir", tmp, shards=1, plain=False)
+        try:
+            assert r.pin is None  # a certificate from files: no pin printed
+            a = DerpClient("127.0.0.1", r.port, tls=True, server_name="derp.hd.test")
+            with open(os.path.join(tmp, "derp.hd.test.crt")) as f:
+                import ssl as _ssl
+                assert a.peer_cert == _ssl.PEM_cert_to_DER_cert(f.read())
+            # a TLS 1.2 client is served too
+            import ssl as _ssl
+            raw = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = _ssl.CERT_NONE
+            ctx.maximum_version = _ssl.TLSVersion.TLSv1_2
+            t = ctx.wrap_socket(raw)
+            assert t.version() == "TLSv1.2", t.version()
+            t.sendall(b"GET /derp/probe HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert t.recv(100).startswith(b"HTTP/1.1 200")
+            t.close()
+            a.ping()
+        finally:
+            r.stop()
+        # no files for a name that is not an IP address: a clear start-up error
+        import subprocess as sp
+        out = sp.run([BIN, "--hostname", "missing.hd.test", "--certdir", tmp, "--addr",
+                      "127.0.0.1:0", "--stun-port", "-1"], capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0 and "missing.hd.test.crt" in out.stderr, out.stderr
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
 def websocket_variant():
     r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", shards=2, plain=False)
     try:
