@@ -25,6 +25,10 @@ constexpr std::size_t kMaxQueue = 32;
 constexpr std::size_t kMaxDiscoQueue = 8;
 // Bytes a connection may send while its admission is pending.
 constexpr std::size_t kMaxHeldWhileAdmitting = 64 << 10;
+// Control frames queued for a client that does not read: past this, pings
+// go unanswered (as derper drops pongs when its channel is full) instead of
+// growing the queue until the write timeout.
+constexpr std::size_t kMaxPongBacklog = 64 << 10;
 
 // A fixed ring of buffer pointers: the per-client send queue.
 template <std::size_t N>
@@ -311,6 +315,10 @@ void Server::handle_frame(Conn& c, FrameType t, std::span<const std::uint8_t> pa
     case FrameType::kPing: {
       if (payload.size() != 8) {
         fail(c, CloseReason::kBadFrame, Counter::bad_frames);
+        return;
+      }
+      if (c.ctrl.size() >= kMaxPongBacklog) {
+        count(Counter::pongs_dropped);
         return;
       }
       std::uint8_t data[8];

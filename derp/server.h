@@ -75,6 +75,7 @@ inline constexpr std::uint64_t kSecond = 1'000'000'000ull;
   X(peer_gone_limited, "PeerGone(not here) suppressed by the rate limit")  \
   X(peer_present, "PeerPresent frames sent")                               \
   X(pings, "pings answered")                                               \
+  X(pongs_dropped, "pings not answered: the client is not reading")       \
   X(keepalives, "keepalives sent")                                         \
   X(unknown_frames, "frames of unknown type skipped")                      \
   X(rate_limited, "times a client's reading was paused by its rate limit") \

@@ -310,6 +310,22 @@ TEST(Server, PingPong) {
   EXPECT_EQ(h.rec.closes.size(), 1u);
 }
 
+TEST(Server, PingFloodFromANonReaderIsBounded) {
+  Harness h;
+  auto a = h.connect();
+  h.read(a);
+  std::string flood;
+  const std::uint8_t d[8] = {};
+  std::uint8_t ping[kPingFrameLen];
+  encode_ping(ping, FrameType::kPing, d);
+  for (int i = 0; i < 20000; ++i) flood.append(reinterpret_cast<const char*>(ping), sizeof ping);
+  h.server.receive(a.id, bytes(flood), 1);  // a never reads
+  EXPECT_GT(h.server.counter(Counter::pongs_dropped), 0u);
+  EXPECT_LE(h.server.counter(Counter::pings) * kPingFrameLen, (64u << 10) + kPingFrameLen);
+  EXPECT_TRUE(h.rec.closes.empty());
+  EXPECT_FALSE(h.read(a).empty());  // what was queued is still delivered
+}
+
 TEST(Server, KeepAlivesEverySixtySecondsWithJitter) {
   Harness h;
   auto a = h.connect(0);
