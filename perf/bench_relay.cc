@@ -1,0 +1,345 @@
+// Load generator for moongate-relay (perf/run-relay.sh).
+//
+//   bench_relay load --port P --key HEX --pid PID [--tls] [--pairs N]
+//                    [--seconds S] [--size BYTES] [--window W]
+//     N sender/receiver pairs on loopback, each sender keeping at most W
+//     packets in flight to its receiver; reports packets/s and the relay's
+//     CPU per relayed packet (utime+stime of PID from /proc/PID/stat).
+//   bench_relay idle --port P --key HEX --pid PID [--tls] [--conns N] [--sources K]
+//     N connections through the handshake, from 127.0.0.1..127.0.0.K (past
+//     the ephemeral port range of one source address), then held; reports
+//     the relay's VmRSS growth per connection.
+//
+// One thread, epoll, non-blocking sockets; the DERP framing is the
+// project's derp/ codec, the crypto libsodium's.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "derp/frame.h"
+#include "derp/handshake.h"
+
+using namespace moongate;
+
+namespace {
+
+double mono() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// utime + stime of a process, in seconds.
+double cpu_of(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::size_t close = s.rfind(')');
+  std::istringstream in(s.substr(close + 2));
+  std::string field;
+  unsigned long long ut = 0, st = 0;
+  for (int i = 3; i <= 15; ++i) {
+    in >> field;
+    if (i == 14) ut = std::stoull(field);
+    if (i == 15) st = std::stoull(field);
+  }
+  return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+long rss_kib(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+struct Conn {
+  int fd = -1;
+  SSL* ssl = nullptr;
+  bool tls_done = false;
+  bool ready = false;  // ServerInfo seen
+  crypto::SecretKey priv;
+  derp::Key pub{};
+  std::string out;
+  std::string in;
+  std::uint64_t received = 0;
+  std::uint64_t sent = 0;
+  bool want_out = false;
+};
+
+struct Bench {
+  int port = 0;
+  derp::Key server_key{};
+  bool tls = false;
+  SSL_CTX* ctx = nullptr;
+  int ep = -1;
+  std::vector<std::unique_ptr<Conn>> conns;
+
+  Conn* open(const char* source) {
+    auto c = std::make_unique<Conn>();
+    crypto_box_keypair(c->pub.data(), c->priv.data());
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+      std::perror("socket");
+      std::exit(1);
+    }
+    const int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    if (source) {
+      inet_pton(AF_INET, source, &sa.sin_addr);
+      if (bind(c->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        std::perror("bind");
+        std::exit(1);
+      }
+    }
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    sa.sin_port = htons(static_cast<std::uint16_t>(port));
+    if (connect(c->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) {
+      std::perror("connect");
+      std::exit(1);
+    }
+    // Fast start: the upgrade and ClientInfo go out together.
+    c->out = "GET /derp HTTP/1.1\r\nHost: bench\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n"
+             "Derp-Fast-Start: 1\r\n\r\n";
+    derp::ClientInfo ci;
+    ci.version = 2;
+    c->out += derp::seal_client_info(c->priv, c->pub, server_key, ci);
+    if (tls) {
+      c->ssl = SSL_new(ctx);
+      SSL_set_fd(c->ssl, c->fd);
+      SSL_set_connect_state(c->ssl);
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+    ev.data.ptr = c.get();
+    epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+    conns.push_back(std::move(c));
+    return conns.back().get();
+  }
+
+  // Returns false when the connection broke.
+  bool pump_out(Conn& c) {
+    if (c.ssl && !c.tls_done) {
+      const int r = SSL_do_handshake(c.ssl);
+      if (r != 1) {
+        const int e = SSL_get_error(c.ssl, r);
+        return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+      }
+      c.tls_done = true;
+    }
+    while (!c.out.empty()) {
+      long n;
+      if (c.ssl) {
+        n = SSL_write(c.ssl, c.out.data(), static_cast<int>(std::min<std::size_t>(c.out.size(), 1 << 20)));
+        if (n <= 0) {
+          const int e = SSL_get_error(c.ssl, static_cast<int>(n));
+          return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ;
+        }
+      } else {
+        n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+        if (n < 0) return errno == EAGAIN;
+      }
+      c.out.erase(0, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  bool pump_in(Conn& c) {
+    if (c.ssl && !c.tls_done) return pump_out(c);
+    char buf[256 << 10];
+    for (;;) {
+      long n;
+      if (c.ssl) {
+        n = SSL_read(c.ssl, buf, sizeof buf);
+        if (n <= 0) {
+          const int e = SSL_get_error(c.ssl, static_cast<int>(n));
+          if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+          return false;
+        }
+      } else {
+        n = recv(c.fd, buf, sizeof buf, 0);
+        if (n == 0) return false;
+        if (n < 0) {
+          if (errno == EAGAIN) break;
+          return false;
+        }
+      }
+      c.in.append(buf, static_cast<std::size_t>(n));
+    }
+    std::size_t off = 0;
+    while (c.in.size() - off >= derp::kHeaderLen) {
+      const auto h = derp::get_header(reinterpret_cast<const std::uint8_t*>(c.in.data()) + off);
+      if (c.in.size() - off < derp::kHeaderLen + h.length) break;
+      if (h.type == derp::FrameType::kServerInfo) c.ready = true;
+      if (h.type == derp::FrameType::kRecvPacket) ++c.received;
+      off += derp::kHeaderLen + h.length;
+    }
+    c.in.erase(0, off);
+    return true;
+  }
+
+  void poll(int timeout_ms) {
+    epoll_event evs[512];
+    const int n = epoll_wait(ep, evs, 512, timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      Conn& c = *static_cast<Conn*>(evs[i].data.ptr);
+      bool ok = true;
+      if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ok = pump_in(c);
+      if (ok && (evs[i].events & EPOLLOUT)) ok = pump_out(c);
+      if (!ok) {
+        std::fprintf(stderr, "bench_relay: a connection broke\n");
+        std::exit(1);
+      }
+    }
+  }
+};
+
+void raise_nofile() {
+  rlimit r{1 << 20, 1 << 20};
+  if (setrlimit(RLIMIT_NOFILE, &r) != 0) {
+    getrlimit(RLIMIT_NOFILE, &r);
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || sodium_init() < 0) {
+    std::fprintf(stderr, "usage: bench_relay load|idle --port P --key HEX --pid PID [...]\n");
+    return 2;
+  }
+  const std::string mode = argv[1];
+  Bench b;
+  int pid = 0, pairs = 1, conns = 1000, sources = 1, window = 64;
+  double seconds = 5;
+  std::size_t size = 1200;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--port") b.port = std::atoi(next().c_str());
+    else if (a == "--key") {
+      if (!derp::key_from_hex(next(), b.server_key)) return 2;
+    } else if (a == "--pid") pid = std::atoi(next().c_str());
+    else if (a == "--tls") b.tls = true;
+    else if (a == "--pairs") pairs = std::atoi(next().c_str());
+    else if (a == "--conns") conns = std::atoi(next().c_str());
+    else if (a == "--sources") sources = std::atoi(next().c_str());
+    else if (a == "--seconds") seconds = std::atof(next().c_str());
+    else if (a == "--size") size = static_cast<std::size_t>(std::atol(next().c_str()));
+    else if (a == "--window") window = std::atoi(next().c_str());
+    else return 2;
+  }
+  raise_nofile();
+  b.ep = epoll_create1(EPOLL_CLOEXEC);
+  if (b.tls) {
+    b.ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(b.ctx, SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_mode(b.ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                SSL_MODE_RELEASE_BUFFERS);
+  }
+
+  if (mode == "idle") {
+    const long rss0 = rss_kib(pid);
+    const double t0 = mono();
+    int opened = 0;
+    std::size_t ready = 0;
+    char src[32];
+    while (ready < static_cast<std::size_t>(conns)) {
+      // At most 512 handshakes outstanding: the relay's accept backlog and
+      // our own CPU stay out of the measurement.
+      while (opened < conns && opened - static_cast<int>(ready) < 512) {
+        std::snprintf(src, sizeof src, "127.0.0.%d", 1 + opened % sources);
+        b.open(src);
+        ++opened;
+      }
+      b.poll(10);
+      ready = 0;
+      for (auto& c : b.conns) ready += c->ready;
+      if (mono() - t0 > 600) {
+        std::fprintf(stderr, "bench_relay: only %zu of %d handshakes in 600 s\n", ready, conns);
+        return 1;
+      }
+    }
+    // Let the relay settle (its per-second housekeeping), then measure.
+    const double settle = mono() + 2;
+    while (mono() < settle) b.poll(100);
+    const long rss1 = rss_kib(pid);
+    std::printf("idle conns=%d tls=%d handshake_s=%.1f rss_before_kib=%ld rss_after_kib=%ld "
+                "per_conn_bytes=%.0f\n",
+                conns, b.tls ? 1 : 0, mono() - t0 - 2, rss0, rss1,
+                static_cast<double>(rss1 - rss0) * 1024.0 / conns);
+    return 0;
+  }
+
+  // load
+  std::vector<std::pair<Conn*, Conn*>> p;
+  for (int i = 0; i < pairs; ++i) p.emplace_back(b.open(nullptr), b.open(nullptr));
+  const double t_ready = mono() + 20;
+  for (;;) {
+    bool all = true;
+    for (auto& c : b.conns) all = all && c->ready;
+    if (all) break;
+    if (mono() > t_ready) {
+      std::fprintf(stderr, "bench_relay: handshakes did not finish\n");
+      return 1;
+    }
+    b.poll(10);
+  }
+  std::vector<std::uint8_t> payload(size, 0x5a);
+  std::string frame(derp::kHeaderLen + derp::kKeyLen + size, '\0');
+  auto run = [&](double dur) {
+    const double end = mono() + dur;
+    while (mono() < end) {
+      for (auto& [s, r] : p) {
+        if (s->out.size() > (1 << 20)) continue;
+        const std::uint64_t inflight = s->sent - r->received;
+        if (inflight >= static_cast<std::uint64_t>(window)) continue;
+        derp::encode_packet(reinterpret_cast<std::uint8_t*>(frame.data()), derp::FrameType::kSendPacket,
+                            r->pub, payload);
+        for (std::uint64_t k = inflight; k < static_cast<std::uint64_t>(window); ++k) {
+          s->out += frame;
+          ++s->sent;
+        }
+        b.pump_out(*s);
+      }
+      b.poll(1);
+    }
+  };
+  run(1.0);  // warm up
+  std::uint64_t r0 = 0;
+  for (auto& pr : p) r0 += pr.second->received;
+  const double c0 = cpu_of(pid), t0 = mono();
+  run(seconds);
+  std::uint64_t r1 = 0;
+  for (auto& pr : p) r1 += pr.second->received;
+  const double c1 = cpu_of(pid), t1 = mono();
+  const double pkts = static_cast<double>(r1 - r0);
+  std::printf("load pairs=%d tls=%d size=%zu seconds=%.1f packets=%.0f pps=%.0f server_cpu_s=%.2f "
+              "us_per_packet=%.3f\n",
+              pairs, b.tls ? 1 : 0, size, t1 - t0, pkts, pkts / (t1 - t0), c1 - c0,
+              (c1 - c0) * 1e6 / pkts);
+  return 0;
+}

@@ -1,0 +1,270 @@
+// Command-line flags of moongate-relay.
+#include "relay/options.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <cstring>
+
+namespace moongate::relay {
+namespace {
+
+template <class T>
+bool number(const std::string& s, T& out) {
+  auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port) {
+  std::size_t colon;
+  if (!s.empty() && s[0] == '[') {
+    const std::size_t close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+    host = s.substr(1, close - 1);
+    colon = close + 1;
+  } else {
+    colon = s.rfind(':');
+    if (colon == std::string::npos) return false;
+    host = s.substr(0, colon);
+  }
+  return number(s.substr(colon + 1), port);
+}
+
+}  // namespace
+
+bool parse_options_only(int argc, char** argv, Options& o, std::string& error);
+
+std::string usage() {
+  return R"(usage: moongate-relay [flags]
+  --addr HOST:PORT        DERP listener (default :443; port 0 = ephemeral)
+  --http-port N           plain-HTTP listener with derper's port-80 pages (default off)
+  --plain                 no TLS on the DERP listener (debug mode)
+  --certdir DIR           certificates: DIR/<hostname>.crt and .key (default .)
+  --hostname NAME         certificate name; an IP address with no files gets a
+                          self-signed certificate and its sha256-raw: pin is printed
+  --stun-port N           STUN on UDP N (default 3478; -1 = off, 0 = ephemeral)
+  --shards N              io_uring threads (default: one per CPU)
+  --key-file FILE         server private key, 64 hex digits (created when missing)
+  --mesh-key-file FILE    mesh key, 64 hex digits, shared by the region's relays
+  --mesh-with PEER        another relay of the region (host:port or https://host[:port],
+                          http:// for plain); repeatable
+  --mesh-insecure         accept any certificate from mesh peers
+  --admission MODE        open | keys:FILE | netmap:INTERFACE | url:http://HOST[:PORT]/PATH
+  --rate-limit BYTES      per-client receive limit in bytes/s (default off)
+  --rate-burst BYTES      its burst (default rate/10)
+  --verbose               log connections
+  --config FILE           read the `relay:` section of a YAML file first (flags win)
+)";
+}
+
+bool parse_mesh_peer(const std::string& in, MeshPeer& out) {
+  std::string s = in;
+  out = MeshPeer{};
+  if (s.rfind("https://", 0) == 0) {
+    s = s.substr(8);
+  } else if (s.rfind("http://", 0) == 0) {
+    s = s.substr(7);
+    out.tls = false;
+    out.port = 80;
+  }
+  if (auto slash = s.find('/'); slash != std::string::npos) s.resize(slash);
+  if (s.find(':') == std::string::npos || (s[0] == '[' && s.back() == ']')) {
+    out.host = s[0] == '[' ? s.substr(1, s.size() - 2) : s;
+    return !out.host.empty();
+  }
+  return split_host_port(s, out.host, out.port) && !out.host.empty();
+}
+
+bool load_relay_yaml(const std::string& text, const std::string& source, Options& o,
+                     std::string& error) {
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    error = source + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+            ": " + e.msg;
+    return false;
+  }
+  if (!doc.IsMap() || !doc["relay"]) return true;
+  const YAML::Node relay = doc["relay"];
+  auto where = [&](const YAML::Node& n, const std::string& key) {
+    return source + ":" + std::to_string(n.Mark().line + 1) + ":" + std::to_string(n.Mark().column + 1) +
+           ": relay" + (key.empty() ? "" : "." + key) + ": ";
+  };
+  if (!relay.IsMap()) {
+    error = where(relay, "") + "must be a mapping";
+    return false;
+  }
+  // Each key becomes the flag of the same name, so the two stay one schema.
+  std::vector<std::string> args = {"moongate-relay"};
+  for (const auto& kv : relay) {
+    std::string key = kv.first.as<std::string>();
+    for (char& c : key)
+      if (c == '_') c = '-';
+    const YAML::Node& v = kv.second;
+    const bool is_bool = key == "plain" || key == "mesh-insecure" || key == "verbose";
+    static const char* kKnown[] = {"addr", "hostname", "certdir", "plain", "http-port",
+                                   "stun-port", "shards", "key-file", "mesh-key-file",
+                                   "mesh-with", "mesh-insecure", "admission", "rate-limit",
+                                   "rate-burst", "verbose"};
+    bool known = false;
+    for (const char* k : kKnown) known |= key == k;
+    if (!known) {
+      error = where(kv.first, key) + "unknown key";
+      return false;
+    }
+    if (is_bool) {
+      bool b;
+      if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b)) {
+        error = where(v, key) + "want true or false";
+        return false;
+      }
+      if (b) args.push_back("--" + key);
+      continue;
+    }
+    if (key == "mesh-with" && v.IsSequence()) {
+      for (const auto& item : v) {
+        if (!item.IsScalar()) {
+          error = where(item, key) + "want a list of host:port or URLs";
+          return false;
+        }
+        args.push_back("--mesh-with");
+        args.push_back(item.Scalar());
+      }
+      continue;
+    }
+    if (!v.IsScalar()) {
+      error = where(v, key) + "want a single value";
+      return false;
+    }
+    args.push_back("--" + key);
+    args.push_back(v.Scalar());
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  std::string e;
+  // Checks that need the whole configuration (TLS without a hostname) wait
+  // for the command line.
+  if (!parse_options_only(static_cast<int>(argv.size()), argv.data(), o, e)) {
+    error = source + ": relay: " + e;
+    return false;
+  }
+  return true;
+}
+
+bool parse_options(int argc, char** argv, Options& o, std::string& error) {
+  // --config first, so the command line overrides the file.
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) != "--config") continue;
+    std::ifstream f(argv[i + 1]);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    if (!f) {
+      error = std::string("--config: cannot read ") + argv[i + 1];
+      return false;
+    }
+    if (!load_relay_yaml(ss.str(), argv[i + 1], o, error)) return false;
+  }
+  if (!parse_options_only(argc, argv, o, error)) return false;
+  if (!o.plain && o.hostname.empty()) {
+    error = "--hostname is needed for TLS (or --plain for the debug mode)";
+    return false;
+  }
+  return true;
+}
+
+bool parse_options_only(int argc, char** argv, Options& o, std::string& error) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](std::string& v) {
+      if (i + 1 >= argc) {
+        error = a + ": missing value";
+        return false;
+      }
+      v = argv[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--help" || a == "-h") {
+      error = "help";
+      return false;
+    } else if (a == "--plain") {
+      o.plain = true;
+    } else if (a == "--verbose") {
+      o.verbose = true;
+    } else if (a == "--config") {
+      ++i;  // read by parse_options before the flags
+    } else if (a == "--mesh-insecure") {
+      o.mesh_insecure = true;
+    } else if (a == "--addr") {
+      if (!value(v)) return false;
+      if (!split_host_port(v, o.addr, o.port)) {
+        error = "--addr: want HOST:PORT, got " + v;
+        return false;
+      }
+    } else if (a == "--http-port" || a == "--stun-port") {
+      if (!value(v)) return false;
+      int n;
+      if (!number(v, n) || n < -1 || n > 65535) {
+        error = a + ": not a port: " + v;
+        return false;
+      }
+      (a == "--http-port" ? o.http_port : o.stun_port) = n;
+    } else if (a == "--certdir") {
+      if (!value(o.certdir)) return false;
+    } else if (a == "--hostname") {
+      if (!value(o.hostname)) return false;
+    } else if (a == "--shards") {
+      if (!value(v)) return false;
+      if (!number(v, o.shards) || o.shards > 256) {
+        error = "--shards: want 0..256, got " + v;
+        return false;
+      }
+    } else if (a == "--key-file") {
+      if (!value(o.key_file)) return false;
+    } else if (a == "--mesh-key-file") {
+      if (!value(o.mesh_key_file)) return false;
+    } else if (a == "--mesh-with") {
+      if (!value(v)) return false;
+      MeshPeer p;
+      if (!parse_mesh_peer(v, p)) {
+        error = "--mesh-with: want host:port or https://host[:port], got " + v;
+        return false;
+      }
+      o.mesh_with.push_back(p);
+    } else if (a == "--admission") {
+      if (!value(v)) return false;
+      if (v == "open") {
+        o.admission.mode = AdmissionMode::kOpen;
+      } else if (v.rfind("keys:", 0) == 0) {
+        o.admission.mode = AdmissionMode::kKeys;
+        o.admission.keys_file = v.substr(5);
+      } else if (v.rfind("netmap:", 0) == 0) {
+        o.admission.mode = AdmissionMode::kNetmap;
+        o.admission.netmap_interface = v.substr(7);
+      } else if (v.rfind("url:", 0) == 0) {
+        o.admission.mode = AdmissionMode::kUrl;
+        o.admission.url = v.substr(4);
+      } else {
+        error = "--admission: want open, keys:FILE, netmap:INTERFACE or url:URL, got " + v;
+        return false;
+      }
+    } else if (a == "--rate-limit" || a == "--rate-burst") {
+      if (!value(v)) return false;
+      std::uint32_t n;
+      if (!number(v, n)) {
+        error = a + ": not a byte count: " + v;
+        return false;
+      }
+      (a == "--rate-limit" ? o.rate_bytes_per_second : o.rate_burst_bytes) = n;
+    } else {
+      error = "unknown flag " + a;
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace moongate::relay

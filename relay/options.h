@@ -1,0 +1,57 @@
+// moongate-relay's settings, from command-line flags (docs/relay.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/admission.h"
+#include "relay/udp_service.h"
+
+namespace moongate::relay {
+
+struct MeshPeer {
+  std::string host;
+  std::uint16_t port = 443;
+  bool tls = true;
+};
+
+struct Options {
+  std::string addr = "";          // bind address, "" = all (dual-stack)
+  std::uint16_t port = 443;       // 0 = ephemeral (tests)
+  int http_port = -1;             // plain-HTTP port (port 80 behaviour); -1 = off
+  bool plain = false;             // no TLS on the DERP port (debug mode)
+  std::string certdir = ".";
+  std::string hostname;           // certificate name; an IP gets a self-signed cert
+  int stun_port = 3478;           // -1 = off, 0 = ephemeral
+  unsigned shards = 0;            // 0 = one per CPU
+  std::string key_file;           // server private key (hex); created when missing
+  std::string mesh_key_file;      // 64 hex digits shared by the region's relays
+  std::vector<MeshPeer> mesh_with;
+  bool mesh_insecure = false;     // accept any certificate from mesh peers
+  AdmissionConfig admission;
+  std::uint32_t rate_bytes_per_second = 0;
+  std::uint32_t rate_burst_bytes = 0;
+  bool verbose = false;
+  std::vector<UdpServiceSpec> udp_services;  // filled by main (STUN) and hosts
+};
+
+// Parses argv; false with `error` (or "help") on failure. `--config FILE`
+// reads the file's `relay:` section first (load_relay_yaml); flags given on
+// the command line override it wherever they appear.
+bool parse_options(int argc, char** argv, Options& out, std::string& error);
+
+// Applies the `relay:` section of a YAML document (the keys are the flags'
+// names without the dashes, with '_' or '-': addr, hostname, certdir, plain,
+// http_port, stun_port, shards, key_file, mesh_key_file, mesh_with (a list),
+// mesh_insecure, admission, rate_limit, rate_burst, verbose). Errors read
+// `<source>:<line>:<col>: relay.<key>: <message>`, as config/'s do; unknown
+// keys are errors. A document without a `relay:` section changes nothing.
+bool load_relay_yaml(const std::string& text, const std::string& source, Options& out,
+                     std::string& error);
+std::string usage();
+// "host:port", "[v6]:port", "http(s)://host[:port]" -> MeshPeer.
+bool parse_mesh_peer(const std::string& s, MeshPeer& out);
+
+}  // namespace moongate::relay

@@ -1,0 +1,208 @@
+// One relay shard: a thread with its own io_uring, its own listening
+// sockets (SO_REUSEPORT spreads connections and datagrams over the shards),
+// its own derp::Server and its own UDP service instances.
+//
+// Per loop iteration:
+//   1. submit queued SQEs and wait (at most 100 ms) for completions
+//   2. completions: accept -> new connection (HTTP first); recv -> TLS
+//      decrypt -> HTTP head or derp::Server::receive(); send -> next write;
+//      eventfd -> drain the inboxes from other shards; UDP -> service
+//   3. connections the server asked to write: pull output from the server
+//      (only when no send is in flight, so the server's queues hold the
+//      backlog and drop the oldest), encrypt, one send each
+//   4. timers: paused reads (rate limit), derp tick, write timeouts,
+//      metrics published, mesh links redialled
+//
+// Other shards are routes 0..N-1 of the derp::Server: keys connected there
+// are announced through SPSC byte rings (one per ordered pair of shards),
+// and packets for them cross the same rings. Mesh links (connections to the
+// region's other relays) all live on shard 0 as routes kMeshRouteBase + i.
+#pragma once
+
+#include <liburing.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/lockfree/spsc_queue.hpp>
+
+#include "derp/client.h"
+#include "derp/server.h"
+#include "relay/admission.h"
+#include "relay/options.h"
+#include "relay/tls.h"
+#include "relay/udp_service.h"
+
+namespace moongate::relay {
+
+inline constexpr derp::Route kMeshRouteBase = 1000;
+// Bytes of each shard-to-shard ring.
+inline constexpr std::size_t kShardRingBytes = 8 << 20;
+
+class Shard;
+
+// What all shards share, read-only after start-up (except the rings, which
+// are single-producer single-consumer, and the published metrics).
+struct Relay {
+  Options opts;
+  crypto::SecretKey private_key;
+  derp::Key public_key{};
+  std::optional<derp::Key> mesh_key;
+  std::unique_ptr<TlsContext> tls;       // nullptr in plain mode
+  std::unique_ptr<TlsContext> mesh_tls;  // client side for mesh links
+  std::unique_ptr<Admitter> admitter;
+  std::vector<std::unique_ptr<Shard>> shards;
+  // rings[from * n + to]
+  std::vector<std::unique_ptr<boost::lockfree::spsc_queue<std::uint8_t>>> rings;
+  std::atomic<bool> stop{false};
+  std::uint16_t bound_port = 0;        // the DERP port actually bound
+  std::uint16_t bound_http_port = 0;
+  std::vector<std::uint16_t> bound_udp_ports;
+
+  boost::lockfree::spsc_queue<std::uint8_t>& ring(unsigned from, unsigned to) {
+    return *rings[from * shards.size() + to];
+  }
+  std::string metrics() const;
+};
+
+class Shard final : public derp::Events, public UdpOut {
+ public:
+  Shard(Relay& relay, unsigned index);
+  ~Shard() override;
+  // Sets up the ring and binds the sockets; "" or an error. Shard 0 binds
+  // first (an ephemeral port is then shared by the others).
+  std::string init();
+  void start();
+  void join();
+  void wake();  // from another thread: drain the inbox
+  // After pushing to this shard's rings: wake it only if it is (about to
+  // be) asleep; a busy shard drains its rings every loop iteration.
+  void wake_if_sleeping();
+
+  // Published every ~100 ms for /debug/varz (read by any thread).
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(derp::Counter::kCount)> published{};
+  std::atomic<std::uint64_t> pub_connections{0}, pub_clients{0}, pub_io_conns{0},
+      pub_write_timeouts{0}, pub_ring_drops{0}, pub_mesh_links_up{0}, pub_remotes{0};
+  std::vector<std::unique_ptr<UdpService>> udp;
+
+  // Admission answers from the admitter's thread.
+  void post_admission(std::uint32_t slot, std::uint32_t gen, bool allow);
+
+ private:
+  struct Conn;
+  struct UdpSock;
+  struct UdpSend;
+  struct MeshLink;
+  enum Op : std::uint8_t { kAccept, kRecv, kSend, kEvent, kUdpRecv, kUdpSend, kConnect, kIgnore };
+
+  // derp::Events
+  void want_write(derp::ConnId c) override;
+  void close(derp::ConnId c, derp::CloseReason r) override;
+  derp::Admission admit(derp::ConnId c, const derp::Key& client, const derp::ClientInfo& info,
+                        const derp::IpPort& addr) override;
+  void forward(derp::Route route, const derp::Key& src, const derp::Key& dst,
+               std::span<const std::uint8_t> data) override;
+  void local_peer(const derp::Key& key, const derp::IpPort& addr, std::uint8_t flags,
+                  bool present) override;
+  void close_peer_elsewhere(const derp::Key& key) override;
+  // UdpOut
+  bool send(std::span<const std::uint8_t> datagram, const sockaddr_storage& to,
+            socklen_t to_len) override;
+
+  void run();
+  io_uring_sqe* sqe();
+  static std::uint64_t tag(Op op, std::uint32_t slot, std::uint32_t gen) {
+    return std::uint64_t{gen} << 32 | std::uint64_t{slot} << 8 | op;
+  }
+  void handle(io_uring_cqe* cqe, std::uint64_t now);
+  void on_accept(int listener, int res, std::uint64_t now);
+  void on_recv(Conn& c, int res, std::uint32_t flags, std::uint64_t now);
+  void on_send(Conn& c, int res, std::uint64_t now);
+  void on_plain(Conn& c, std::span<const std::uint8_t> data, std::uint64_t now);
+  void on_http(Conn& c, std::uint64_t now);
+  void arm_recv(Conn& c);
+  void flush(Conn& c);
+  void start_send(Conn& c);
+  void close_conn(Conn& c, const char* why);
+  void reap(Conn& c);
+  void reap_closed();
+  Conn* new_conn(int fd);
+  Conn* conn_of(std::uint32_t slot, std::uint32_t gen);
+  void timers(std::uint64_t now);
+  void drain_inbox(std::uint64_t now);
+  bool push_record(unsigned to, std::uint8_t type, std::span<const std::uint8_t> a,
+                   std::span<const std::uint8_t> b, bool must);
+  void flush_pending_ctrl();
+  void publish();
+  bool inbox_pending();
+  void arm_event();
+  void arm_udp(UdpSock& u);
+  // mesh
+  void mesh_dial(MeshLink& l, std::uint64_t now);
+  void mesh_on_connect(MeshLink& l, Conn& c, int res, std::uint64_t now);
+  void mesh_down(MeshLink& l, std::uint64_t now);
+  void mesh_flush(MeshLink& l);
+  MeshLink* link_of(const Conn& c);
+  void mesh_forward(derp::Route route, const derp::Key& src, const derp::Key& dst,
+                    std::span<const std::uint8_t> data);
+
+  Relay& relay_;
+  const unsigned index_;
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  std::unique_ptr<derp::Server> server_;
+  std::vector<int> listeners_;       // DERP listener, then the plain-HTTP one
+  std::vector<bool> listener_plain_;
+  std::vector<Conn*> conns_;
+  std::vector<std::uint32_t> free_slots_;
+  std::vector<std::uint32_t> of_derp_;  // derp ConnId -> slot
+  std::vector<std::uint32_t> to_flush_;
+  struct CloseReq {
+    std::uint32_t slot, gen;  // the generation: a slot freed and reused meanwhile is left alone
+    derp::CloseReason reason;
+  };
+  std::vector<CloseReq> to_close_;
+  std::vector<std::uint32_t> paused_;
+  std::vector<std::uint32_t> recv_retry_;
+  std::vector<std::uint32_t> to_reap_;
+  std::size_t io_conns_ = 0;
+  std::uint32_t next_gen_ = 1;
+  std::uint64_t write_timeouts_ = 0;
+  std::uint64_t ring_drops_ = 0;
+  // provided receive buffers
+  io_uring_buf_ring* br_ = nullptr;
+  std::uint8_t* br_mem_ = nullptr;
+  // scratch
+  std::vector<std::uint8_t> plain_buf_;
+  std::string tls_out_;
+  // cross-shard
+  int event_fd_ = -1;
+  std::atomic<bool> sleeping_{false};
+  std::uint64_t event_buf_ = 0;
+  std::vector<bool> dirty_;
+  std::vector<std::vector<std::string>> pending_ctrl_;  // per destination, ring was full
+  std::vector<std::uint8_t> rec_buf_;
+  std::mutex mailbox_mu_;
+  struct AdmitResult {
+    std::uint32_t slot, gen;
+    bool allow;
+  };
+  std::vector<AdmitResult> mailbox_;
+  // UDP services
+  std::vector<std::unique_ptr<UdpSock>> udp_socks_;
+  std::vector<std::unique_ptr<UdpSend>> udp_sends_;
+  std::vector<std::uint32_t> udp_free_;
+  std::size_t current_udp_ = 0;  // the socket whose datagram is being handled
+  // mesh links (shard 0)
+  std::vector<std::unique_ptr<MeshLink>> links_;
+  std::uint64_t next_tick_ = 0, next_second_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace moongate::relay

@@ -1,0 +1,707 @@
+#!/usr/bin/python3
+"""moongate-relay end to end, with an independent Python DERP client
+(PyNaCl) and Debian's `stun` client, on 127.0.0.1 with ephemeral ports.
+
+usage: test_relay.py <moongate-relay> [test-name ...]
+"""
+import hashlib
+import http.server
+import os
+import resource
+import select
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from derp_client import (CLIENT_INFO, CLOSE_PEER, DerpClient, Closed, FORWARD_PACKET,  # noqa: E402
+                         PEER_GONE, PEER_PRESENT, RECV_PACKET, SEND_PACKET, SERVER_INFO,
+                         WATCH_CONNS, disco_payload)
+from derp_client import WsDerpClient  # noqa: E402
+from relay_util import Relay  # noqa: E402
+
+BIN = None
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def exchange(a, b, size=1200):
+    data = os.urandom(size)
+    a.send_packet(b.pub, data)
+    src, got = b.recv_packet()
+    assert src == a.pub and got == data, "packet mangled"
+
+
+@test
+def handshake_and_send_receive():
+    r = Relay(BIN, shards=2)
+    try:
+        clients = [DerpClient("127.0.0.1", r.port, fast_start=(i % 2 == 0)) for i in range(8)]
+        for c in clients:
+            assert c.server_key == r.public_key
+            assert c.server_info["version"] == 2
+        hdr = DerpClient("127.0.0.1", r.port, handshake=False)
+        assert b"Derp-Public-Key: " + r.public_key.hex().encode() in hdr.headers
+        assert b"Derp-Version: 2" in hdr.headers
+        hdr.close()
+        # every ordered pair, so pairs on the same and on different shards
+        for a in clients:
+            for b in clients:
+                if a is not b:
+                    exchange(a, b, 100 + len(a.pub))
+        exchange(clients[0], clients[1], 65536)  # the largest packet
+        for c in clients:
+            c.close()
+        assert r.alive()
+    finally:
+        r.stop()
+
+
+@test
+def tls_self_signed_pin():
+    r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", shards=2, plain=False)
+    try:
+        assert r.pin, r.output()
+        a = DerpClient("127.0.0.1", r.port, tls=True)
+        b = DerpClient("127.0.0.1", r.port, tls=True, fast_start=True)
+        assert "sha256-raw:" + hashlib.sha256(a.peer_cert).hexdigest() == r.pin
+        # derper's meta certificate follows the chain: CN derpkey<server key hex>
+        out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % r.port,
+                              "-showcerts"], input="", capture_output=True, text=True, timeout=30)
+        assert "CN = derpkey" + r.public_key.hex() in out.stdout, out.stdout[-2000:]
+        # s_client ended with close_notify; garbage instead of TLS, and a
+        # forged application record inside a real session, close only those
+        s = socket.create_connection(("127.0.0.1", r.port))
+        s.sendall(b"\x16\x03\x01\x00\x05hello" + os.urandom(100))
+        c = DerpClient("127.0.0.1", r.port, tls=True)
+        c.sock._sslobj  # the TLS session is up; now corrupt the stream underneath it
+        raw = socket.socket(fileno=os.dup(c.sock.fileno()))
+        raw.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))
+        assert c.expect_closed()
+        raw.close()
+        s.close()
+        exchange(a, b)
+        exchange(a, b)
+        exchange(b, a, 30000)
+        a.ping()
+        a.close()
+        b.close()
+    finally:
+        r.stop()
+
+
+@test
+def tls_certificate_files_and_tls12():
+    import tempfile
+    import shutil
+    tmp = tempfile.mkdtemp(prefix="hd-cert-")
+    try:
+        # derper's manual mode: <certdir>/<hostname>.crt and .key
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                        "/CN=derp.hd.test", "-keyout", os.path.join(tmp, "derp.hd.test.key"),
+                        "-out", os.path.join(tmp, "derp.hd.test.crt")],
+                       check=True, capture_output=True, timeout=30)
+        r = Relay(BIN, "--hostname", "derp.hd.test", "--certdir", tmp, shards=1, plain=False)
+        try:
+            assert r.pin is None  # a certificate from files: no pin printed
+            a = DerpClient("127.0.0.1", r.port, tls=True, server_name="derp.hd.test")
+            with open(os.path.join(tmp, "derp.hd.test.crt")) as f:
+                import ssl as _ssl
+                assert a.peer_cert == _ssl.PEM_cert_to_DER_cert(f.read())
+            # a TLS 1.2 client is served too
+            import ssl as _ssl
+            raw = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = _ssl.CERT_NONE
+            ctx.maximum_version = _ssl.TLSVersion.TLSv1_2
+            t = ctx.wrap_socket(raw)
+            assert t.version() == "TLSv1.2", t.version()
+            t.sendall(b"GET /derp/probe HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert t.recv(100).startswith(b"HTTP/1.1 200")
+            t.close()
+            a.ping()
+        finally:
+            r.stop()
+        # no files for a name that is not an IP address: a clear start-up error
+        import subprocess as sp
+        out = sp.run([BIN, "--hostname", "missing.hd.test", "--certdir", tmp, "--addr",
+                      "127.0.0.1:0", "--stun-port", "-1"], capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0 and "missing.hd.test.crt" in out.stderr, out.stderr
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
+def websocket_variant():
+    r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", shards=2, plain=False)
+    try:
+        w = WsDerpClient("127.0.0.1", r.port, tls=True)
+        d = DerpClient("127.0.0.1", r.port, tls=True)
+        assert w.server_key == r.public_key
+        exchange(w, d)
+        exchange(d, w)
+        exchange(d, w, 60000)  # one WebSocket message with a 16-bit+ length
+        w.ping()
+        w.ws_ping(b"hi")  # a WebSocket-level ping gets a WebSocket pong
+        w.ping()
+        assert w.pongs == [b"hi"], w.pongs
+        try:
+            WsDerpClient("127.0.0.1", r.port, tls=True, protocol="chat")
+            raise AssertionError("websocket without the derp subprotocol accepted")
+        except Closed:
+            pass
+        w.close()
+        d.close()
+    finally:
+        r.stop()
+
+
+@test
+def http_routes():
+    import urllib.request
+    import urllib.error
+    r = Relay(BIN, "--http-port", "0", shards=1)
+    try:
+        for port in (r.port, r.http_port):
+            base = "http://127.0.0.1:%d" % port
+            for path in ("/derp/probe", "/derp/latency-check"):
+                with urllib.request.urlopen(base + path, timeout=5) as resp:
+                    assert resp.status == 200
+                    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+                try:
+                    urllib.request.urlopen(urllib.request.Request(base + path, data=b"x"), timeout=5)
+                    raise AssertionError("POST accepted")
+                except urllib.error.HTTPError as e:
+                    assert e.code == 405
+            req = urllib.request.Request(base + "/generate_204",
+                                         headers={"X-Tailscale-Challenge": "ts_chal-1.2:3"})
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                assert resp.status == 204
+                assert resp.headers["X-Tailscale-Response"] == "response ts_chal-1.2:3"
+            req = urllib.request.Request(base + "/generate_204",
+                                         headers={"X-Tailscale-Challenge": "bad challenge!"})
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                assert resp.headers["X-Tailscale-Response"] is None
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/derp" % r.port, timeout=5)
+            raise AssertionError("/derp without upgrade accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 426
+        v = r.varz()
+        assert "moongate_relay_packets_sent_total" in v
+    finally:
+        r.stop()
+
+
+@test
+def peer_gone_both_reasons():
+    r = Relay(BIN, shards=2)
+    try:
+        a = DerpClient("127.0.0.1", r.port)
+        b = DerpClient("127.0.0.1", r.port)
+        exchange(a, b)
+        a.close()
+        p = b.read_until_type(PEER_GONE)
+        assert p[:32] == a.pub and p[32] == 0, p.hex()
+        # not here: disco to an unknown key, limited to a burst of 3
+        nobody = os.urandom(32)
+        for _ in range(10):
+            b.send_packet(nobody, disco_payload())
+        got = 0
+        try:
+            while True:
+                p = b.read_until_type(PEER_GONE, timeout=0.5)
+                assert p[:32] == nobody and p[32] == 1
+                got += 1
+        except (TimeoutError, socket.timeout):
+            pass
+        assert 1 <= got <= 3, got
+        b.ping()  # the connection is fine
+        b.send_packet(nobody, b"not disco")  # silently dropped
+        b.ping()
+        b.close()
+    finally:
+        r.stop()
+
+
+@test
+def duplicate_keys_newest_active():
+    r = Relay(BIN, shards=1)
+    try:
+        a1 = DerpClient("127.0.0.1", r.port)
+        a2 = DerpClient("127.0.0.1", r.port, key=a1.priv)
+        b = DerpClient("127.0.0.1", r.port)
+        data = os.urandom(50)
+        b.send_packet(a1.pub, data)
+        assert a2.recv_packet()[1] == data
+        a1.ping()  # a1 got nothing but is still served
+        a2.close()
+        # a1 remains: packets reach a1 now, and b hears no PeerGone
+        exchange(b, a1)
+        exchange(a1, b)  # a1 sends to b: b is told when a1's last connection goes
+        a1.close()
+        p = b.read_until_type(PEER_GONE)
+        assert p[:32] == a1.pub and p[32] == 0
+    finally:
+        r.stop()
+
+
+@test
+def duplicate_keys_across_shards():
+    r = Relay(BIN, shards=2)
+    try:
+        b = DerpClient("127.0.0.1", r.port)
+        first = DerpClient("127.0.0.1", r.port)
+        conns = [first]
+        for _ in range(5):  # SO_REUSEPORT spreads them over both shards
+            conns.append(DerpClient("127.0.0.1", r.port, key=first.priv))
+            newest = conns[-1]
+            # the other shard hears of the newest through its ring: bounded wait
+            deadline = time.monotonic() + 5
+            while True:
+                data = os.urandom(40)
+                b.send_packet(first.pub, data)
+                try:
+                    assert newest.recv_packet(timeout=0.3)[1] == data
+                    break
+                except (TimeoutError, socket.timeout):
+                    assert time.monotonic() < deadline, "newest connection never active"
+        for c in conns:
+            c.close()
+    finally:
+        r.stop()
+
+
+@test
+def ping_pong_and_watch_needs_mesh_key():
+    r = Relay(BIN, shards=2)
+    try:
+        a = DerpClient("127.0.0.1", r.port)
+        for _ in range(5):
+            a.ping()
+        a.write_frame(WATCH_CONNS)  # not a mesh peer: closed
+        assert a.expect_closed()
+        b = DerpClient("127.0.0.1", r.port)
+        b.ping()
+    finally:
+        r.stop()
+
+
+def write_key_file(path, key):
+    with open(path, "w") as f:
+        f.write(key.hex() + "\n")
+
+
+@test
+def mesh_forwarding_between_two_relays():
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="hd-mesh-")  # removed at the end
+    mesh_key = os.urandom(32)
+    mk = os.path.join(tmp, "mesh.key")
+    write_key_file(mk, mesh_key)
+    # rb links to ra (ra's port is known once it runs): rb watches ra, learns
+    # ra's clients and forwards to them with ForwardPacket.
+    ra = Relay(BIN, "--mesh-key-file", mk, shards=2)
+    rb = None
+    try:
+        rb = Relay(BIN, "--mesh-key-file", mk, "--mesh-with", "http://127.0.0.1:%d" % ra.port,
+                   shards=2)
+        rb.wait_varz("moongate_relay_mesh_links_up", lambda v: v == 1)
+        a = DerpClient("127.0.0.1", rb.port)
+        b = DerpClient("127.0.0.1", ra.port)
+        rb.wait_varz("moongate_relay_remote_keys", lambda v: v >= 1)
+        exchange(a, b)
+        exchange(a, b, 1400)
+        rb.wait_varz("moongate_relay_packets_forwarded_out_total", lambda v: v >= 2)
+        ra.wait_varz("moongate_relay_packets_forwarded_in_total", lambda v: v >= 2)
+        # b leaves: rb hears PeerGone over the mesh and stops routing to it
+        b.close()
+        deadline = time.monotonic() + 10
+        while True:  # disco to b: forwarded while rb still routes it, then "not here"
+            a.send_packet(b.pub, disco_payload())
+            try:
+                p = a.read_until_type(PEER_GONE, timeout=0.3)
+                assert p[:32] == b.pub and p[32] == 1
+                break
+            except (TimeoutError, socket.timeout):
+                assert time.monotonic() < deadline, "rb still routes to b"
+        # a mesh peer of our own (the Python client with the mesh key):
+        # WatchConns -> PeerPresent for the local client
+        w = DerpClient("127.0.0.1", rb.port, mesh_key=mesh_key)
+        w.write_frame(WATCH_CONNS)
+        seen = set()
+        deadline = time.monotonic() + 5
+        while a.pub not in seen and time.monotonic() < deadline:
+            p = w.read_until_type(PEER_PRESENT)
+            seen.add(p[:32])
+        assert a.pub in seen
+        # ForwardPacket from the mesh peer reaches the local client
+        src = os.urandom(32)
+        w.write_frame(FORWARD_PACKET, src + a.pub + b"via mesh")
+        s, data = a.recv_packet()
+        assert s == src and data == b"via mesh"
+        # ClosePeer from the mesh peer closes a's connection; the watcher sees it go
+        w.write_frame(CLOSE_PEER, a.pub)
+        assert a.expect_closed()
+        p = w.read_until_type(PEER_GONE, skip=(PEER_PRESENT, 0x06))
+        assert p[:32] == a.pub
+        # the mesh link survives a restart of the relay it watches
+        assert rb.alive() and ra.alive()
+    finally:
+        import shutil
+        ra.stop()
+        if rb:
+            rb.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
+def mesh_over_tls():
+    import tempfile
+    import shutil
+    tmp = tempfile.mkdtemp(prefix="hd-mesh-")
+    mk = os.path.join(tmp, "mesh.key")
+    write_key_file(mk, os.urandom(32))
+    tls = ("--hostname", "127.0.0.1", "--certdir", "/nonexistent")
+    ra = Relay(BIN, "--mesh-key-file", mk, *tls, shards=2, plain=False)
+    rb = None
+    try:
+        # ra's certificate is self-signed: the link accepts it (--mesh-insecure)
+        rb = Relay(BIN, "--mesh-key-file", mk, "--mesh-insecure", "--mesh-with",
+                   "https://127.0.0.1:%d" % ra.port, *tls, shards=2, plain=False)
+        deadline = time.monotonic() + 10
+        while "mesh link to 127.0.0.1:%d up" % ra.port not in rb.output():
+            assert time.monotonic() < deadline, rb.output()
+            time.sleep(0.05)
+        a = DerpClient("127.0.0.1", rb.port, tls=True)
+        b = DerpClient("127.0.0.1", ra.port, tls=True)
+        deadline = time.monotonic() + 10
+        while True:  # until rb has heard of b over the link
+            data = os.urandom(1200)
+            a.send_packet(b.pub, data)
+            try:
+                src, got = b.recv_packet(timeout=0.3)
+                assert src == a.pub and got == data
+                break
+            except (TimeoutError, socket.timeout):
+                assert time.monotonic() < deadline, "never forwarded over the TLS mesh link"
+        for _ in range(20):
+            exchange(a, b)
+    finally:
+        ra.stop()
+        if rb:
+            rb.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
+def admission_keys_file():
+    import tempfile
+    from nacl.public import PrivateKey
+    tmp = tempfile.mkdtemp(prefix="hd-adm-")
+    good = PrivateKey.generate()
+    path = os.path.join(tmp, "keys")
+    with open(path, "w") as f:
+        f.write("# allowed\nnodekey:%s\n" % bytes(good.public_key).hex())
+    r = Relay(BIN, "--admission", "keys:" + path, shards=2)
+    try:
+        a = DerpClient("127.0.0.1", r.port, key=good)
+        a.ping()
+        try:
+            DerpClient("127.0.0.1", r.port)
+            raise AssertionError("unknown key admitted")
+        except (Closed, ConnectionError):
+            pass
+        r.wait_varz("moongate_relay_admission_denied_total", lambda v: v >= 1)
+        a.ping()
+    finally:
+        import shutil
+        r.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
+def admission_url():
+    from nacl.public import PrivateKey
+    good = PrivateKey.generate()
+    asked = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            import json
+            req = json.loads(body)
+            asked.append(req)
+            allow = req["NodePublic"] == "nodekey:" + bytes(good.public_key).hex()
+            out = b'{"Allow":true}' if allow else b'{"Allow":false}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    r = Relay(BIN, "--admission", "url:http://127.0.0.1:%d/verify" % srv.server_address[1], shards=2)
+    try:
+        a = DerpClient("127.0.0.1", r.port, key=good)
+        b = DerpClient("127.0.0.1", r.port, key=good)  # second connection, same key
+        exchange(a, b)
+        try:
+            DerpClient("127.0.0.1", r.port)
+            raise AssertionError("refused key admitted")
+        except (Closed, ConnectionError):
+            pass
+        assert asked and asked[0]["Source"] == "127.0.0.1", asked
+    finally:
+        r.stop()
+        srv.shutdown()
+
+
+@test
+def hostile_clients_do_not_hurt_others():
+    r = Relay(BIN, shards=2)
+    try:
+        a = DerpClient("127.0.0.1", r.port)
+        b = DerpClient("127.0.0.1", r.port)
+        bad = []
+        # garbage instead of HTTP
+        s = socket.create_connection(("127.0.0.1", r.port))
+        s.sendall(os.urandom(3000) + b"\r\n\r\n")
+        bad.append(s)
+        # a request head that never ends (half-open HTTP)
+        s = socket.create_connection(("127.0.0.1", r.port))
+        s.sendall(b"GET /derp HTTP/1.1\r\nUpgrade: DERP\r\n")
+        bad.append(s)
+        # oversize frame length right after the handshake
+        c = DerpClient("127.0.0.1", r.port)
+        c.sock.sendall(struct.pack(">BI", SEND_PACKET, 0x7fffffff))
+        assert c.expect_closed()
+        # a SendPacket shorter than a key
+        c = DerpClient("127.0.0.1", r.port)
+        c.write_frame(SEND_PACKET, b"short")
+        assert c.expect_closed()
+        # a forged ClientInfo (key it does not own)
+        c = DerpClient("127.0.0.1", r.port, handshake=False)
+        c.read_frame()
+        payload = bytearray(os.urandom(32) + os.urandom(24 + 40))
+        c.write_frame(CLIENT_INFO, bytes(payload))
+        assert c.expect_closed()
+        # ClientInfo of a huge declared length, then silence (half-open)
+        c = DerpClient("127.0.0.1", r.port, handshake=False)
+        c.sock.sendall(struct.pack(">BI", CLIENT_INFO, 60000) + b"x" * 100)
+        bad.append(c.sock)
+        # a frame cut in the middle, then silence (half-open DERP)
+        c = DerpClient("127.0.0.1", r.port)
+        c.sock.sendall(struct.pack(">BI", SEND_PACKET, 1000) + b.pub + b"y" * 10)
+        bad.append(c.sock)
+        # unknown frame types are skipped, the connection stays
+        c = DerpClient("127.0.0.1", r.port)
+        c.write_frame(0x77, b"z" * 500)
+        c.ping()
+        # a slow reader: b2 never reads while a floods it
+        slow = DerpClient("127.0.0.1", r.port)
+        slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        exchange(slow, b)  # so b hears PeerGone when the relay drops slow
+        blob = os.urandom(60000)
+        for _ in range(400):
+            a.send_packet(slow.pub, blob)
+        # everyone else is still served while the slow reader is stuck
+        for _ in range(20):
+            exchange(b, a)
+            exchange(a, b)
+        # the stuck write is given up after ~2 s
+        r.wait_varz("moongate_relay_socket_write_timeouts_total", lambda v: v >= 1, timeout=15)
+        # (slow itself would take minutes to drain its backlog through a 4 KiB window)
+        p = b.read_until_type(PEER_GONE, timeout=10, skip=(0x06, RECV_PACKET))
+        assert p[:32] == slow.pub and p[32] == 0
+        v = r.varz()
+        assert v["moongate_relay_bad_frames_total"] >= 2, v
+        assert v["moongate_relay_handshake_failures_total"] >= 1, v
+        assert v["moongate_relay_drop_queue_full_total"] >= 1, v
+        # the half-open handshake is cut at 10 s
+        r.wait_varz("moongate_relay_handshake_timeouts_total", lambda v: v >= 1, timeout=20)
+        exchange(a, b)
+        fresh = DerpClient("127.0.0.1", r.port)
+        exchange(fresh, a)
+        assert r.alive()
+        for s in bad:
+            s.close()
+    finally:
+        r.stop()
+
+
+def stun_request(tx):
+    body = struct.pack(">HH", 0x8022, 8) + b"tailnode"
+    hdr = struct.pack(">HHI", 0x0001, len(body) + 8, 0x2112A442) + tx
+    crc = zlib.crc32(hdr + body) ^ 0x5354554E
+    # the length in the header already counts the fingerprint
+    return hdr + body + struct.pack(">HHI", 0x8028, 4, crc)
+
+
+@test
+def stun_tailscale_and_stock_client():
+    r = Relay(BIN, shards=2)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        tx = os.urandom(12)
+        s.sendto(stun_request(tx), ("127.0.0.1", r.stun_port))
+        resp, _ = s.recvfrom(2048)
+        port = s.getsockname()[1]
+        want = (struct.pack(">HHI", 0x0101, 12, 0x2112A442) + tx +
+                struct.pack(">HHBBH", 0x0020, 8, 0, 1, port ^ 0x2112) +
+                bytes(a ^ b for a, b in zip(bytes([127, 0, 0, 1]), b"\x21\x12\xa4\x42")))
+        assert resp == want, (resp.hex(), want.hex())
+        # malformed: a bad fingerprint is dropped, the next good one answered
+        bad = bytearray(stun_request(tx))
+        bad[-1] ^= 1
+        s.sendto(bytes(bad), ("127.0.0.1", r.stun_port))
+        s.sendto(b"\x00\x01\x00", ("127.0.0.1", r.stun_port))
+        s.sendto(stun_request(tx), ("127.0.0.1", r.stun_port))
+        resp, _ = s.recvfrom(2048)
+        assert resp == want
+        out = subprocess.run(["stun", "-v", "127.0.0.1:%d" % r.stun_port], capture_output=True,
+                             text=True, timeout=30)
+        text = out.stdout + out.stderr
+        assert "MappedAddress = 127.0.0.1:" in text, text
+        v = r.varz()
+        assert sum(val for k, val in v.items() if k.startswith("moongate_relay_stun_tailscale_total")) >= 2
+        assert sum(val for k, val in v.items() if k.startswith("moongate_relay_stun_dropped_total")) >= 2
+    finally:
+        r.stop()
+
+
+@test
+def ten_thousand_connections():
+    n = 10000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 1000
+    if hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+        except (ValueError, OSError):
+            print("skip: RLIMIT_NOFILE hard limit %d < %d" % (hard, want))
+            return
+    else:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    from nacl.public import Box, PrivateKey, PublicKey
+    import json
+    r = Relay(BIN, shards=2)
+    socks = []
+    try:
+        # Fast start lets each client pipeline the upgrade and its ClientInfo.
+        keys = []
+        for i in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", r.port))
+            except BlockingIOError:
+                pass
+            socks.append(s)
+            keys.append(PrivateKey.generate())
+        ep = select.epoll()
+        pending = {}
+        for i, s in enumerate(socks):
+            box = Box(keys[i], PublicKey(r.public_key))
+            ci = bytes(keys[i].public_key) + bytes(box.encrypt(json.dumps({"version": 2}).encode(),
+                                                              os.urandom(24)))
+            req = (b"GET /derp HTTP/1.1\r\nHost: x\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n"
+                   b"Derp-Fast-Start: 1\r\n\r\n" + struct.pack(">BI", CLIENT_INFO, len(ci)) + ci)
+            pending[s.fileno()] = [s, req, b""]
+            ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLIN)
+        done = 0
+        deadline = time.monotonic() + 120
+        while done < n and time.monotonic() < deadline:
+            for fd, ev in ep.poll(1.0):
+                st = pending[fd]
+                s = st[0]
+                if ev & select.EPOLLOUT and st[1]:
+                    try:
+                        k = s.send(st[1])
+                        st[1] = st[1][k:]
+                    except BlockingIOError:
+                        pass
+                    if not st[1]:
+                        ep.modify(fd, select.EPOLLIN)
+                if ev & select.EPOLLIN:
+                    try:
+                        d = s.recv(4096)
+                    except BlockingIOError:
+                        continue
+                    assert d, "closed during handshake"
+                    st[2] += d
+                    # ServerKey (45 bytes) then ServerInfo
+                    if len(st[2]) >= 50:
+                        l2 = struct.unpack(">I", st[2][46:50])[0]
+                        if len(st[2]) >= 45 + 5 + l2 and st[2][45] == SERVER_INFO:
+                            done += 1
+                            ep.unregister(fd)
+        assert done == n, "only %d of %d handshakes" % (done, n)
+        v = r.wait_varz("moongate_relay_clients", lambda v: v == n, timeout=30)
+        assert r.varz()["moongate_relay_derp_connections"] == n
+        # two of them still exchange packets
+        s0, s1 = socks[0], socks[1]
+        s0.setblocking(True)
+        s1.setblocking(True)
+        s1.settimeout(10)
+        data = os.urandom(1200)
+        pk1 = bytes(keys[1].public_key)
+        s0.sendall(struct.pack(">BI", SEND_PACKET, 32 + len(data)) + pk1 + data)
+        got = b""
+        while len(got) < 5 + 32 + 1200:
+            chunk = s1.recv(65536)
+            assert chunk
+            got += chunk
+            # skip keepalives
+            while len(got) >= 5 and got[0] != RECV_PACKET:
+                got = got[5 + struct.unpack(">I", got[1:5])[0]:]
+        assert got[5:37] == bytes(keys[0].public_key) and got[37:37 + 1200] == data
+        print("10000 connections held, rss of relay: %s" %
+              open("/proc/%d/status" % r.proc.pid).read().split("VmRSS:")[1].split("\n")[0].strip())
+    finally:
+        for s in socks:
+            s.close()
+        r.stop()
+
+
+def main():
+    global BIN
+    BIN = sys.argv[1]
+    only = set(sys.argv[2:])
+    failed = []
+    for t in TESTS:
+        if only and t.__name__ not in only:
+            continue
+        start = time.monotonic()
+        try:
+            t()
+            print("PASS %s (%.1fs)" % (t.__name__, time.monotonic() - start), flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure, then fail
+            import traceback
+            traceback.print_exc()
+            print("FAIL %s: %s" % (t.__name__, e), flush=True)
+            failed.append(t.__name__)
+    if failed:
+        print("failed: " + ", ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
