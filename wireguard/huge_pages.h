@@ -16,6 +16,8 @@
 //   handshake paths only, never per packet; a mutex guards the free list
 //   (the glibc arena lock that plain `new` takes is no cheaper). Chunks are
 //   never given back: the slab's size follows the most objects ever alive.
+//   Objects sit an odd number of cache lines apart (padded by one line when
+//   needed), so their first lines use every cache set (huge_pages.cc).
 // Where the kernel has transparent huge pages off ("never"), this is plain
 // 4 KiB memory, as before. Under AddressSanitizer the slab forwards to the
 // global operator new, so use-after-free and leaks stay visible.

@@ -39,6 +39,25 @@ TEST(HugeSlab, ObjectsAreAlignedDistinctAndWritable) {
   for (void* p : objs) slab.release(p);
 }
 
+// Consecutive objects an odd number of cache lines apart: first lines of
+// objects of 2, 6 or 18 lines would otherwise share half the cache sets.
+TEST(HugeSlab, ObjectsSitAnOddNumberOfLinesApart) {
+  for (const std::size_t size : {64, 128, 320, 384, 576, 1152}) {
+    HugeSlab slab(size, 64);
+    auto* a = static_cast<char*>(slab.allocate());
+    auto* b = static_cast<char*>(slab.allocate());
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    const auto gap = static_cast<std::size_t>(b > a ? b - a : a - b);
+    EXPECT_GE(gap, size) << size;
+    EXPECT_LE(gap, size + 64) << size;
+    EXPECT_EQ(gap % 64, 0u) << size;
+    EXPECT_EQ(gap / 64 % 2, 1u) << size;
+    slab.release(a);
+    slab.release(b);
+  }
+}
+
 TEST(HugeSlab, ReleasedObjectsAreReused) {
   HugeSlab slab(320, 64);
   void* a = slab.allocate();
