@@ -295,7 +295,10 @@ def main():
         clients += [a, b]
 
         def hello_ok_and_world():
+            t0 = time.monotonic()
+            # A new identity: answered once the worker has hashed it.
             assert a.hello() == b'', 'World sent to a client that does not orbit us'
+            first_ms = (time.monotonic() - t0) * 1000
             w = a.hello(moons=[(moon.world['id'], 0)])
             assert w == moon.world_bytes, 'World in OK(HELLO) differs from the .moon file'
             pw = ztref.parse_world(w)
@@ -307,7 +310,7 @@ def main():
             b.hello()
             s = moon.wait_stat('hello_answered', lambda v: v >= 4)
             assert s['hello_new_identity'] == 2, s
-            return 'world %d bytes' % len(w)
+            return 'world %d bytes; a new identity\'s OK(HELLO) after %.0f ms (hash included)' % (len(w), first_ms)
 
         def whois_and_echo():
             pid = os.urandom(8)
