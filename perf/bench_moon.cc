@@ -11,9 +11,12 @@
 //         the host nothing). Counted: the Moon's `relayed` over the window.
 //         On a 2-vCPU machine generator and host share the CPUs.
 //
+//   relay the same Moon hosted by moongate-relay (relay/moon_service.h) on
+//         shard 0 of two in-process io_uring shards, same generator.
+//
 //   hash  identity checks (the memory-hard address hash) per second, one core.
 //
-// Usage: bench_moon [--clients N] [--size BYTES] [--seconds S] [--mode core|udp|both|hash]
+// Usage: bench_moon [--clients N] [--size BYTES] [--seconds S] [--mode core|udp|relay|both|hash]
 // Prints a Markdown table row per run.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -31,6 +34,8 @@
 #include <vector>
 
 #include "zerotier/moon.h"
+#include "relay/moon_service.h"
+#include "relay/shard.h"
 #include "zerotier/udp_host.h"
 
 using namespace moongate::zerotier;
@@ -134,51 +139,49 @@ void run_core(const Setup& s, std::size_t size, double seconds) {
               static_cast<unsigned long long>(moon.counters().rendezvous_sent - rv0));
 }
 
-void run_udp(const Setup& s, std::size_t size, double seconds) {
-  const std::size_t nsock = s.clients.size() < 256 ? s.clients.size() : 256;
-  MoonConfig cfg;
-  cfg.max_peers = s.clients.size() * 2 + 16;
-  Moon moon(s.moon_id, s.world, cfg);
-  UdpHost host(moon);
-  Endpoint local;
-  local.parse("127.0.0.1/0", true);
-  std::string err;
-  if (!host.bind(local, err)) {
-    std::fprintf(stderr, "%s\n", err.c_str());
-    std::exit(1);
-  }
-  // Client i lives on socket i % nsock (loopback addresses 127.0.0.x).
-  std::vector<int> socks(nsock);
-  std::vector<Endpoint> eps(nsock);
-  for (std::size_t i = 0; i < nsock; ++i) {
-    socks[i] = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(0x7F000000u + 2 + static_cast<std::uint32_t>(i));
-    if (bind(socks[i], reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
-    socklen_t sl = sizeof a;
-    getsockname(socks[i], reinterpret_cast<sockaddr*>(&a), &sl);
-    eps[i] = Endpoint::v4(ntohl(a.sin_addr.s_addr), ntohs(a.sin_port));
-    const int small = 4096;  // relayed packets are not read: keep the waste small
-    setsockopt(socks[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  }
-  for (std::size_t i = 0; i < s.clients.size(); ++i)
-    if (!moon.add_verified_peer(s.clients[i], eps[i % nsock], UdpHost::now_ms())) std::abort();
-  std::vector<std::size_t> senders;
-  const auto packets = make_packets(s, 4096, size, &senders);
-
-  std::atomic<bool> stop{false};
-  std::thread host_thread([&] { host.run(stop, [](std::uint64_t) {}); });
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_addr.s_addr = htonl(0x7F000001u);
-  to.sin_port = htons(host.local_port());
+// Client i lives on socket i % nsock (loopback addresses 127.0.0.x).
+struct Generator {
+  std::vector<int> socks;
+  std::vector<Endpoint> eps;
+  std::vector<std::vector<std::uint8_t>> packets;
+  std::vector<std::vector<std::size_t>> by_sock;  // packets by their sender's socket
   std::uint64_t sent = 0;
-  // Packets grouped by the socket of their sender, so each sendmmsg is one
-  // socket's burst of 32 without searching.
-  std::vector<std::vector<std::size_t>> by_sock(nsock);
-  for (std::size_t j = 0; j < packets.size(); ++j) by_sock[senders[j] % nsock].push_back(j);
-  auto send_for = [&](double secs) {
+
+  Generator(const Setup& s, std::size_t size) {
+    const std::size_t nsock = s.clients.size() < 256 ? s.clients.size() : 256;
+    socks.resize(nsock);
+    eps.resize(nsock);
+    for (std::size_t i = 0; i < nsock; ++i) {
+      socks[i] = socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(0x7F000000u + 2 + static_cast<std::uint32_t>(i));
+      if (bind(socks[i], reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
+      socklen_t sl = sizeof a;
+      getsockname(socks[i], reinterpret_cast<sockaddr*>(&a), &sl);
+      eps[i] = Endpoint::v4(ntohl(a.sin_addr.s_addr), ntohs(a.sin_port));
+      const int small = 4096;  // relayed packets are not read: keep the waste small
+      setsockopt(socks[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    }
+    std::vector<std::size_t> senders;
+    packets = make_packets(s, 4096, size, &senders);
+    // Grouped by socket, so each sendmmsg is one socket's burst of 32
+    // without searching.
+    by_sock.resize(nsock);
+    for (std::size_t j = 0; j < packets.size(); ++j) by_sock[senders[j] % nsock].push_back(j);
+  }
+  ~Generator() {
+    for (int fd : socks) close(fd);
+  }
+  void preload(Moon& moon, const Setup& s, std::uint64_t now_ms) const {
+    for (std::size_t i = 0; i < s.clients.size(); ++i)
+      if (!moon.add_verified_peer(s.clients[i], eps[i % socks.size()], now_ms)) std::abort();
+  }
+  void send_for(std::uint16_t port, double secs) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(0x7F000001u);
+    to.sin_port = htons(port);
     const auto until = Clock::now() + std::chrono::duration<double>(secs);
     std::size_t sock = 0, round = 0;
     mmsghdr m[32];
@@ -197,28 +200,94 @@ void run_udp(const Setup& s, std::size_t size, double seconds) {
       }
       const int r = k ? sendmmsg(socks[sock], m, k, 0) : 0;
       if (r > 0) sent += static_cast<unsigned>(r);
-      if (++sock == nsock) {
+      if (++sock == socks.size()) {
         sock = 0;
         ++round;
       }
     }
-  };
-  send_for(0.5);  // warm-up: RENDEZVOUS for the pairs
-  // The Moon's counters belong to the host thread; read them racily only as
-  // a snapshot of a monotonically growing number (a benchmark, not a test).
-  const std::uint64_t r0 = __atomic_load_n(&moon.counters().relayed, __ATOMIC_RELAXED);
-  const std::uint64_t s0 = sent;
-  const auto t0 = Clock::now();
-  send_for(seconds);
-  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-  const std::uint64_t r1 = __atomic_load_n(&moon.counters().relayed, __ATOMIC_RELAXED);
+  }
+  // Warm-up (RENDEZVOUS for the pairs), then the timed window. The Moon's
+  // counters belong to the host's thread; read them racily only as a
+  // snapshot of a monotonically growing number (a benchmark, not a test).
+  void measure(const char* label, const Moon& moon, std::uint16_t port, std::size_t clients, std::size_t size,
+               double seconds) {
+    send_for(port, 0.5);
+    const std::uint64_t r0 = __atomic_load_n(&moon.counters().relayed, __ATOMIC_RELAXED);
+    const std::uint64_t s0 = sent;
+    const auto t0 = Clock::now();
+    send_for(port, seconds);
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    const std::uint64_t r1 = __atomic_load_n(&moon.counters().relayed, __ATOMIC_RELAXED);
+    const double rate = static_cast<double>(r1 - r0) / dt;
+    std::printf("| %s | %zu | %zu | %.3f | %.2f | %.0f | (offered %.3f Mpps) |\n", label, clients, size, rate / 1e6,
+                rate * static_cast<double>(size) * 8 / 1e9, 1e9 / rate, static_cast<double>(sent - s0) / dt / 1e6);
+  }
+};
+
+void run_udp(const Setup& s, std::size_t size, double seconds) {
+  MoonConfig cfg;
+  cfg.max_peers = s.clients.size() * 2 + 16;
+  Moon moon(s.moon_id, s.world, cfg);
+  UdpHost host(moon);
+  Endpoint local;
+  local.parse("127.0.0.1/0", true);
+  std::string err;
+  if (!host.bind(local, err)) {
+    std::fprintf(stderr, "%s\n", err.c_str());
+    std::exit(1);
+  }
+  Generator gen(s, size);
+  gen.preload(moon, s, UdpHost::now_ms());
+  std::atomic<bool> stop{false};
+  std::thread host_thread([&] { host.run(stop, [](std::uint64_t) {}); });
+  gen.measure("udp (UdpHost, loopback)", moon, host.local_port(), s.clients.size(), size, seconds);
   stop = true;
   host_thread.join();
-  for (int fd : socks) close(fd);
-  const double rate = static_cast<double>(r1 - r0) / dt;
-  std::printf("| udp (UdpHost, loopback) | %zu | %zu | %.3f | %.2f | %.0f | (offered %.3f Mpps) |\n", s.clients.size(), size,
-              rate / 1e6, rate * static_cast<double>(size) * 8 / 1e9, 1e9 / rate,
-              static_cast<double>(sent - s0) / dt / 1e6);
+}
+
+// The same Moon hosted by moongate-relay's shards (MoonService on shard 0
+// of 2, io_uring recvmsg/sendmsg), in this process; plain DERP listener on
+// an ephemeral port, no STUN.
+void run_relay(const Setup& s, std::size_t size, double seconds) {
+  using namespace moongate::relay;
+  MoonConfig cfg;
+  cfg.max_peers = s.clients.size() * 2 + 16;
+  cfg.defer_verification = true;
+  auto moon = std::make_unique<Moon>(s.moon_id, s.world, cfg);
+  Generator gen(s, size);
+  gen.preload(*moon, s, UdpHost::now_ms());
+  const Moon& moon_ref = *moon;
+  Endpoint local;
+  local.parse("127.0.0.1/0", true);
+  std::string err;
+  auto service = MoonService::host(std::move(moon), local, err);
+  if (!service) {
+    std::fprintf(stderr, "%s\n", err.c_str());
+    std::exit(1);
+  }
+  auto relay = std::make_unique<Relay>();
+  relay->opts.addr = "127.0.0.1";
+  relay->opts.port = 0;
+  relay->opts.plain = true;
+  relay->opts.udp_services.push_back(MoonService::spec(std::move(service)));
+  relay->private_key.randomize();
+  constexpr unsigned kShards = 2;
+  for (unsigned i = 0; i < kShards; ++i) relay->shards.push_back(std::make_unique<Shard>(*relay, i));
+  for (unsigned i = 0; i < kShards * kShards; ++i)
+    relay->rings.push_back(std::make_unique<boost::lockfree::spsc_queue<std::uint8_t>>(1 << 16));
+  for (auto& sh : relay->shards) {
+    err = sh->init();
+    if (!err.empty()) {
+      std::fprintf(stderr, "shard: %s\n", err.c_str());
+      std::exit(1);
+    }
+  }
+  for (auto& sh : relay->shards) sh->start();
+  gen.measure("relay (moongate-relay shard 0, io_uring, loopback)", moon_ref, relay->bound_udp_ports[0],
+              s.clients.size(), size, seconds);
+  relay->stop = true;
+  for (auto& sh : relay->shards) sh->wake();
+  for (auto& sh : relay->shards) sh->join();
 }
 
 // The cost the verification budget protects: memory-hard address checks per
@@ -251,7 +320,7 @@ int main(int argc, char** argv) {
     else if (a == "--seconds") seconds = std::strtod(argv[i + 1], nullptr);
     else if (a == "--mode") mode = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: bench_moon [--clients N] [--size BYTES] [--seconds S] [--mode core|udp|both|hash]\n");
+      std::fprintf(stderr, "usage: bench_moon [--clients N] [--size BYTES] [--seconds S] [--mode core|udp|relay|both|hash]\n");
       return 2;
     }
   }
@@ -262,6 +331,7 @@ int main(int argc, char** argv) {
   const Setup s = make_setup(clients);
   if (mode == "core" || mode == "both") run_core(s, size, seconds);
   if (mode == "udp" || mode == "both") run_udp(s, size, seconds);
+  if (mode == "relay" || mode == "both") run_relay(s, size, seconds);
   if (mode == "hash") run_hash(seconds);
   return 0;
 }

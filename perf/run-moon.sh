@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds moongate in release mode and runs the ZeroTier moon relay
-# benchmark (bench_moon: the I/O-free core, then the kernel UDP host on
+# benchmark (bench_moon: the I/O-free core, then the kernel UDP host of
+# moongate-moon and the moon hosted by moongate-relay's shards, both on
 # loopback) for 200- and 1400-byte packets, saving the Markdown table (with
 # machine, commit and date) under docs/perf-results/moon-<date>.md.
 #
@@ -34,8 +35,10 @@ load=$(cut -d ' ' -f 1-3 /proc/loadavg)
   for size in 200 1400; do
     "$build/perf/bench_moon" --clients "$clients" --size "$size" --seconds "$seconds" --mode core
   done
-  for size in 200 1400; do
-    "$build/perf/bench_moon" --clients "$clients" --size "$size" --seconds "$seconds" --mode udp
+  for mode in udp relay; do
+    for size in 200 1400; do
+      "$build/perf/bench_moon" --clients "$clients" --size "$size" --seconds "$seconds" --mode "$mode"
+    done
   done
   "$build/perf/bench_moon" --clients 2 --seconds "$seconds" --mode hash
   echo

@@ -1,7 +1,9 @@
 // moongate-relay: a DERP relay and STUN server for stock Tailscale clients.
 //
 //   1. flags (relay/options.h); the server key from --key-file (made when
-//      missing); the mesh key; TLS (files, or self-signed with its pin)
+//      missing); the mesh key; TLS (files, or self-signed with its pin);
+//      the UDP services: STUN on every shard, the ZeroTier moon
+//      (--moon-config, relay/moon_service.h) on shard 0 only
 //   2. shards: shard 0 binds first (its ports, ephemeral or not, are then
 //      shared through SO_REUSEPORT), then the others; the lines tests and
 //      operators read are printed ("derp ...", "stun ...", "pin ...")
@@ -18,6 +20,7 @@
 #include <thread>
 
 #include "derp/handshake.h"
+#include "relay/moon_service.h"
 #include "relay/shard.h"
 #include "relay/stun_service.h"
 
@@ -89,6 +92,12 @@ void raise_nofile() {
   }
 }
 
+std::string world_hex(std::uint64_t id) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +162,27 @@ int main(int argc, char** argv) {
     o.udp_services.push_back(std::move(stun));
   }
 
+  // The moon: one instance on shard 0, its hashes on its own worker thread.
+  std::string moon_line;
+  if (!o.moon_config.empty()) {
+    zerotier::MoonSettings ms;
+    if (!zerotier::load_moon_yaml(o.moon_config, ms, error)) {
+      std::fprintf(stderr, "moongate-relay: --moon-config: %s\n", error.c_str());
+      return 1;
+    }
+    if (!ms.stats.empty())
+      std::fprintf(stderr, "moongate-relay: %s: moon.stats is not written by moongate-relay: the counters are "
+                   "moongate_moon_* in /debug/varz\n", o.moon_config.c_str());
+    auto moon = MoonService::open(std::move(ms), error);
+    if (!moon) {
+      std::fprintf(stderr, "moongate-relay: moon: %s\n", error.c_str());
+      return 1;
+    }
+    moon_line = "moongate-relay: moon " + zerotier::address_hex(moon->moon().identity().address) + " serving world " +
+                world_hex(moon->moon().world().id) + "\n";
+    o.udp_services.push_back(MoonService::spec(std::move(moon)));
+  }
+
   const unsigned n = o.shards ? o.shards : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) relay->shards.push_back(std::make_unique<Shard>(*relay, i));
   for (unsigned i = 0; i < n * n; ++i)
@@ -184,6 +214,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < o.udp_services.size(); ++i)
     std::printf("moongate-relay: %s udp port %u\n", o.udp_services[i].name.c_str(),
                 relay->bound_udp_ports[i]);
+  std::fputs(moon_line.c_str(), stdout);
   std::printf("moongate-relay: ready\n");
   std::fflush(stdout);
 

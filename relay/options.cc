@@ -55,6 +55,8 @@ std::string usage() {
   --rate-limit BYTES      per-client receive limit in bytes/s (default off)
   --rate-burst BYTES      its burst (default rate/10)
   --verbose               log connections
+  --moon-config FILE      also host a ZeroTier moon: the `moon:` section of a moongate-moon
+                          YAML file (docs/moon.md); on shard 0 only
   --config FILE           read the `relay:` section of a YAML file first (flags win)
 )";
 }
@@ -108,7 +110,7 @@ bool load_relay_yaml(const std::string& text, const std::string& source, Options
     static const char* kKnown[] = {"addr", "hostname", "certdir", "plain", "http-port",
                                    "stun-port", "shards", "key-file", "mesh-key-file",
                                    "mesh-with", "mesh-insecure", "admission", "rate-limit",
-                                   "rate-burst", "verbose"};
+                                   "rate-burst", "verbose", "moon-config"};
     bool known = false;
     for (const char* k : kKnown) known |= key == k;
     if (!known) {
@@ -140,7 +142,11 @@ bool load_relay_yaml(const std::string& text, const std::string& source, Options
       return false;
     }
     args.push_back("--" + key);
-    args.push_back(v.Scalar());
+    std::string value = v.Scalar();
+    // A path in the file is relative to the file, as in moongate-moon's.
+    if (key == "moon-config" && !value.empty() && value[0] != '/' && source.find('/') != std::string::npos)
+      value = source.substr(0, source.rfind('/') + 1) + value;
+    args.push_back(value);
   }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -222,6 +228,8 @@ bool parse_options_only(int argc, char** argv, Options& o, std::string& error) {
         error = "--shards: want 0..256, got " + v;
         return false;
       }
+    } else if (a == "--moon-config") {
+      if (!value(o.moon_config)) return false;
     } else if (a == "--key-file") {
       if (!value(o.key_file)) return false;
     } else if (a == "--mesh-key-file") {

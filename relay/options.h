@@ -34,6 +34,7 @@ struct Options {
   std::uint32_t rate_bytes_per_second = 0;
   std::uint32_t rate_burst_bytes = 0;
   bool verbose = false;
+  std::string moon_config;        // a moongate-moon YAML (`moon:` section): host the moon too
   std::vector<UdpServiceSpec> udp_services;  // filled by main (STUN) and hosts
 };
 
@@ -45,7 +46,8 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error);
 // Applies the `relay:` section of a YAML document (the keys are the flags'
 // names without the dashes, with '_' or '-': addr, hostname, certdir, plain,
 // http_port, stun_port, shards, key_file, mesh_key_file, mesh_with (a list),
-// mesh_insecure, admission, rate_limit, rate_burst, verbose). Errors read
+// mesh_insecure, admission, rate_limit, rate_burst, verbose, moon_config —
+// relative to the YAML file). Errors read
 // `<source>:<line>:<col>: relay.<key>: <message>`, as config/'s do; unknown
 // keys are errors. A document without a `relay:` section changes nothing.
 bool load_relay_yaml(const std::string& text, const std::string& source, Options& out,

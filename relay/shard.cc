@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -25,6 +26,10 @@ constexpr unsigned kBufCount = 1024;         // provided receive buffers per sha
 constexpr std::size_t kBufSize = 16 << 10;   // one TLS record
 constexpr unsigned kBufGroup = 0;
 constexpr std::size_t kUdpSendSlots = 256;
+// drain_udp's buffers: kUdpBurst datagrams of up to 64 KiB (UDP's limit, as
+// the io_uring receive's buffer), so nothing is truncated; 1 MiB per shard,
+// made when a shard first drains a socket.
+constexpr std::size_t kUdpBurstBytes = 65536;
 constexpr std::size_t kMeshMaxBacklog = 16 << 20;
 constexpr std::uint64_t kTickNs = 100'000'000;
 constexpr std::size_t kTlsRecord = 16 << 10;  // largest TLS plaintext record
@@ -335,17 +340,22 @@ std::string Shard::init() {
     listener_plain_.push_back(true);
     if (index_ == 0) relay_.bound_http_port = bound_port(fd);
   }
+  // udp[k] and udp_socks_[k] are this shard's k-th hosted service: shard 0
+  // has all of them, the others skip the shard0_only ones (so k is not the
+  // spec's index there).
   for (std::size_t i = 0; i < relay_.opts.udp_services.size(); ++i) {
     const auto& spec = relay_.opts.udp_services[i];
+    if (!binds_on_shard(spec, index_)) continue;
     const std::uint16_t up = index_ == 0 ? spec.port : relay_.bound_udp_ports[i];
     fd = bind_socket(SOCK_DGRAM, spec.bind.empty() ? relay_.opts.addr : spec.bind, up, error);
     if (fd < 0) return spec.name + ": " + error;
     if (index_ == 0) relay_.bound_udp_ports.push_back(bound_port(fd));
     auto u = std::make_unique<UdpSock>();
     u->fd = fd;
-    u->service = i;
+    u->service = udp.size();
     udp_socks_.push_back(std::move(u));
     udp.push_back(spec.factory(index_));
+    if (!udp.back()) return spec.name + ": no service instance";
   }
   for (std::size_t i = 0; i < kUdpSendSlots; ++i) {
     udp_sends_.push_back(std::make_unique<UdpSend>());
@@ -450,6 +460,14 @@ void Shard::arm_event() {
   io_uring_sqe_set_data64(s, tag(kEvent, 0, 0));
 }
 
+void Shard::arm_udp_event(std::size_t service) {
+  const int fd = udp[service]->event_fd();
+  if (fd < 0) return;
+  io_uring_sqe* s = sqe();
+  io_uring_prep_poll_add(s, fd, POLLIN);
+  io_uring_sqe_set_data64(s, tag(kUdpEvent, static_cast<std::uint32_t>(service), 0));
+}
+
 void Shard::arm_udp(UdpSock& u) {
   u.iov = {u.buf.data(), u.buf.size()};
   u.msg = {};
@@ -460,6 +478,29 @@ void Shard::arm_udp(UdpSock& u) {
   io_uring_sqe* s = sqe();
   io_uring_prep_recvmsg(s, u.fd, &u.msg, 0);
   io_uring_sqe_set_data64(s, tag(kUdpRecv, static_cast<std::uint32_t>(u.service), 0));
+}
+
+// A completion says the socket is busy: whatever else is queued comes in
+// one recvmmsg (a syscall per burst instead of a ring round trip per
+// datagram — the moon relays ~4x more this way). One burst per completion,
+// so a flooded UDP port cannot starve the shard's DERP connections.
+void Shard::drain_udp(UdpSock& u, std::uint64_t now) {
+  if (udp_burst_buf_.empty()) udp_burst_buf_.resize(kUdpBurst * kUdpBurstBytes);
+  mmsghdr msgs[kUdpBurst];
+  iovec iov[kUdpBurst];
+  for (unsigned i = 0; i < kUdpBurst; ++i) {
+    iov[i] = {udp_burst_buf_.data() + i * kUdpBurstBytes, kUdpBurstBytes};
+    msgs[i] = {};
+    msgs[i].msg_hdr.msg_name = &udp_burst_from_[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof udp_burst_from_[i];
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  const int n = recvmmsg(u.fd, msgs, kUdpBurst, MSG_DONTWAIT, nullptr);
+  for (int i = 0; i < n; ++i) {
+    udp[u.service]->on_datagram({static_cast<const std::uint8_t*>(iov[i].iov_base), msgs[i].msg_len},
+                                udp_burst_from_[i], msgs[i].msg_hdr.msg_namelen, now, *this);
+  }
 }
 
 bool Shard::send(std::span<const std::uint8_t> d, const sockaddr_storage& to, socklen_t to_len) {
@@ -489,6 +530,7 @@ void Shard::run() {
     io_uring_sqe_set_data64(s, tag(kAccept, static_cast<std::uint32_t>(i), 0));
   }
   for (auto& u : udp_socks_) arm_udp(*u);
+  for (std::size_t k = 0; k < udp.size(); ++k) arm_udp_event(k);
   arm_event();
   std::uint64_t now = mono_ns();
   next_tick_ = now + kTickNs;
@@ -608,12 +650,18 @@ void Shard::handle(io_uring_cqe* cqe, std::uint64_t now) {
         current_udp_ = slot;
         udp[u.service]->on_datagram({u.buf.data(), static_cast<std::size_t>(cqe->res)}, u.from,
                                     u.msg.msg_namelen, now, *this);
+        drain_udp(u, now);
       }
       if (!relay_.stop) arm_udp(u);
       return;
     }
     case kUdpSend:
       udp_free_.push_back(slot);
+      return;
+    case kUdpEvent:
+      current_udp_ = slot;  // replies leave from the service's own socket
+      if (cqe->res >= 0) udp[slot]->on_event(now, *this);
+      if (!relay_.stop) arm_udp_event(slot);
       return;
     case kIgnore:
       return;
@@ -1190,7 +1238,10 @@ void Shard::timers(std::uint64_t now) {
     }
     paused_.swap(still);
   }
-  for (auto& u : udp) u->on_tick(now, *this);
+  for (std::size_t k = 0; k < udp.size(); ++k) {
+    current_udp_ = k;  // what on_tick sends leaves from the service's socket
+    udp[k]->on_tick(now, *this);
+  }
   publish();
   if (now < next_second_) return;
   next_second_ = now + derp::kSecond;

@@ -44,6 +44,8 @@ namespace moongate::relay {
 inline constexpr derp::Route kMeshRouteBase = 1000;
 // Bytes of each shard-to-shard ring.
 inline constexpr std::size_t kShardRingBytes = 8 << 20;
+// Datagrams read with one recvmmsg after a UDP receive completion.
+inline constexpr unsigned kUdpBurst = 16;
 
 class Shard;
 
@@ -99,7 +101,7 @@ class Shard final : public derp::Events, public UdpOut {
   struct UdpSock;
   struct UdpSend;
   struct MeshLink;
-  enum Op : std::uint8_t { kAccept, kRecv, kSend, kEvent, kUdpRecv, kUdpSend, kConnect, kIgnore };
+  enum Op : std::uint8_t { kAccept, kRecv, kSend, kEvent, kUdpRecv, kUdpSend, kUdpEvent, kConnect, kIgnore };
 
   // derp::Events
   void want_write(derp::ConnId c) override;
@@ -143,6 +145,8 @@ class Shard final : public derp::Events, public UdpOut {
   bool inbox_pending();
   void arm_event();
   void arm_udp(UdpSock& u);
+  void arm_udp_event(std::size_t service);
+  void drain_udp(UdpSock& u, std::uint64_t now);
   // mesh
   void mesh_dial(MeshLink& l, std::uint64_t now);
   void mesh_on_connect(MeshLink& l, Conn& c, int res, std::uint64_t now);
@@ -199,6 +203,8 @@ class Shard final : public derp::Events, public UdpOut {
   std::vector<std::unique_ptr<UdpSend>> udp_sends_;
   std::vector<std::uint32_t> udp_free_;
   std::size_t current_udp_ = 0;  // the socket whose datagram is being handled
+  std::vector<std::uint8_t> udp_burst_buf_;  // drain_udp's buffers
+  std::array<sockaddr_storage, kUdpBurst> udp_burst_from_{};
   // mesh links (shard 0)
   std::vector<std::unique_ptr<MeshLink>> links_;
   std::uint64_t next_tick_ = 0, next_second_ = 0;

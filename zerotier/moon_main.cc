@@ -19,14 +19,11 @@
 
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <string>
 
-#include <yaml-cpp/yaml.h>
-
 #include "zerotier/moon.h"
-#include "zerotier/moon_files.h"
+#include "zerotier/moon_config.h"
 #include "zerotier/udp_host.h"
 
 namespace {
@@ -46,12 +43,6 @@ int usage() {
   return 2;
 }
 
-bool number(const std::string& s, std::uint64_t lo, std::uint64_t hi, std::uint64_t& out) {
-  if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) return false;
-  out = std::strtoull(s.c_str(), nullptr, 10);
-  return out >= lo && out <= hi;
-}
-
 void write_stats(const std::string& path, const Moon& moon, const UdpHost& host) {
   if (path.empty()) return;
   const std::string tmp = path + ".tmp";
@@ -68,67 +59,18 @@ void write_stats(const std::string& path, const Moon& moon, const UdpHost& host)
   std::rename(tmp.c_str(), path.c_str());
 }
 
-struct Settings {
-  std::string identity_path, world_path, listen = "0.0.0.0/9993", stats;
-  MoonConfig config;
-};
-
-// Applies one setting (from a flag or the YAML file); false if invalid.
-bool apply(Settings& st, const std::string& key, const std::string& v) {
-  std::uint64_t n = 0;
-  MoonConfig& c = st.config;
-  if (key == "identity") st.identity_path = v;
-  else if (key == "world") st.world_path = v;
-  else if (key == "listen") st.listen = v;
-  else if (key == "stats") st.stats = v;
-  else if (key == "verify_per_second" && number(v, 1, 100000, n)) c.verify.per_second = static_cast<std::uint32_t>(n);
-  else if (key == "verify_burst" && number(v, 1, 100000, n)) c.verify.burst = static_cast<std::uint32_t>(n);
-  else if (key == "verify_per_source" && number(v, 1, 100000, n)) {
-    c.verify.per_source_per_second = static_cast<std::uint32_t>(n);
-    c.verify.per_source_burst = static_cast<std::uint32_t>(2 * n);
-  } else if (key == "max_peers" && number(v, 16, 10000000, n)) c.max_peers = n;
-  else if (key == "max_hops" && number(v, 0, 7, n)) c.max_hops = static_cast<unsigned>(n);
-  else return false;
-  return true;
-}
-
-// Reads the `moon:` section of a YAML file; errors as "file:line:col: moon.key: message".
-bool load_config(const std::string& path, Settings& st) {
-  try {
-    const YAML::Node root = YAML::LoadFile(path);
-    const YAML::Node m = root["moon"];
-    if (!m || !m.IsMap()) {
-      std::fprintf(stderr, "moongate-moon: %s: expected a `moon:` section\n", path.c_str());
-      return false;
-    }
-    const std::string dir = path.find('/') == std::string::npos ? "" : path.substr(0, path.rfind('/') + 1);
-    bool ok = true;
-    for (const auto& kv : m) {
-      const std::string key = kv.first.as<std::string>();
-      const auto mark = kv.second.Mark();
-      std::string v = kv.second.IsScalar() ? kv.second.as<std::string>() : "";
-      if ((key == "identity" || key == "world" || key == "stats") && !v.empty() && v[0] != '/') v = dir + v;
-      if (!kv.second.IsScalar() || !apply(st, key, v)) {
-        std::fprintf(stderr, "%s:%d:%d: moon.%s: %s\n", path.c_str(), mark.line + 1, mark.column + 1, key.c_str(),
-                     kv.second.IsScalar() ? "unknown setting or value out of range" : "expected a single value");
-        ok = false;
-      }
-    }
-    return ok;
-  } catch (const YAML::Exception& e) {
-    std::fprintf(stderr, "moongate-moon: %s: %s\n", path.c_str(), e.what());
-    return false;
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  Settings st;
+  MoonSettings st;
   st.config.defer_verification = true;  // UdpHost runs the hashes on its worker thread
+  std::string error;
   // The file first, so flags override it wherever they appear.
   for (int i = 1; i + 1 < argc; i += 2)
-    if (std::string(argv[i]) == "--config" && !load_config(argv[i + 1], st)) return 1;
+    if (std::string(argv[i]) == "--config" && !load_moon_yaml(argv[i + 1], st, error)) {
+      std::fprintf(stderr, "moongate-moon: %s\n", error.c_str());
+      return 1;
+    }
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) return usage();
@@ -137,43 +79,22 @@ int main(int argc, char** argv) {
     for (char& ch : key)
       if (ch == '-') ch = '_';
     if (key == "config") continue;
-    if (!apply(st, key, v)) {
+    if (!apply_moon_setting(st, key, v)) {
       std::fprintf(stderr, "moongate-moon: bad option %s %s\n", a.c_str(), v.c_str());
       return usage();
     }
   }
-  const std::string& identity_path = st.identity_path;
-  const std::string& world_path = st.world_path;
   const std::string& stats = st.stats;
-  const MoonConfig& config = st.config;
-  if (identity_path.empty() || world_path.empty()) return usage();
-
-  std::string error;
-  auto id = read_identity_file(identity_path, error);
-  if (!id || !id->has_secret) {
-    std::fprintf(stderr, "moongate-moon: %s\n", id ? (identity_path + ": no secret key").c_str() : error.c_str());
-    return 1;
-  }
-  auto world = read_world_file(world_path, error);
-  if (!world) {
+  if (st.identity_path.empty() || st.world_path.empty()) return usage();
+  auto opened = open_moon(st, error);
+  if (!opened) {
     std::fprintf(stderr, "moongate-moon: %s\n", error.c_str());
     return 1;
   }
-  bool listed = false;
-  for (const auto& r : world->roots) listed |= r.identity.same_key(*id);
-  if (!listed) {
-    std::fprintf(stderr, "moongate-moon: %s is not a root of the World in %s\n", address_hex(id->address).c_str(),
-                 world_path.c_str());
-    return 1;
-  }
-  Endpoint local;
-  if (!local.parse(st.listen, true)) {
-    std::fprintf(stderr, "moongate-moon: listen %s: expected IP/PORT\n", st.listen.c_str());
-    return 1;
-  }
+  const Endpoint local = opened->listen;
 
   try {
-    Moon moon(std::move(*id), std::move(*world), config);
+    Moon moon(std::move(opened->identity), std::move(opened->world), st.config);
     UdpHost host(moon);
     if (!host.bind(local, error)) {
       std::fprintf(stderr, "moongate-moon: %s\n", error.c_str());

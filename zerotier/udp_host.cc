@@ -1,10 +1,8 @@
 // The kernel-socket host (loop in udp_host.h).
 #include "zerotier/udp_host.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,134 +11,22 @@
 #include <cstring>
 
 #include "crypto/secret.h"
+#include "zerotier/sockaddr.h"
 
 namespace moongate::zerotier {
 
-namespace {
-
-Endpoint from_sockaddr(const sockaddr_storage& ss) noexcept {
-  Endpoint e;
-  if (ss.ss_family == AF_INET) {
-    const auto* s4 = reinterpret_cast<const sockaddr_in*>(&ss);
-    e.family = 4;
-    std::memcpy(e.ip.data(), &s4->sin_addr, 4);
-    e.port = ntohs(s4->sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    // A v4-mapped source on the dual-stack socket is an IPv4 peer: keep it
-    // IPv4 so RENDEZVOUS and OK(HELLO) show the address the client knows.
-    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-      e.family = 4;
-      std::memcpy(e.ip.data(), s6->sin6_addr.s6_addr + 12, 4);
-    } else {
-      e.family = 6;
-      std::memcpy(e.ip.data(), &s6->sin6_addr, 16);
-    }
-    e.port = ntohs(s6->sin6_port);
-  }
-  return e;
-}
-
-socklen_t to_sockaddr(const Endpoint& e, int socket_family, sockaddr_storage& ss) noexcept {
-  std::memset(&ss, 0, sizeof ss);
-  if (socket_family == AF_INET) {
-    if (e.family != 4) return 0;
-    auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
-    s4->sin_family = AF_INET;
-    std::memcpy(&s4->sin_addr, e.ip.data(), 4);
-    s4->sin_port = htons(e.port);
-    return sizeof(sockaddr_in);
-  }
-  auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  s6->sin6_family = AF_INET6;
-  if (e.family == 4) {
-    s6->sin6_addr.s6_addr[10] = 0xff;
-    s6->sin6_addr.s6_addr[11] = 0xff;
-    std::memcpy(s6->sin6_addr.s6_addr + 12, e.ip.data(), 4);
-  } else if (e.family == 6) {
-    std::memcpy(&s6->sin6_addr, e.ip.data(), 16);
-  } else {
-    return 0;
-  }
-  s6->sin6_port = htons(e.port);
-  return sizeof(sockaddr_in6);
-}
-
-}  // namespace
-
 UdpHost::~UdpHost() {
-  if (worker_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      quit_ = true;
-    }
-    cv_.notify_one();
-    worker_.join();
-  }
-  // Jobs carry peer keys: wipe what is left in the rings.
-  crypto::secure_wipe(todo_.jobs.data(), sizeof todo_.jobs);
-  crypto::secure_wipe(done_.jobs.data(), sizeof done_.jobs);
-  if (efd_ >= 0) close(efd_);
   if (fd_ >= 0) close(fd_);
 }
 
-void UdpHost::worker_loop() noexcept {
-  Job job;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return quit_ || todo_.count > 0; });
-      if (quit_) break;
-      job = todo_.jobs[todo_.head];
-      crypto::secure_wipe(&todo_.jobs[todo_.head], sizeof(Job));
-      todo_.head = (todo_.head + 1) % kJobs;
-      --todo_.count;
-    }
-    job.run(job);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      // done_ cannot overflow: at most kJobs jobs exist between the rings.
-      done_.jobs[(done_.head + done_.count++) % kJobs] = job;
-    }
-    const std::uint64_t one = 1;
-    if (write(efd_, &one, sizeof one) < 0) {
-      // The counter cannot overflow at this rate; nothing else can fail.
-    }
-  }
-  crypto::secure_wipe(&job, sizeof job);
-}
-
-void UdpHost::hand_off_jobs() noexcept {
-  bool any = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    Job job;
-    while (todo_.count + done_.count < kJobs && service_.take_job(job)) {
-      todo_.jobs[(todo_.head + todo_.count++) % kJobs] = job;
-      any = true;
-    }
-    crypto::secure_wipe(&job, sizeof job);
-  }
-  if (any) cv_.notify_one();
-}
-
 void UdpHost::finish_jobs(std::uint64_t now) noexcept {
-  std::uint64_t n;
-  if (read(efd_, &n, sizeof n) < 0) return;
-  for (;;) {
-    Job job;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (done_.count == 0) break;
-      job = done_.jobs[done_.head];
-      crypto::secure_wipe(&done_.jobs[done_.head], sizeof(Job));
-      done_.head = (done_.head + 1) % kJobs;
-      --done_.count;
-    }
+  jobs_.clear_event();
+  Job job;
+  while (jobs_.take_done(job)) {
     if (tx_.room() < TxBatch::kRoomPerReceive) flush();
     service_.finish_job(job, now, tx_);
-    crypto::secure_wipe(&job, sizeof job);
   }
+  crypto::secure_wipe(&job, sizeof job);
 }
 
 std::uint64_t UdpHost::now_ms() noexcept {
@@ -173,13 +59,7 @@ bool UdpHost::bind(const Endpoint& local, std::string& error) {
   getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &sl);
   port_ = from_sockaddr(ss).port;
   last_tick_ms_ = now_ms();
-  efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (efd_ < 0) {
-    error = std::string("eventfd: ") + std::strerror(errno);
-    return false;
-  }
-  worker_ = std::thread([this] { worker_loop(); });
-  return true;
+  return jobs_.start(error);
 }
 
 void UdpHost::flush() noexcept {
@@ -219,7 +99,7 @@ void UdpHost::flush() noexcept {
 }
 
 void UdpHost::poll_once(int timeout_ms) noexcept {
-  pollfd p[2] = {{fd_, POLLIN, 0}, {efd_, POLLIN, 0}};
+  pollfd p[2] = {{fd_, POLLIN, 0}, {jobs_.event_fd(), POLLIN, 0}};
   const std::uint64_t now0 = now_ms();
   const int until_tick = static_cast<int>(last_tick_ms_ + kTickMs > now0 ? last_tick_ms_ + kTickMs - now0 : 0);
   poll(p, 2, timeout_ms < until_tick ? timeout_ms : until_tick);
@@ -248,7 +128,7 @@ void UdpHost::poll_once(int timeout_ms) noexcept {
     if (tx_.room() < TxBatch::kRoomPerReceive) flush();
     service_.receive(std::span<const std::uint8_t>(bufs[i], msgs[i].msg_len), from_sockaddr(addrs[i]), now, tx_);
   }
-  hand_off_jobs();
+  jobs_.hand_off(service_);
   if (now - last_tick_ms_ >= static_cast<std::uint64_t>(kTickMs)) {
     last_tick_ms_ = now;
     ticked_ = true;

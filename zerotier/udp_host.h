@@ -7,26 +7,22 @@
 //      milliseconds, draining the TxBatch with sendmmsg whenever it might not
 //      have room for another receive;
 //   4. once a second, service.tick(now);
-//   5. slow work the service defers (the moon's identity hashes) goes to one
-//      worker thread through a small ring; results come back through another
-//      ring and an eventfd that wakes the poll, and are finished on this
-//      thread. So a hash never stalls relaying (the kernel socket buffer
-//      would overflow behind it during a flood).
-// One thread owns the socket and the service. The rings' mutex is taken
-// once per deferred job (a budgeted handful per second), never per packet. The counters are
+//   5. slow work the service defers (the moon's identity hashes) goes to a
+//      JobRunner (job_runner.h): one worker thread; its eventfd wakes the
+//      poll and the finished jobs are given back on this thread. So a hash
+//      never stalls relaying (the kernel socket buffer would overflow
+//      behind it during a flood).
+// One thread owns the socket and the service. The counters are
 // plain integers read by the same thread (the runner prints them from
 // there). An IPv6 wildcard socket is dual-stack, so one socket serves both
 // families.
 #pragma once
 
-#include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
-#include <thread>
 
+#include "zerotier/job_runner.h"
 #include "zerotier/service.h"
 #include "zerotier/wire.h"
 
@@ -72,22 +68,7 @@ class UdpHost {
 
  private:
   void flush() noexcept;
-  void worker_loop() noexcept;
-  void hand_off_jobs() noexcept;
   void finish_jobs(std::uint64_t now) noexcept;
-
-  // Fixed rings for deferred jobs (no allocation after construction).
-  static constexpr std::size_t kJobs = 64;
-  struct JobRing {
-    std::array<Job, kJobs> jobs;
-    std::size_t head = 0, count = 0;
-  };
-  std::mutex mu_;
-  std::condition_variable cv_;
-  JobRing todo_, done_;
-  bool quit_ = false;
-  int efd_ = -1;
-  std::thread worker_;
 
   DatagramService& service_;
   int fd_ = -1;
@@ -97,6 +78,8 @@ class UdpHost {
   UdpHostCounters counters_;
   std::uint64_t last_tick_ms_ = 0;
   bool ticked_ = false;
+  // Last member: destroyed (worker joined) before the service's host state.
+  JobRunner jobs_;
 };
 
 }  // namespace moongate::zerotier

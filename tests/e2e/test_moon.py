@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""moongate-moon end to end, with an independent Python client (suite e2e).
+"""The moon end to end, with an independent Python client (suite e2e).
 
+Two hosts of the same moon, the same cases: moongate-moon (its own UDP
+socket, counters from its --stats file) and, with --relay, moongate-relay
+--moon-config (the moon on shard 0 of a 2-shard relay, counters from
+/debug/varz; DERP and STUN checked on the same relay during the HELLO
+flood, and the relay's refusal of a World that does not list the moon).
 The moon runs on 127.0.0.1 (ephemeral port) with an identity and World
 made by `moongatectl moon`; the clients are tests/zerotier/ztref.py (pure
 Python Salsa20/12 and Poly1305, PyNaCl for X25519/Ed25519) with identities
@@ -21,7 +26,7 @@ Non-events ("nothing relayed") are checked by ordering: a marker sent after
 the packet must be the next thing to arrive. No root needed; nothing but
 the moon process and a temp dir is created, and both go away at the end.
 
-Usage: test_moon.py PATH/TO/moongate-moon PATH/TO/moongatectl
+Usage: test_moon.py PATH/TO/moongate-moon PATH/TO/moongatectl [--relay PATH/TO/moongate-relay]
 """
 import os
 import shutil
@@ -38,6 +43,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'zerotier'))
 import ztref  # noqa: E402
 from ztref import Identity  # noqa: E402
+from relay_util import Relay  # noqa: E402
+from derp_client import DerpClient  # noqa: E402
 
 RESULTS = []
 MOON = [None]
@@ -68,7 +75,10 @@ def wait_for(cond, what, timeout=10.0):
 
 
 class Moon:
-    def __init__(self, moon_bin, ctl_bin, tmp, extra=()):
+    """moongate-moon; `settings` are given as flags (they override the file)."""
+    host = 'moongate-moon'
+
+    def __init__(self, moon_bin, ctl_bin, tmp, settings=()):
         self.tmp = tmp
         sec = os.path.join(tmp, 'identity.secret')
         if not os.path.exists(sec):
@@ -92,7 +102,13 @@ class Moon:
         with open(self.config_path, 'w') as f:
             f.write('moon:\n  identity: identity.secret\n  world: %s\n  listen: 127.0.0.1/0\n  stats: stats\n'
                     % os.path.basename(self.world_path))
-        self.proc = subprocess.Popen([moon_bin, '--config', self.config_path] + list(extra),
+        self.start(moon_bin, settings)
+
+    def start(self, moon_bin, settings):
+        extra = []
+        for k, v in settings:
+            extra += ['--' + k.replace('_', '-'), v]
+        self.proc = subprocess.Popen([moon_bin, '--config', self.config_path] + extra,
                                      stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert 'serving world' in line, line
@@ -118,6 +134,56 @@ class Moon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class RelayMoon(Moon):
+    """The same moon hosted by moongate-relay (2 shards, plain DERP, STUN on an
+    ephemeral port); `settings` go into the moon's YAML file, which the relay
+    reads with --moon-config."""
+    host = 'moongate-relay'
+
+    def start(self, relay_bin, settings):
+        with open(self.config_path, 'w') as f:
+            f.write('moon:\n  identity: identity.secret\n  world: %s\n  listen: 127.0.0.1/0\n'
+                    % os.path.basename(self.world_path))
+            for k, v in settings:
+                f.write('  %s: %s\n' % (k, v))
+        self.relay = Relay(relay_bin, '--moon-config', self.config_path, shards=2)
+        out = self.relay.output()
+        assert 'moon %s serving world %016x' % (self.identity.address.hex(), self.world['id']) in out, out
+        self.port = int(out.split('moon udp port ')[1].split()[0])
+        self.addr = ('127.0.0.1', self.port)
+
+    def stats(self):
+        """The moongate_moon_* lines of /debug/varz, named as in --stats."""
+        try:
+            v = self.relay.varz()
+        except OSError:
+            return {}
+        st = {}
+        for k, val in v.items():
+            if k.startswith('moongate_moon_'):
+                k = k[len('moongate_moon_'):]
+                st[k[:-len('_total')] if k.endswith('_total') else k] = val
+        return st
+
+    def stop(self):
+        self.relay.stop()
+
+
+def stun_binding(port):
+    """A plain RFC 5389 binding request to the relay's STUN port; returns
+    the response (checked: a success with our transaction id)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(5)
+        tx = os.urandom(12)
+        s.sendto(struct.pack('>HHI', 0x0001, 0, 0x2112A442) + tx, ('127.0.0.1', port))
+        resp, _ = s.recvfrom(2048)
+        assert resp[:2] == b'\x01\x01' and resp[8:20] == tx, resp.hex()
+        return resp
+    finally:
+        s.close()
 
 
 class Client:
@@ -192,12 +258,17 @@ def load_identities():
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    relay_bin = None
+    if len(args) == 4 and args[2] == '--relay':
+        relay_bin = args[3]
+        args = args[:2]
+    if len(args) != 2:
         print(__doc__)
         return 2
-    moon_bin, ctl_bin = sys.argv[1:]
+    moon_bin, ctl_bin = args
     ids = load_identities()
-    tmp = tempfile.mkdtemp(prefix='hz-moon-')
+    tmp = tempfile.mkdtemp(prefix='hz-moon-' if relay_bin is None else 'hr-moon-')
     while len(ids) < 2:
         # Generating in pure Python takes minutes; let moongatectl make one
         # and check its address with the Python hash instead (~15 s).
@@ -212,14 +283,22 @@ def main():
     moon = None
     clients = []
     try:
-        moon = Moon(moon_bin, ctl_bin, tmp, ['--verify-per-second', '5', '--verify-burst', '5'])
+        settings = [('verify_per_second', '5'), ('verify_burst', '5')]
+        if relay_bin:
+            moon = RelayMoon(relay_bin, ctl_bin, tmp, settings)
+        else:
+            moon = Moon(moon_bin, ctl_bin, tmp, settings)
+        print('host: %s, moon on udp port %d' % (moon.host, moon.port), flush=True)
         MOON[0] = moon
         a = Client(ids[0], moon)
         b = Client(ids[1], moon)
         clients += [a, b]
 
         def hello_ok_and_world():
+            t0 = time.monotonic()
+            # A new identity: answered once the worker has hashed it.
             assert a.hello() == b'', 'World sent to a client that does not orbit us'
+            first_ms = (time.monotonic() - t0) * 1000
             w = a.hello(moons=[(moon.world['id'], 0)])
             assert w == moon.world_bytes, 'World in OK(HELLO) differs from the .moon file'
             pw = ztref.parse_world(w)
@@ -231,7 +310,7 @@ def main():
             b.hello()
             s = moon.wait_stat('hello_answered', lambda v: v >= 4)
             assert s['hello_new_identity'] == 2, s
-            return 'world %d bytes' % len(w)
+            return 'world %d bytes; a new identity\'s OK(HELLO) after %.0f ms (hash included)' % (len(w), first_ms)
 
         def whois_and_echo():
             pid = os.urandom(8)
@@ -352,8 +431,25 @@ def main():
             t0 = time.monotonic()
             t.start()
             answered = 0
+            others = ''
             try:
                 wait_for(lambda: sent[0] >= 50, 'the flood to start')
+                if relay_bin:
+                    # The relay's other services on the same process, mid-flood:
+                    # one DERP exchange between two clients, one STUN binding.
+                    d1 = DerpClient('127.0.0.1', moon.relay.port)
+                    d2 = DerpClient('127.0.0.1', moon.relay.port)
+                    try:
+                        data = os.urandom(500)
+                        d1.send_packet(d2.pub, data)
+                        src, got = d2.recv_packet()
+                        assert src == d1.pub and got == data, 'DERP packet mangled during the flood'
+                    finally:
+                        d1.close()
+                        d2.close()
+                    stun_binding(moon.relay.stun_port)
+                    others = '; DERP and STUN answered during the flood'
+
                 # Known clients ask throughout: at least 40 answers and at
                 # least 1000 fresh HELLOs (or 5 s of flood).
                 i = 0
@@ -389,8 +485,8 @@ def main():
             assert sum(d[k] for k in fates) == sent[0], (d, sent[0])
             assert limited >= sent[0] - checked - d['rx_fragments'] - d['drop_hello_deferred_full'], d
             assert s['hello_new_identity'] == s0['hello_new_identity']
-            return '%d fresh HELLOs in %.1fs: %d verified, %d rate-limited; known clients: %d/%d answered' % (
-                sent[0], elapsed, checked, limited, answered, answered)
+            return '%d fresh HELLOs in %.1fs: %d verified, %d rate-limited; known clients: %d/%d answered%s' % (
+                sent[0], elapsed, checked, limited, answered, answered, others)
 
         def multicast_like_and_gather():
             nwid = 0x8056c2e21c000001
@@ -464,6 +560,20 @@ def main():
             assert 'bad.yaml:4:13: moon.max_hops: unknown setting or value out of range' in err, err
             out = subprocess.check_output([ctl_bin, 'moon', 'show', moon.world_path], text=True)
             assert 'signature: valid' in out and moon.identity.address.hex() in out, out
+            if relay_bin:
+                # The relay refuses the same mistakes, with the same messages.
+                relay = [relay_bin, '--addr', '127.0.0.1:0', '--plain', '--stun-port', '-1', '--moon-config']
+                rc, err = run(relay + [bad])
+                assert rc == 1 and 'bad.yaml:3:10: moon.bogus: unknown setting' in err, (rc, err)
+                with open(bad, 'w') as f:
+                    f.write('moon:\n  identity: other.secret\n  world: %s\n  listen: 127.0.0.1/0\n'
+                            % os.path.basename(moon.world_path))
+                rc, err = run(relay + [bad])
+                assert rc == 1 and 'is not a root of the World' in err, (rc, err)
+                with open(bad, 'w') as f:
+                    f.write('moon:\n  identity: identity.secret\n  world: tampered.moon\n')
+                rc, err = run(relay + [bad])
+                assert rc == 1 and 'signature does not verify' in err, (rc, err)
 
         for fn in (operator_errors_are_clear, hello_ok_and_world, whois_and_echo, relay_with_rendezvous, hop_limit,
                    forged_macs_refused, multicast_like_and_gather, fragments_relayed, identity_collision_refused,

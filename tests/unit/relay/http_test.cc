@@ -202,6 +202,12 @@ relay:
   EXPECT_TRUE(o.mesh_insecure);
   EXPECT_EQ(o.admission.mode, AdmissionMode::kNetmap);
   EXPECT_EQ(o.rate_bytes_per_second, 1000000u);
+  // The moon's file: relative to the relay's YAML file, like moongate-moon's paths.
+  Options moon;
+  ASSERT_TRUE(load_relay_yaml("relay:\n  moon_config: moon.yaml\n", "/etc/moongate/relay.yaml", moon, err)) << err;
+  EXPECT_EQ(moon.moon_config, "/etc/moongate/moon.yaml");
+  ASSERT_TRUE(load_relay_yaml("relay:\n  moon-config: /srv/m.yaml\n", "/etc/relay.yaml", moon, err)) << err;
+  EXPECT_EQ(moon.moon_config, "/srv/m.yaml");
   Options none;
   EXPECT_TRUE(load_relay_yaml("interface: {name: mg0}\n", "x.yaml", none, err));
   EXPECT_EQ(none.port, 443);
