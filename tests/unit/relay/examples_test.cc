@@ -29,8 +29,8 @@ Options load(const std::string& name) {
 }
 
 TEST(RelayExamples, TwoRelaysOfOneRegionMeshWithEachOther) {
-  const Options a = load("relay-derp1.yaml");
-  const Options b = load("relay-derp2.yaml");
+  const Options a = load("relay-region/derp1.yaml");
+  const Options b = load("relay-region/derp2.yaml");
   EXPECT_EQ(a.hostname, "derp1.example.com");
   EXPECT_EQ(b.hostname, "derp2.example.com");
   EXPECT_FALSE(a.plain);
