@@ -46,6 +46,27 @@ Moon::~Moon() {
   peers_.for_each([](const Peer& p) { crypto::secure_wipe(const_cast<Peer&>(p).key.data(), kPeerKeyLength); });
 }
 
+void Moon::reassembled(Reassembler::Result r, std::size_t n, const Endpoint& from, std::uint64_t now_ms,
+                       TxBatch& out) noexcept {
+  switch (r) {
+    case Reassembler::Result::kComplete:
+      ++counters_.reassembled;
+      to_us(rx_.get(), n, from, now_ms, out);
+      return;
+    case Reassembler::Result::kEvicted:
+      ++counters_.drop_reassembly_evicted;
+      return;
+    case Reassembler::Result::kIncomplete:
+      return;
+    case Reassembler::Result::kTooBig:
+      ++counters_.drop_too_big;
+      return;
+    case Reassembler::Result::kMalformed:
+      ++counters_.drop_bad_fragment;
+      return;
+  }
+}
+
 void Moon::receive(std::span<const std::uint8_t> d, const Endpoint& from, std::uint64_t now_ms,
                    TxBatch& out) noexcept {
   ++counters_.rx_datagrams;
@@ -65,23 +86,8 @@ void Moon::receive(std::span<const std::uint8_t> d, const Endpoint& from, std::u
       return;
     }
     std::size_t n = 0;
-    switch (reassembler_->add_fragment(d, now_ms, rx_.get(), &n)) {
-      case Reassembler::Result::kComplete:
-        ++counters_.reassembled;
-        to_us(rx_.get(), n, from, now_ms, out);
-        return;
-      case Reassembler::Result::kEvicted:
-        ++counters_.drop_reassembly_evicted;
-        return;
-      case Reassembler::Result::kIncomplete:
-        return;
-      case Reassembler::Result::kTooBig:
-        ++counters_.drop_too_big;
-        return;
-      case Reassembler::Result::kMalformed:
-        ++counters_.drop_bad_fragment;
-        return;
-    }
+    const Reassembler::Result r = reassembler_->add_fragment(d, now_ms, rx_.get(), &n);  // sets n
+    reassembled(r, n, from, now_ms, out);
     return;
   }
   if (d.size() < kMinPacketLength) {
@@ -95,23 +101,8 @@ void Moon::receive(std::span<const std::uint8_t> d, const Endpoint& from, std::u
   }
   if (v.fragmented()) {
     std::size_t n = 0;
-    switch (reassembler_->add_head(d, now_ms, rx_.get(), &n)) {
-      case Reassembler::Result::kComplete:
-        ++counters_.reassembled;
-        to_us(rx_.get(), n, from, now_ms, out);
-        return;
-      case Reassembler::Result::kEvicted:
-        ++counters_.drop_reassembly_evicted;
-        return;
-      case Reassembler::Result::kIncomplete:
-        return;
-      case Reassembler::Result::kTooBig:
-        ++counters_.drop_too_big;
-        return;
-      case Reassembler::Result::kMalformed:
-        ++counters_.drop_bad_fragment;
-        return;
-    }
+    const Reassembler::Result r = reassembler_->add_head(d, now_ms, rx_.get(), &n);  // sets n
+    reassembled(r, n, from, now_ms, out);
     return;
   }
   std::memcpy(rx_.get(), d.data(), d.size());

@@ -144,6 +144,10 @@ class Moon final : public DatagramService {
              std::uint64_t now_ms, TxBatch& out) noexcept;
   void rendezvous(const Peer& a, const Peer& b, std::uint64_t now_ms, TxBatch& out) noexcept;
   void to_us(std::uint8_t* p, std::size_t n, const Endpoint& from, std::uint64_t now_ms, TxBatch& out) noexcept;
+  // A piece went into the reassembler: the whole packet (n bytes in rx_)
+  // goes on to to_us, the rest is counted.
+  void reassembled(Reassembler::Result r, std::size_t n, const Endpoint& from, std::uint64_t now_ms,
+                   TxBatch& out) noexcept;
   void hello(std::uint8_t* p, std::size_t n, const Endpoint& from, std::uint64_t now_ms, TxBatch& out) noexcept;
   void whois(const Peer& peer, std::uint64_t pid, const std::uint8_t* payload, std::size_t len,
              TxBatch& out) noexcept;
