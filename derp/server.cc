@@ -248,16 +248,21 @@ std::uint64_t Server::receive(ConnId id, std::span<const std::uint8_t> bytes, st
       left = 0;
       break;
     }
-    if (left < kHeaderLen) {
-      Buf* b = pool_.get(kHeaderLen);
+    // A partial header or frame waits in a buffer sized for what is known
+    // of it (the header, then the whole frame).
+    auto keep_partial = [&](std::size_t room) {
+      Buf* b = pool_.get(room);
       if (!b) {
         fail(c, CloseReason::kNoMemory, Counter::drop_no_memory);
-        break;
+        return;
       }
       std::memcpy(b->data(), p, left);
       b->len = static_cast<std::uint32_t>(left);
       c.rx = b;
       left = 0;
+    };
+    if (left < kHeaderLen) {
+      keep_partial(kHeaderLen);
       break;
     }
     Header h = get_header(p);
@@ -266,15 +271,7 @@ std::uint64_t Server::receive(ConnId id, std::span<const std::uint8_t> bytes, st
       break;
     }
     if (left < kHeaderLen + h.length) {
-      Buf* b = pool_.get(kHeaderLen + h.length);
-      if (!b) {
-        fail(c, CloseReason::kNoMemory, Counter::drop_no_memory);
-        break;
-      }
-      std::memcpy(b->data(), p, left);
-      b->len = static_cast<std::uint32_t>(left);
-      c.rx = b;
-      left = 0;
+      keep_partial(kHeaderLen + h.length);
       break;
     }
     handle_frame(c, h.type, {p + kHeaderLen, h.length}, now);
