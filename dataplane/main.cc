@@ -127,6 +127,35 @@ dp::Settings to_settings(config::Config& cfg) {
   }
   dp::route_settings(cfg.routes, s.ports, s.routes, s.routes6);
   for (const auto& p : cfg.peers) s.peers.push_back(dp::peer_settings(p));
+  // The exit node (docs/exit-node.md): the wan port's internet prefixes,
+  // NAT44 to its first IPv4 address or to the pool.
+  for (const auto& p : cfg.ports) {
+    if (p.role != config::PortRole::kWan || !p.internet) continue;
+    for (const auto& a : *p.internet)
+      if (a.addr.is_v4()) s.internet_v4.push_back(dp::Ipv4Iface{v4_of(a.network().addr), a.len});
+    // Only IPv6 prefixes listed: no IPv4 destination is internet.
+    if (s.internet_v4.empty()) s.internet_v4.push_back(dp::Ipv4Iface{0xffffffffu, 32});
+  }
+  if (cfg.nat) {
+    s.nat = true;
+    nat::Nat44Config& n = s.nat_config;
+    const auto to_nat = [](std::uint32_t v) {
+      net::Ipv4Address a{};
+      std::memcpy(a.data(), &v, 4);
+      return a;
+    };
+    if (cfg.nat->masquerade) {
+      for (const auto& p : s.ports)
+        if (p.role == dp::PortRole::kWan && !p.v4.empty()) n.pool.push_back(to_nat(p.primary_v4()));
+    } else {
+      for (const auto& a : cfg.nat->pool) n.pool.push_back(to_nat(v4_of(a)));
+    }
+    n.port_min = cfg.nat->port_min;
+    n.port_max = cfg.nat->port_max;
+    n.max_flows = cfg.nat->max_flows;
+    n.timeouts = cfg.nat->timeouts;
+    n.reserved_ports = {cfg.interface.listen_port};
+  }
   return s;
 }
 
@@ -214,7 +243,14 @@ int main(int argc, char** argv) {
     if (initial.has_private_key) settings.private_key = initial.private_key;
     settings.listen_port = initial.listen_port;
     settings.peers.clear();
-    for (const auto& p : initial.peers) settings.peers.push_back(dp::peer_settings(p));
+    for (const auto& p : initial.peers) {
+      settings.peers.push_back(dp::peer_settings(p));
+      // The netmap does not carry exit_node: the configuration's word for
+      // the same key holds (peers only the netmap knows are not exits).
+      for (const auto& c : cfg.peers)
+        if (c.public_key == p.public_key) settings.peers.back().exit_node = c.exit_node;
+    }
+    if (settings.nat) settings.nat_config.reserved_ports = {settings.listen_port};
     dp::route_settings(initial.routes, settings.ports, settings.routes, settings.routes6);
   }
 

@@ -18,6 +18,7 @@
 
 #include "crypto/secret.h"
 #include "dataplane/port.h"
+#include "nat/nat44.h"
 #include "dataplane/timer_wheel.h"
 #include "wireguard/endpoint.h"
 #include "wireguard/huge_pages.h"
@@ -51,6 +52,8 @@ struct PeerSettings {
   std::vector<std::pair<Ipv6Bytes, std::uint8_t>> allowed_v6;
   wg::Endpoint endpoint;
   std::uint16_t persistent_keepalive = 0;
+  // May use the gateway as its exit to the internet (docs/exit-node.md).
+  bool exit_node = false;
   // DH(our private key, public_key), when the netmap service computed it off
   // the workers (wg::Device::add_peer).
   crypto::SecretKey static_static;
@@ -81,6 +84,13 @@ struct Settings {
   std::uint32_t max_peers = 100000;
   std::uint16_t workers = 1;  // worker lcores; each polls one queue of every port
   bool busy_poll = false;
+  // Exit node (docs/exit-node.md): NAT44 for exit-node peers' IPv4 traffic
+  // routed out of the wan port, when set. `lcores` and `seed` are filled by
+  // the Gateway; the pool by the caller (the wan address when masquerading).
+  bool nat = false;
+  nat::Nat44Config nat_config;
+  // The wan port's `internet` prefixes (IPv4); empty: everything.
+  std::vector<Ipv4Iface> internet_v4;
 };
 
 // One per peer. `id` and `owner` are fixed when the peer is created; `peer`
@@ -93,6 +103,7 @@ struct Settings {
 struct alignas(64) PeerCtx : TimerNode, wg::OnHugeSlab<PeerCtx> {
   std::uint32_t id = 0;      // global id: what the allowed-IPs tables return
   std::uint16_t owner = 0;   // worker index
+  bool exit_node = false;    // PeerSettings::exit_node, fixed with the peer
   wg::Peer* peer = nullptr;  // in the owner's device; nullptr once removed
   // A copy of the peer's counters the owner refreshes about once a second
   // (Worker::report) for readers on other threads — status, telemetry, the

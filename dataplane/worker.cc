@@ -102,6 +102,19 @@ inline std::uint16_t outer_ipv4_checksum(std::uint16_t total_len, std::uint32_t 
   return rte_cpu_to_be_16(static_cast<std::uint16_t>(~sum));
 }
 
+// check_ipv4's fast path fills only what the forwarding path reads; the
+// NAT reads the rest of the header (protocol, addresses, fragment fields).
+void complete_ipv4_header(const std::uint8_t* p, net::Ipv4Header& h) noexcept {
+  h.protocol = p[9];
+  const auto frag = static_cast<std::uint16_t>((p[6] << 8) | p[7]);
+  h.dont_fragment = (frag & 0x4000) != 0;
+  h.more_fragments = (frag & 0x2000) != 0;
+  h.fragment_offset = static_cast<std::uint16_t>((frag & 0x1fff) * 8);
+  h.ttl = p[8];
+  std::memcpy(h.src.data(), p + net::kIpv4SrcOffset, 4);
+  std::memcpy(h.dst.data(), p + net::kIpv4DstOffset, 4);
+}
+
 // Recomputes the IPv4 header checksum (20-60 bytes: cheap next to crypto).
 void ipv4_fix_checksum(rte_ipv4_hdr* ip) {
   ip->hdr_checksum = 0;
@@ -184,6 +197,18 @@ std::string Worker::init() {
   }
   wan_ = &port(shared_.wan);
   wan_neigh_ = neighbors_[shared_.wan].get();
+  if (settings_.nat) {
+    try {
+      nat_ = std::make_unique<nat::Nat44>(settings_.nat_config, id_, now_.mono);
+    } catch (const std::exception& e) {
+      return std::string("nat: ") + e.what();
+    }
+    for (const net::Ipv4Address& a : settings_.nat_config.pool) {
+      std::uint32_t v = 0;
+      std::memcpy(&v, a.data(), 4);
+      nat_pool_.push_back(v);
+    }
+  }
   return {};
 }
 
@@ -541,17 +566,19 @@ void Worker::poll_wan() {
     if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h, true)) continue;
     const std::uint16_t ihl = h.header_len;
     const std::uint16_t total = h.total_len;
-    if (!wan_->owns(ip->dst_addr)) {
+    if (!wan_->owns(ip->dst_addr) && !nat_pool(ip->dst_addr)) {
       drop(m, DpDrop::kNotForUs);
       continue;
     }
+    // NAT return traffic (nat_in) after ARP, echo to us and WireGuard, and
+    // before the exception path.
     if (ip->next_proto_id != IPPROTO_UDP) {
-      if (!handle_local(*wan_, *wan_neigh_, m)) to_kernel(*wan_, m);
+      if (!handle_local(*wan_, *wan_neigh_, m) && !nat_in(m, h, false)) to_kernel(*wan_, m);
       continue;
     }
     if ((rte_be_to_cpu_16(ip->fragment_offset) &
          (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
-      drop(m, DpDrop::kUnsupported);
+      if (!nat_in(m, h, false)) drop(m, DpDrop::kUnsupported);  // the NAT counts its own
       continue;
     }
     auto* udp = reinterpret_cast<rte_udp_hdr*>(reinterpret_cast<std::uint8_t*>(ip) + ihl);
@@ -561,7 +588,7 @@ void Worker::poll_wan() {
       continue;
     }
     if (udp->dst_port != rte_cpu_to_be_16(routing_->listen_port)) {
-      to_kernel(*wan_, m);
+      if (!nat_in(m, h, false)) to_kernel(*wan_, m);
       continue;
     }
     wireguard_in(m, static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
@@ -753,6 +780,16 @@ void Worker::poll_handoff() {
           else
             drop(m, DpDrop::kNoRoute);
           break;
+        case HandoffKind::kNatReturn: {
+          // As received on the WAN (Ethernet first), checked there.
+          net::Ipv4Header h;
+          const std::size_t len = rte_pktmbuf_data_len(m);
+          if (len < kEthLen ||
+              !check_ipv4(m, rte_pktmbuf_mtod_offset(m, const std::uint8_t*, kEthLen), len - kEthLen, h, false))
+            break;
+          if (!nat_in(m, h, true)) drop(m, DpDrop::kNotForUs);
+          break;
+        }
         case HandoffKind::kNeighbor: {
           const std::size_t pi = f.arg;
           auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
@@ -900,6 +937,7 @@ void Worker::decrypt_flush() {
   }
   finish_run();
   rx_count_ = 0;
+  exit_flush();
 }
 
 // src_id, dst_id: the allowed-IPs look-ups of an IPv4 packet's source and
@@ -940,7 +978,112 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::
     send_ipv4(*lan, *neighbors_[port_index(*lan)], m, next_hop);
     return;
   }
-  drop(m, DpDrop::kNoLanRoute);
+  exit_out(from, m, h);
+}
+
+// --- exit node: NAT44 (docs/exit-node.md) ----------------------------------------
+
+bool Worker::internet(std::uint32_t dst) const noexcept {
+  if (settings_.internet_v4.empty()) return true;
+  for (const Ipv4Iface& p : settings_.internet_v4)
+    if (p.contains(dst)) return true;
+  return false;
+}
+
+// The route lookup found no peer, LAN or static route: the packet would
+// leave through the wan port. Only an exit-node peer's packet to an
+// internet destination may, and only through the NAT.
+void Worker::exit_out(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h) {
+  if (!nat_) {
+    drop(m, DpDrop::kNoLanRoute);  // not an exit node: as before
+    return;
+  }
+  const auto* p = rte_pktmbuf_mtod(m, const std::uint8_t*);
+  std::uint32_t dst = 0;
+  std::memcpy(&dst, p + net::kIpv4DstOffset, 4);
+  if (!from.exit_node || !internet(dst) || wan_->v4.empty()) {
+    drop(m, DpDrop::kNotExit);
+    return;
+  }
+  complete_ipv4_header(p, h);
+  if (exit_count_ == kBurst) exit_flush();
+  exit_items_[exit_count_++] = ExitItem{m, h};
+}
+
+// The exit batch, NAT'ed as a burst: every packet's table slot is asked
+// for, then every flow record, then each is translated, so with many flows
+// the cache misses overlap (perf/README.md: ~3x one at a time).
+void Worker::exit_flush() {
+  if (exit_count_ == 0) return;
+  const std::uint16_t n = exit_count_;
+  exit_count_ = 0;
+  for (std::uint16_t i = 0; i < n; ++i)
+    nat_->prefetch(rte_pktmbuf_mtod(exit_items_[i].m, const std::uint8_t*), exit_items_[i].h.total_len,
+                   nat::Direction::kOutbound);
+  for (std::uint16_t i = 0; i < n; ++i)
+    nat_->prefetch_flow(rte_pktmbuf_mtod(exit_items_[i].m, const std::uint8_t*), exit_items_[i].h.total_len,
+                        nat::Direction::kOutbound);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = exit_items_[i].m;
+    auto* ip = rte_pktmbuf_mtod(m, std::uint8_t*);
+    const nat::Result r = nat_->translate(ip, exit_items_[i].h, nat::Direction::kOutbound, now_.mono);
+    if (r.verdict != nat::Verdict::kTranslated) {
+      rte_pktmbuf_free(m);  // counted by the NAT (NatCounters)
+      continue;
+    }
+    std::uint32_t dst = 0;
+    std::memcpy(&dst, ip + net::kIpv4DstOffset, 4);
+    send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
+  }
+}
+
+// A WAN frame (Ethernet first) whose IPv4 header h was checked: return
+// traffic of a NAT flow is translated here when this lcore owns the flow's
+// port slice, or handed to the owner unchanged; a translated packet goes
+// to its peer's encrypt batch (the flow was made by the peer's owner, so
+// normally this lcore; to_peer hands it on otherwise). No policy check: a
+// translated return is established by construction.
+bool Worker::nat_in(rte_mbuf* m, net::Ipv4Header& h, bool routed) {
+  if (!nat_) return false;
+  auto* ip = rte_pktmbuf_mtod_offset(m, std::uint8_t*, kEthLen);
+  complete_ipv4_header(ip, h);
+  const nat::Result r = nat_->translate(ip, h, nat::Direction::kInbound, now_.mono);
+  switch (r.verdict) {
+    case nat::Verdict::kNotNat:
+      return false;
+    case nat::Verdict::kDrop:
+      rte_pktmbuf_free(m);  // counted by the NAT
+      return true;
+    case nat::Verdict::kHandOff: {
+      if (routed || r.owner < 0 || r.owner >= static_cast<int>(shared_.workers()) || r.owner == id_) {
+        drop(m, DpDrop::kNotForUs);  // never passed on twice
+        return true;
+      }
+      Handoff* f = handoff_of(m, shared_.handoff_field);
+      f->kind = HandoffKind::kNatReturn;
+      handoff(static_cast<std::uint16_t>(r.owner), m);
+      return true;
+    }
+    case nat::Verdict::kTranslated:
+      break;
+  }
+  const std::uint16_t total = h.total_len;
+  rte_pktmbuf_adj(m, kEthLen);
+  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+  ip = rte_pktmbuf_mtod(m, std::uint8_t*);
+  if (!net::ipv4_decrement_ttl(ip, total)) {
+    drop(m, DpDrop::kTtlExpired);
+    return true;
+  }
+  std::uint32_t dst = 0, id = kNoPeer;
+  std::memcpy(&dst, ip + net::kIpv4DstOffset, 4);
+  lookup_v4(&dst, &id, 1);
+  if (id == kNoPeer) {
+    drop(m, DpDrop::kNoRoute);
+    return true;
+  }
+  to_peer(*shared_.peers[id], m);
+  return true;
 }
 
 // n addresses (network order) at once: their table lines are asked for
@@ -1570,6 +1713,7 @@ bool Worker::run_once() {
   run_handshakes();
   encrypt_flush();
   run_timers();
+  if (nat_) nat_->expire(now_.mono, 64);
   report();
   handoff_flush();
   tx_flush();
@@ -1718,6 +1862,17 @@ void Worker::report_counters() {
   send("to_kernel", counters_.to_kernel);
   for (std::size_t i = 0; i < kDpDropCount; ++i)
     if (counters_.drops[i]) send(std::string("drop_") + dp_drop_name(static_cast<DpDrop>(i)), counters_.drops[i]);
+  if (nat_) {
+    const nat::NatCounters& c = nat_->counters();
+    send("nat_flows", nat_->flow_count());
+    send("nat_translated_out", c.translated_out);
+    send("nat_translated_in", c.translated_in);
+    send("nat_icmp_errors_in", c.icmp_errors_in);
+    send("nat_flows_created", c.flows_created);
+    send("nat_flows_expired", c.flows_expired);
+    for (std::size_t i = 0; i < nat::kNatDropCount; ++i)
+      if (c.drops[i]) send(std::string("nat_drop_") + nat::nat_drop_name(static_cast<nat::NatDrop>(i)), c.drops[i]);
+  }
   for (std::size_t i = 1; i < wg::kDropCount; ++i)
     if (device_->drop_counters()[i])
       send(std::string("wg_drop_") + wg::drop_name(static_cast<wg::Drop>(i)), device_->drop_counters()[i]);

@@ -64,6 +64,7 @@
 #include "dataplane/routing.h"
 #include "dataplane/shared.h"
 #include "dataplane/timer_wheel.h"
+#include "nat/nat44.h"
 #include "wireguard/clock.h"
 #include "wireguard/device.h"
 #include "wireguard/load.h"
@@ -116,6 +117,9 @@ class Worker final : public wg::DeviceHost {
   wg::Device& device() noexcept { return *device_; }
   const wg::Device& device() const noexcept { return *device_; }
   const char* aead_arch() const noexcept { return aead_->arch_name(); }
+  // This worker's NAT44 (nullptr without `nat:`); its counters and flow
+  // count are read by status and telemetry (a slightly stale view).
+  const nat::Nat44* nat() const noexcept { return nat_.get(); }
 
  private:
   struct TxBuffer {
@@ -165,6 +169,21 @@ class Worker final : public wg::DeviceHost {
   void decrypt_flush();
   void route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
   void route_inner_v6(PeerCtx& from, rte_mbuf* m);
+  // Exit node (docs/exit-node.md). exit_out: a decrypted IPv4 packet no
+  // peer, LAN or route claims: checked (exit_node peer, internet
+  // destination) and queued for exit_flush, which translates the queue as
+  // a burst (prefetch, prefetch_flow, translate) and sends it out of the
+  // wan port. nat_in: an IPv4 frame received on the wan port (or handed
+  // over, `routed`) that may be NAT return traffic; false when it is not
+  // (the caller's local handling goes on), true when consumed.
+  void exit_out(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h);
+  void exit_flush();
+  bool nat_in(rte_mbuf* m, net::Ipv4Header& h, bool routed);
+  bool nat_pool(std::uint32_t addr) const noexcept {
+    for (std::uint32_t a : nat_pool_) if (a == addr) return true;
+    return false;
+  }
+  bool internet(std::uint32_t dst) const noexcept;
   void lan_v6(Port& port, rte_mbuf* m);
   void send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop);
   void send_packet_too_big(Port& port, const std::uint8_t* offending, std::size_t len);
@@ -232,6 +251,8 @@ class Worker final : public wg::DeviceHost {
   static constexpr std::size_t kTimerSlots = 4096;
   static constexpr std::size_t kTimerBudget = 1024;
   std::unique_ptr<TimerWheel> wheel_;
+  std::unique_ptr<nat::Nat44> nat_;     // with `nat:`: this lcore's flows and port slice
+  std::vector<std::uint32_t> nat_pool_; // its external addresses, network order
   const Routing* routing_ = nullptr;  // this iteration's (loaded once per iteration)
   std::atomic<std::uint64_t> commands_done_{0};
   std::atomic<std::size_t> owned_count_{0};
@@ -268,6 +289,15 @@ class Worker final : public wg::DeviceHost {
     PeerCtx* peer;
   };
   TxItem enc_items_[kBurst * 2];
+  // Exit batch: decrypted packets for the internet, NAT'ed together at the
+  // end of the decrypt burst (exit_flush). The header as check_ipv4 parsed
+  // it, completed (protocol, addresses, fragment fields) for Nat44.
+  struct ExitItem {
+    rte_mbuf* m;
+    net::Ipv4Header h;
+  };
+  ExitItem exit_items_[kBurst];
+  std::uint16_t exit_count_ = 0;
   std::uint16_t enc_count_ = 0;
   bool in_encrypt_flush_ = false;
 };

@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the exit node (docs/exit-node.md) with real peers (suite e2e).
+
+  cli ns                       rtr ns (router)                   gw ns              inet ns
+  wireguard-go client  --veth-- 172.16.0.1 | 192.0.2.1 --veth--  [ data plane ]
+  172.16.0.2, tunnel            198.51.100.1 --veth-----------------------------  198.51.100.10
+  100.64.0.2, AllowedIPs                                          wan 192.0.2.2/24   (default via .1)
+  0.0.0.0/0 (0/1 + 128/1                                          gateway 192.0.2.1
+  through the tunnel)
+
+The client's internet traffic goes through the tunnel to the gateway, which
+masquerades it to its wan address 192.0.2.2 (NAT44); the internet host has
+no route to 100.64.0.0/10 and sees only 192.0.2.2. A second peer (cli2,
+100.64.0.3) is not an exit node: its internet traffic is dropped (not_exit).
+
+Usage: test_exit.py PATH/TO/moongate-dataplane
+Exit 77 (skip) when not root or a tool is missing.
+"""
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from topology import Topology, sh, wait_for, wg_keypair  # noqa: E402
+
+RESULTS = []
+INET = "198.51.100.10"
+WAN = "192.0.2.2"
+MAX_FLOWS = 24
+
+
+def case(name):
+    def wrap(fn):
+        def run(*a, **kw):
+            t0 = time.monotonic()
+            try:
+                detail = fn(*a, **kw)
+                RESULTS.append((name, True, detail or "", time.monotonic() - t0))
+                print(f"PASS {name} ({time.monotonic() - t0:.1f}s) {detail or ''}", flush=True)
+            except Exception as e:  # a failed case must not stop the others
+                RESULTS.append((name, False, str(e), time.monotonic() - t0))
+                print(f"FAIL {name}: {e}", flush=True)
+                traceback.print_exc()
+        return run
+    return wrap
+
+
+def ping(ns, dst, count=5):
+    out = sh("ping", "-c", str(count), "-i", "0.2", "-W", "2", dst, ns=ns, capture=True, check=False, timeout=30)
+    for line in out.splitlines():
+        if "packets transmitted" in line:
+            return int(line.split(",")[1].split()[0]), out
+    return 0, out
+
+
+def status(topo, dp):
+    """The data plane's status file (SIGUSR1)."""
+    path = os.path.join(topo.tmp, "status.txt")
+    if os.path.exists(path):
+        os.unlink(path)
+    dp.send_signal(10)
+    wait_for("the data plane's status file", lambda: os.path.exists(path) and
+             open(path).read().endswith("end\n"), timeout=10)
+    return open(path).read()
+
+
+def nat_stats(topo, dp):
+    """{"flows": n, "translated_out": n, ..., "drop_<reason>": n, "dp_drop_<reason>": n}."""
+    out = {}
+    for line in status(topo, dp).splitlines():
+        parts = line.split()
+        if parts[:1] == ["nat"]:
+            for k, v in zip(parts[1::2], parts[2::2]):
+                out[k] = int(v)
+        elif parts[:1] == ["nat_drop"]:
+            out["drop_" + parts[1]] = int(parts[2])
+        elif parts[:1] == ["drop"]:
+            out["dp_drop_" + parts[1]] = int(parts[2])
+    return out
+
+
+def build(topo, dataplane_bin):
+    cli, cli2, rtr, gw, inet = (topo.ns(n) for n in ("cli", "cl2", "rtr", "gw", "inet"))
+    topo.veth(cli, "cl0", rtr, "rc0")
+    topo.veth(cli2, "cl0", rtr, "rc1")
+    topo.veth(rtr, "rg0", gw, "gw0")
+    topo.veth(rtr, "ri0", inet, "ih0")
+    topo.dataplane_side(gw, "gw0")
+    for ns, i in ((cli, "cl0"), (cli2, "cl0"), (rtr, "rc0"), (rtr, "rc1"), (rtr, "rg0"), (rtr, "ri0"),
+                  (inet, "ih0")):
+        topo.host_side(ns, i)
+    sh("ip", "addr", "add", "172.16.0.1/24", "dev", "rc0", ns=rtr)
+    sh("ip", "addr", "add", "172.16.1.1/24", "dev", "rc1", ns=rtr)
+    sh("ip", "addr", "add", "192.0.2.1/24", "dev", "rg0", ns=rtr)
+    sh("ip", "addr", "add", "198.51.100.1/24", "dev", "ri0", ns=rtr)
+    sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=rtr)
+    sh("ip", "addr", "add", f"{INET}/24", "dev", "ih0", ns=inet)
+    sh("ip", "route", "add", "default", "via", "198.51.100.1", ns=inet)
+
+    dp_priv, dp_pub = wg_keypair()
+    clients = []
+    for i, (ns, under, inner) in enumerate(((cli, "172.16.0", "100.64.0.2"), (cli2, "172.16.1", "100.64.0.3"))):
+        sh("ip", "addr", "add", f"{under}.2/24", "dev", "cl0", ns=ns)
+        sh("ip", "route", "add", "192.0.2.0/24", "via", f"{under}.1", ns=ns)
+        priv, pub = wg_keypair()
+        wgif = f"mg{i}{topo.tag}"[:15]
+        topo.wireguard_go(ns, wgif, priv, 51820, f"{inner}/32")
+        sh("wg", "set", wgif, "peer", dp_pub, "endpoint", f"{WAN}:51820", "allowed-ips", "0.0.0.0/0", ns=ns)
+        # AllowedIPs 0.0.0.0/0 as wg-quick does it without policy routing:
+        # two halves through the tunnel, the gateway itself on the link.
+        sh("ip", "route", "add", "0.0.0.0/1", "dev", wgif, ns=ns)
+        sh("ip", "route", "add", "128.0.0.0/1", "dev", wgif, ns=ns)
+        clients.append(dict(ns=ns, wgif=wgif, pub=pub, inner=inner))
+
+    cfg = os.path.join(topo.tmp, "exit.yaml")
+    ifname = f"mgx{topo.tag}"[:15]
+    with open(cfg, "w") as f:
+        f.write(f"""# generated by test_exit.py
+interface:
+  name: {ifname}
+  private_key: {dp_priv}
+  listen_port: 51820
+ports:
+  - name: wan0
+    role: wan
+    device: "net_af_packet0,iface=gw0"
+    address: 192.0.2.2/24
+    gateway: 192.0.2.1
+peers:
+  - public_key: {clients[0]['pub']}
+    name: alice
+    allowed_ips: [100.64.0.2/32]
+    exit_node: true
+  - public_key: {clients[1]['pub']}
+    name: bob
+    allowed_ips: [100.64.0.3/32]
+nat:
+  masquerade: true
+  max_flows: {MAX_FLOWS}
+  timeouts:
+    udp: 2
+    udp_stream: 3
+    icmp: 2
+    tcp_fin_wait: 2
+    tcp_close_wait: 2
+    tcp_last_ack: 2
+    tcp_time_wait: 2
+    tcp_close: 2
+dataplane:
+  lcores: [0]
+  hugepages: false
+  memory_mb: 256
+  max_peers: 100
+""")
+    log = os.path.join(topo.tmp, "dataplane.log")
+    topo.runtime_dirs.append(f"/var/run/dpdk/moongate-{ifname}")
+    dp = topo.spawn([dataplane_bin, "--config", cfg, "--status-file", os.path.join(topo.tmp, "status.txt")],
+                    ns=gw, log=log)
+
+    def ready():
+        if dp.poll() is not None:
+            raise RuntimeError("data plane exited: " + open(log).read()[-2000:])
+        return sh("ping", "-c", "1", "-W", "1", WAN, ns=rtr, check=False) == 0
+    wait_for("the data plane to answer ping on its wan port", ready, timeout=60)
+    return dict(cli=cli, cli2=cli2, rtr=rtr, gw=gw, inet=inet, dp=dp, log=log)
+
+
+def iperf(topo, t, udp=False):
+    """iperf3 from the client to the internet host; returns (server's view of
+    the client's address, bytes the server received)."""
+    out = os.path.join(topo.tmp, "iperf-server-udp.json" if udp else "iperf-server-tcp.json")
+    srv = topo.spawn(["iperf3", "-s", "-1", "-J", "-B", INET, "--logfile", out], ns=t["inet"])
+    wait_for("iperf3 server", lambda: f"{INET}:5201" in sh("ss", "-ltn", ns=t["inet"], capture=True))
+    args = ["iperf3", "-c", INET, "-t", "3", "-J"]
+    if udp:
+        args += ["-u", "-b", "20M"]
+    sh(*args, ns=t["cli"], capture=True, timeout=60)
+    srv.wait(timeout=15)
+    report = json.load(open(out))
+    remote = report["start"]["connected"][0]["remote_host"]
+    end = report["end"]
+    got = end["sum_received"]["bytes"]
+    return remote, got
+
+
+# A UDP echo server: answers every datagram with its payload prefixed by
+# the sender's address as the server sees it.
+UDP_ECHO = r"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7007))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(a[0].encode() + b" " + d, a)
+"""
+
+# A TCP echo server that keeps connections open (the full-table case).
+TCP_ECHO = r"""
+import socket, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7008))
+s.listen(8)
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(4096)
+            if not d:
+                return
+            c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+# In the client: one TCP connection kept open across the table filling up.
+# Reads commands on stdin: "send" -> one echo round trip ("ok"/"fail");
+# "udp N" -> N datagrams to distinct ports of the internet host.
+HOLDER = r"""
+import socket, sys
+c = socket.create_connection((sys.argv[1], 7008), timeout=5)
+print("connected", flush=True)
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "send":
+        try:
+            c.sendall(b"x" * 100)
+            got = b""
+            while len(got) < 100:
+                d = c.recv(100 - len(got))
+                if not d:
+                    break
+                got += d
+            print("ok" if got == b"x" * 100 else "fail", flush=True)
+        except OSError as e:
+            print("fail", e, flush=True)
+    elif cmd[0] == "udp":
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for p in range(int(cmd[1])):
+            u.sendto(b"fill", (sys.argv[1], 20000 + p))
+        print("sent", flush=True)
+"""
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root (network namespaces)")
+        return 77
+    for tool in ("wireguard-go", "wg", "iperf3", "traceroute", "ethtool"):
+        if shutil.which(tool) is None:
+            print(f"SKIP: {tool} not installed (scripts/install-deps)")
+            return 77
+    dataplane_bin = os.path.abspath(sys.argv[1])
+    topo = Topology("hx")
+    try:
+        t = build(topo, dataplane_bin)
+        run_cases(topo, t)
+    except Exception as e:
+        RESULTS.append(("setup", False, str(e), 0))
+        traceback.print_exc()
+    finally:
+        log = os.path.join(topo.tmp, "dataplane.log")
+        if any(not ok for _, ok, _, _ in RESULTS) and os.path.exists(log):
+            print("--- data plane log (tail) ---\n" + open(log).read()[-3000:])
+        topo.cleanup()
+    failed = [n for n, ok, _, _ in RESULTS if not ok]
+    print(f"{len(RESULTS) - len(failed)}/{len(RESULTS)} cases passed" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed or not RESULTS else 0
+
+
+def run_cases(topo, t):
+    @case("ping through the exit (NAT44)")
+    def _():
+        got, out = ping(t["cli"], INET, count=5)
+        assert got == 5, f"{got}/5 replies\n{out}"
+        s = nat_stats(topo, t["dp"])
+        assert s["translated_out"] >= 5 and s["translated_in"] >= 5, s
+        return f"5/5, nat {s}"
+    _()
+
+    @case("TCP through the exit: the internet host sees only the wan address")
+    def _():
+        remote, got = iperf(topo, t)
+        assert remote == WAN, f"the internet host saw {remote}"
+        assert got > 100_000, f"{got} bytes"
+        return f"{got / 1e6:.1f} MB from {remote}"
+    _()
+
+    @case("UDP through the exit: iperf3 -u and an echo, seen from the wan address")
+    def _():
+        remote, got = iperf(topo, t, udp=True)
+        assert remote == WAN, f"the internet host saw {remote}"
+        assert got > 100_000, f"{got} bytes"
+        topo.spawn(["python3", "-c", UDP_ECHO], ns=t["inet"])
+        wait_for("udp echo", lambda: ":7007" in sh("ss", "-lun", ns=t["inet"], capture=True))
+        out = sh("python3", "-c", f"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+for i in range(5):
+    s.sendto(b"hello", ("{INET}", 7007))
+    try:
+        print(s.recvfrom(2048)[0].decode())
+        break
+    except socket.timeout:
+        pass
+""", ns=t["cli"], capture=True, timeout=30)
+        assert out.strip() == f"{WAN} hello", f"echo: {out!r}"
+        return f"iperf3 -u {got / 1e6:.1f} MB; echo saw {out.split()[0]}"
+    _()
+
+    @case("traceroute: the hops beyond the gateway answer through the NAT")
+    def _():
+        out = sh("traceroute", "-n", "-q", "1", "-w", "1", "-m", "5", INET, ns=t["cli"], capture=True, timeout=60)
+        hops = [line.split() for line in out.splitlines()[1:]]
+        addrs = [h[1] for h in hops if len(h) > 1]
+        # Hop 1 is the gateway (it drops TTL-expired packets without an
+        # ICMP error); hop 2 the router's time-exceeded, hop 3 the host's
+        # port-unreachable, both translated back to the client.
+        assert "192.0.2.1" in addrs and INET in addrs, out
+        s = nat_stats(topo, t["dp"])
+        assert s["icmp_errors_in"] >= 2, s
+        return f"hops {addrs}; icmp_errors_in {s['icmp_errors_in']}"
+    _()
+
+    @case("a peer without exit_node cannot use the exit (counted)")
+    def _():
+        before = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        got, _out = ping(t["cli2"], INET, count=3)
+        assert got == 0, f"{got} replies"
+        after = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        assert after - before >= 3, (before, after)
+        return f"not_exit +{after - before}"
+    _()
+
+    @case("flows expire on time (short timeouts), read from the status")
+    def _():
+        # Every flow so far is UDP, ICMP or closed TCP, with 2-3 s timeouts
+        # (the wheel ticks at 100 ms): all gone well within 15 s.
+        wait_for("the earlier NAT flows to expire", lambda: nat_stats(topo, t["dp"])["flows"] == 0,
+                 timeout=15, interval=0.2)
+        s = nat_stats(topo, t["dp"])
+        assert s["flows_expired"] == s["flows_created"], s
+        # One new UDP flow (udp: 2 s without a reply): there at once, gone
+        # after its timeout, not before.
+        sh("python3", "-c", f"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+           f".sendto(b'x', ('{INET}', 9999))", ns=t["cli"])
+        wait_for("the new flow", lambda: nat_stats(topo, t["dp"])["flows"] == 1, timeout=5, interval=0.05)
+        t0 = time.monotonic()
+        wait_for("the new flow to expire", lambda: nat_stats(topo, t["dp"])["flows"] == 0, timeout=10, interval=0.1)
+        lived = time.monotonic() - t0
+        assert lived >= 1.0, f"expired after {lived:.1f}s, before its 2 s timeout"
+        s = nat_stats(topo, t["dp"])
+        assert s["flows_expired"] == s["flows_created"], s
+        return f"{s['flows_created']} created, all expired; the 2 s UDP flow lived {lived:.1f}s more"
+    _()
+
+    @case("a full table drops new flows (counted) while an existing flow goes on")
+    def _():
+        import subprocess
+        topo.spawn(["python3", "-c", TCP_ECHO], ns=t["inet"])
+        wait_for("tcp echo", lambda: ":7008" in sh("ss", "-ltn", ns=t["inet"], capture=True))
+        holder = subprocess.Popen(["ip", "netns", "exec", t["cli"], "python3", "-c", HOLDER, INET],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        topo.procs.append(holder)
+        assert holder.stdout.readline().strip() == "connected"
+
+        def cmd(c):
+            holder.stdin.write(c + "\n")
+            holder.stdin.flush()
+            return holder.stdout.readline().strip()
+        assert cmd("send") == "ok"
+        before = nat_stats(topo, t["dp"])
+        assert cmd(f"udp {MAX_FLOWS * 2}") == "sent"
+        wait_for("table_full drops", lambda: nat_stats(topo, t["dp"]).get("drop_table_full", 0) >
+                 before.get("drop_table_full", 0), timeout=10)
+        s = nat_stats(topo, t["dp"])
+        assert s["flows"] <= MAX_FLOWS, s
+        assert cmd("send") == "ok", "the existing TCP flow stopped"
+        return f"flows {s['flows']}/{MAX_FLOWS}, table_full {s.get('drop_table_full', 0)}, TCP still echoes"
+    _()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
