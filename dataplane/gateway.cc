@@ -150,12 +150,18 @@ std::string Gateway::init(Settings settings) {
   shared_.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc("mg_rcu", rcu_size, RTE_CACHE_LINE_SIZE));
   if (shared_.rcu == nullptr || rte_rcu_qsbr_init(shared_.rcu, workers) != 0) return "rcu: " + rte_err();
 
-  if (s.nat) {
-    // One NAT44 per worker (Worker::init), each with its slice of the
-    // external ports; the hash and port-choice key is random per run so
-    // remote hosts cannot predict ports or aim tuples at one table cluster.
-    s.nat_config.lcores = workers;
-    while (s.nat_config.seed == 0) s.nat_config.seed = rte_rand();
+  // One NAT44 per worker (Worker::init), each with its slice of the
+  // external ports; the hash and port-choice key (also the policy tables')
+  // is random per run so remote hosts cannot predict ports or aim tuples
+  // at one table cluster.
+  s.nat_config.lcores = workers;
+  while (s.nat_config.seed == 0) s.nat_config.seed = rte_rand();
+  if (s.policy) {
+    // One classifier for all workers: classify() only reads it.
+    std::string why;
+    acl_ = policy::AclClassifier::build(s.policy_compiled, socket, why);
+    if (!acl_) return "policy: " + why;
+    shared_.acl = acl_.get();
   }
   for (std::uint16_t w = 0; w < workers; ++w) {
     workers_.push_back(std::make_unique<Worker>(w, shared_));
@@ -287,6 +293,19 @@ std::string Gateway::status() const {
       << n.flows_expired << "\n";
     for (std::size_t i = 0; i < nat::kNatDropCount; ++i)
       if (n.drops[i]) o << "nat_drop " << nat::nat_drop_name(static_cast<nat::NatDrop>(i)) << " " << n.drops[i] << "\n";
+  }
+  if (shared_.settings.policy) {
+    const std::size_t rules = shared_.settings.policy_compiled.rule_count;
+    std::uint64_t denied = 0, established = 0;
+    std::vector<std::uint64_t> accepted(rules, 0);
+    for (const auto& w : workers_)
+      if (const policy::RuleCounters* rc = w->rule_counters()) {
+        denied += rc->denied();
+        established += rc->established_count();
+        for (std::size_t r = 0; r < rules; ++r) accepted[r] += rc->accepted(r);
+      }
+    o << "policy denied " << denied << " established " << established << "\n";
+    for (std::size_t r = 0; r < rules; ++r) o << "policy_rule " << r << " accepted " << accepted[r] << "\n";
   }
   const auto wgd = wg_drops();
   for (std::size_t i = 0; i < wg::kDropCount; ++i)

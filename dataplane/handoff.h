@@ -58,7 +58,7 @@ struct Handoff {
   std::uint16_t wg_off;    // WireGuard message offset and length in the frame
   std::uint16_t wg_len;
   HandoffKind kind;
-  std::uint8_t arg;        // kNeighbor: port index; kHandshake: macs checked
+  std::uint8_t arg;        // kNeighbor: port index; kHandshake: macs checked; kInner: Origin (worker.h)
 };
 static_assert(sizeof(Handoff) == 12);
 

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/key.h"
 #include "dataplane/gateway.h"
 #include "dataplane/netmap_service.h"
 #include "dataplane/telemetry.h"
@@ -159,6 +160,31 @@ dp::Settings to_settings(config::Config& cfg) {
   return s;
 }
 
+// The access policy compiled against the data plane's peers: source peer
+// id = global id + 1, the peer found by key among the configuration's (for
+// its name and tags). An error here means the configuration changed under
+// us (the loader checked the policy against the same peers).
+std::string compile_policy(const config::Config& cfg, dp::Settings& s) {
+  if (!cfg.policy) return {};
+  const std::vector<policy::PeerInfo> named = config::policy_peers(cfg);
+  std::vector<policy::PeerInfo> peers;
+  for (std::size_t i = 0; i < s.peers.size(); ++i) {
+    const std::string key = config::encode_key(s.peers[i].public_key.data());
+    policy::PeerInfo p{static_cast<std::uint32_t>(i + 1), "", key, {}};
+    for (const auto& n : named)
+      if (n.public_key == key) {
+        p.name = n.name;
+        p.tags = n.tags;
+      }
+    peers.push_back(std::move(p));
+  }
+  policy::CompileResult r = policy::compile(*cfg.policy, peers);
+  if (!r.ok()) return "policy: " + r.errors.front().path + ": " + r.errors.front().message;
+  s.policy = true;
+  s.policy_compiled = std::move(r.policy);
+  return {};
+}
+
 std::vector<std::string> eal_args(const char* prog, const config::Config& cfg) {
   std::vector<std::string> a{prog};
   std::string lcores;
@@ -254,6 +280,11 @@ int main(int argc, char** argv) {
     dp::route_settings(initial.routes, settings.ports, settings.routes, settings.routes6);
   }
 
+  if (std::string err = compile_policy(cfg, settings); !err.empty()) {
+    std::fprintf(stderr, "moongate-dataplane: %s\n", err.c_str());
+    rte_eal_cleanup();
+    return 1;
+  }
   int rc = 0;
   {
     dp::Gateway gw;

@@ -19,6 +19,7 @@
 #include "crypto/secret.h"
 #include "dataplane/port.h"
 #include "nat/nat44.h"
+#include "policy/compile.h"
 #include "dataplane/timer_wheel.h"
 #include "wireguard/endpoint.h"
 #include "wireguard/huge_pages.h"
@@ -29,6 +30,10 @@ struct rte_mbuf;
 struct rte_mempool;
 struct rte_rcu_qsbr;
 struct rte_ring;
+
+namespace moongate::policy {
+class AclClassifier;
+}
 
 namespace moongate::netmap {
 class Segment;
@@ -91,6 +96,13 @@ struct Settings {
   nat::Nat44Config nat_config;
   // The wan port's `internet` prefixes (IPv4); empty: everything.
   std::vector<Ipv4Iface> internet_v4;
+  // The access policy (docs/exit-node.md), when set: compiled with source
+  // peer ids = the data plane's global id + 1 (0: not from a peer). Each
+  // worker keeps its own return-traffic table of `policy_flows` entries.
+  bool policy = false;
+  policy::CompiledPolicy policy_compiled;
+  std::size_t policy_flows = 65536;
+  std::uint64_t policy_timeout_ns = 600'000'000'000ULL;  // idle, either way
 };
 
 // One per peer. `id` and `owner` are fixed when the peer is created; `peer`
@@ -154,6 +166,9 @@ struct Shared {
   rte_rcu_qsbr* rcu = nullptr;               // workers report quiescent states
   netmap::Segment* segment = nullptr;        // events to the control process, if attached
   int handoff_field = -1;                    // mbuf dynfield offset
+  // The policy's classifier (Settings::policy), built by the Gateway and
+  // read by every worker (rte_acl classification is read-only).
+  const policy::AclClassifier* acl = nullptr;
 
   std::uint16_t workers() const noexcept { return settings.workers; }
   rte_ring* ring(std::uint16_t from, std::uint16_t to) const noexcept {

@@ -209,6 +209,16 @@ std::string Worker::init() {
       nat_pool_.push_back(v);
     }
   }
+  if (settings_.policy) {
+    try {
+      const std::uint64_t seed = (settings_.nat_config.seed ^ 0x5bd1e9955bd1e995ULL) + id_;
+      established_ = std::make_unique<policy::Established>(settings_.policy_flows, settings_.policy_timeout_ns,
+                                                           seed, now_.mono);
+      rule_counters_ = std::make_unique<policy::RuleCounters>(settings_.policy_compiled.rule_count);
+    } catch (const std::exception& e) {
+      return std::string("policy: ") + e.what();
+    }
+  }
   return {};
 }
 
@@ -776,7 +786,7 @@ void Worker::poll_handoff() {
           // The peer may have been removed while the packet was on the ring.
           if (PeerCtx* to = f.peer < shared_.peers.size() ? shared_.peers[f.peer].get() : nullptr;
               to != nullptr && to->owner == id_ && to->peer != nullptr)
-            tunnel_out(*to, m);
+            tunnel_out(*to, m, static_cast<Origin>(f.arg));
           else
             drop(m, DpDrop::kNoRoute);
           break;
@@ -937,6 +947,7 @@ void Worker::decrypt_flush() {
   }
   finish_run();
   rx_count_ = 0;
+  policy_flush();
   exit_flush();
 }
 
@@ -962,9 +973,20 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::
     drop(m, DpDrop::kTtlExpired);
     return;
   }
+  if (rule_counters_) {  // the access policy: classified with the burst (policy_flush)
+    complete_ipv4_header(reinterpret_cast<const std::uint8_t*>(ip), h);
+    if (policy_count_ == kBurst) policy_flush();
+    policy_items_[policy_count_++] = PolicyItem{m, &from, h, dst_id};
+    return;
+  }
+  forward_inner(from, m, h, dst_id);
+}
+
+void Worker::forward_inner(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h, std::uint32_t dst_id) {
+  auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
   // Hub: another peer's allowed IPs win over the LAN (tunnel <-> tunnel).
   if (dst_id != kNoPeer) {
-    to_peer(*shared_.peers[dst_id], m);
+    to_peer(*shared_.peers[dst_id], m, Origin::kPeer);
     return;
   }
   // A SYN out of the tunnel carries the far host's MSS (its own MTU): clamp
@@ -979,6 +1001,120 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::
     return;
   }
   exit_out(from, m, h);
+}
+
+// --- access policy (docs/exit-node.md) ------------------------------------------
+
+policy::Packet Worker::policy_packet(const std::uint8_t* ip, const net::Ipv4Header& h,
+                                     std::uint32_t peer) noexcept {
+  policy::Packet p;
+  p.peer = peer;
+  p.src = net::load_be32(h.src.data());
+  p.dst = net::load_be32(h.dst.data());
+  p.proto = h.protocol;
+  // Ports of TCP and UDP only, and only where the header is (not in a
+  // later fragment): anything else matches rules with ports "*" only.
+  if ((p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) && !h.is_fragment() &&
+      h.total_len >= h.header_len + 4u) {
+    const std::uint8_t* l4 = ip + h.header_len;
+    p.sport = static_cast<std::uint16_t>((l4[0] << 8) | l4[1]);
+    p.dport = static_cast<std::uint16_t>((l4[2] << 8) | l4[3]);
+  }
+  return p;
+}
+
+// The decrypt path's packets from peers, classified together (one
+// rte_acl call for the burst): a rule accepts (counted per rule, the flow
+// noted for its replies), or the packet is the reply of a flow this lcore
+// noted (counted as established), or it is dropped (denied).
+void Worker::policy_flush() {
+  if (policy_count_ == 0) return;
+  const std::uint16_t n = policy_count_;
+  policy_count_ = 0;
+  policy::Packet pk[kBurst];
+  policy::AclInput in[kBurst];
+  const policy::AclInput* ptr[kBurst];
+  int rule[kBurst];
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const PolicyItem& it = policy_items_[i];
+    pk[i] = policy_packet(rte_pktmbuf_mtod(it.m, const std::uint8_t*), it.h, it.from->id + 1);
+    in[i] = policy::make_acl_input(pk[i]);
+    ptr[i] = &in[i];
+  }
+  shared_.acl->classify(ptr, n, rule);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    PolicyItem& it = policy_items_[i];
+    if (rule[i] >= 0) {
+      rule_counters_->accept(rule[i]);
+      established_->note(pk[i], now_.mono);
+    } else if (established_->is_reply(pk[i], now_.mono)) {
+      rule_counters_->established();
+    } else {
+      rule_counters_->deny();
+      drop(it.m, DpDrop::kPolicyDenied);
+      continue;
+    }
+    forward_inner(*it.from, it.m, it.h, it.dst_id);
+  }
+}
+
+// The encrypt path's policy stage, on the destination peer's owner (where
+// that peer's replies are decrypted and checked): IPv4 from a LAN is
+// classified with source peer 0 (accepted: noted; else a reply or denied);
+// IPv4 from another peer was accepted on its decrypting lcore and is only
+// noted here. IPv6 is not filtered (rules are IPv4: docs/exit-node.md).
+std::uint16_t Worker::policy_encrypt(std::uint16_t n) noexcept {
+  policy::Packet pk[kBurst];
+  policy::AclInput in[kBurst];
+  const policy::AclInput* ptr[kBurst];
+  int rule[kBurst];
+  std::uint16_t at[kBurst];
+  bool denied[sizeof(enc_items_) / sizeof(enc_items_[0])] = {};
+  std::uint16_t i = 0;
+  while (i < n) {
+    std::uint16_t k = 0;  // LAN packets of this chunk
+    for (; i < n && k < kBurst; ++i) {
+      TxItem& it = enc_items_[i];
+      if (it.origin == Origin::kChecked) continue;
+      const std::uint8_t* ip = rte_pktmbuf_mtod(it.m, const std::uint8_t*);
+      const std::uint16_t len = rte_pktmbuf_data_len(it.m);
+      if (len < net::kIpv4HeaderLen || (ip[0] >> 4) != 4) continue;
+      net::Ipv4Header h;
+      h.header_len = static_cast<std::uint8_t>((ip[0] & 0x0f) * 4);
+      h.total_len = len;  // trimmed to the IP total length on the way here
+      complete_ipv4_header(ip, h);
+      if (it.origin == Origin::kPeer) {
+        established_->note(policy_packet(ip, h, 0), now_.mono);
+        continue;
+      }
+      pk[k] = policy_packet(ip, h, 0);
+      in[k] = policy::make_acl_input(pk[k]);
+      ptr[k] = &in[k];
+      at[k++] = i;
+    }
+    if (k == 0) continue;
+    shared_.acl->classify(ptr, k, rule);
+    for (std::uint16_t j = 0; j < k; ++j) {
+      if (rule[j] >= 0) {
+        rule_counters_->accept(rule[j]);
+        established_->note(pk[j], now_.mono);
+      } else if (established_->is_reply(pk[j], now_.mono)) {
+        rule_counters_->established();
+      } else {
+        rule_counters_->deny();
+        denied[at[j]] = true;
+      }
+    }
+  }
+  std::uint16_t kept = 0;
+  for (std::uint16_t j = 0; j < n; ++j) {
+    if (denied[j]) {
+      drop(enc_items_[j].m, DpDrop::kPolicyDenied);
+      continue;
+    }
+    enc_items_[kept++] = enc_items_[j];
+  }
+  return kept;
 }
 
 // --- exit node: NAT44 (docs/exit-node.md) ----------------------------------------
@@ -1082,7 +1218,7 @@ bool Worker::nat_in(rte_mbuf* m, net::Ipv4Header& h, bool routed) {
     drop(m, DpDrop::kNoRoute);
     return true;
   }
-  to_peer(*shared_.peers[id], m);
+  to_peer(*shared_.peers[id], m, Origin::kChecked);
   return true;
 }
 
@@ -1240,9 +1376,9 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
     const PeerRef& r = shared_.refs[ids[k]];
     if (r.owner != id_)
-      to_peer(*r.ctx, m);
+      to_peer(*r.ctx, m, Origin::kLan);
     else if (r.peer != nullptr)
-      tunnel_out(*r.ctx, m);
+      tunnel_out(*r.ctx, m, Origin::kLan);
     else
       drop(m, DpDrop::kNoRoute);  // its device refused it (netmap_service.h)
   }
@@ -1359,7 +1495,7 @@ void Worker::lan_v6(Port& port, rte_mbuf* m) {
   }
   rte_pktmbuf_adj(m, kEthLen);
   rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
-  to_peer(*peer, m);
+  to_peer(*peer, m, Origin::kLan);
 }
 
 void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
@@ -1381,7 +1517,7 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
     return;
   }
   if (PeerCtx* to = peer_for_v6(h.dst.data())) {
-    to_peer(*to, m);
+    to_peer(*to, m, Origin::kPeer);
     return;
   }
   if (h.protocol == IPPROTO_TCP)
@@ -1488,22 +1624,23 @@ void Worker::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8
   send_ipv4(port, neigh, e, port.next_hop(src));
 }
 
-void Worker::to_peer(PeerCtx& peer, rte_mbuf* m) {
+void Worker::to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin) {
   if (peer.owner == id_) {
     if (peer.peer == nullptr) {  // its device refused it (netmap_service.h)
       drop(m, DpDrop::kNoRoute);
       return;
     }
-    tunnel_out(peer, m);
+    tunnel_out(peer, m, origin);
     return;
   }
   Handoff* f = handoff_of(m, shared_.handoff_field);
   f->kind = HandoffKind::kInner;
+  f->arg = static_cast<std::uint8_t>(origin);
   f->peer = peer.id;
   handoff(peer.owner, m);
 }
 
-void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
+void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m, Origin origin) {
   // TCP toward a tunnel: clamp the SYN's MSS so segments fit the tunnel MTU
   // without fragmentation (idempotent, so staged packets may pass twice).
   // The clamp parses (and checksums) the header again, so it is skipped
@@ -1519,12 +1656,14 @@ void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
   }
   if (enc_count_ == sizeof(enc_items_) / sizeof(enc_items_[0])) {
     if (in_encrypt_flush_) {  // cannot flush from inside a flush: wait on the peer
+      // Only flush_staged (a handshake completing inside the flush) gets
+      // here, with packets already past the policy (kChecked).
       stage(peer, m);
       return;
     }
     encrypt_flush();
   }
-  enc_items_[enc_count_++] = TxItem{m, &peer};
+  enc_items_[enc_count_++] = TxItem{m, &peer, origin};
 }
 
 void Worker::stage(PeerCtx& p, rte_mbuf* m) {
@@ -1546,7 +1685,7 @@ void Worker::encrypt_flush() {
   TxItem ready[kMax];
   std::uint16_t plain_len[kMax];
   std::uint16_t n = 0;
-  const std::uint16_t count = enc_count_;
+  const std::uint16_t count = rule_counters_ ? policy_encrypt(enc_count_) : enc_count_;
   enc_count_ = 0;
   // The peers' hot lines for the whole batch, then (reading them) their
   // current keypairs, kPrefetchAhead packets ahead of prepare_send(): at
@@ -1651,13 +1790,13 @@ void Worker::flush_staged(wg::Peer& peer, bool keepalive_if_empty) {
       counters_.drop(DpDrop::kNoMbuf);
       return;
     }
-    tunnel_out(*p, m);  // an empty packet: a keepalive
+    tunnel_out(*p, m, Origin::kChecked);  // an empty packet: a keepalive
   } else {
     while (p->staged_count) {
       rte_mbuf* m = p->staged[p->staged_head];
       p->staged_head = static_cast<std::uint16_t>((p->staged_head + 1) % kMaxStaged);
       --p->staged_count;
-      tunnel_out(*p, m);
+      tunnel_out(*p, m, Origin::kChecked);
     }
   }
   encrypt_flush();
@@ -1714,6 +1853,7 @@ bool Worker::run_once() {
   encrypt_flush();
   run_timers();
   if (nat_) nat_->expire(now_.mono, 64);
+  if (established_) established_->expire(now_.mono, 64);
   report();
   handoff_flush();
   tx_flush();
@@ -1872,6 +2012,13 @@ void Worker::report_counters() {
     send("nat_flows_expired", c.flows_expired);
     for (std::size_t i = 0; i < nat::kNatDropCount; ++i)
       if (c.drops[i]) send(std::string("nat_drop_") + nat::nat_drop_name(static_cast<nat::NatDrop>(i)), c.drops[i]);
+  }
+  if (rule_counters_) {
+    send("policy_denied", rule_counters_->denied());
+    send("policy_established", rule_counters_->established_count());
+    send("policy_flows", established_->size());
+    for (std::size_t r = 0; r < rule_counters_->rules(); ++r)
+      send("policy_rule_" + std::to_string(r) + "_accepted", rule_counters_->accepted(r));
   }
   for (std::size_t i = 1; i < wg::kDropCount; ++i)
     if (device_->drop_counters()[i])

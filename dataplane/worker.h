@@ -65,6 +65,9 @@
 #include "dataplane/shared.h"
 #include "dataplane/timer_wheel.h"
 #include "nat/nat44.h"
+#include "policy/acl.h"
+#include "policy/counters.h"
+#include "policy/established.h"
 #include "wireguard/clock.h"
 #include "wireguard/device.h"
 #include "wireguard/load.h"
@@ -76,6 +79,13 @@ struct Ipv4Header;
 }
 
 namespace moongate::dp {
+
+// Where a packet bound for a peer came from, for the access policy on the
+// peer owner's encrypt path (encrypt_flush): a LAN packet is classified
+// there (source peer 0), a peer's packet (hub, already accepted on its
+// decrypting lcore) only noted so the reply is recognised on this lcore;
+// kChecked needs nothing (NAT returns, staged packets, keepalives).
+enum class Origin : std::uint8_t { kChecked, kLan, kPeer };
 
 class Worker final : public wg::DeviceHost {
  public:
@@ -120,6 +130,9 @@ class Worker final : public wg::DeviceHost {
   // This worker's NAT44 (nullptr without `nat:`); its counters and flow
   // count are read by status and telemetry (a slightly stale view).
   const nat::Nat44* nat() const noexcept { return nat_.get(); }
+  // This worker's per-rule counters (nullptr without a policy).
+  const policy::RuleCounters* rule_counters() const noexcept { return rule_counters_.get(); }
+  const policy::Established* established() const noexcept { return established_.get(); }
 
  private:
   struct TxBuffer {
@@ -168,6 +181,19 @@ class Worker final : public wg::DeviceHost {
   void flush_rx();
   void decrypt_flush();
   void route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
+  // After the checks of route_inner (and the policy): to a peer, a LAN or
+  // the exit.
+  void forward_inner(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h, std::uint32_t dst_id);
+  // The decrypt path's policy stage: the packets route_inner queued,
+  // classified as a burst, then accepted (noted), let through as replies,
+  // or dropped (policy_denied).
+  void policy_flush();
+  // The policy's view of an IPv4 packet (h completed by the caller).
+  static policy::Packet policy_packet(const std::uint8_t* ip, const net::Ipv4Header& h,
+                                      std::uint32_t peer) noexcept;
+  // The encrypt path's policy stage over enc_items_[0, n): returns the
+  // count kept (denied packets freed and counted).
+  std::uint16_t policy_encrypt(std::uint16_t n) noexcept;
   void route_inner_v6(PeerCtx& from, rte_mbuf* m);
   // Exit node (docs/exit-node.md). exit_out: a decrypted IPv4 packet no
   // peer, LAN or route claims: checked (exit_node peer, internet
@@ -193,8 +219,8 @@ class Worker final : public wg::DeviceHost {
   static void prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt) noexcept;
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   // m starts at the inner IP header: to the encrypt batch, or to the owner.
-  void to_peer(PeerCtx& peer, rte_mbuf* m);
-  void tunnel_out(PeerCtx& peer, rte_mbuf* m);
+  void to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin);
+  void tunnel_out(PeerCtx& peer, rte_mbuf* m, Origin origin);
   void send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
                         std::size_t len);
   void encrypt_flush();
@@ -253,6 +279,8 @@ class Worker final : public wg::DeviceHost {
   std::unique_ptr<TimerWheel> wheel_;
   std::unique_ptr<nat::Nat44> nat_;     // with `nat:`: this lcore's flows and port slice
   std::vector<std::uint32_t> nat_pool_; // its external addresses, network order
+  std::unique_ptr<policy::Established> established_;    // with a policy
+  std::unique_ptr<policy::RuleCounters> rule_counters_; // with a policy
   const Routing* routing_ = nullptr;  // this iteration's (loaded once per iteration)
   std::atomic<std::uint64_t> commands_done_{0};
   std::atomic<std::size_t> owned_count_{0};
@@ -287,6 +315,7 @@ class Worker final : public wg::DeviceHost {
   struct TxItem {
     rte_mbuf* m;
     PeerCtx* peer;
+    Origin origin;
   };
   TxItem enc_items_[kBurst * 2];
   // Exit batch: decrypted packets for the internet, NAT'ed together at the
@@ -298,6 +327,15 @@ class Worker final : public wg::DeviceHost {
   };
   ExitItem exit_items_[kBurst];
   std::uint16_t exit_count_ = 0;
+  // Policy batch (decrypt path): checked packets waiting for policy_flush.
+  struct PolicyItem {
+    rte_mbuf* m;
+    PeerCtx* from;
+    net::Ipv4Header h;
+    std::uint32_t dst_id;
+  };
+  PolicyItem policy_items_[kBurst];
+  std::uint16_t policy_count_ = 0;
   std::uint16_t enc_count_ = 0;
   bool in_encrypt_flush_ = false;
 };

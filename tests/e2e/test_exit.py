@@ -80,6 +80,11 @@ def nat_stats(topo, dp):
             out["drop_" + parts[1]] = int(parts[2])
         elif parts[:1] == ["drop"]:
             out["dp_drop_" + parts[1]] = int(parts[2])
+        elif parts[:1] == ["policy"]:
+            for k, v in zip(parts[1::2], parts[2::2]):
+                out["policy_" + k] = int(v)
+        elif parts[:1] == ["policy_rule"]:
+            out[f"rule{parts[1]}"] = int(parts[3])
     return out
 
 
@@ -150,6 +155,23 @@ nat:
     tcp_last_ack: 2
     tcp_time_wait: 2
     tcp_close: 2
+# alice (staff) may reach the internet; bob (guests) the internet too (but
+# he is no exit node) and alice's UDP port 7009, nothing else.
+policy:
+  groups:
+    staff: [alice]
+    guests: [bob]
+  rules:
+    - action: accept
+      src: [group:staff]
+      dst: ["198.51.100.0/24:*"]
+    - action: accept
+      src: [group:guests]
+      dst: ["198.51.100.0/24:*"]
+    - action: accept
+      src: [group:guests]
+      dst: ["100.64.0.2:7009"]
+      proto: udp
 dataplane:
   lcores: [0]
   hugepages: false
@@ -335,6 +357,45 @@ for i in range(5):
         after = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
         assert after - before >= 3, (before, after)
         return f"not_exit +{after - before}"
+    _()
+
+    @case("policy: a guest reaches the one UDP port it may, replies come back, the rest is denied")
+    def _():
+        topo.spawn(["python3", "-c", UDP_ECHO.replace("7007", "7009")], ns=t["cli"])
+        wait_for("udp echo in alice's namespace", lambda: ":7009" in sh("ss", "-lun", ns=t["cli"], capture=True))
+        before = nat_stats(topo, t["dp"])
+        out = sh("python3", "-c", """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+got = 0
+for i in range(5):
+    s.sendto(b"hi", ("100.64.0.2", 7009))
+    try:
+        d = s.recvfrom(2048)[0].decode()
+        got += d == "100.64.0.3 hi"
+    except socket.timeout:
+        pass
+print(got)
+""", ns=t["cli2"], capture=True, timeout=30)
+        assert out.strip() == "5", f"bob got {out.strip()} of 5 echoes from alice"
+        mid = nat_stats(topo, t["dp"])
+        # Bob's 5 datagrams matched rule 2; alice's 5 replies match no rule
+        # and pass as established return traffic.
+        assert mid["rule2"] - before.get("rule2", 0) == 5, (before, mid)
+        assert mid["policy_established"] - before.get("policy_established", 0) == 5, (before, mid)
+        # ICMP from bob to alice, and from alice to bob: no rule, no flow.
+        got, _out = ping(t["cli2"], "100.64.0.2", count=3)
+        assert got == 0, f"bob's ping reached alice ({got})"
+        got, _out = ping(t["cli"], "100.64.0.3", count=3)
+        assert got == 0, f"alice's ping reached bob ({got})"
+        after = nat_stats(topo, t["dp"])
+        denied = after["policy_denied"] - mid["policy_denied"]
+        assert denied == 6, (mid, after)
+        assert after["dp_drop_policy_denied"] - mid.get("dp_drop_policy_denied", 0) == 6, (mid, after)
+        assert after["rule0"] > 0 and after["rule1"] >= 3, after  # alice's internet, bob's not_exit pings
+        return (f"rule0 {after['rule0']} rule1 {after['rule1']} rule2 {after['rule2']}, "
+                f"established {after['policy_established']}, denied {after['policy_denied']}")
     _()
 
     @case("flows expire on time (short timeouts), read from the status")
