@@ -268,6 +268,58 @@ for line in sys.stdin:
 """
 
 
+# Hostile WAN input, sent as raw frames from the router (argv: interface,
+# the data plane's MAC, what to send): spoofed return traffic to ports the
+# NAT never gave out, ICMP errors quoting flows it does not know (and with
+# a bad checksum). Prints the number of frames sent. (No WAN fragments: the
+# af_packet PMD's socket asks the kernel to reassemble them, so they would
+# reach the data plane whole; fragments come through the tunnel instead.)
+HOSTILE = r"""
+import socket, struct, sys, time
+iface, dp_mac, what = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), sys.argv[3]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+my_mac = s.getsockname()[4]
+WAN, INET, RTR = "192.0.2.2", "198.51.100.10", "192.0.2.1"
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    v = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while v >> 16:
+        v = (v & 0xffff) + (v >> 16)
+    return ~v & 0xffff
+
+def ip(src, dst, proto, payload, frag=0x4000, ident=1):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
+
+def udp(sport, dport, payload):
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+def icmp(t, code, body, bad=False):
+    m = struct.pack("!BBHI", t, code, 0, 0) + body
+    c = csum(m) ^ (0x1234 if bad else 0)
+    return m[:2] + struct.pack("!H", c) + m[4:]
+
+quoted = ip(WAN, INET, 17, udp(45678, 53, b"12345678"))[:28]
+frames = []
+if what == "no_flow":
+    frames += [ip(INET, WAN, 17, udp(53, 40000 + i, b"spoof")) for i in range(10)]
+    frames += [ip(INET, WAN, 6, struct.pack("!HHIIBBHHH", 443, 41000 + i, 1, 1, 5 << 4, 0x12, 65535, 0, 0))
+               for i in range(10)]
+elif what == "icmp_unknown":
+    frames += [ip(RTR, WAN, 1, icmp(3, 3, quoted)) for _ in range(10)]
+elif what == "icmp_bad_checksum":
+    frames += [ip(RTR, WAN, 1, icmp(11, 0, quoted, bad=True)) for _ in range(10)]
+for f in frames:
+    s.send(dp_mac + my_mac + b"\x08\x00" + f)
+    time.sleep(0.002)
+print(len(frames))
+"""
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: needs root (network namespaces)")
@@ -396,6 +448,48 @@ print(got)
         assert after["rule0"] > 0 and after["rule1"] >= 3, after  # alice's internet, bob's not_exit pings
         return (f"rule0 {after['rule0']} rule1 {after['rule1']} rule2 {after['rule2']}, "
                 f"established {after['policy_established']}, denied {after['policy_denied']}")
+    _()
+
+    @case("hostile input: spoofed returns, unknown ICMP errors (WAN), fragments (tunnel) -> counted drops")
+    def _():
+        dp_mac = json.loads(sh("ip", "-j", "link", "show", "gw0", ns=t["gw"], capture=True))[0]["address"]
+        detail = []
+        for what, reason in (("no_flow", "drop_no_flow"), ("icmp_unknown", "drop_icmp_unknown_flow"),
+                             ("icmp_bad_checksum", "drop_icmp_bad_checksum")):
+            before = nat_stats(topo, t["dp"]).get(reason, 0)
+            sent = int(sh("python3", "-c", HOSTILE, "rg0", dp_mac, what, ns=t["rtr"], capture=True,
+                          timeout=60).split()[-1])
+            try:
+                wait_for(f"{sent} {reason}", lambda: nat_stats(topo, t["dp"]).get(reason, 0) - before >= sent,
+                         timeout=10, interval=0.2)
+            except TimeoutError:
+                pass
+            after = nat_stats(topo, t["dp"]).get(reason, 0)
+            assert after - before == sent, (what, before, after, sent, nat_stats(topo, t["dp"]))
+            detail.append(f"{reason} +{after - before}")
+        # Fragments: from the client through the tunnel (its kernel cuts a
+        # 3000-byte datagram at the tunnel MTU): the NAT has no ports for
+        # them and does not reassemble.
+        before = nat_stats(topo, t["dp"]).get("drop_fragment", 0)
+        sh("python3", "-c", f"""
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(5):
+    u.sendto(b"f" * 3000, ("{INET}", 9998))
+""", ns=t["cli"])
+        try:
+            wait_for("15 fragment drops", lambda: nat_stats(topo, t["dp"]).get("drop_fragment", 0) - before >= 15,
+                     timeout=10, interval=0.2)
+        except TimeoutError:
+            pass
+        after = nat_stats(topo, t["dp"]).get("drop_fragment", 0)
+        assert after - before == 15, (before, after)
+        detail.append(f"drop_fragment +{after - before}")
+        # Good traffic goes on.
+        got, out = ping(t["cli"], INET, count=3)
+        assert got == 3, f"{got}/3 after the hostile input\n{out}"
+        assert t["dp"].poll() is None, "the data plane exited"
+        return ", ".join(detail) + "; ping 3/3 after"
     _()
 
     @case("flows expire on time (short timeouts), read from the status")
