@@ -88,7 +88,7 @@ def nat_stats(topo, dp):
     return out
 
 
-def build(topo, dataplane_bin):
+def build(topo, dataplane_bin, lcores):
     cli, cli2, rtr, gw, inet = (topo.ns(n) for n in ("cli", "cl2", "rtr", "gw", "inet"))
     topo.veth(cli, "cl0", rtr, "rc0")
     topo.veth(cli2, "cl0", rtr, "rc1")
@@ -173,7 +173,7 @@ policy:
       dst: ["100.64.0.2:7009"]
       proto: udp
 dataplane:
-  lcores: [0]
+  lcores: [{", ".join(str(c) for c in lcores)}]
   hugepages: false
   memory_mb: 256
   max_peers: 100
@@ -329,24 +329,34 @@ def main():
             print(f"SKIP: {tool} not installed (scripts/install-deps)")
             return 77
     dataplane_bin = os.path.abspath(sys.argv[1])
-    topo = Topology("hx")
-    try:
-        t = build(topo, dataplane_bin)
-        run_cases(topo, t)
-    except Exception as e:
-        RESULTS.append(("setup", False, str(e), 0))
-        traceback.print_exc()
-    finally:
-        log = os.path.join(topo.tmp, "dataplane.log")
-        if any(not ok for _, ok, _, _ in RESULTS) and os.path.exists(log):
-            print("--- data plane log (tail) ---\n" + open(log).read()[-3000:])
-        topo.cleanup()
+    # One worker, then two: with two, return traffic lands on either queue
+    # (the af_packet PMD spreads by hash) and is handed to the worker whose
+    # port slice holds its port (kNatReturn); bob's hub traffic to alice
+    # crosses workers too (each peer has its own owner).
+    for lcores in ((0,), (0, 1)):
+        print(f"--- {len(lcores)} worker(s) ---", flush=True)
+        topo = Topology("hx")
+        failed_before = sum(1 for r in RESULTS if not r[1])
+        try:
+            t = build(topo, dataplane_bin, lcores)
+            run_cases(topo, t, len(lcores))
+        except Exception as e:
+            RESULTS.append(("setup", False, str(e), 0))
+            traceback.print_exc()
+        finally:
+            log = os.path.join(topo.tmp, "dataplane.log")
+            if sum(1 for r in RESULTS if not r[1]) != failed_before and os.path.exists(log):
+                print("--- data plane log (tail) ---\n" + open(log).read()[-3000:])
+            topo.cleanup()
     failed = [n for n, ok, _, _ in RESULTS if not ok]
     print(f"{len(RESULTS) - len(failed)}/{len(RESULTS)} cases passed" + (f"; failed: {failed}" if failed else ""))
     return 1 if failed or not RESULTS else 0
 
 
-def run_cases(topo, t):
+def run_cases(topo, t, workers):
+    def case(name):  # the cases' names say how many workers ran them
+        return globals()["case"](f"{name} [{workers}w]")
+
     @case("ping through the exit (NAT44)")
     def _():
         got, out = ping(t["cli"], INET, count=5)
@@ -538,6 +548,11 @@ for i in range(5):
         assert cmd("send") == "ok", "the existing TCP flow stopped"
         return f"flows {s['flows']}/{MAX_FLOWS}, table_full {s.get('drop_table_full', 0)}, TCP still echoes"
     _()
+
+    if workers > 1:
+        st = status(topo, t["dp"])
+        handoffs = [line for line in st.splitlines() if line.startswith("worker ")]
+        print("hand-offs: " + "; ".join(handoffs), flush=True)
 
 
 if __name__ == "__main__":
