@@ -119,6 +119,33 @@ int nat_cb(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
+// The access policy: denied, established, accepted per rule (summed over
+// the workers; the first RTE_TEL_MAX_DICT_ENTRIES - 3 rules).
+int policy_cb(const char*, const char*, rte_tel_data* d) {
+  const Gateway* gw = g_gateway.load();
+  if (gw == nullptr) return -1;
+  rte_tel_data_start_dict(d);
+  std::uint64_t denied = 0, established = 0, flows = 0;
+  std::size_t rules = 0;
+  for (std::size_t i = 0; i < gw->worker_count(); ++i)
+    if (const policy::RuleCounters* rc = gw->worker(i).rule_counters()) {
+      denied += rc->denied();
+      established += rc->established_count();
+      flows += gw->worker(i).established()->size();
+      rules = rc->rules();
+    }
+  rte_tel_data_add_dict_u64(d, "denied", denied);
+  rte_tel_data_add_dict_u64(d, "established", established);
+  rte_tel_data_add_dict_u64(d, "flows", flows);
+  for (std::size_t r = 0; r < rules && r + 3 < RTE_TEL_MAX_DICT_ENTRIES; ++r) {
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < gw->worker_count(); ++i) n += gw->worker(i).rule_counters()->accepted(r);
+    const std::string k = "rule" + std::to_string(r) + "_accepted";
+    rte_tel_data_add_dict_u64(d, k.c_str(), n);
+  }
+  return 0;
+}
+
 }  // namespace
 
 void register_telemetry(const Gateway* gw) {
@@ -131,6 +158,8 @@ void register_telemetry(const Gateway* gw) {
                              "Peer count; rx/tx bytes and handshakes of the first 80 peers");
   rte_telemetry_register_cmd("/moongate/nat", nat_cb,
                              "Exit node NAT44: active flows, translations, drops by reason (all workers)");
+  rte_telemetry_register_cmd("/moongate/policy", policy_cb,
+                             "Access policy: packets denied, let through as replies, accepted per rule");
 }
 
 }  // namespace moongate::dp
