@@ -132,11 +132,28 @@ dp::Settings to_settings(config::Config& cfg) {
   // NAT44 to its first IPv4 address or to the pool.
   for (const auto& p : cfg.ports) {
     if (p.role != config::PortRole::kWan || !p.internet) continue;
-    for (const auto& a : *p.internet)
-      if (a.addr.is_v4()) s.internet_v4.push_back(dp::Ipv4Iface{v4_of(a.network().addr), a.len});
+    s.internet_v6_all = false;
+    for (const auto& a : *p.internet) {
+      if (a.addr.is_v4()) {
+        s.internet_v4.push_back(dp::Ipv4Iface{v4_of(a.network().addr), a.len});
+      } else {
+        dp::Ipv6Iface v6;
+        std::memcpy(v6.addr.data(), a.network().addr.bytes, 16);
+        v6.prefix_len = a.len;
+        s.internet_v6.push_back(v6);
+      }
+    }
     // Only IPv6 prefixes listed: no IPv4 destination is internet.
     if (s.internet_v4.empty()) s.internet_v4.push_back(dp::Ipv4Iface{0xffffffffu, 32});
   }
+  for (const auto& p : cfg.ports)
+    if (p.role == config::PortRole::kWan)
+      for (const auto& a : p.routed_prefixes) {
+        dp::Ipv6Iface v6;
+        std::memcpy(v6.addr.data(), a.network().addr.bytes, 16);
+        v6.prefix_len = a.len;
+        s.routed_v6.push_back(v6);
+      }
   if (cfg.nat) {
     s.nat = true;
     nat::Nat44Config& n = s.nat_config;

@@ -96,6 +96,12 @@ struct Settings {
   nat::Nat44Config nat_config;
   // The wan port's `internet` prefixes (IPv4); empty: everything.
   std::vector<Ipv4Iface> internet_v4;
+  // IPv6 exit (routed, no NAT66): the wan port's `routed_prefixes` (return
+  // traffic to them goes to the peer whose allowed IPs hold the address)
+  // and its IPv6 `internet` prefixes (`internet_v6_all`: not restricted).
+  std::vector<Ipv6Iface> routed_v6;
+  std::vector<Ipv6Iface> internet_v6;
+  bool internet_v6_all = true;
   // The access policy (docs/exit-node.md), when set: compiled with source
   // peer ids = the data plane's global id + 1 (0: not from a peer). Each
   // worker keeps its own return-traffic table of `policy_flows` entries.

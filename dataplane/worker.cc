@@ -623,6 +623,28 @@ void Worker::wan_v6(rte_mbuf* m) {
     handle_nd(*wan_, m, false);
     return;
   }
+  if (!wan_->owns_v6(h.dst.data()) && !settings_.routed_v6.empty()) {
+    // Routed exit traffic coming back (or any traffic) to a peer's address
+    // in a routed prefix: to that peer, unchanged but for the hop limit.
+    bool routed = false;
+    for (const Ipv6Iface& r : settings_.routed_v6) routed |= r.contains(h.dst.data());
+    if (routed) {
+      PeerCtx* to = peer_for_v6(h.dst.data());
+      const std::size_t total = 40 + h.payload_len;
+      if (to == nullptr) {
+        drop(m, DpDrop::kNoRoute);
+        return;
+      }
+      if (!net::ipv6_decrement_hop_limit(p, total)) {
+        drop(m, DpDrop::kTtlExpired);
+        return;
+      }
+      rte_pktmbuf_adj(m, kEthLen);
+      rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+      to_peer(*to, m, Origin::kChecked);
+      return;
+    }
+  }
   if (!wan_->owns_v6(h.dst.data())) {
     const bool link_scope = (h.dst[0] == 0xfe && (h.dst[1] & 0xc0) == 0x80) ||
                             (h.dst[0] == 0xff && (h.dst[1] & 0x0f) == 0x02);
@@ -1546,7 +1568,22 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
       return;
     }
   }
-  drop(m, DpDrop::kNoLanRoute);
+  // The exit (docs/exit-node.md): routed unchanged out of the wan port (its
+  // source is the peer's address from the routed prefix), no NAT66.
+  if (settings_.routed_v6.empty()) {
+    drop(m, DpDrop::kNoLanRoute);  // no IPv6 exit configured: as before
+    return;
+  }
+  bool internet = settings_.internet_v6_all;
+  for (const Ipv6Iface& r : settings_.internet_v6) internet |= r.contains(h.dst.data());
+  const std::uint8_t* next_hop = wan_->on_link_v6(h.dst.data()) ? h.dst.data()
+                                 : wan_->has_gateway_v6          ? wan_->gateway_v6.data()
+                                                                 : nullptr;
+  if (!from.exit_node || !internet || next_hop == nullptr) {
+    drop(m, DpDrop::kNotExit);
+    return;
+  }
+  send_ipv6(*wan_, *neighbors6_[shared_.wan], m, next_hop);
 }
 
 void Worker::send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop) {

@@ -29,6 +29,7 @@ from topology import Topology, sh, wait_for, wg_keypair  # noqa: E402
 
 RESULTS = []
 INET = "198.51.100.10"
+INET6 = "2001:db8:200::10"
 WAN = "192.0.2.2"
 MAX_FLOWS = 24
 
@@ -105,16 +106,28 @@ def build(topo, dataplane_bin, lcores):
     sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=rtr)
     sh("ip", "addr", "add", f"{INET}/24", "dev", "ih0", ns=inet)
     sh("ip", "route", "add", "default", "via", "198.51.100.1", ns=inet)
+    # IPv6: the router routes the gateway's prefix 2001:db8:100::/56 to it
+    # (as an ISP would); peers use addresses from it, routed, not NAT'ed.
+    sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=rtr)
+    sh("ip", "-6", "addr", "add", "2001:db8:ffff::1/64", "dev", "rg0", "nodad", ns=rtr)
+    sh("ip", "-6", "addr", "add", "2001:db8:200::1/64", "dev", "ri0", "nodad", ns=rtr)
+    sh("ip", "-6", "route", "add", "2001:db8:100::/56", "via", "2001:db8:ffff::2", ns=rtr)
+    sh("ip", "-6", "addr", "add", f"{INET6}/64", "dev", "ih0", "nodad", ns=inet)
+    sh("ip", "-6", "route", "add", "default", "via", "2001:db8:200::1", ns=inet)
 
     dp_priv, dp_pub = wg_keypair()
     clients = []
     for i, (ns, under, inner) in enumerate(((cli, "172.16.0", "100.64.0.2"), (cli2, "172.16.1", "100.64.0.3"))):
+        inner6 = f"2001:db8:100:{i + 2}::1"
         sh("ip", "addr", "add", f"{under}.2/24", "dev", "cl0", ns=ns)
         sh("ip", "route", "add", "192.0.2.0/24", "via", f"{under}.1", ns=ns)
         priv, pub = wg_keypair()
         wgif = f"mg{i}{topo.tag}"[:15]
         topo.wireguard_go(ns, wgif, priv, 51820, f"{inner}/32")
-        sh("wg", "set", wgif, "peer", dp_pub, "endpoint", f"{WAN}:51820", "allowed-ips", "0.0.0.0/0", ns=ns)
+        sh("wg", "set", wgif, "peer", dp_pub, "endpoint", f"{WAN}:51820", "allowed-ips", "0.0.0.0/0,::/0", ns=ns)
+        sh("ip", "-6", "addr", "add", f"{inner6}/128", "dev", wgif, "nodad", ns=ns)
+        sh("ip", "-6", "route", "add", "::/1", "dev", wgif, ns=ns)
+        sh("ip", "-6", "route", "add", "8000::/1", "dev", wgif, ns=ns)
         # AllowedIPs 0.0.0.0/0 as wg-quick does it without policy routing:
         # two halves through the tunnel, the gateway itself on the link.
         sh("ip", "route", "add", "0.0.0.0/1", "dev", wgif, ns=ns)
@@ -133,16 +146,17 @@ ports:
   - name: wan0
     role: wan
     device: "net_af_packet0,iface=gw0"
-    address: 192.0.2.2/24
-    gateway: 192.0.2.1
+    address: [192.0.2.2/24, "2001:db8:ffff::2/64"]
+    gateway: [192.0.2.1, "2001:db8:ffff::1"]
+    routed_prefixes: ["2001:db8:100::/56"]
 peers:
   - public_key: {clients[0]['pub']}
     name: alice
-    allowed_ips: [100.64.0.2/32]
+    allowed_ips: [100.64.0.2/32, "2001:db8:100:2::/64"]
     exit_node: true
   - public_key: {clients[1]['pub']}
     name: bob
-    allowed_ips: [100.64.0.3/32]
+    allowed_ips: [100.64.0.3/32, "2001:db8:100:3::/64"]
 nat:
   masquerade: true
   max_flows: {MAX_FLOWS}
@@ -395,6 +409,35 @@ for i in range(5):
 """, ns=t["cli"], capture=True, timeout=30)
         assert out.strip() == f"{WAN} hello", f"echo: {out!r}"
         return f"iperf3 -u {got / 1e6:.1f} MB; echo saw {out.split()[0]}"
+    _()
+
+    @case("IPv6 through the exit: routed from the peer's prefix address, not translated")
+    def _():
+        got, out = ping(t["cli"], INET6, count=3)
+        assert got == 3, f"{got}/3\n{out}"
+        topo.spawn(["python3", "-c", UDP_ECHO.replace("AF_INET,", "AF_INET6,").replace('"0.0.0.0"', '"::"')
+                    .replace("7007", "7010")], ns=t["inet"])
+        wait_for("udp6 echo", lambda: ":7010" in sh("ss", "-lun", ns=t["inet"], capture=True))
+        out = sh("python3", "-c", f"""
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(2)
+for i in range(5):
+    s.sendto(b"hello", ("{INET6}", 7010))
+    try:
+        print(s.recvfrom(2048)[0].decode())
+        break
+    except socket.timeout:
+        pass
+""", ns=t["cli"], capture=True, timeout=30)
+        assert out.strip() == "2001:db8:100:2::1 hello", f"echo: {out!r}"
+        # Bob is no exit node: his IPv6 to the internet is dropped too.
+        before = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        got, _ = ping(t["cli2"], INET6, count=2)
+        assert got == 0
+        after = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        assert after - before == 2, (before, after)
+        return f"ping6 3/3; the host saw {out.split()[0]}; bob not_exit +2"
     _()
 
     @case("traceroute: the hops beyond the gateway answer through the NAT")
