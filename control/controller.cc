@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "config/key.h"
@@ -209,6 +210,27 @@ std::string Controller::status_text(std::uint64_t now_wall_ns) const {
     o << "not attached)\n";
   else
     o << "pid " << dp.pid << " applied " << dp.applied << ")\n";
+  // The exit node's NAT and the policy, summed over the lcores (from the
+  // data plane's counter events; absent when it runs without them).
+  std::map<std::string, std::uint64_t> sum;
+  for (const auto& [lcore, m] : counters_)
+    for (const auto& [name, v] : m)
+      if (name.rfind("nat_", 0) == 0 || name.rfind("policy_", 0) == 0) sum[name] += v;
+  const auto get = [&](const std::string& k) { return sum.count(k) ? sum.at(k) : 0; };
+  if (sum.count("nat_flows")) {
+    o << "  nat: " << get("nat_flows") << " flows, " << get("nat_translated_out") << " packets out, "
+      << get("nat_translated_in") << " in";
+    for (const auto& [name, v] : sum)
+      if (name.rfind("nat_drop_", 0) == 0) o << ", " << name.substr(9) << " " << v;
+    o << "\n";
+  }
+  if (sum.count("policy_denied")) {
+    o << "  policy: " << get("policy_denied") << " denied, " << get("policy_established") << " replies";
+    // Rules in file order (the names sort as text: rule_10 before rule_2).
+    for (std::size_t r = 0; sum.count("policy_rule_" + std::to_string(r) + "_accepted"); ++r)
+      o << ", rule " << r << " " << get("policy_rule_" + std::to_string(r) + "_accepted");
+    o << "\n";
+  }
   for (const auto& p : netmap_.peers) {
     const auto rt = runtime_.find(p.public_key);
     const PeerRuntime none;

@@ -33,7 +33,7 @@
 //
 // Exit node (--exit F): the peers are exit nodes and the gateway NATs
 // (docs/exit-node.md). F flows (F/N per peer, UDP, different source ports)
-// to an internet host 203.0.113.10:5201; set-up sends every flow once
+// to an internet host 203.0.113.10, ports 5201..5264; set-up sends every flow once
 // (untimed) and learns its external port from what leaves the WAN.
 //   decrypt  data messages whose inner packets leave the WAN NAT'ed
 //            (prefetch, prefetch_flow, translate for the burst);
@@ -106,6 +106,9 @@ const rte_ether_addr kHostMac = {{0x02, 0, 0, 0, 0, 0x02}};
 const std::uint32_t kInet = ip4(203, 0, 113, 10);  // the internet host (--exit)
 constexpr std::uint16_t kInetPort = 5201;
 constexpr std::uint16_t kFlowPortBase = 10000;  // a flow's inner source port: base + flow / peers
+// A flow's remote port: one external address has ~64 000 ports per remote
+// (address, port), so 100 000 flows need more than one remote port.
+std::uint16_t inet_port(std::uint32_t flow) { return static_cast<std::uint16_t>(kInetPort + flow % 64); }
 
 // Peer i: allowed IP 10.(128+i/65536).(i/256%256).(i%256)/32, endpoint
 // 198.18.0.0/15 + i (off-link: every outer packet goes to the WAN gateway).
@@ -548,6 +551,7 @@ Pending make_message(World& w, PeerSide& p, std::uint16_t inner_len, std::uint32
     if (w.opt.exit_flows) {  // flow `seq`: its source port; the payload starts with seq
       auto* udp = reinterpret_cast<rte_udp_hdr*>(pt + kIp);
       udp->src_port = htons(static_cast<std::uint16_t>(kFlowPortBase + seq / w.opt.peers));
+      udp->dst_port = htons(inet_port(seq));
     }
   }
   std::memset(pt + inner_len, 0, padded - inner_len);
@@ -765,7 +769,7 @@ std::vector<rte_mbuf*> make_returns(World& w, std::uint32_t k, std::uint16_t siz
   for (std::uint32_t i = 0; i < k; ++i) {
     const std::uint32_t f = (first + i) % w.opt.exit_flows;
     std::uint8_t* payload = nullptr;
-    rte_mbuf* m = udp_frame(w.pool, w.wan.mac, kInet, kWanIp, kInetPort, w.ext_port[f],
+    rte_mbuf* m = udp_frame(w.pool, w.wan.mac, kInet, kWanIp, inet_port(f), w.ext_port[f],
                             static_cast<std::uint16_t>(size - kIp - kUdp), &payload,
                             reuse != nullptr ? reuse[i] : nullptr);
     std::memset(payload, 0x5a, size - kIp - kUdp);
