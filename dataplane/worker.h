@@ -12,15 +12,25 @@
 //        UDP to our listen port -> WireGuard: data and responses to the
 //        owner named by the receiver index (this worker: the decrypt batch,
 //        its index-table slot prefetched), initiations to the bounded
-//        handshake queue; anything else: counted drop.
+//        handshake queue;
+//        other IPv4 to a NAT address (exit node) -> Nat44 inbound: the
+//        owner of the port slice translates it (others hand the frame
+//        over, kNatReturn) -> the peer's encrypt batch, no policy check;
+//        IPv6 to a routed prefix -> the peer holding the address;
+//        anything else: the TAP or a counted drop.
 //      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
 //      pre-checks (Device::prepare_receive, keypairs prefetched a few
 //      packets ahead; then the peers' and PeerCtx lines) -> one
 //      AeadBurst::decrypt -> the inner sources and destinations looked up
 //      in the allowed-IPs LPM together -> per packet: the replay window
-//      (Device::accept_receive), the source check, route the inner packet:
-//      to a LAN next hop, or (hub) to another peer (through the encrypt
-//      batch, or to its owner); per run of packets from one peer: endpoint,
+//      (Device::accept_receive), the source check, TTL -> with a policy,
+//      the burst classified by rte_acl (policy_flush: accept and note, a
+//      reply of a noted flow, or policy_denied) -> route the inner packet:
+//      (hub) to another peer (through the encrypt batch, or to its owner),
+//      to a LAN next hop, or the exit: an exit_node peer's packet to an
+//      internet destination out of the WAN, IPv4 NAT'ed as a burst
+//      (exit_flush: prefetch, prefetch_flow, translate), IPv6 routed;
+//      per run of packets from one peer: endpoint,
 //      counters, timers (Device::received) and the timer-wheel entry.
 //      Handshakes wait in a bounded queue (kHandshakeQueue), consumed at
 //      most kHandshakeBudget per iteration; when it runs 1/8 full the
@@ -33,13 +43,16 @@
 //      the destinations of the whole burst -> the peer (its lines
 //      prefetched when this worker owns it) -> its owner -> the encrypt
 //      batch. TAP rx -> out of its port as it is.
-//   3. Encrypt batch -> Device::prepare_send per packet (keypairs
+//   3. Encrypt batch -> with a policy, LAN packets classified (source peer
+//      0) and hub packets noted on this, the destination peer's, lcore
+//      (policy_encrypt) -> Device::prepare_send per packet (keypairs
 //      prefetched a few packets ahead; no session: the packet is staged on
 //      its peer and a handshake starts) -> one AeadBurst::encrypt ->
 //      UDP/IPv4/Ethernet to the peer's endpoint; Device::complete_send and
 //      the timer-wheel entry once per run of packets to one peer.
-//   4. Timers of due peers (a per-lcore timer wheel); hand-off rings out;
-//      TX flush per port; idle back-off.
+//   4. Timers of due peers (a per-lcore timer wheel); NAT and policy flow
+//      expiry (bounded); hand-off rings out; TX flush per port; idle
+//      back-off.
 //
 // Nothing here allocates, locks or throws per packet. The prefetches are
 // hints: at 100 000 peers every packet's per-peer state (index slot,
