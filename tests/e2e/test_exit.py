@@ -89,6 +89,16 @@ def nat_stats(topo, dp):
     return out
 
 
+def telemetry(ifname, cmd):
+    """One DPDK telemetry request (v2 socket of the data plane's runtime dir)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(5)
+        s.connect(f"/var/run/dpdk/moongate-{ifname}/dpdk_telemetry.v2")
+        json.loads(s.recv(16384))  # the greeting
+        s.send(cmd.encode())
+        return json.loads(s.recv(1 << 20))[cmd]
+
+
 def build(topo, dataplane_bin, lcores):
     cli, cli2, rtr, gw, inet = (topo.ns(n) for n in ("cli", "cl2", "rtr", "gw", "inet"))
     topo.veth(cli, "cl0", rtr, "rc0")
@@ -202,7 +212,7 @@ dataplane:
             raise RuntimeError("data plane exited: " + open(log).read()[-2000:])
         return sh("ping", "-c", "1", "-W", "1", WAN, ns=rtr, check=False) == 0
     wait_for("the data plane to answer ping on its wan port", ready, timeout=60)
-    return dict(cli=cli, cli2=cli2, rtr=rtr, gw=gw, inet=inet, dp=dp, log=log)
+    return dict(cli=cli, cli2=cli2, rtr=rtr, gw=gw, inet=inet, dp=dp, log=log, ifname=ifname)
 
 
 def iperf(topo, t, udp=False):
@@ -545,7 +555,7 @@ for i in range(5):
         return ", ".join(detail) + "; ping 3/3 after"
     _()
 
-    @case("flows expire on time (short timeouts), read from the status")
+    @case("flows expire on time (short timeouts), read from the status and telemetry")
     def _():
         # Every flow so far is UDP, ICMP or closed TCP, with 2-3 s timeouts
         # (the wheel ticks at 100 ms): all gone well within 15 s.
@@ -564,7 +574,14 @@ for i in range(5):
         assert lived >= 1.0, f"expired after {lived:.1f}s, before its 2 s timeout"
         s = nat_stats(topo, t["dp"])
         assert s["flows_expired"] == s["flows_created"], s
-        return f"{s['flows_created']} created, all expired; the 2 s UDP flow lived {lived:.1f}s more"
+        # DPDK telemetry says the same (and the policy's counters there
+        # match the status file's).
+        tn = telemetry(t["ifname"], "/moongate/nat")
+        assert tn["flows"] == 0 and tn["flows_created"] == s["flows_created"], (tn, s)
+        tp = telemetry(t["ifname"], "/moongate/policy")
+        assert tp["rule2_accepted"] == s["rule2"] and tp["denied"] == s["policy_denied"], (tp, s)
+        return (f"{s['flows_created']} created, all expired; the 2 s UDP flow lived {lived:.1f}s more; "
+                f"telemetry agrees")
     _()
 
     @case("a full table drops new flows (counted) while an existing flow goes on")
