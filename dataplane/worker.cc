@@ -551,6 +551,7 @@ void Worker::poll_wan() {
   if (n == 0) return;
   if (wan_->id < 8) counters_.rx_packets[wan_->id] += n;
   prefetch_burst(pkts, n, false);
+  if (nat_) nat_prefetch(pkts, n);
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     const std::uint16_t len = rte_pktmbuf_data_len(m);
@@ -1193,6 +1194,33 @@ void Worker::exit_flush() {
     std::memcpy(&dst, ip + net::kIpv4DstOffset, 4);
     send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
   }
+}
+
+// The burst's likely NAT return traffic (IPv4 to a NAT address, not to
+// the listen port): its table slots for the whole burst, then its flow
+// records, before poll_wan translates the packets one by one, so with
+// many flows their two cache misses each overlap (the exit_flush stages,
+// inbound). Only hints: nothing is checked here that nat_in relies on.
+void Worker::nat_prefetch(rte_mbuf* const* pkts, std::uint16_t n) noexcept {
+  const std::uint8_t* ips[kBurst];
+  std::size_t lens[kBurst];
+  std::uint16_t k = 0;
+  for (std::uint16_t i = 0; i < n && k < kBurst; ++i) {
+    const std::size_t len = rte_pktmbuf_data_len(pkts[i]);
+    const auto* f = rte_pktmbuf_mtod(pkts[i], const std::uint8_t*);
+    if (len < kEthLen + net::kIpv4HeaderLen + 8u || f[12] != 0x08 || f[13] != 0x00) continue;
+    const std::uint8_t* ip = f + kEthLen;
+    const std::size_t ihl = static_cast<std::size_t>(ip[0] & 0x0f) * 4;
+    if (len < kEthLen + ihl + 4) continue;
+    if (ip[9] == IPPROTO_UDP && ((ip[ihl + 2] << 8) | ip[ihl + 3]) == routing_->listen_port) continue;
+    std::uint32_t dst = 0;
+    std::memcpy(&dst, ip + net::kIpv4DstOffset, 4);
+    if (!nat_pool(dst)) continue;
+    nat_->prefetch(ip, len - kEthLen, nat::Direction::kInbound);
+    ips[k] = ip;
+    lens[k++] = len - kEthLen;
+  }
+  for (std::uint16_t j = 0; j < k; ++j) nat_->prefetch_flow(ips[j], lens[j], nat::Direction::kInbound);
 }
 
 // A WAN frame (Ethernet first) whose IPv4 header h was checked: return

@@ -218,6 +218,7 @@ class Worker final : public wg::DeviceHost {
   void exit_out(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h);
   void exit_flush();
   bool nat_in(rte_mbuf* m, net::Ipv4Header& h, bool routed);
+  void nat_prefetch(rte_mbuf* const* pkts, std::uint16_t n) noexcept;
   bool nat_pool(std::uint32_t addr) const noexcept {
     for (std::uint32_t a : nat_pool_) if (a == addr) return true;
     return false;
