@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "config/key.h"
@@ -209,6 +210,27 @@ std::string Controller::status_text(std::uint64_t now_wall_ns) const {
     o << "not attached)\n";
   else
     o << "pid " << dp.pid << " applied " << dp.applied << ")\n";
+  // The exit node's NAT and the policy, summed over the lcores (from the
+  // data plane's counter events; absent when it runs without them).
+  std::map<std::string, std::uint64_t> sum;
+  for (const auto& [lcore, m] : counters_)
+    for (const auto& [name, v] : m)
+      if (name.rfind("nat_", 0) == 0 || name.rfind("policy_", 0) == 0) sum[name] += v;
+  const auto get = [&](const std::string& k) { return sum.count(k) ? sum.at(k) : 0; };
+  if (sum.count("nat_flows")) {
+    o << "  nat: " << get("nat_flows") << " flows, " << get("nat_translated_out") << " packets out, "
+      << get("nat_translated_in") << " in";
+    for (const auto& [name, v] : sum)
+      if (name.rfind("nat_drop_", 0) == 0) o << ", " << name.substr(9) << " " << v;
+    o << "\n";
+  }
+  if (sum.count("policy_denied")) {
+    o << "  policy: " << get("policy_denied") << " denied, " << get("policy_established") << " replies";
+    // Rules in file order (the names sort as text: rule_10 before rule_2).
+    for (std::size_t r = 0; sum.count("policy_rule_" + std::to_string(r) + "_accepted"); ++r)
+      o << ", rule " << r << " " << get("policy_rule_" + std::to_string(r) + "_accepted");
+    o << "\n";
+  }
   for (const auto& p : netmap_.peers) {
     const auto rt = runtime_.find(p.public_key);
     const PeerRuntime none;
@@ -297,18 +319,38 @@ std::string Controller::metrics_text() const {
        "# TYPE moongate_lcore_drops_total counter\n";
   for (const auto& [lcore, m] : counters_)
     for (const auto& [name, v] : m) {
-      if (name.rfind("drop_", 0) == 0)
+      if (name.rfind("nat_drop_", 0) == 0)
+        o << "moongate_lcore_drops_total{lcore=\"" << lcore << "\",layer=\"nat\",reason=\"" << name.substr(9)
+          << "\"} " << v << "\n";
+      else if (name.rfind("drop_", 0) == 0)
         o << "moongate_lcore_drops_total{lcore=\"" << lcore << "\",layer=\"dataplane\",reason=\"" << name.substr(5)
           << "\"} " << v << "\n";
       else if (name.rfind("wg_drop_", 0) == 0)
         o << "moongate_lcore_drops_total{lcore=\"" << lcore << "\",layer=\"wireguard\",reason=\"" << name.substr(8)
           << "\"} " << v << "\n";
     }
-  o << "# HELP moongate_lcore_packets_total Packets per worker lcore: received per port, decrypted, encrypted, "
-       "handshakes, hand-offs.\n# TYPE moongate_lcore_packets_total counter\n";
+  // The exit node's tables (gauges) and the policy's per-rule counters.
+  o << "# HELP moongate_lcore_flows Active flows per worker lcore: NAT44 (table=nat), the policy's "
+       "return-traffic table (table=policy).\n# TYPE moongate_lcore_flows gauge\n";
   for (const auto& [lcore, m] : counters_)
     for (const auto& [name, v] : m)
-      if (name.rfind("drop_", 0) != 0 && name.rfind("wg_drop_", 0) != 0)
+      if (name == "nat_flows" || name == "policy_flows")
+        o << "moongate_lcore_flows{lcore=\"" << lcore << "\",table=\"" << name.substr(0, name.find('_')) << "\"} "
+          << v << "\n";
+  o << "# HELP moongate_policy_rule_accepted_total Packets a policy rule accepted (rule index in file order).\n"
+       "# TYPE moongate_policy_rule_accepted_total counter\n";
+  for (const auto& [lcore, m] : counters_)
+    for (const auto& [name, v] : m)
+      if (name.rfind("policy_rule_", 0) == 0)
+        o << "moongate_policy_rule_accepted_total{lcore=\"" << lcore << "\",rule=\""
+          << name.substr(12, name.rfind('_') - 12) << "\"} " << v << "\n";
+  o << "# HELP moongate_lcore_packets_total Packets per worker lcore: received per port, decrypted, encrypted, "
+       "handshakes, hand-offs, NAT translations, policy denied / established.\n"
+       "# TYPE moongate_lcore_packets_total counter\n";
+  for (const auto& [lcore, m] : counters_)
+    for (const auto& [name, v] : m)
+      if (name.rfind("drop_", 0) != 0 && name.rfind("wg_drop_", 0) != 0 && name.rfind("nat_drop_", 0) != 0 &&
+          name.rfind("policy_rule_", 0) != 0 && name != "nat_flows" && name != "policy_flows")
         o << "moongate_lcore_packets_total{lcore=\"" << lcore << "\",counter=\"" << name << "\"} " << v << "\n";
   return o.str();
 }

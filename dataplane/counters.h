@@ -28,7 +28,9 @@ namespace moongate::dp {
   X(kHandshakeQueueFull, "handshake_queue_full")                                \
   X(kHandoffFull, "handoff_full")       /* the owner worker's ring is full */ \
   X(kNoUnderlay, "no_underlay")         /* endpoint family without a WAN address / route */ \
-  X(kPeerRefused, "peer_refused")       /* a netmap peer the device refused (table full) */
+  X(kPeerRefused, "peer_refused")       /* a netmap peer the device refused (table full) */ \
+  X(kNotExit, "not_exit")               /* to the wan port: peer not exit_node, or dst not internet */ \
+  X(kPolicyDenied, "policy_denied")     /* no policy rule accepts it and it is no reply */
 
 enum class DpDrop : std::uint8_t {
 #define MOONGATE_X(name, str) name,

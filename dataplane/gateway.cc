@@ -10,6 +10,7 @@
 #include <rte_lpm6.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_random.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
@@ -149,6 +150,19 @@ std::string Gateway::init(Settings settings) {
   shared_.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc("mg_rcu", rcu_size, RTE_CACHE_LINE_SIZE));
   if (shared_.rcu == nullptr || rte_rcu_qsbr_init(shared_.rcu, workers) != 0) return "rcu: " + rte_err();
 
+  // One NAT44 per worker (Worker::init), each with its slice of the
+  // external ports; the hash and port-choice key (also the policy tables')
+  // is random per run so remote hosts cannot predict ports or aim tuples
+  // at one table cluster.
+  s.nat_config.lcores = workers;
+  while (s.nat_config.seed == 0) s.nat_config.seed = rte_rand();
+  if (s.policy) {
+    // One classifier for all workers: classify() only reads it.
+    std::string why;
+    acl_ = policy::AclClassifier::build(s.policy_compiled, socket, why);
+    if (!acl_) return "policy: " + why;
+    shared_.acl = acl_.get();
+  }
   for (std::uint16_t w = 0; w < workers; ++w) {
     workers_.push_back(std::make_unique<Worker>(w, shared_));
     if (std::string err = workers_.back()->init(); !err.empty()) return err;
@@ -162,6 +176,7 @@ std::string Gateway::init(Settings settings) {
     auto ctx = std::make_unique<PeerCtx>();
     ctx->id = static_cast<std::uint32_t>(i);
     ctx->owner = static_cast<std::uint16_t>(i % workers);
+    ctx->exit_node = s.peers[i].exit_node;
     shared_.refs[i] = PeerRef{ctx.get(), nullptr, ctx->owner};  // `peer`: set by add_peer below
     shared_.peers[i] = std::move(ctx);
     routed.push_back(RoutedPeer{static_cast<std::uint32_t>(i), &s.peers[i]});
@@ -264,6 +279,34 @@ std::string Gateway::status() const {
   }
   for (std::size_t i = 0; i < kDpDropCount; ++i)
     if (c.drops[i]) o << "drop " << dp_drop_name(static_cast<DpDrop>(i)) << " " << c.drops[i] << "\n";
+  // The exit node's NAT44, summed over the workers' instances.
+  if (shared_.settings.nat) {
+    nat::NatCounters n;
+    std::size_t flows = 0;
+    for (const auto& w : workers_)
+      if (const nat::Nat44* x = w->nat()) {
+        n.add(x->counters());
+        flows += x->flow_count();
+      }
+    o << "nat flows " << flows << " translated_out " << n.translated_out << " translated_in " << n.translated_in
+      << " icmp_errors_in " << n.icmp_errors_in << " flows_created " << n.flows_created << " flows_expired "
+      << n.flows_expired << "\n";
+    for (std::size_t i = 0; i < nat::kNatDropCount; ++i)
+      if (n.drops[i]) o << "nat_drop " << nat::nat_drop_name(static_cast<nat::NatDrop>(i)) << " " << n.drops[i] << "\n";
+  }
+  if (shared_.settings.policy) {
+    const std::size_t rules = shared_.settings.policy_compiled.rule_count;
+    std::uint64_t denied = 0, established = 0;
+    std::vector<std::uint64_t> accepted(rules, 0);
+    for (const auto& w : workers_)
+      if (const policy::RuleCounters* rc = w->rule_counters()) {
+        denied += rc->denied();
+        established += rc->established_count();
+        for (std::size_t r = 0; r < rules; ++r) accepted[r] += rc->accepted(r);
+      }
+    o << "policy denied " << denied << " established " << established << "\n";
+    for (std::size_t r = 0; r < rules; ++r) o << "policy_rule " << r << " accepted " << accepted[r] << "\n";
+  }
   const auto wgd = wg_drops();
   for (std::size_t i = 0; i < wg::kDropCount; ++i)
     if (wgd[i]) o << "wg_drop " << wg::drop_name(static_cast<wg::Drop>(i)) << " " << wgd[i] << "\n";

@@ -20,6 +20,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/shared.h"
 #include "dataplane/worker.h"
+#include "policy/acl.h"
 
 namespace moongate::dp {
 
@@ -65,6 +66,7 @@ class Gateway {
 
   Shared shared_;  // declared first: the workers point into it
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<policy::AclClassifier> acl_;  // Shared::acl
   std::string status_file_;
   static std::atomic<bool> stop_;
   static std::atomic<bool> status_requested_;

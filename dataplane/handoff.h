@@ -12,6 +12,9 @@
 //                       a key owned elsewhere is handed on (kHandshake)
 //   LAN rx on lcore r:  allowed-IPs -> peer -> its owner (kInner)
 //   decrypted on r:     hub traffic to a peer owned elsewhere (kInner)
+//   WAN rx on lcore r:  NAT44 return traffic -> the owner of its external
+//                       port's slice (nat::Nat44::translate says kHandOff),
+//                       which created the flow and owns the peer (kNatReturn)
 //   ARP / ND learned:   a copy to every other worker (kNeighbor), since each
 //                       worker keeps its own neighbour tables
 //
@@ -45,6 +48,7 @@ enum class HandoffKind : std::uint8_t {
   kHandshake,  // a handshake message for the owner's device
   kInner,      // an inner IP packet (mbuf starts at the IP header) to tunnel
   kNeighbor,   // a copy of an ARP / ND frame to learn from
+  kNatReturn,  // an IPv4 frame from the WAN for a NAT flow of the receiver
 };
 
 // The frame itself is passed whole (kData, kHandshake): the owner reads the
@@ -54,7 +58,7 @@ struct Handoff {
   std::uint16_t wg_off;    // WireGuard message offset and length in the frame
   std::uint16_t wg_len;
   HandoffKind kind;
-  std::uint8_t arg;        // kNeighbor: port index; kHandshake: macs checked
+  std::uint8_t arg;        // kNeighbor: port index; kHandshake: macs checked; kInner: Origin (worker.h)
 };
 static_assert(sizeof(Handoff) == 12);
 

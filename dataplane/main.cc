@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/key.h"
 #include "dataplane/gateway.h"
 #include "dataplane/netmap_service.h"
 #include "dataplane/telemetry.h"
@@ -127,7 +128,78 @@ dp::Settings to_settings(config::Config& cfg) {
   }
   dp::route_settings(cfg.routes, s.ports, s.routes, s.routes6);
   for (const auto& p : cfg.peers) s.peers.push_back(dp::peer_settings(p));
+  // The exit node (docs/exit-node.md): the wan port's internet prefixes,
+  // NAT44 to its first IPv4 address or to the pool.
+  for (const auto& p : cfg.ports) {
+    if (p.role != config::PortRole::kWan || !p.internet) continue;
+    s.internet_v6_all = false;
+    for (const auto& a : *p.internet) {
+      if (a.addr.is_v4()) {
+        s.internet_v4.push_back(dp::Ipv4Iface{v4_of(a.network().addr), a.len});
+      } else {
+        dp::Ipv6Iface v6;
+        std::memcpy(v6.addr.data(), a.network().addr.bytes, 16);
+        v6.prefix_len = a.len;
+        s.internet_v6.push_back(v6);
+      }
+    }
+    // Only IPv6 prefixes listed: no IPv4 destination is internet.
+    if (s.internet_v4.empty()) s.internet_v4.push_back(dp::Ipv4Iface{0xffffffffu, 32});
+  }
+  for (const auto& p : cfg.ports)
+    if (p.role == config::PortRole::kWan)
+      for (const auto& a : p.routed_prefixes) {
+        dp::Ipv6Iface v6;
+        std::memcpy(v6.addr.data(), a.network().addr.bytes, 16);
+        v6.prefix_len = a.len;
+        s.routed_v6.push_back(v6);
+      }
+  if (cfg.nat) {
+    s.nat = true;
+    nat::Nat44Config& n = s.nat_config;
+    const auto to_nat = [](std::uint32_t v) {
+      net::Ipv4Address a{};
+      std::memcpy(a.data(), &v, 4);
+      return a;
+    };
+    if (cfg.nat->masquerade) {
+      for (const auto& p : s.ports)
+        if (p.role == dp::PortRole::kWan && !p.v4.empty()) n.pool.push_back(to_nat(p.primary_v4()));
+    } else {
+      for (const auto& a : cfg.nat->pool) n.pool.push_back(to_nat(v4_of(a)));
+    }
+    n.port_min = cfg.nat->port_min;
+    n.port_max = cfg.nat->port_max;
+    n.max_flows = cfg.nat->max_flows;
+    n.timeouts = cfg.nat->timeouts;
+    n.reserved_ports = {cfg.interface.listen_port};
+  }
   return s;
+}
+
+// The access policy compiled against the data plane's peers: source peer
+// id = global id + 1, the peer found by key among the configuration's (for
+// its name and tags). An error here means the configuration changed under
+// us (the loader checked the policy against the same peers).
+std::string compile_policy(const config::Config& cfg, dp::Settings& s) {
+  if (!cfg.policy) return {};
+  const std::vector<policy::PeerInfo> named = config::policy_peers(cfg);
+  std::vector<policy::PeerInfo> peers;
+  for (std::size_t i = 0; i < s.peers.size(); ++i) {
+    const std::string key = config::encode_key(s.peers[i].public_key.data());
+    policy::PeerInfo p{static_cast<std::uint32_t>(i + 1), "", key, {}};
+    for (const auto& n : named)
+      if (n.public_key == key) {
+        p.name = n.name;
+        p.tags = n.tags;
+      }
+    peers.push_back(std::move(p));
+  }
+  policy::CompileResult r = policy::compile(*cfg.policy, peers);
+  if (!r.ok()) return "policy: " + r.errors.front().path + ": " + r.errors.front().message;
+  s.policy = true;
+  s.policy_compiled = std::move(r.policy);
+  return {};
 }
 
 std::vector<std::string> eal_args(const char* prog, const config::Config& cfg) {
@@ -214,10 +286,22 @@ int main(int argc, char** argv) {
     if (initial.has_private_key) settings.private_key = initial.private_key;
     settings.listen_port = initial.listen_port;
     settings.peers.clear();
-    for (const auto& p : initial.peers) settings.peers.push_back(dp::peer_settings(p));
+    for (const auto& p : initial.peers) {
+      settings.peers.push_back(dp::peer_settings(p));
+      // The netmap does not carry exit_node: the configuration's word for
+      // the same key holds (peers only the netmap knows are not exits).
+      for (const auto& c : cfg.peers)
+        if (c.public_key == p.public_key) settings.peers.back().exit_node = c.exit_node;
+    }
+    if (settings.nat) settings.nat_config.reserved_ports = {settings.listen_port};
     dp::route_settings(initial.routes, settings.ports, settings.routes, settings.routes6);
   }
 
+  if (std::string err = compile_policy(cfg, settings); !err.empty()) {
+    std::fprintf(stderr, "moongate-dataplane: %s\n", err.c_str());
+    rte_eal_cleanup();
+    return 1;
+  }
   int rc = 0;
   {
     dp::Gateway gw;

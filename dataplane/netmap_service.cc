@@ -64,6 +64,7 @@ PeerSettings peer_settings(const config::Peer& p) {
     ps.endpoint = p.endpoint->addr.is_v4() ? wg::Endpoint::v4(p.endpoint->addr.bytes, p.endpoint->port)
                                            : wg::Endpoint::v6(p.endpoint->addr.bytes, p.endpoint->port);
   ps.persistent_keepalive = p.persistent_keepalive;
+  ps.exit_node = p.exit_node;
   return ps;
 }
 
@@ -303,6 +304,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
       if (!slot) slot = std::make_unique<PeerCtx>();
       slot->id = id;
       slot->owner = least_loaded();
+      slot->exit_node = settings[i].exit_node;
       slot->peer = nullptr;
       slot->staged_count = slot->staged_head = 0;
       slot->stats_rx = slot->stats_tx = slot->stats_handshakes = slot->stats_last_handshake_ns = 0;

@@ -18,6 +18,8 @@
 
 #include "crypto/secret.h"
 #include "dataplane/port.h"
+#include "nat/nat44.h"
+#include "policy/compile.h"
 #include "dataplane/timer_wheel.h"
 #include "wireguard/endpoint.h"
 #include "wireguard/huge_pages.h"
@@ -28,6 +30,10 @@ struct rte_mbuf;
 struct rte_mempool;
 struct rte_rcu_qsbr;
 struct rte_ring;
+
+namespace moongate::policy {
+class AclClassifier;
+}
 
 namespace moongate::netmap {
 class Segment;
@@ -51,6 +57,8 @@ struct PeerSettings {
   std::vector<std::pair<Ipv6Bytes, std::uint8_t>> allowed_v6;
   wg::Endpoint endpoint;
   std::uint16_t persistent_keepalive = 0;
+  // May use the gateway as its exit to the internet (docs/exit-node.md).
+  bool exit_node = false;
   // DH(our private key, public_key), when the netmap service computed it off
   // the workers (wg::Device::add_peer).
   crypto::SecretKey static_static;
@@ -81,6 +89,26 @@ struct Settings {
   std::uint32_t max_peers = 100000;
   std::uint16_t workers = 1;  // worker lcores; each polls one queue of every port
   bool busy_poll = false;
+  // Exit node (docs/exit-node.md): NAT44 for exit-node peers' IPv4 traffic
+  // routed out of the wan port, when set. `lcores` and `seed` are filled by
+  // the Gateway; the pool by the caller (the wan address when masquerading).
+  bool nat = false;
+  nat::Nat44Config nat_config;
+  // The wan port's `internet` prefixes (IPv4); empty: everything.
+  std::vector<Ipv4Iface> internet_v4;
+  // IPv6 exit (routed, no NAT66): the wan port's `routed_prefixes` (return
+  // traffic to them goes to the peer whose allowed IPs hold the address)
+  // and its IPv6 `internet` prefixes (`internet_v6_all`: not restricted).
+  std::vector<Ipv6Iface> routed_v6;
+  std::vector<Ipv6Iface> internet_v6;
+  bool internet_v6_all = true;
+  // The access policy (docs/exit-node.md), when set: compiled with source
+  // peer ids = the data plane's global id + 1 (0: not from a peer). Each
+  // worker keeps its own return-traffic table of `policy_flows` entries.
+  bool policy = false;
+  policy::CompiledPolicy policy_compiled;
+  std::size_t policy_flows = 65536;
+  std::uint64_t policy_timeout_ns = 600'000'000'000ULL;  // idle, either way
 };
 
 // One per peer. `id` and `owner` are fixed when the peer is created; `peer`
@@ -93,6 +121,7 @@ struct Settings {
 struct alignas(64) PeerCtx : TimerNode, wg::OnHugeSlab<PeerCtx> {
   std::uint32_t id = 0;      // global id: what the allowed-IPs tables return
   std::uint16_t owner = 0;   // worker index
+  bool exit_node = false;    // PeerSettings::exit_node, fixed with the peer
   wg::Peer* peer = nullptr;  // in the owner's device; nullptr once removed
   // A copy of the peer's counters the owner refreshes about once a second
   // (Worker::report) for readers on other threads — status, telemetry, the
@@ -143,6 +172,9 @@ struct Shared {
   rte_rcu_qsbr* rcu = nullptr;               // workers report quiescent states
   netmap::Segment* segment = nullptr;        // events to the control process, if attached
   int handoff_field = -1;                    // mbuf dynfield offset
+  // The policy's classifier (Settings::policy), built by the Gateway and
+  // read by every worker (rte_acl classification is read-only).
+  const policy::AclClassifier* acl = nullptr;
 
   std::uint16_t workers() const noexcept { return settings.workers; }
   rte_ring* ring(std::uint16_t from, std::uint16_t to) const noexcept {

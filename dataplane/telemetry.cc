@@ -92,6 +92,60 @@ int peers_cb(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
+int nat_cb(const char*, const char*, rte_tel_data* d) {
+  const Gateway* gw = g_gateway.load();
+  if (gw == nullptr) return -1;
+  rte_tel_data_start_dict(d);
+  nat::NatCounters n;
+  std::uint64_t flows = 0;
+  bool on = false;
+  for (std::size_t i = 0; i < gw->worker_count(); ++i)
+    if (const nat::Nat44* x = gw->worker(i).nat()) {
+      on = true;
+      n.add(x->counters());
+      flows += x->flow_count();
+    }
+  rte_tel_data_add_dict_u64(d, "enabled", on ? 1 : 0);
+  rte_tel_data_add_dict_u64(d, "flows", flows);
+  rte_tel_data_add_dict_u64(d, "translated_out", n.translated_out);
+  rte_tel_data_add_dict_u64(d, "translated_in", n.translated_in);
+  rte_tel_data_add_dict_u64(d, "icmp_errors_in", n.icmp_errors_in);
+  rte_tel_data_add_dict_u64(d, "flows_created", n.flows_created);
+  rte_tel_data_add_dict_u64(d, "flows_expired", n.flows_expired);
+  for (std::size_t i = 0; i < nat::kNatDropCount; ++i) {
+    const std::string k = std::string("drop_") + nat::nat_drop_name(static_cast<nat::NatDrop>(i));
+    rte_tel_data_add_dict_u64(d, k.c_str(), n.drops[i]);
+  }
+  return 0;
+}
+
+// The access policy: denied, established, accepted per rule (summed over
+// the workers; the first RTE_TEL_MAX_DICT_ENTRIES - 3 rules).
+int policy_cb(const char*, const char*, rte_tel_data* d) {
+  const Gateway* gw = g_gateway.load();
+  if (gw == nullptr) return -1;
+  rte_tel_data_start_dict(d);
+  std::uint64_t denied = 0, established = 0, flows = 0;
+  std::size_t rules = 0;
+  for (std::size_t i = 0; i < gw->worker_count(); ++i)
+    if (const policy::RuleCounters* rc = gw->worker(i).rule_counters()) {
+      denied += rc->denied();
+      established += rc->established_count();
+      flows += gw->worker(i).established()->size();
+      rules = rc->rules();
+    }
+  rte_tel_data_add_dict_u64(d, "denied", denied);
+  rte_tel_data_add_dict_u64(d, "established", established);
+  rte_tel_data_add_dict_u64(d, "flows", flows);
+  for (std::size_t r = 0; r < rules && r + 3 < RTE_TEL_MAX_DICT_ENTRIES; ++r) {
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < gw->worker_count(); ++i) n += gw->worker(i).rule_counters()->accepted(r);
+    const std::string k = "rule" + std::to_string(r) + "_accepted";
+    rte_tel_data_add_dict_u64(d, k.c_str(), n);
+  }
+  return 0;
+}
+
 }  // namespace
 
 void register_telemetry(const Gateway* gw) {
@@ -102,6 +156,10 @@ void register_telemetry(const Gateway* gw) {
                              "Per worker lcore: packets received, decrypted, encrypted, handed over");
   rte_telemetry_register_cmd("/moongate/peers", peers_cb,
                              "Peer count; rx/tx bytes and handshakes of the first 80 peers");
+  rte_telemetry_register_cmd("/moongate/nat", nat_cb,
+                             "Exit node NAT44: active flows, translations, drops by reason (all workers)");
+  rte_telemetry_register_cmd("/moongate/policy", policy_cb,
+                             "Access policy: packets denied, let through as replies, accepted per rule");
 }
 
 }  // namespace moongate::dp

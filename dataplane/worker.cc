@@ -102,6 +102,19 @@ inline std::uint16_t outer_ipv4_checksum(std::uint16_t total_len, std::uint32_t 
   return rte_cpu_to_be_16(static_cast<std::uint16_t>(~sum));
 }
 
+// check_ipv4's fast path fills only what the forwarding path reads; the
+// NAT reads the rest of the header (protocol, addresses, fragment fields).
+void complete_ipv4_header(const std::uint8_t* p, net::Ipv4Header& h) noexcept {
+  h.protocol = p[9];
+  const auto frag = static_cast<std::uint16_t>((p[6] << 8) | p[7]);
+  h.dont_fragment = (frag & 0x4000) != 0;
+  h.more_fragments = (frag & 0x2000) != 0;
+  h.fragment_offset = static_cast<std::uint16_t>((frag & 0x1fff) * 8);
+  h.ttl = p[8];
+  std::memcpy(h.src.data(), p + net::kIpv4SrcOffset, 4);
+  std::memcpy(h.dst.data(), p + net::kIpv4DstOffset, 4);
+}
+
 // Recomputes the IPv4 header checksum (20-60 bytes: cheap next to crypto).
 void ipv4_fix_checksum(rte_ipv4_hdr* ip) {
   ip->hdr_checksum = 0;
@@ -184,6 +197,28 @@ std::string Worker::init() {
   }
   wan_ = &port(shared_.wan);
   wan_neigh_ = neighbors_[shared_.wan].get();
+  if (settings_.nat) {
+    try {
+      nat_ = std::make_unique<nat::Nat44>(settings_.nat_config, id_, now_.mono);
+    } catch (const std::exception& e) {
+      return std::string("nat: ") + e.what();
+    }
+    for (const net::Ipv4Address& a : settings_.nat_config.pool) {
+      std::uint32_t v = 0;
+      std::memcpy(&v, a.data(), 4);
+      nat_pool_.push_back(v);
+    }
+  }
+  if (settings_.policy) {
+    try {
+      const std::uint64_t seed = (settings_.nat_config.seed ^ 0x5bd1e9955bd1e995ULL) + id_;
+      established_ = std::make_unique<policy::Established>(settings_.policy_flows, settings_.policy_timeout_ns,
+                                                           seed, now_.mono);
+      rule_counters_ = std::make_unique<policy::RuleCounters>(settings_.policy_compiled.rule_count);
+    } catch (const std::exception& e) {
+      return std::string("policy: ") + e.what();
+    }
+  }
   return {};
 }
 
@@ -516,6 +551,7 @@ void Worker::poll_wan() {
   if (n == 0) return;
   if (wan_->id < 8) counters_.rx_packets[wan_->id] += n;
   prefetch_burst(pkts, n, false);
+  if (nat_) nat_prefetch(pkts, n);
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     const std::uint16_t len = rte_pktmbuf_data_len(m);
@@ -541,17 +577,19 @@ void Worker::poll_wan() {
     if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), len - kEthLen, h, true)) continue;
     const std::uint16_t ihl = h.header_len;
     const std::uint16_t total = h.total_len;
-    if (!wan_->owns(ip->dst_addr)) {
+    if (!wan_->owns(ip->dst_addr) && !nat_pool(ip->dst_addr)) {
       drop(m, DpDrop::kNotForUs);
       continue;
     }
+    // NAT return traffic (nat_in) after ARP, echo to us and WireGuard, and
+    // before the exception path.
     if (ip->next_proto_id != IPPROTO_UDP) {
-      if (!handle_local(*wan_, *wan_neigh_, m)) to_kernel(*wan_, m);
+      if (!handle_local(*wan_, *wan_neigh_, m) && !nat_in(m, h, false)) to_kernel(*wan_, m);
       continue;
     }
     if ((rte_be_to_cpu_16(ip->fragment_offset) &
          (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
-      drop(m, DpDrop::kUnsupported);
+      if (!nat_in(m, h, false)) drop(m, DpDrop::kUnsupported);  // the NAT counts its own
       continue;
     }
     auto* udp = reinterpret_cast<rte_udp_hdr*>(reinterpret_cast<std::uint8_t*>(ip) + ihl);
@@ -561,7 +599,7 @@ void Worker::poll_wan() {
       continue;
     }
     if (udp->dst_port != rte_cpu_to_be_16(routing_->listen_port)) {
-      to_kernel(*wan_, m);
+      if (!nat_in(m, h, false)) to_kernel(*wan_, m);
       continue;
     }
     wireguard_in(m, static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
@@ -585,6 +623,28 @@ void Worker::wan_v6(rte_mbuf* m) {
       (p[40] == net::kIcmpv6NeighborSolicitation || p[40] == net::kIcmpv6NeighborAdvertisement)) {
     handle_nd(*wan_, m, false);
     return;
+  }
+  if (!wan_->owns_v6(h.dst.data()) && !settings_.routed_v6.empty()) {
+    // Routed exit traffic coming back (or any traffic) to a peer's address
+    // in a routed prefix: to that peer, unchanged but for the hop limit.
+    bool routed = false;
+    for (const Ipv6Iface& r : settings_.routed_v6) routed |= r.contains(h.dst.data());
+    if (routed) {
+      PeerCtx* to = peer_for_v6(h.dst.data());
+      const std::size_t total = 40 + h.payload_len;
+      if (to == nullptr) {
+        drop(m, DpDrop::kNoRoute);
+        return;
+      }
+      if (!net::ipv6_decrement_hop_limit(p, total)) {
+        drop(m, DpDrop::kTtlExpired);
+        return;
+      }
+      rte_pktmbuf_adj(m, kEthLen);
+      rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+      to_peer(*to, m, Origin::kChecked);
+      return;
+    }
   }
   if (!wan_->owns_v6(h.dst.data())) {
     const bool link_scope = (h.dst[0] == 0xfe && (h.dst[1] & 0xc0) == 0x80) ||
@@ -749,10 +809,20 @@ void Worker::poll_handoff() {
           // The peer may have been removed while the packet was on the ring.
           if (PeerCtx* to = f.peer < shared_.peers.size() ? shared_.peers[f.peer].get() : nullptr;
               to != nullptr && to->owner == id_ && to->peer != nullptr)
-            tunnel_out(*to, m);
+            tunnel_out(*to, m, static_cast<Origin>(f.arg));
           else
             drop(m, DpDrop::kNoRoute);
           break;
+        case HandoffKind::kNatReturn: {
+          // As received on the WAN (Ethernet first), checked there.
+          net::Ipv4Header h;
+          const std::size_t len = rte_pktmbuf_data_len(m);
+          if (len < kEthLen ||
+              !check_ipv4(m, rte_pktmbuf_mtod_offset(m, const std::uint8_t*, kEthLen), len - kEthLen, h, false))
+            break;
+          if (!nat_in(m, h, true)) drop(m, DpDrop::kNotForUs);
+          break;
+        }
         case HandoffKind::kNeighbor: {
           const std::size_t pi = f.arg;
           auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
@@ -900,6 +970,8 @@ void Worker::decrypt_flush() {
   }
   finish_run();
   rx_count_ = 0;
+  policy_flush();
+  exit_flush();
 }
 
 // src_id, dst_id: the allowed-IPs look-ups of an IPv4 packet's source and
@@ -924,9 +996,20 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::
     drop(m, DpDrop::kTtlExpired);
     return;
   }
+  if (rule_counters_) {  // the access policy: classified with the burst (policy_flush)
+    complete_ipv4_header(reinterpret_cast<const std::uint8_t*>(ip), h);
+    if (policy_count_ == kBurst) policy_flush();
+    policy_items_[policy_count_++] = PolicyItem{m, &from, h, dst_id};
+    return;
+  }
+  forward_inner(from, m, h, dst_id);
+}
+
+void Worker::forward_inner(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h, std::uint32_t dst_id) {
+  auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
   // Hub: another peer's allowed IPs win over the LAN (tunnel <-> tunnel).
   if (dst_id != kNoPeer) {
-    to_peer(*shared_.peers[dst_id], m);
+    to_peer(*shared_.peers[dst_id], m, Origin::kPeer);
     return;
   }
   // A SYN out of the tunnel carries the far host's MSS (its own MTU): clamp
@@ -940,7 +1023,257 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::
     send_ipv4(*lan, *neighbors_[port_index(*lan)], m, next_hop);
     return;
   }
-  drop(m, DpDrop::kNoLanRoute);
+  exit_out(from, m, h);
+}
+
+// --- access policy (docs/exit-node.md) ------------------------------------------
+
+policy::Packet Worker::policy_packet(const std::uint8_t* ip, const net::Ipv4Header& h,
+                                     std::uint32_t peer) noexcept {
+  policy::Packet p;
+  p.peer = peer;
+  p.src = net::load_be32(h.src.data());
+  p.dst = net::load_be32(h.dst.data());
+  p.proto = h.protocol;
+  // Ports of TCP and UDP only, and only where the header is (not in a
+  // later fragment): anything else matches rules with ports "*" only.
+  if ((p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) && !h.is_fragment() &&
+      h.total_len >= h.header_len + 4u) {
+    const std::uint8_t* l4 = ip + h.header_len;
+    p.sport = static_cast<std::uint16_t>((l4[0] << 8) | l4[1]);
+    p.dport = static_cast<std::uint16_t>((l4[2] << 8) | l4[3]);
+  }
+  return p;
+}
+
+// The decrypt path's packets from peers, classified together (one
+// rte_acl call for the burst): a rule accepts (counted per rule, the flow
+// noted for its replies), or the packet is the reply of a flow this lcore
+// noted (counted as established), or it is dropped (denied).
+void Worker::policy_flush() {
+  if (policy_count_ == 0) return;
+  const std::uint16_t n = policy_count_;
+  policy_count_ = 0;
+  policy::Packet pk[kBurst];
+  policy::AclInput in[kBurst];
+  const policy::AclInput* ptr[kBurst];
+  int rule[kBurst];
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const PolicyItem& it = policy_items_[i];
+    pk[i] = policy_packet(rte_pktmbuf_mtod(it.m, const std::uint8_t*), it.h, it.from->id + 1);
+    in[i] = policy::make_acl_input(pk[i]);
+    ptr[i] = &in[i];
+  }
+  shared_.acl->classify(ptr, n, rule);
+  // The return-traffic table's slots, then entries, for the whole burst
+  // (established.h): most of the policy's cost is these misses.
+  for (std::uint16_t i = 0; i < n; ++i) established_->prefetch(pk[i], rule[i] < 0);
+  for (std::uint16_t i = 0; i < n; ++i) established_->prefetch_entry(pk[i], rule[i] < 0);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    PolicyItem& it = policy_items_[i];
+    if (rule[i] >= 0) {
+      rule_counters_->accept(rule[i]);
+      established_->note(pk[i], now_.mono);
+    } else if (established_->is_reply(pk[i], now_.mono)) {
+      rule_counters_->established();
+    } else {
+      rule_counters_->deny();
+      drop(it.m, DpDrop::kPolicyDenied);
+      continue;
+    }
+    forward_inner(*it.from, it.m, it.h, it.dst_id);
+  }
+}
+
+// The encrypt path's policy stage, on the destination peer's owner (where
+// that peer's replies are decrypted and checked): IPv4 from a LAN is
+// classified with source peer 0 (accepted: noted; else a reply or denied);
+// IPv4 from another peer was accepted on its decrypting lcore and is only
+// noted here. IPv6 is not filtered (rules are IPv4: docs/exit-node.md).
+std::uint16_t Worker::policy_encrypt(std::uint16_t n) noexcept {
+  policy::Packet pk[kBurst];
+  policy::AclInput in[kBurst];
+  const policy::AclInput* ptr[kBurst];
+  int rule[kBurst];
+  std::uint16_t at[kBurst];
+  bool denied[sizeof(enc_items_) / sizeof(enc_items_[0])] = {};
+  std::uint16_t i = 0;
+  while (i < n) {
+    std::uint16_t k = 0;  // LAN packets of this chunk
+    for (; i < n && k < kBurst; ++i) {
+      TxItem& it = enc_items_[i];
+      if (it.origin == Origin::kChecked) continue;
+      const std::uint8_t* ip = rte_pktmbuf_mtod(it.m, const std::uint8_t*);
+      const std::uint16_t len = rte_pktmbuf_data_len(it.m);
+      if (len < net::kIpv4HeaderLen || (ip[0] >> 4) != 4) continue;
+      net::Ipv4Header h;
+      h.header_len = static_cast<std::uint8_t>((ip[0] & 0x0f) * 4);
+      h.total_len = len;  // trimmed to the IP total length on the way here
+      complete_ipv4_header(ip, h);
+      if (it.origin == Origin::kPeer) {
+        established_->note(policy_packet(ip, h, 0), now_.mono);
+        continue;
+      }
+      pk[k] = policy_packet(ip, h, 0);
+      in[k] = policy::make_acl_input(pk[k]);
+      ptr[k] = &in[k];
+      at[k++] = i;
+    }
+    if (k == 0) continue;
+    shared_.acl->classify(ptr, k, rule);
+    for (std::uint16_t j = 0; j < k; ++j) {
+      if (rule[j] >= 0) {
+        rule_counters_->accept(rule[j]);
+        established_->note(pk[j], now_.mono);
+      } else if (established_->is_reply(pk[j], now_.mono)) {
+        rule_counters_->established();
+      } else {
+        rule_counters_->deny();
+        denied[at[j]] = true;
+      }
+    }
+  }
+  std::uint16_t kept = 0;
+  for (std::uint16_t j = 0; j < n; ++j) {
+    if (denied[j]) {
+      drop(enc_items_[j].m, DpDrop::kPolicyDenied);
+      continue;
+    }
+    enc_items_[kept++] = enc_items_[j];
+  }
+  return kept;
+}
+
+// --- exit node: NAT44 (docs/exit-node.md) ----------------------------------------
+
+bool Worker::internet(std::uint32_t dst) const noexcept {
+  if (settings_.internet_v4.empty()) return true;
+  for (const Ipv4Iface& p : settings_.internet_v4)
+    if (p.contains(dst)) return true;
+  return false;
+}
+
+// The route lookup found no peer, LAN or static route: the packet would
+// leave through the wan port. Only an exit-node peer's packet to an
+// internet destination may, and only through the NAT.
+void Worker::exit_out(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h) {
+  if (!nat_) {
+    drop(m, DpDrop::kNoLanRoute);  // not an exit node: as before
+    return;
+  }
+  const auto* p = rte_pktmbuf_mtod(m, const std::uint8_t*);
+  std::uint32_t dst = 0;
+  std::memcpy(&dst, p + net::kIpv4DstOffset, 4);
+  if (!from.exit_node || !internet(dst) || wan_->v4.empty()) {
+    drop(m, DpDrop::kNotExit);
+    return;
+  }
+  complete_ipv4_header(p, h);
+  if (exit_count_ == kBurst) exit_flush();
+  exit_items_[exit_count_++] = ExitItem{m, h};
+}
+
+// The exit batch, NAT'ed as a burst: every packet's table slot is asked
+// for, then every flow record, then each is translated, so with many flows
+// the cache misses overlap (perf/README.md: ~3x one at a time).
+void Worker::exit_flush() {
+  if (exit_count_ == 0) return;
+  const std::uint16_t n = exit_count_;
+  exit_count_ = 0;
+  for (std::uint16_t i = 0; i < n; ++i)
+    nat_->prefetch(rte_pktmbuf_mtod(exit_items_[i].m, const std::uint8_t*), exit_items_[i].h.total_len,
+                   nat::Direction::kOutbound);
+  for (std::uint16_t i = 0; i < n; ++i)
+    nat_->prefetch_flow(rte_pktmbuf_mtod(exit_items_[i].m, const std::uint8_t*), exit_items_[i].h.total_len,
+                        nat::Direction::kOutbound);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = exit_items_[i].m;
+    auto* ip = rte_pktmbuf_mtod(m, std::uint8_t*);
+    const nat::Result r = nat_->translate(ip, exit_items_[i].h, nat::Direction::kOutbound, now_.mono);
+    if (r.verdict != nat::Verdict::kTranslated) {
+      rte_pktmbuf_free(m);  // counted by the NAT (NatCounters)
+      continue;
+    }
+    std::uint32_t dst = 0;
+    std::memcpy(&dst, ip + net::kIpv4DstOffset, 4);
+    send_ipv4(*wan_, *wan_neigh_, m, wan_->next_hop(dst));
+  }
+}
+
+// The burst's likely NAT return traffic (IPv4 to a NAT address, not to
+// the listen port): its table slots for the whole burst, then its flow
+// records, before poll_wan translates the packets one by one, so with
+// many flows their two cache misses each overlap (the exit_flush stages,
+// inbound). Only hints: nothing is checked here that nat_in relies on.
+void Worker::nat_prefetch(rte_mbuf* const* pkts, std::uint16_t n) noexcept {
+  const std::uint8_t* ips[kBurst];
+  std::size_t lens[kBurst];
+  std::uint16_t k = 0;
+  for (std::uint16_t i = 0; i < n && k < kBurst; ++i) {
+    const std::size_t len = rte_pktmbuf_data_len(pkts[i]);
+    const auto* f = rte_pktmbuf_mtod(pkts[i], const std::uint8_t*);
+    if (len < kEthLen + net::kIpv4HeaderLen + 8u || f[12] != 0x08 || f[13] != 0x00) continue;
+    const std::uint8_t* ip = f + kEthLen;
+    const std::size_t ihl = static_cast<std::size_t>(ip[0] & 0x0f) * 4;
+    if (len < kEthLen + ihl + 4) continue;
+    if (ip[9] == IPPROTO_UDP && ((ip[ihl + 2] << 8) | ip[ihl + 3]) == routing_->listen_port) continue;
+    std::uint32_t dst = 0;
+    std::memcpy(&dst, ip + net::kIpv4DstOffset, 4);
+    if (!nat_pool(dst)) continue;
+    nat_->prefetch(ip, len - kEthLen, nat::Direction::kInbound);
+    ips[k] = ip;
+    lens[k++] = len - kEthLen;
+  }
+  for (std::uint16_t j = 0; j < k; ++j) nat_->prefetch_flow(ips[j], lens[j], nat::Direction::kInbound);
+}
+
+// A WAN frame (Ethernet first) whose IPv4 header h was checked: return
+// traffic of a NAT flow is translated here when this lcore owns the flow's
+// port slice, or handed to the owner unchanged; a translated packet goes
+// to its peer's encrypt batch (the flow was made by the peer's owner, so
+// normally this lcore; to_peer hands it on otherwise). No policy check: a
+// translated return is established by construction.
+bool Worker::nat_in(rte_mbuf* m, net::Ipv4Header& h, bool routed) {
+  if (!nat_) return false;
+  auto* ip = rte_pktmbuf_mtod_offset(m, std::uint8_t*, kEthLen);
+  complete_ipv4_header(ip, h);
+  const nat::Result r = nat_->translate(ip, h, nat::Direction::kInbound, now_.mono);
+  switch (r.verdict) {
+    case nat::Verdict::kNotNat:
+      return false;
+    case nat::Verdict::kDrop:
+      rte_pktmbuf_free(m);  // counted by the NAT
+      return true;
+    case nat::Verdict::kHandOff: {
+      if (routed || r.owner < 0 || r.owner >= static_cast<int>(shared_.workers()) || r.owner == id_) {
+        drop(m, DpDrop::kNotForUs);  // never passed on twice
+        return true;
+      }
+      Handoff* f = handoff_of(m, shared_.handoff_field);
+      f->kind = HandoffKind::kNatReturn;
+      handoff(static_cast<std::uint16_t>(r.owner), m);
+      return true;
+    }
+    case nat::Verdict::kTranslated:
+      break;
+  }
+  const std::uint16_t total = h.total_len;
+  rte_pktmbuf_adj(m, kEthLen);
+  rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
+  ip = rte_pktmbuf_mtod(m, std::uint8_t*);
+  if (!net::ipv4_decrement_ttl(ip, total)) {
+    drop(m, DpDrop::kTtlExpired);
+    return true;
+  }
+  std::uint32_t dst = 0, id = kNoPeer;
+  std::memcpy(&dst, ip + net::kIpv4DstOffset, 4);
+  lookup_v4(&dst, &id, 1);
+  if (id == kNoPeer) {
+    drop(m, DpDrop::kNoRoute);
+    return true;
+  }
+  to_peer(*shared_.peers[id], m, Origin::kChecked);
+  return true;
 }
 
 // n addresses (network order) at once: their table lines are asked for
@@ -1097,9 +1430,9 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
     const PeerRef& r = shared_.refs[ids[k]];
     if (r.owner != id_)
-      to_peer(*r.ctx, m);
+      to_peer(*r.ctx, m, Origin::kLan);
     else if (r.peer != nullptr)
-      tunnel_out(*r.ctx, m);
+      tunnel_out(*r.ctx, m, Origin::kLan);
     else
       drop(m, DpDrop::kNoRoute);  // its device refused it (netmap_service.h)
   }
@@ -1216,7 +1549,7 @@ void Worker::lan_v6(Port& port, rte_mbuf* m) {
   }
   rte_pktmbuf_adj(m, kEthLen);
   rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
-  to_peer(*peer, m);
+  to_peer(*peer, m, Origin::kLan);
 }
 
 void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
@@ -1238,7 +1571,7 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
     return;
   }
   if (PeerCtx* to = peer_for_v6(h.dst.data())) {
-    to_peer(*to, m);
+    to_peer(*to, m, Origin::kPeer);
     return;
   }
   if (h.protocol == IPPROTO_TCP)
@@ -1267,7 +1600,22 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
       return;
     }
   }
-  drop(m, DpDrop::kNoLanRoute);
+  // The exit (docs/exit-node.md): routed unchanged out of the wan port (its
+  // source is the peer's address from the routed prefix), no NAT66.
+  if (settings_.routed_v6.empty()) {
+    drop(m, DpDrop::kNoLanRoute);  // no IPv6 exit configured: as before
+    return;
+  }
+  bool internet = settings_.internet_v6_all;
+  for (const Ipv6Iface& r : settings_.internet_v6) internet |= r.contains(h.dst.data());
+  const std::uint8_t* next_hop = wan_->on_link_v6(h.dst.data()) ? h.dst.data()
+                                 : wan_->has_gateway_v6          ? wan_->gateway_v6.data()
+                                                                 : nullptr;
+  if (!from.exit_node || !internet || next_hop == nullptr) {
+    drop(m, DpDrop::kNotExit);
+    return;
+  }
+  send_ipv6(*wan_, *neighbors6_[shared_.wan], m, next_hop);
 }
 
 void Worker::send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop) {
@@ -1345,22 +1693,23 @@ void Worker::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8
   send_ipv4(port, neigh, e, port.next_hop(src));
 }
 
-void Worker::to_peer(PeerCtx& peer, rte_mbuf* m) {
+void Worker::to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin) {
   if (peer.owner == id_) {
     if (peer.peer == nullptr) {  // its device refused it (netmap_service.h)
       drop(m, DpDrop::kNoRoute);
       return;
     }
-    tunnel_out(peer, m);
+    tunnel_out(peer, m, origin);
     return;
   }
   Handoff* f = handoff_of(m, shared_.handoff_field);
   f->kind = HandoffKind::kInner;
+  f->arg = static_cast<std::uint8_t>(origin);
   f->peer = peer.id;
   handoff(peer.owner, m);
 }
 
-void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
+void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m, Origin origin) {
   // TCP toward a tunnel: clamp the SYN's MSS so segments fit the tunnel MTU
   // without fragmentation (idempotent, so staged packets may pass twice).
   // The clamp parses (and checksums) the header again, so it is skipped
@@ -1376,12 +1725,14 @@ void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m) {
   }
   if (enc_count_ == sizeof(enc_items_) / sizeof(enc_items_[0])) {
     if (in_encrypt_flush_) {  // cannot flush from inside a flush: wait on the peer
+      // Only flush_staged (a handshake completing inside the flush) gets
+      // here, with packets already past the policy (kChecked).
       stage(peer, m);
       return;
     }
     encrypt_flush();
   }
-  enc_items_[enc_count_++] = TxItem{m, &peer};
+  enc_items_[enc_count_++] = TxItem{m, &peer, origin};
 }
 
 void Worker::stage(PeerCtx& p, rte_mbuf* m) {
@@ -1403,7 +1754,7 @@ void Worker::encrypt_flush() {
   TxItem ready[kMax];
   std::uint16_t plain_len[kMax];
   std::uint16_t n = 0;
-  const std::uint16_t count = enc_count_;
+  const std::uint16_t count = rule_counters_ ? policy_encrypt(enc_count_) : enc_count_;
   enc_count_ = 0;
   // The peers' hot lines for the whole batch, then (reading them) their
   // current keypairs, kPrefetchAhead packets ahead of prepare_send(): at
@@ -1508,13 +1859,13 @@ void Worker::flush_staged(wg::Peer& peer, bool keepalive_if_empty) {
       counters_.drop(DpDrop::kNoMbuf);
       return;
     }
-    tunnel_out(*p, m);  // an empty packet: a keepalive
+    tunnel_out(*p, m, Origin::kChecked);  // an empty packet: a keepalive
   } else {
     while (p->staged_count) {
       rte_mbuf* m = p->staged[p->staged_head];
       p->staged_head = static_cast<std::uint16_t>((p->staged_head + 1) % kMaxStaged);
       --p->staged_count;
-      tunnel_out(*p, m);
+      tunnel_out(*p, m, Origin::kChecked);
     }
   }
   encrypt_flush();
@@ -1570,6 +1921,8 @@ bool Worker::run_once() {
   run_handshakes();
   encrypt_flush();
   run_timers();
+  if (nat_) nat_->expire(now_.mono, 64);
+  if (established_) established_->expire(now_.mono, 64);
   report();
   handoff_flush();
   tx_flush();
@@ -1718,6 +2071,24 @@ void Worker::report_counters() {
   send("to_kernel", counters_.to_kernel);
   for (std::size_t i = 0; i < kDpDropCount; ++i)
     if (counters_.drops[i]) send(std::string("drop_") + dp_drop_name(static_cast<DpDrop>(i)), counters_.drops[i]);
+  if (nat_) {
+    const nat::NatCounters& c = nat_->counters();
+    send("nat_flows", nat_->flow_count());
+    send("nat_translated_out", c.translated_out);
+    send("nat_translated_in", c.translated_in);
+    send("nat_icmp_errors_in", c.icmp_errors_in);
+    send("nat_flows_created", c.flows_created);
+    send("nat_flows_expired", c.flows_expired);
+    for (std::size_t i = 0; i < nat::kNatDropCount; ++i)
+      if (c.drops[i]) send(std::string("nat_drop_") + nat::nat_drop_name(static_cast<nat::NatDrop>(i)), c.drops[i]);
+  }
+  if (rule_counters_) {
+    send("policy_denied", rule_counters_->denied());
+    send("policy_established", rule_counters_->established_count());
+    send("policy_flows", established_->size());
+    for (std::size_t r = 0; r < rule_counters_->rules(); ++r)
+      send("policy_rule_" + std::to_string(r) + "_accepted", rule_counters_->accepted(r));
+  }
   for (std::size_t i = 1; i < wg::kDropCount; ++i)
     if (device_->drop_counters()[i])
       send(std::string("wg_drop_") + wg::drop_name(static_cast<wg::Drop>(i)), device_->drop_counters()[i]);

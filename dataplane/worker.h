@@ -12,15 +12,25 @@
 //        UDP to our listen port -> WireGuard: data and responses to the
 //        owner named by the receiver index (this worker: the decrypt batch,
 //        its index-table slot prefetched), initiations to the bounded
-//        handshake queue; anything else: counted drop.
+//        handshake queue;
+//        other IPv4 to a NAT address (exit node) -> Nat44 inbound: the
+//        owner of the port slice translates it (others hand the frame
+//        over, kNatReturn) -> the peer's encrypt batch, no policy check;
+//        IPv6 to a routed prefix -> the peer holding the address;
+//        anything else: the TAP or a counted drop.
 //      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
 //      pre-checks (Device::prepare_receive, keypairs prefetched a few
 //      packets ahead; then the peers' and PeerCtx lines) -> one
 //      AeadBurst::decrypt -> the inner sources and destinations looked up
 //      in the allowed-IPs LPM together -> per packet: the replay window
-//      (Device::accept_receive), the source check, route the inner packet:
-//      to a LAN next hop, or (hub) to another peer (through the encrypt
-//      batch, or to its owner); per run of packets from one peer: endpoint,
+//      (Device::accept_receive), the source check, TTL -> with a policy,
+//      the burst classified by rte_acl (policy_flush: accept and note, a
+//      reply of a noted flow, or policy_denied) -> route the inner packet:
+//      (hub) to another peer (through the encrypt batch, or to its owner),
+//      to a LAN next hop, or the exit: an exit_node peer's packet to an
+//      internet destination out of the WAN, IPv4 NAT'ed as a burst
+//      (exit_flush: prefetch, prefetch_flow, translate), IPv6 routed;
+//      per run of packets from one peer: endpoint,
 //      counters, timers (Device::received) and the timer-wheel entry.
 //      Handshakes wait in a bounded queue (kHandshakeQueue), consumed at
 //      most kHandshakeBudget per iteration; when it runs 1/8 full the
@@ -33,13 +43,16 @@
 //      the destinations of the whole burst -> the peer (its lines
 //      prefetched when this worker owns it) -> its owner -> the encrypt
 //      batch. TAP rx -> out of its port as it is.
-//   3. Encrypt batch -> Device::prepare_send per packet (keypairs
+//   3. Encrypt batch -> with a policy, LAN packets classified (source peer
+//      0) and hub packets noted on this, the destination peer's, lcore
+//      (policy_encrypt) -> Device::prepare_send per packet (keypairs
 //      prefetched a few packets ahead; no session: the packet is staged on
 //      its peer and a handshake starts) -> one AeadBurst::encrypt ->
 //      UDP/IPv4/Ethernet to the peer's endpoint; Device::complete_send and
 //      the timer-wheel entry once per run of packets to one peer.
-//   4. Timers of due peers (a per-lcore timer wheel); hand-off rings out;
-//      TX flush per port; idle back-off.
+//   4. Timers of due peers (a per-lcore timer wheel); NAT and policy flow
+//      expiry (bounded); hand-off rings out; TX flush per port; idle
+//      back-off.
 //
 // Nothing here allocates, locks or throws per packet. The prefetches are
 // hints: at 100 000 peers every packet's per-peer state (index slot,
@@ -64,6 +77,10 @@
 #include "dataplane/routing.h"
 #include "dataplane/shared.h"
 #include "dataplane/timer_wheel.h"
+#include "nat/nat44.h"
+#include "policy/acl.h"
+#include "policy/counters.h"
+#include "policy/established.h"
 #include "wireguard/clock.h"
 #include "wireguard/device.h"
 #include "wireguard/load.h"
@@ -75,6 +92,13 @@ struct Ipv4Header;
 }
 
 namespace moongate::dp {
+
+// Where a packet bound for a peer came from, for the access policy on the
+// peer owner's encrypt path (encrypt_flush): a LAN packet is classified
+// there (source peer 0), a peer's packet (hub, already accepted on its
+// decrypting lcore) only noted so the reply is recognised on this lcore;
+// kChecked needs nothing (NAT returns, staged packets, keepalives).
+enum class Origin : std::uint8_t { kChecked, kLan, kPeer };
 
 class Worker final : public wg::DeviceHost {
  public:
@@ -116,6 +140,12 @@ class Worker final : public wg::DeviceHost {
   wg::Device& device() noexcept { return *device_; }
   const wg::Device& device() const noexcept { return *device_; }
   const char* aead_arch() const noexcept { return aead_->arch_name(); }
+  // This worker's NAT44 (nullptr without `nat:`); its counters and flow
+  // count are read by status and telemetry (a slightly stale view).
+  const nat::Nat44* nat() const noexcept { return nat_.get(); }
+  // This worker's per-rule counters (nullptr without a policy).
+  const policy::RuleCounters* rule_counters() const noexcept { return rule_counters_.get(); }
+  const policy::Established* established() const noexcept { return established_.get(); }
 
  private:
   struct TxBuffer {
@@ -164,7 +194,36 @@ class Worker final : public wg::DeviceHost {
   void flush_rx();
   void decrypt_flush();
   void route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
+  // After the checks of route_inner (and the policy): to a peer, a LAN or
+  // the exit.
+  void forward_inner(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h, std::uint32_t dst_id);
+  // The decrypt path's policy stage: the packets route_inner queued,
+  // classified as a burst, then accepted (noted), let through as replies,
+  // or dropped (policy_denied).
+  void policy_flush();
+  // The policy's view of an IPv4 packet (h completed by the caller).
+  static policy::Packet policy_packet(const std::uint8_t* ip, const net::Ipv4Header& h,
+                                      std::uint32_t peer) noexcept;
+  // The encrypt path's policy stage over enc_items_[0, n): returns the
+  // count kept (denied packets freed and counted).
+  std::uint16_t policy_encrypt(std::uint16_t n) noexcept;
   void route_inner_v6(PeerCtx& from, rte_mbuf* m);
+  // Exit node (docs/exit-node.md). exit_out: a decrypted IPv4 packet no
+  // peer, LAN or route claims: checked (exit_node peer, internet
+  // destination) and queued for exit_flush, which translates the queue as
+  // a burst (prefetch, prefetch_flow, translate) and sends it out of the
+  // wan port. nat_in: an IPv4 frame received on the wan port (or handed
+  // over, `routed`) that may be NAT return traffic; false when it is not
+  // (the caller's local handling goes on), true when consumed.
+  void exit_out(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h);
+  void exit_flush();
+  bool nat_in(rte_mbuf* m, net::Ipv4Header& h, bool routed);
+  void nat_prefetch(rte_mbuf* const* pkts, std::uint16_t n) noexcept;
+  bool nat_pool(std::uint32_t addr) const noexcept {
+    for (std::uint32_t a : nat_pool_) if (a == addr) return true;
+    return false;
+  }
+  bool internet(std::uint32_t dst) const noexcept;
   void lan_v6(Port& port, rte_mbuf* m);
   void send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop);
   void send_packet_too_big(Port& port, const std::uint8_t* offending, std::size_t len);
@@ -174,8 +233,8 @@ class Worker final : public wg::DeviceHost {
   static void prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt) noexcept;
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   // m starts at the inner IP header: to the encrypt batch, or to the owner.
-  void to_peer(PeerCtx& peer, rte_mbuf* m);
-  void tunnel_out(PeerCtx& peer, rte_mbuf* m);
+  void to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin);
+  void tunnel_out(PeerCtx& peer, rte_mbuf* m, Origin origin);
   void send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
                         std::size_t len);
   void encrypt_flush();
@@ -232,6 +291,10 @@ class Worker final : public wg::DeviceHost {
   static constexpr std::size_t kTimerSlots = 4096;
   static constexpr std::size_t kTimerBudget = 1024;
   std::unique_ptr<TimerWheel> wheel_;
+  std::unique_ptr<nat::Nat44> nat_;     // with `nat:`: this lcore's flows and port slice
+  std::vector<std::uint32_t> nat_pool_; // its external addresses, network order
+  std::unique_ptr<policy::Established> established_;    // with a policy
+  std::unique_ptr<policy::RuleCounters> rule_counters_; // with a policy
   const Routing* routing_ = nullptr;  // this iteration's (loaded once per iteration)
   std::atomic<std::uint64_t> commands_done_{0};
   std::atomic<std::size_t> owned_count_{0};
@@ -266,8 +329,27 @@ class Worker final : public wg::DeviceHost {
   struct TxItem {
     rte_mbuf* m;
     PeerCtx* peer;
+    Origin origin;
   };
   TxItem enc_items_[kBurst * 2];
+  // Exit batch: decrypted packets for the internet, NAT'ed together at the
+  // end of the decrypt burst (exit_flush). The header as check_ipv4 parsed
+  // it, completed (protocol, addresses, fragment fields) for Nat44.
+  struct ExitItem {
+    rte_mbuf* m;
+    net::Ipv4Header h;
+  };
+  ExitItem exit_items_[kBurst];
+  std::uint16_t exit_count_ = 0;
+  // Policy batch (decrypt path): checked packets waiting for policy_flush.
+  struct PolicyItem {
+    rte_mbuf* m;
+    PeerCtx* from;
+    net::Ipv4Header h;
+    std::uint32_t dst_id;
+  };
+  PolicyItem policy_items_[kBurst];
+  std::uint16_t policy_count_ = 0;
   std::uint16_t enc_count_ = 0;
   bool in_encrypt_flush_ = false;
 };

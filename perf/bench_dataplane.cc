@@ -31,7 +31,19 @@
 // the machine is shared) are left out with their packets; the ceiling is
 // measured right before each phase and the ratio taken per repetition.
 //
+// Exit node (--exit F): the peers are exit nodes and the gateway NATs
+// (docs/exit-node.md). F flows (F/N per peer, UDP, different source ports)
+// to an internet host 203.0.113.10, ports 5201..5264; set-up sends every flow once
+// (untimed) and learns its external port from what leaves the WAN.
+//   decrypt  data messages whose inner packets leave the WAN NAT'ed
+//            (prefetch, prefetch_flow, translate for the burst);
+//   encrypt  return traffic from the internet host to the external ports
+//            into the WAN rx ring: translated and encrypted to the peers.
+// With --policy, a one-rule policy (accept everything) is classified too
+// (the decrypt burst through rte_acl, the return-traffic table noted).
+//
 // Usage: bench_dataplane [--peers N] [--k K] [--sizes 64,512,1420] [--reps R]
+//                        [--exit F] [--policy]
 //                        [--modes cold,recycled] [--recycle W] [--hugepages]
 //                        [--ceiling-bursts B] [--lcore L] [--json FILE]
 //                        [--no-header] [-- EAL args]
@@ -91,6 +103,12 @@ const std::uint32_t kLanIp = ip4(10, 10, 0, 1);
 const std::uint32_t kLanHost = ip4(10, 10, 0, 2);
 const rte_ether_addr kRouterMac = {{0x02, 0, 0, 0, 0, 0x01}};
 const rte_ether_addr kHostMac = {{0x02, 0, 0, 0, 0, 0x02}};
+const std::uint32_t kInet = ip4(203, 0, 113, 10);  // the internet host (--exit)
+constexpr std::uint16_t kInetPort = 5201;
+constexpr std::uint16_t kFlowPortBase = 10000;  // a flow's inner source port: base + flow / peers
+// A flow's remote port: one external address has ~64 000 ports per remote
+// (address, port), so 100 000 flows need more than one remote port.
+std::uint16_t inet_port(std::uint32_t flow) { return static_cast<std::uint16_t>(kInetPort + flow % 64); }
 
 // Peer i: allowed IP 10.(128+i/65536).(i/256%256).(i%256)/32, endpoint
 // 198.18.0.0/15 + i (off-link: every outer packet goes to the WAN gateway).
@@ -124,6 +142,8 @@ struct Options {
   std::vector<std::uint32_t> sizes = {64, 512, 1420};
   int reps = 3;
   std::uint32_t ceiling_bursts = 1024;
+  std::uint32_t exit_flows = 0;  // --exit F: 0 = the plain subnet-router path
+  bool policy = false;
   int lcore = 0;
   std::string json;
   bool header = true;
@@ -181,6 +201,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--lcore") o.lcore = std::stoi(value());
     else if (a == "--recycle") o.recycle = static_cast<std::uint32_t>(std::stoul(value()));
     else if (a == "--hugepages") o.hugepages = true;
+    else if (a == "--exit") o.exit_flows = static_cast<std::uint32_t>(std::stoul(value()));
+    else if (a == "--policy") o.policy = true;
     else if (a == "--modes") {
       const std::string v = value();
       o.modes.clear();
@@ -205,6 +227,8 @@ Options parse(int argc, char** argv) {
   if (o.k == 0) usage("--k must be > 0");
   if (o.recycle == 0 || o.recycle > 8192) usage("--recycle must be 1..8192");
   if (o.modes.empty()) o.modes = {Mode::kCold, Mode::kRecycled};
+  if (o.exit_flows != 0 && (o.exit_flows < o.peers || o.exit_flows % o.peers != 0 || o.exit_flows / o.peers > 50000))
+    usage("--exit F: a multiple of --peers, at most 50 000 flows per peer");
   for (std::uint32_t s : o.sizes)
     if (s < kIp + kUdp || s > kTunnelMtu) usage("sizes must be 28..1420 (inner IPv4 packet bytes)");
   // Hugepages: memory taken from the hugepage pool as needed (in-memory: no
@@ -333,6 +357,7 @@ class World {
   std::vector<PeerSide> peers;
   std::unique_ptr<crypto::AeadBurst> aead;  // the peers' and the ceiling's
   std::uint64_t lan_out = 0;  // IPv4 frames seen on the LAN tx ring (set-up)
+  std::vector<std::uint16_t> ext_port;  // --exit: flow -> its external port (learnt in set-up)
 
   void setup_ports();
   void setup_gateway();
@@ -423,7 +448,23 @@ void World::setup_gateway() {
     ps.allowed_v4 = {{peer_inner(i), 32}};
     const std::uint32_t outer = peer_outer(i);
     ps.endpoint = wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&outer), kPeerPort);
+    ps.exit_node = opt.exit_flows != 0;
     s.peers.push_back(std::move(ps));
+  }
+  if (opt.exit_flows) {
+    s.nat = true;
+    moongate::net::Ipv4Address a{};
+    std::memcpy(a.data(), &kWanIp, 4);
+    s.nat_config.pool = {a};
+    s.nat_config.reserved_ports = {kListenPort};
+    s.nat_config.max_flows = 2 * static_cast<std::size_t>(opt.exit_flows);
+    s.nat_config.timeouts.udp = s.nat_config.timeouts.udp_stream = 3600;  // nothing expires mid-run
+  }
+  if (opt.policy) {
+    s.policy = true;
+    s.policy_compiled.rule_count = 1;
+    s.policy_compiled.flat = {moongate::policy::FlatRule{}};  // rule 0, any source, *:*, any protocol
+    s.policy_flows = 2 * static_cast<std::size_t>(std::max<std::uint32_t>(opt.exit_flows, opt.peers));
   }
   if (std::string err = gw.init(std::move(s)); !err.empty()) die("gateway init: " + err);
   rte_eth_macaddr_get(wan.id, &wan.mac);
@@ -467,8 +508,9 @@ void World::service() {
           const auto* arp = reinterpret_cast<const rte_arp_hdr*>(eth + 1);
           if (arp->arp_opcode == htons(RTE_ARP_OP_REQUEST)) answer_arp(*port, arp);
         } else if (eth->ether_type == htons(RTE_ETHER_TYPE_IPV4)) {
-          if (port == &lan) {
-            ++lan_out;
+          if (port == &lan ||
+              (opt.exit_flows && reinterpret_cast<const rte_ipv4_hdr*>(eth + 1)->dst_addr == kInet)) {
+            ++lan_out;  // a data packet out (to the internet host with --exit)
           } else if (len > kEth + kIp + kUdp) {
             const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
             const std::uint32_t idx = peer_of_outer(ip->dst_addr);
@@ -504,7 +546,14 @@ Pending make_message(World& w, PeerSide& p, std::uint16_t inner_len, std::uint32
       udp_frame(w.pool, w.wan.mac, peer_outer(p.index), kWanIp, kPeerPort, kListenPort, wg_len, &msg, reuse);
   wg::write_data_header(msg, slot.keypair->remote_index, slot.counter);
   std::uint8_t* pt = msg + wg::kDataHeaderLen;
-  if (inner_len != 0) write_inner(pt, peer_inner(p.index), kLanHost, inner_len, seq);  // else a keepalive
+  if (inner_len != 0) {  // else a keepalive
+    write_inner(pt, peer_inner(p.index), w.opt.exit_flows ? kInet : kLanHost, inner_len, seq);
+    if (w.opt.exit_flows) {  // flow `seq`: its source port; the payload starts with seq
+      auto* udp = reinterpret_cast<rte_udp_hdr*>(pt + kIp);
+      udp->src_port = htons(static_cast<std::uint16_t>(kFlowPortBase + seq / w.opt.peers));
+      udp->dst_port = htons(inet_port(seq));
+    }
+  }
   std::memset(pt + inner_len, 0, padded - inner_len);
   p.dev->complete_send(*p.gw, t, wg_len, inner_len != 0);
   return Pending{m, crypto::AeadOp{pt, padded, pt + padded, slot.keypair->send_key.data(), slot.counter, nullptr, 0}};
@@ -521,7 +570,9 @@ std::vector<rte_mbuf*> make_messages(World& w, std::uint32_t k, std::uint16_t si
   const wg::Instant t = now();
   for (std::uint32_t i = 0; i < k; ++i) {
     PeerSide& p = w.peers[(first + i) % w.peers.size()];
-    Pending pm = make_message(w, p, size, i, t, reuse != nullptr ? reuse[i] : nullptr);
+    // Exit: packet i is flow (first + i) mod F, whose peer is flow mod N.
+    const std::uint32_t seq = w.opt.exit_flows ? (first + i) % w.opt.exit_flows : i;
+    Pending pm = make_message(w, p, size, seq, t, reuse != nullptr ? reuse[i] : nullptr);
     out.push_back(pm.m);
     ops.push_back(pm.op);
     if (ops.size() == 32 || i + 1 == k) {
@@ -709,6 +760,57 @@ std::vector<rte_mbuf*> make_plain(World& w, std::uint32_t k, std::uint16_t size,
   return plain;
 }
 
+// --exit: K frames of return traffic from the internet host to the flows'
+// external ports (flows from `first`, mod F), into `reuse` when given.
+std::vector<rte_mbuf*> make_returns(World& w, std::uint32_t k, std::uint16_t size, std::uint32_t first,
+                                    rte_mbuf* const* reuse = nullptr) {
+  std::vector<rte_mbuf*> out;
+  out.reserve(k);
+  for (std::uint32_t i = 0; i < k; ++i) {
+    const std::uint32_t f = (first + i) % w.opt.exit_flows;
+    std::uint8_t* payload = nullptr;
+    rte_mbuf* m = udp_frame(w.pool, w.wan.mac, kInet, kWanIp, inet_port(f), w.ext_port[f],
+                            static_cast<std::uint16_t>(size - kIp - kUdp), &payload,
+                            reuse != nullptr ? reuse[i] : nullptr);
+    std::memset(payload, 0x5a, size - kIp - kUdp);
+    out.push_back(m);
+  }
+  return out;
+}
+
+// --exit: every flow once through the gateway (untimed), learning each
+// flow's external port from the NAT'ed packets leaving the WAN (the payload
+// starts with the flow id).
+void open_flows(World& w) {
+  constexpr std::uint32_t kChunk = 4096;
+  const std::uint32_t flows = w.opt.exit_flows;
+  w.ext_port.assign(flows, 0);
+  std::uint32_t learnt = 0;
+  for (std::uint32_t done = 0; done < flows; done += kChunk) {
+    const std::uint32_t n = std::min(kChunk, flows - done);
+    std::vector<rte_mbuf*> kept;
+    drive(w, make_messages(w, n, 64, done), w.wan, w.wan, static_cast<std::uint16_t>(kEth + kIp + kUdp + wg::kDataMinLen),
+          &kept);
+    for (rte_mbuf* m : kept) {
+      const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+      const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
+      const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+      std::uint32_t f = 0;
+      std::memcpy(&f, udp + 1, 4);
+      if (ip->dst_addr == kInet && ip->src_addr == kWanIp && f < flows && w.ext_port[f] == 0) {
+        w.ext_port[f] = ntohs(udp->src_port);
+        ++learnt;
+      }
+      rte_pktmbuf_free(m);
+    }
+  }
+  if (learnt != flows) die("--exit: " + std::to_string(learnt) + " of " + std::to_string(flows) + " flows opened: " +
+                           w.drop_summary());
+  std::size_t active = 0;
+  for (std::size_t i = 0; i < w.gw.worker_count(); ++i) active += w.gw.worker(i).nat()->flow_count();
+  std::fprintf(stderr, "bench_dataplane: %zu NAT flows active\n", active);
+}
+
 const char* mode_name(Mode m) { return m == Mode::kCold ? "cold" : "recycled"; }
 
 // One direction, K packets of `size` bytes, through the gateway.
@@ -719,13 +821,16 @@ const char* mode_name(Mode m) { return m == Mode::kCold ? "cold" : "recycled"; }
 //             buffers its TX completions returned.
 Phase run_direction(World& w, bool decrypt, std::uint16_t size, std::uint32_t& first, Mode mode,
                     std::uint32_t ring, std::vector<rte_mbuf*>& spare) {
-  Ports& from = decrypt ? w.wan : w.lan;
-  Ports& to = decrypt ? w.lan : w.wan;
+  const bool exit = w.opt.exit_flows != 0;
+  Ports& from = decrypt || exit ? w.wan : w.lan;
+  Ports& to = decrypt && !exit ? w.lan : w.wan;
   // Keepalives (empty data messages) leaving the WAN are not data.
-  const auto min_len = static_cast<std::uint16_t>(decrypt ? 0 : kEth + kIp + kUdp + wg::kDataMinLen);
+  const auto min_len = static_cast<std::uint16_t>(decrypt && !exit ? 0 : kEth + kIp + kUdp + wg::kDataMinLen);
   auto build = [&](std::uint32_t n, rte_mbuf* const* reuse) {
-    std::vector<rte_mbuf*> v = decrypt ? make_messages(w, n, size, first, reuse) : make_plain(w, n, size, first, reuse);
-    first = static_cast<std::uint32_t>((first + n) % w.opt.peers);
+    std::vector<rte_mbuf*> v = decrypt ? make_messages(w, n, size, first, reuse)
+                               : exit  ? make_returns(w, n, size, first, reuse)
+                                       : make_plain(w, n, size, first, reuse);
+    first = static_cast<std::uint32_t>((first + n) % (exit ? w.opt.exit_flows : w.opt.peers));
     return v;
   };
   if (mode == Mode::kCold) {
@@ -842,6 +947,7 @@ int main(int argc, char** argv) {
   if (w.gw.totals().decrypted != opt.peers) die("set-up: " + w.drop_summary());
   w.host.capture = false;
   settle(w);
+  if (opt.exit_flows) open_flows(w);
   const dp::LcoreCounters before = w.gw.totals();
 
   const double hz = static_cast<double>(rte_get_tsc_hz());
@@ -889,8 +995,8 @@ int main(int argc, char** argv) {
   rte_pktmbuf_free_bulk(spare.data(), static_cast<unsigned>(spare.size()));
 
   if (opt.header) {
-    std::printf("| peers | packets | direction | inner B | Mpps | Gbit/s | cyc/pkt | ceiling Mpps | ceiling cyc/pkt | dp/ceiling | lost |\n");
-    std::printf("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| peers | path | packets | direction | inner B | Mpps | Gbit/s | cyc/pkt | ceiling Mpps | ceiling cyc/pkt | dp/ceiling | lost |\n");
+    std::printf("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   }
   std::FILE* js = opt.json.empty() ? nullptr : std::fopen(opt.json.c_str(), "w");
   if (!opt.json.empty() && js == nullptr) die("cannot write " + opt.json);
@@ -905,8 +1011,10 @@ int main(int argc, char** argv) {
     const double gbps = mpps * r.size * 8 / 1000;
     const std::string packets =
         r.mode == Mode::kCold ? std::to_string(opt.k) + " cold" : std::to_string(opt.recycle) + " recycled";
-    std::printf("| %u | %s | %s | %u | %.2f | %.2f | %.0f | %.2f | %.0f | %.1f%% | %llu |\n", opt.peers,
-                packets.c_str(), r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, 100 * ratio,
+    std::string path = opt.exit_flows ? "exit, " + std::to_string(opt.exit_flows) + " flows" : "plain";
+    if (opt.policy) path += " + policy";
+    std::printf("| %u | %s | %s | %s | %u | %.2f | %.2f | %.0f | %.2f | %.0f | %.1f%% | %llu |\n", opt.peers,
+                path.c_str(), packets.c_str(), r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, 100 * ratio,
                 static_cast<unsigned long long>(r.lost));
     calls += r.calls;
     dropped += r.dropped_calls;

@@ -46,6 +46,19 @@ class Established {
   bool is_reply(const Packet& p, std::uint64_t now_ns) noexcept;
   std::size_t expire(std::uint64_t now_ns, std::size_t budget = 64) noexcept;
 
+  // Burst hints, as the NAT's (nat/nat44.h): for every packet of a burst
+  // first prefetch() the table slot its note() (`reply`: is_reply()) will
+  // read, then prefetch_entry() the entry that slot names, then note() or
+  // is_reply() each, so the cache misses of the burst overlap.
+  // (Protocol 0 is never tracked: nothing to load.)
+  void prefetch(const Packet& p, bool reply) const noexcept {
+    if (p.proto != 0) table_.prefetch(lookup_key(p, reply));
+  }
+  void prefetch_entry(const Packet& p, bool reply) const noexcept {
+    if (p.proto == 0) return;
+    if (const Slot* s = table_.find(lookup_key(p, reply))) __builtin_prefetch(&entries_[s->entry]);
+  }
+
   std::size_t size() const noexcept { return capacity_ - free_count_; }
   std::uint64_t full_drops() const noexcept { return full_; }
 
@@ -74,6 +87,10 @@ class Established {
   };
 
   static Key key_of(const Packet& p) noexcept;
+  // The key note() (reply: is_reply(), the reverse direction) looks up.
+  static Key lookup_key(const Packet& p, bool reply) noexcept {
+    return reply ? Key{p.dst, p.src, p.dport, p.sport, p.proto} : key_of(p);
+  }
   Entry* find(const Key& k, std::uint64_t now) noexcept;
   void release(Entry& e) noexcept;
 

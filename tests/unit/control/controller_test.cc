@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <thread>
 
 #include "config/key.h"
@@ -175,6 +176,46 @@ TEST_F(ControllerTest, EventsFillTheRuntimeStateAndMetrics) {
   EXPECT_NE(s.find("latest handshake: 10 seconds ago"), std::string::npos) << s;
   EXPECT_NE(s.find("endpoint: 198.51.100.7:4444"), std::string::npos) << s;
   EXPECT_NE(c.status_json(0).find("\"rx_bytes\":1000"), std::string::npos);
+}
+
+// The exit node's counters (data plane, per lcore) in the metrics and in
+// `moongatectl status`, summed over the lcores.
+TEST_F(ControllerTest, NatAndPolicyCountersReachMetricsAndStatus) {
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  std::string err;
+  auto dp = netmap::Segment::open(opts_.segment_name, err);
+  ASSERT_NE(dp, nullptr);
+  const std::pair<const char*, std::uint64_t> w0[] = {
+      {"nat_flows", 7}, {"nat_translated_out", 100}, {"nat_translated_in", 90}, {"nat_drop_no_flow", 3},
+      {"policy_denied", 4}, {"policy_established", 5}, {"policy_flows", 6},
+      {"policy_rule_0_accepted", 10}, {"policy_rule_1_accepted", 1}};
+  const std::pair<const char*, std::uint64_t> w1[] = {
+      {"nat_flows", 2}, {"nat_translated_out", 1}, {"nat_translated_in", 1}, {"nat_drop_no_flow", 1},
+      {"policy_denied", 1}, {"policy_established", 0}, {"policy_flows", 1},
+      {"policy_rule_0_accepted", 2}, {"policy_rule_1_accepted", 0}};
+  std::size_t pushed = 0;
+  for (std::uint16_t w = 0; w < 2; ++w)
+    for (const auto& [name, v] : w == 0 ? std::span(w0) : std::span(w1)) {
+      netmap::Event k;
+      k.type = netmap::EventType::kCounter;
+      k.worker = w;
+      k.set_name(name);
+      k.v0 = v;
+      ASSERT_TRUE(dp->push(w, k));
+      ++pushed;
+    }
+  EXPECT_EQ(c.poll_events(2), pushed);
+  const std::string m = c.metrics_text();
+  EXPECT_NE(m.find("moongate_lcore_drops_total{lcore=\"0\",layer=\"nat\",reason=\"no_flow\"} 3\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("moongate_lcore_flows{lcore=\"1\",table=\"nat\"} 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("moongate_lcore_flows{lcore=\"0\",table=\"policy\"} 6\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("moongate_policy_rule_accepted_total{lcore=\"0\",rule=\"1\"} 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("moongate_lcore_packets_total{lcore=\"0\",counter=\"policy_denied\"} 4\n"), std::string::npos) << m;
+  EXPECT_EQ(m.find("counter=\"nat_flows\""), std::string::npos) << "a gauge among the counters";
+  const std::string s = c.status_text(0);
+  EXPECT_NE(s.find("  nat: 9 flows, 101 packets out, 91 in, no_flow 4\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("  policy: 5 denied, 5 replies, rule 0 12, rule 1 1\n"), std::string::npos) << s;
 }
 
 TEST_F(ControllerTest, ABadYamlAtStartIsRefused) {

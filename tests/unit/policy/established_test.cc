@@ -46,6 +46,31 @@ TEST(Established, FullTableRefusesNewFlowsKeepsOld) {
   EXPECT_FALSE(e.is_reply({0, 2, 1, 17, 53, 99}, now));
 }
 
+// The burst hints read only: present and absent keys, both directions,
+// protocol 0; the answers and the size are those without them.
+TEST(Established, PrefetchHintsChangeNothing) {
+  const std::uint64_t now = 1000 * kS;
+  Established e(8, 60 * kS, 1, now);
+  const Packet fwd{1, 0x0a000002, 0x0a010505, 17, 40000, 53};
+  const Packet reply{0, 0x0a010505, 0x0a000002, 17, 53, 40000};
+  const Packet none{0, 1, 2, 0, 0, 0};
+  for (const Packet& p : {fwd, reply, none})
+    for (bool r : {false, true}) {
+      e.prefetch(p, r);
+      e.prefetch_entry(p, r);
+    }
+  EXPECT_EQ(e.size(), 0u);
+  ASSERT_TRUE(e.note(fwd, now));
+  for (const Packet& p : {fwd, reply, none})
+    for (bool r : {false, true}) {
+      e.prefetch(p, r);
+      e.prefetch_entry(p, r);
+    }
+  EXPECT_EQ(e.size(), 1u);
+  EXPECT_TRUE(e.is_reply(reply, now));
+  EXPECT_FALSE(e.is_reply(fwd, now));
+}
+
 }  // namespace
 }  // namespace moongate::policy
 

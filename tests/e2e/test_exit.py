@@ -1,0 +1,619 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the exit node (docs/exit-node.md) with real peers (suite e2e).
+
+  cli ns                       rtr ns (router)                   gw ns              inet ns
+  wireguard-go client  --veth-- 172.16.0.1 | 192.0.2.1 --veth--  [ data plane ]
+  172.16.0.2, tunnel            198.51.100.1 --veth-----------------------------  198.51.100.10
+  100.64.0.2, AllowedIPs                                          wan 192.0.2.2/24   (default via .1)
+  0.0.0.0/0 (0/1 + 128/1                                          gateway 192.0.2.1
+  through the tunnel)
+
+The client's internet traffic goes through the tunnel to the gateway, which
+masquerades it to its wan address 192.0.2.2 (NAT44); the internet host has
+no route to 100.64.0.0/10 and sees only 192.0.2.2. A second peer (cli2,
+100.64.0.3) is not an exit node: its internet traffic is dropped (not_exit).
+
+Usage: test_exit.py PATH/TO/moongate-dataplane
+Exit 77 (skip) when not root or a tool is missing.
+"""
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from topology import Topology, sh, wait_for, wg_keypair  # noqa: E402
+
+RESULTS = []
+INET = "198.51.100.10"
+INET6 = "2001:db8:200::10"
+WAN = "192.0.2.2"
+MAX_FLOWS = 24
+
+
+def case(name):
+    def wrap(fn):
+        def run(*a, **kw):
+            t0 = time.monotonic()
+            try:
+                detail = fn(*a, **kw)
+                RESULTS.append((name, True, detail or "", time.monotonic() - t0))
+                print(f"PASS {name} ({time.monotonic() - t0:.1f}s) {detail or ''}", flush=True)
+            except Exception as e:  # a failed case must not stop the others
+                RESULTS.append((name, False, str(e), time.monotonic() - t0))
+                print(f"FAIL {name}: {e}", flush=True)
+                traceback.print_exc()
+        return run
+    return wrap
+
+
+def ping(ns, dst, count=5):
+    out = sh("ping", "-c", str(count), "-i", "0.2", "-W", "2", dst, ns=ns, capture=True, check=False, timeout=30)
+    for line in out.splitlines():
+        if "packets transmitted" in line:
+            return int(line.split(",")[1].split()[0]), out
+    return 0, out
+
+
+def status(topo, dp):
+    """The data plane's status file (SIGUSR1)."""
+    path = os.path.join(topo.tmp, "status.txt")
+    if os.path.exists(path):
+        os.unlink(path)
+    dp.send_signal(10)
+    wait_for("the data plane's status file", lambda: os.path.exists(path) and
+             open(path).read().endswith("end\n"), timeout=10)
+    return open(path).read()
+
+
+def nat_stats(topo, dp):
+    """{"flows": n, "translated_out": n, ..., "drop_<reason>": n, "dp_drop_<reason>": n}."""
+    out = {}
+    for line in status(topo, dp).splitlines():
+        parts = line.split()
+        if parts[:1] == ["nat"]:
+            for k, v in zip(parts[1::2], parts[2::2]):
+                out[k] = int(v)
+        elif parts[:1] == ["nat_drop"]:
+            out["drop_" + parts[1]] = int(parts[2])
+        elif parts[:1] == ["drop"]:
+            out["dp_drop_" + parts[1]] = int(parts[2])
+        elif parts[:1] == ["policy"]:
+            for k, v in zip(parts[1::2], parts[2::2]):
+                out["policy_" + k] = int(v)
+        elif parts[:1] == ["policy_rule"]:
+            out[f"rule{parts[1]}"] = int(parts[3])
+    return out
+
+
+def telemetry(ifname, cmd):
+    """One DPDK telemetry request (v2 socket of the data plane's runtime dir)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(5)
+        s.connect(f"/var/run/dpdk/moongate-{ifname}/dpdk_telemetry.v2")
+        json.loads(s.recv(16384))  # the greeting
+        s.send(cmd.encode())
+        return json.loads(s.recv(1 << 20))[cmd]
+
+
+def build(topo, dataplane_bin, lcores):
+    cli, cli2, rtr, gw, inet = (topo.ns(n) for n in ("cli", "cl2", "rtr", "gw", "inet"))
+    topo.veth(cli, "cl0", rtr, "rc0")
+    topo.veth(cli2, "cl0", rtr, "rc1")
+    topo.veth(rtr, "rg0", gw, "gw0")
+    topo.veth(rtr, "ri0", inet, "ih0")
+    topo.dataplane_side(gw, "gw0")
+    for ns, i in ((cli, "cl0"), (cli2, "cl0"), (rtr, "rc0"), (rtr, "rc1"), (rtr, "rg0"), (rtr, "ri0"),
+                  (inet, "ih0")):
+        topo.host_side(ns, i)
+    sh("ip", "addr", "add", "172.16.0.1/24", "dev", "rc0", ns=rtr)
+    sh("ip", "addr", "add", "172.16.1.1/24", "dev", "rc1", ns=rtr)
+    sh("ip", "addr", "add", "192.0.2.1/24", "dev", "rg0", ns=rtr)
+    sh("ip", "addr", "add", "198.51.100.1/24", "dev", "ri0", ns=rtr)
+    sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=rtr)
+    sh("ip", "addr", "add", f"{INET}/24", "dev", "ih0", ns=inet)
+    sh("ip", "route", "add", "default", "via", "198.51.100.1", ns=inet)
+    # IPv6: the router routes the gateway's prefix 2001:db8:100::/56 to it
+    # (as an ISP would); peers use addresses from it, routed, not NAT'ed.
+    sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=rtr)
+    sh("ip", "-6", "addr", "add", "2001:db8:ffff::1/64", "dev", "rg0", "nodad", ns=rtr)
+    sh("ip", "-6", "addr", "add", "2001:db8:200::1/64", "dev", "ri0", "nodad", ns=rtr)
+    sh("ip", "-6", "route", "add", "2001:db8:100::/56", "via", "2001:db8:ffff::2", ns=rtr)
+    sh("ip", "-6", "addr", "add", f"{INET6}/64", "dev", "ih0", "nodad", ns=inet)
+    sh("ip", "-6", "route", "add", "default", "via", "2001:db8:200::1", ns=inet)
+
+    dp_priv, dp_pub = wg_keypair()
+    clients = []
+    for i, (ns, under, inner) in enumerate(((cli, "172.16.0", "100.64.0.2"), (cli2, "172.16.1", "100.64.0.3"))):
+        inner6 = f"2001:db8:100:{i + 2}::1"
+        sh("ip", "addr", "add", f"{under}.2/24", "dev", "cl0", ns=ns)
+        sh("ip", "route", "add", "192.0.2.0/24", "via", f"{under}.1", ns=ns)
+        priv, pub = wg_keypair()
+        wgif = f"mg{i}{topo.tag}"[:15]
+        topo.wireguard_go(ns, wgif, priv, 51820, f"{inner}/32")
+        sh("wg", "set", wgif, "peer", dp_pub, "endpoint", f"{WAN}:51820", "allowed-ips", "0.0.0.0/0,::/0", ns=ns)
+        sh("ip", "-6", "addr", "add", f"{inner6}/128", "dev", wgif, "nodad", ns=ns)
+        sh("ip", "-6", "route", "add", "::/1", "dev", wgif, ns=ns)
+        sh("ip", "-6", "route", "add", "8000::/1", "dev", wgif, ns=ns)
+        # AllowedIPs 0.0.0.0/0 as wg-quick does it without policy routing:
+        # two halves through the tunnel, the gateway itself on the link.
+        sh("ip", "route", "add", "0.0.0.0/1", "dev", wgif, ns=ns)
+        sh("ip", "route", "add", "128.0.0.0/1", "dev", wgif, ns=ns)
+        clients.append(dict(ns=ns, wgif=wgif, pub=pub, inner=inner))
+
+    cfg = os.path.join(topo.tmp, "exit.yaml")
+    ifname = f"mgx{topo.tag}"[:15]
+    with open(cfg, "w") as f:
+        f.write(f"""# generated by test_exit.py
+interface:
+  name: {ifname}
+  private_key: {dp_priv}
+  listen_port: 51820
+ports:
+  - name: wan0
+    role: wan
+    device: "net_af_packet0,iface=gw0"
+    address: [192.0.2.2/24, "2001:db8:ffff::2/64"]
+    gateway: [192.0.2.1, "2001:db8:ffff::1"]
+    routed_prefixes: ["2001:db8:100::/56"]
+peers:
+  - public_key: {clients[0]['pub']}
+    name: alice
+    allowed_ips: [100.64.0.2/32, "2001:db8:100:2::/64"]
+    exit_node: true
+  - public_key: {clients[1]['pub']}
+    name: bob
+    allowed_ips: [100.64.0.3/32, "2001:db8:100:3::/64"]
+nat:
+  masquerade: true
+  max_flows: {MAX_FLOWS}
+  timeouts:
+    udp: 2
+    udp_stream: 3
+    icmp: 2
+    tcp_fin_wait: 2
+    tcp_close_wait: 2
+    tcp_last_ack: 2
+    tcp_time_wait: 2
+    tcp_close: 2
+# alice (staff) may reach the internet; bob (guests) the internet too (but
+# he is no exit node) and alice's UDP port 7009, nothing else.
+policy:
+  groups:
+    staff: [alice]
+    guests: [bob]
+  rules:
+    - action: accept
+      src: [group:staff]
+      dst: ["198.51.100.0/24:*"]
+    - action: accept
+      src: [group:guests]
+      dst: ["198.51.100.0/24:*"]
+    - action: accept
+      src: [group:guests]
+      dst: ["100.64.0.2:7009"]
+      proto: udp
+dataplane:
+  lcores: [{", ".join(str(c) for c in lcores)}]
+  hugepages: false
+  memory_mb: 256
+  max_peers: 100
+""")
+    log = os.path.join(topo.tmp, "dataplane.log")
+    topo.runtime_dirs.append(f"/var/run/dpdk/moongate-{ifname}")
+    dp = topo.spawn([dataplane_bin, "--config", cfg, "--status-file", os.path.join(topo.tmp, "status.txt")],
+                    ns=gw, log=log)
+
+    def ready():
+        if dp.poll() is not None:
+            raise RuntimeError("data plane exited: " + open(log).read()[-2000:])
+        return sh("ping", "-c", "1", "-W", "1", WAN, ns=rtr, check=False) == 0
+    wait_for("the data plane to answer ping on its wan port", ready, timeout=60)
+    return dict(cli=cli, cli2=cli2, rtr=rtr, gw=gw, inet=inet, dp=dp, log=log, ifname=ifname)
+
+
+def iperf(topo, t, udp=False):
+    """iperf3 from the client to the internet host; returns (server's view of
+    the client's address, bytes the server received)."""
+    out = os.path.join(topo.tmp, "iperf-server-udp.json" if udp else "iperf-server-tcp.json")
+    srv = topo.spawn(["iperf3", "-s", "-1", "-J", "-B", INET, "--logfile", out], ns=t["inet"])
+    wait_for("iperf3 server", lambda: f"{INET}:5201" in sh("ss", "-ltn", ns=t["inet"], capture=True))
+    args = ["iperf3", "-c", INET, "-t", "3", "-J"]
+    if udp:
+        args += ["-u", "-b", "20M"]
+    sh(*args, ns=t["cli"], capture=True, timeout=60)
+    srv.wait(timeout=15)
+    report = json.load(open(out))
+    remote = report["start"]["connected"][0]["remote_host"]
+    end = report["end"]
+    got = end["sum_received"]["bytes"]
+    return remote, got
+
+
+# A UDP echo server: answers every datagram with its payload prefixed by
+# the sender's address as the server sees it.
+UDP_ECHO = r"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7007))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(a[0].encode() + b" " + d, a)
+"""
+
+# A TCP echo server that keeps connections open (the full-table case).
+TCP_ECHO = r"""
+import socket, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7008))
+s.listen(8)
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(4096)
+            if not d:
+                return
+            c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+# In the client: one TCP connection kept open across the table filling up.
+# Reads commands on stdin: "send" -> one echo round trip ("ok"/"fail");
+# "udp N" -> N datagrams to distinct ports of the internet host.
+HOLDER = r"""
+import socket, sys
+c = socket.create_connection((sys.argv[1], 7008), timeout=5)
+print("connected", flush=True)
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "send":
+        try:
+            c.sendall(b"x" * 100)
+            got = b""
+            while len(got) < 100:
+                d = c.recv(100 - len(got))
+                if not d:
+                    break
+                got += d
+            print("ok" if got == b"x" * 100 else "fail", flush=True)
+        except OSError as e:
+            print("fail", e, flush=True)
+    elif cmd[0] == "udp":
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for p in range(int(cmd[1])):
+            u.sendto(b"fill", (sys.argv[1], 20000 + p))
+        print("sent", flush=True)
+"""
+
+
+# Hostile WAN input, sent as raw frames from the router (argv: interface,
+# the data plane's MAC, what to send): spoofed return traffic to ports the
+# NAT never gave out, ICMP errors quoting flows it does not know (and with
+# a bad checksum). Prints the number of frames sent. (No WAN fragments: the
+# af_packet PMD's socket asks the kernel to reassemble them, so they would
+# reach the data plane whole; fragments come through the tunnel instead.)
+HOSTILE = r"""
+import socket, struct, sys, time
+iface, dp_mac, what = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), sys.argv[3]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+my_mac = s.getsockname()[4]
+WAN, INET, RTR = "192.0.2.2", "198.51.100.10", "192.0.2.1"
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    v = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while v >> 16:
+        v = (v & 0xffff) + (v >> 16)
+    return ~v & 0xffff
+
+def ip(src, dst, proto, payload, frag=0x4000, ident=1):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
+
+def udp(sport, dport, payload):
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+def icmp(t, code, body, bad=False):
+    m = struct.pack("!BBHI", t, code, 0, 0) + body
+    c = csum(m) ^ (0x1234 if bad else 0)
+    return m[:2] + struct.pack("!H", c) + m[4:]
+
+quoted = ip(WAN, INET, 17, udp(45678, 53, b"12345678"))[:28]
+frames = []
+if what == "no_flow":
+    frames += [ip(INET, WAN, 17, udp(53, 40000 + i, b"spoof")) for i in range(10)]
+    frames += [ip(INET, WAN, 6, struct.pack("!HHIIBBHHH", 443, 41000 + i, 1, 1, 5 << 4, 0x12, 65535, 0, 0))
+               for i in range(10)]
+elif what == "icmp_unknown":
+    frames += [ip(RTR, WAN, 1, icmp(3, 3, quoted)) for _ in range(10)]
+elif what == "icmp_bad_checksum":
+    frames += [ip(RTR, WAN, 1, icmp(11, 0, quoted, bad=True)) for _ in range(10)]
+for f in frames:
+    s.send(dp_mac + my_mac + b"\x08\x00" + f)
+    time.sleep(0.002)
+print(len(frames))
+"""
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root (network namespaces)")
+        return 77
+    for tool in ("wireguard-go", "wg", "iperf3", "traceroute", "ethtool"):
+        if shutil.which(tool) is None:
+            print(f"SKIP: {tool} not installed (scripts/install-deps)")
+            return 77
+    dataplane_bin = os.path.abspath(sys.argv[1])
+    # One worker, then two: with two, return traffic lands on either queue
+    # (the af_packet PMD spreads by hash) and is handed to the worker whose
+    # port slice holds its port (kNatReturn); bob's hub traffic to alice
+    # crosses workers too (each peer has its own owner).
+    for lcores in ((0,), (0, 1)):
+        print(f"--- {len(lcores)} worker(s) ---", flush=True)
+        topo = Topology("hx")
+        failed_before = sum(1 for r in RESULTS if not r[1])
+        try:
+            t = build(topo, dataplane_bin, lcores)
+            run_cases(topo, t, len(lcores))
+        except Exception as e:
+            RESULTS.append(("setup", False, str(e), 0))
+            traceback.print_exc()
+        finally:
+            log = os.path.join(topo.tmp, "dataplane.log")
+            if sum(1 for r in RESULTS if not r[1]) != failed_before and os.path.exists(log):
+                print("--- data plane log (tail) ---\n" + open(log).read()[-3000:])
+            topo.cleanup()
+    failed = [n for n, ok, _, _ in RESULTS if not ok]
+    print(f"{len(RESULTS) - len(failed)}/{len(RESULTS)} cases passed" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed or not RESULTS else 0
+
+
+def run_cases(topo, t, workers):
+    def case(name):  # the cases' names say how many workers ran them
+        return globals()["case"](f"{name} [{workers}w]")
+
+    @case("ping through the exit (NAT44)")
+    def _():
+        got, out = ping(t["cli"], INET, count=5)
+        assert got == 5, f"{got}/5 replies\n{out}"
+        s = nat_stats(topo, t["dp"])
+        assert s["translated_out"] >= 5 and s["translated_in"] >= 5, s
+        return f"5/5, nat {s}"
+    _()
+
+    @case("TCP through the exit: the internet host sees only the wan address")
+    def _():
+        remote, got = iperf(topo, t)
+        assert remote == WAN, f"the internet host saw {remote}"
+        assert got > 100_000, f"{got} bytes"
+        return f"{got / 1e6:.1f} MB from {remote}"
+    _()
+
+    @case("UDP through the exit: iperf3 -u and an echo, seen from the wan address")
+    def _():
+        remote, got = iperf(topo, t, udp=True)
+        assert remote == WAN, f"the internet host saw {remote}"
+        assert got > 100_000, f"{got} bytes"
+        topo.spawn(["python3", "-c", UDP_ECHO], ns=t["inet"])
+        wait_for("udp echo", lambda: ":7007" in sh("ss", "-lun", ns=t["inet"], capture=True))
+        out = sh("python3", "-c", f"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+for i in range(5):
+    s.sendto(b"hello", ("{INET}", 7007))
+    try:
+        print(s.recvfrom(2048)[0].decode())
+        break
+    except socket.timeout:
+        pass
+""", ns=t["cli"], capture=True, timeout=30)
+        assert out.strip() == f"{WAN} hello", f"echo: {out!r}"
+        return f"iperf3 -u {got / 1e6:.1f} MB; echo saw {out.split()[0]}"
+    _()
+
+    @case("IPv6 through the exit: routed from the peer's prefix address, not translated")
+    def _():
+        got, out = ping(t["cli"], INET6, count=3)
+        assert got == 3, f"{got}/3\n{out}"
+        topo.spawn(["python3", "-c", UDP_ECHO.replace("AF_INET,", "AF_INET6,").replace('"0.0.0.0"', '"::"')
+                    .replace("7007", "7010")], ns=t["inet"])
+        wait_for("udp6 echo", lambda: ":7010" in sh("ss", "-lun", ns=t["inet"], capture=True))
+        out = sh("python3", "-c", f"""
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(2)
+for i in range(5):
+    s.sendto(b"hello", ("{INET6}", 7010))
+    try:
+        print(s.recvfrom(2048)[0].decode())
+        break
+    except socket.timeout:
+        pass
+""", ns=t["cli"], capture=True, timeout=30)
+        assert out.strip() == "2001:db8:100:2::1 hello", f"echo: {out!r}"
+        # Bob is no exit node: his IPv6 to the internet is dropped too.
+        before = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        got, _ = ping(t["cli2"], INET6, count=2)
+        assert got == 0
+        after = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        assert after - before == 2, (before, after)
+        return f"ping6 3/3; the host saw {out.split()[0]}; bob not_exit +2"
+    _()
+
+    @case("traceroute: the hops beyond the gateway answer through the NAT")
+    def _():
+        out = sh("traceroute", "-n", "-q", "1", "-w", "1", "-m", "5", INET, ns=t["cli"], capture=True, timeout=60)
+        hops = [line.split() for line in out.splitlines()[1:]]
+        addrs = [h[1] for h in hops if len(h) > 1]
+        # Hop 1 is the gateway (it drops TTL-expired packets without an
+        # ICMP error); hop 2 the router's time-exceeded, hop 3 the host's
+        # port-unreachable, both translated back to the client.
+        assert "192.0.2.1" in addrs and INET in addrs, out
+        s = nat_stats(topo, t["dp"])
+        assert s["icmp_errors_in"] >= 2, s
+        return f"hops {addrs}; icmp_errors_in {s['icmp_errors_in']}"
+    _()
+
+    @case("a peer without exit_node cannot use the exit (counted)")
+    def _():
+        before = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        got, _out = ping(t["cli2"], INET, count=3)
+        assert got == 0, f"{got} replies"
+        after = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        assert after - before >= 3, (before, after)
+        return f"not_exit +{after - before}"
+    _()
+
+    @case("policy: a guest reaches the one UDP port it may, replies come back, the rest is denied")
+    def _():
+        topo.spawn(["python3", "-c", UDP_ECHO.replace("7007", "7009")], ns=t["cli"])
+        wait_for("udp echo in alice's namespace", lambda: ":7009" in sh("ss", "-lun", ns=t["cli"], capture=True))
+        before = nat_stats(topo, t["dp"])
+        out = sh("python3", "-c", """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+got = 0
+for i in range(5):
+    s.sendto(b"hi", ("100.64.0.2", 7009))
+    try:
+        d = s.recvfrom(2048)[0].decode()
+        got += d == "100.64.0.3 hi"
+    except socket.timeout:
+        pass
+print(got)
+""", ns=t["cli2"], capture=True, timeout=30)
+        assert out.strip() == "5", f"bob got {out.strip()} of 5 echoes from alice"
+        mid = nat_stats(topo, t["dp"])
+        # Bob's 5 datagrams matched rule 2; alice's 5 replies match no rule
+        # and pass as established return traffic.
+        assert mid["rule2"] - before.get("rule2", 0) == 5, (before, mid)
+        assert mid["policy_established"] - before.get("policy_established", 0) == 5, (before, mid)
+        # ICMP from bob to alice, and from alice to bob: no rule, no flow.
+        got, _out = ping(t["cli2"], "100.64.0.2", count=3)
+        assert got == 0, f"bob's ping reached alice ({got})"
+        got, _out = ping(t["cli"], "100.64.0.3", count=3)
+        assert got == 0, f"alice's ping reached bob ({got})"
+        after = nat_stats(topo, t["dp"])
+        denied = after["policy_denied"] - mid["policy_denied"]
+        assert denied == 6, (mid, after)
+        assert after["dp_drop_policy_denied"] - mid.get("dp_drop_policy_denied", 0) == 6, (mid, after)
+        assert after["rule0"] > 0 and after["rule1"] >= 3, after  # alice's internet, bob's not_exit pings
+        return (f"rule0 {after['rule0']} rule1 {after['rule1']} rule2 {after['rule2']}, "
+                f"established {after['policy_established']}, denied {after['policy_denied']}")
+    _()
+
+    @case("hostile input: spoofed returns, unknown ICMP errors (WAN), fragments (tunnel) -> counted drops")
+    def _():
+        dp_mac = json.loads(sh("ip", "-j", "link", "show", "gw0", ns=t["gw"], capture=True))[0]["address"]
+        detail = []
+        for what, reason in (("no_flow", "drop_no_flow"), ("icmp_unknown", "drop_icmp_unknown_flow"),
+                             ("icmp_bad_checksum", "drop_icmp_bad_checksum")):
+            before = nat_stats(topo, t["dp"]).get(reason, 0)
+            sent = int(sh("python3", "-c", HOSTILE, "rg0", dp_mac, what, ns=t["rtr"], capture=True,
+                          timeout=60).split()[-1])
+            try:
+                wait_for(f"{sent} {reason}", lambda: nat_stats(topo, t["dp"]).get(reason, 0) - before >= sent,
+                         timeout=10, interval=0.2)
+            except TimeoutError:
+                pass
+            after = nat_stats(topo, t["dp"]).get(reason, 0)
+            assert after - before == sent, (what, before, after, sent, nat_stats(topo, t["dp"]))
+            detail.append(f"{reason} +{after - before}")
+        # Fragments: from the client through the tunnel (its kernel cuts a
+        # 3000-byte datagram at the tunnel MTU): the NAT has no ports for
+        # them and does not reassemble.
+        before = nat_stats(topo, t["dp"]).get("drop_fragment", 0)
+        sh("python3", "-c", f"""
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(5):
+    u.sendto(b"f" * 3000, ("{INET}", 9998))
+""", ns=t["cli"])
+        try:
+            wait_for("15 fragment drops", lambda: nat_stats(topo, t["dp"]).get("drop_fragment", 0) - before >= 15,
+                     timeout=10, interval=0.2)
+        except TimeoutError:
+            pass
+        after = nat_stats(topo, t["dp"]).get("drop_fragment", 0)
+        assert after - before == 15, (before, after)
+        detail.append(f"drop_fragment +{after - before}")
+        # Good traffic goes on.
+        got, out = ping(t["cli"], INET, count=3)
+        assert got == 3, f"{got}/3 after the hostile input\n{out}"
+        assert t["dp"].poll() is None, "the data plane exited"
+        return ", ".join(detail) + "; ping 3/3 after"
+    _()
+
+    @case("flows expire on time (short timeouts), read from the status and telemetry")
+    def _():
+        # Every flow so far is UDP, ICMP or closed TCP, with 2-3 s timeouts
+        # (the wheel ticks at 100 ms): all gone well within 15 s.
+        wait_for("the earlier NAT flows to expire", lambda: nat_stats(topo, t["dp"])["flows"] == 0,
+                 timeout=15, interval=0.2)
+        s = nat_stats(topo, t["dp"])
+        assert s["flows_expired"] == s["flows_created"], s
+        # One new UDP flow (udp: 2 s without a reply): there at once, gone
+        # after its timeout, not before.
+        sh("python3", "-c", f"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+           f".sendto(b'x', ('{INET}', 9999))", ns=t["cli"])
+        wait_for("the new flow", lambda: nat_stats(topo, t["dp"])["flows"] == 1, timeout=5, interval=0.05)
+        t0 = time.monotonic()
+        wait_for("the new flow to expire", lambda: nat_stats(topo, t["dp"])["flows"] == 0, timeout=10, interval=0.1)
+        lived = time.monotonic() - t0
+        assert lived >= 1.0, f"expired after {lived:.1f}s, before its 2 s timeout"
+        s = nat_stats(topo, t["dp"])
+        assert s["flows_expired"] == s["flows_created"], s
+        # DPDK telemetry says the same (and the policy's counters there
+        # match the status file's).
+        tn = telemetry(t["ifname"], "/moongate/nat")
+        assert tn["flows"] == 0 and tn["flows_created"] == s["flows_created"], (tn, s)
+        tp = telemetry(t["ifname"], "/moongate/policy")
+        assert tp["rule2_accepted"] == s["rule2"] and tp["denied"] == s["policy_denied"], (tp, s)
+        return (f"{s['flows_created']} created, all expired; the 2 s UDP flow lived {lived:.1f}s more; "
+                f"telemetry agrees")
+    _()
+
+    @case("a full table drops new flows (counted) while an existing flow goes on")
+    def _():
+        import subprocess
+        topo.spawn(["python3", "-c", TCP_ECHO], ns=t["inet"])
+        wait_for("tcp echo", lambda: ":7008" in sh("ss", "-ltn", ns=t["inet"], capture=True))
+        holder = subprocess.Popen(["ip", "netns", "exec", t["cli"], "python3", "-c", HOLDER, INET],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        topo.procs.append(holder)
+        assert holder.stdout.readline().strip() == "connected"
+
+        def cmd(c):
+            holder.stdin.write(c + "\n")
+            holder.stdin.flush()
+            return holder.stdout.readline().strip()
+        assert cmd("send") == "ok"
+        before = nat_stats(topo, t["dp"])
+        assert cmd(f"udp {MAX_FLOWS * 2}") == "sent"
+        wait_for("table_full drops", lambda: nat_stats(topo, t["dp"]).get("drop_table_full", 0) >
+                 before.get("drop_table_full", 0), timeout=10)
+        s = nat_stats(topo, t["dp"])
+        assert s["flows"] <= MAX_FLOWS, s
+        assert cmd("send") == "ok", "the existing TCP flow stopped"
+        return f"flows {s['flows']}/{MAX_FLOWS}, table_full {s.get('drop_table_full', 0)}, TCP still echoes"
+    _()
+
+    if workers > 1:
+        st = status(topo, t["dp"])
+        handoffs = [line for line in st.splitlines() if line.startswith("worker ")]
+        print("hand-offs: " + "; ".join(handoffs), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
