@@ -11,7 +11,7 @@
 3. The set-up scripts parse (bash -n) and the NIC script lists this host's
    network functions.
 
-Usage: test_deploy.py SOURCE_ROOT MOONGATECTL MOONGATE_CONTROL MOONGATE_DATAPLANE
+Usage: test_deploy.py SOURCE_ROOT MOONGATECTL MOONGATE_CONTROL MOONGATE_DATAPLANE [MOONGATE_RELAY MOONGATE_MOON]
 """
 import json
 import re
@@ -22,6 +22,7 @@ import sys
 import tempfile
 
 src, ctl, control, dataplane = sys.argv[1:5]
+extra_bins = sys.argv[5:]  # moongate-relay, moongate-moon
 failures = []
 
 
@@ -38,7 +39,7 @@ def units():
     with tempfile.TemporaryDirectory(prefix="mg-deploy-") as tmp:
         bindir = os.path.join(tmp, "bin")
         os.mkdir(bindir)
-        for b in (ctl, control, dataplane):
+        for b in (ctl, control, dataplane, *extra_bins):
             os.symlink(os.path.abspath(b), os.path.join(bindir, os.path.basename(b)))
         units_dir = os.path.join(tmp, "units")
         os.mkdir(units_dir)
