@@ -642,7 +642,9 @@ void Worker::wan_v6(rte_mbuf* m) {
       }
       rte_pktmbuf_adj(m, kEthLen);
       rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
-      to_peer(*to, m, Origin::kChecked);
+      // Not a NAT return: unsolicited inbound IPv6 must meet the policy on
+      // the peer's owner, like a LAN host's packet (policy_encrypt).
+      to_peer(*to, m, Origin::kLan);
       return;
     }
   }
@@ -1089,7 +1091,9 @@ void Worker::policy_flush() {
 // that peer's replies are decrypted and checked): IPv4 from a LAN is
 // classified with source peer 0 (accepted: noted; else a reply or denied);
 // IPv4 from another peer was accepted on its decrypting lcore and is only
-// noted here. IPv6 is not filtered (rules are IPv4: docs/exit-node.md).
+// noted here. IPv6 from a LAN or the wan port (routed prefixes) is denied:
+// rules are IPv4 only, so no IPv6 flow is accepted and none has replies
+// (IPv6 from a peer never gets here, route_inner_v6 denied it).
 std::uint16_t Worker::policy_encrypt(std::uint16_t n) noexcept {
   policy::Packet pk[kBurst];
   policy::AclInput in[kBurst];
@@ -1105,6 +1109,11 @@ std::uint16_t Worker::policy_encrypt(std::uint16_t n) noexcept {
       if (it.origin == Origin::kChecked) continue;
       const std::uint8_t* ip = rte_pktmbuf_mtod(it.m, const std::uint8_t*);
       const std::uint16_t len = rte_pktmbuf_data_len(it.m);
+      if (len >= 1 && (ip[0] >> 4) == 6 && it.origin == Origin::kLan) {
+        rule_counters_->deny();
+        denied[i] = true;
+        continue;
+      }
       if (len < net::kIpv4HeaderLen || (ip[0] >> 4) != 4) continue;
       net::Ipv4Header h;
       h.header_len = static_cast<std::uint8_t>((ip[0] & 0x0f) * 4);
@@ -1568,6 +1577,14 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
   }
   if (!net::ipv6_decrement_hop_limit(p, total)) {
     drop(m, DpDrop::kTtlExpired);
+    return;
+  }
+  // Default deny holds for IPv6 too: rules are IPv4 only, so no IPv6 flow
+  // is ever accepted and none can have replies. Every IPv6 packet from a
+  // peer (to a LAN, another peer or the wan port) is denied under a policy.
+  if (rule_counters_) {
+    rule_counters_->deny();
+    drop(m, DpDrop::kPolicyDenied);
     return;
   }
   if (PeerCtx* to = peer_for_v6(h.dst.data())) {

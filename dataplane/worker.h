@@ -16,7 +16,8 @@
 //        other IPv4 to a NAT address (exit node) -> Nat44 inbound: the
 //        owner of the port slice translates it (others hand the frame
 //        over, kNatReturn) -> the peer's encrypt batch, no policy check;
-//        IPv6 to a routed prefix -> the peer holding the address;
+//        IPv6 to a routed prefix -> the peer holding the address (with a
+//        policy: checked on its owner's encrypt path, as from a LAN);
 //        anything else: the TAP or a counted drop.
 //      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
 //      pre-checks (Device::prepare_receive, keypairs prefetched a few
@@ -25,7 +26,8 @@
 //      in the allowed-IPs LPM together -> per packet: the replay window
 //      (Device::accept_receive), the source check, TTL -> with a policy,
 //      the burst classified by rte_acl (policy_flush: accept and note, a
-//      reply of a noted flow, or policy_denied) -> route the inner packet:
+//      reply of a noted flow, or policy_denied; IPv6 is denied: rules
+//      are IPv4 only) -> route the inner packet:
 //      (hub) to another peer (through the encrypt batch, or to its owner),
 //      to a LAN next hop, or the exit: an exit_node peer's packet to an
 //      internet destination out of the WAN, IPv4 NAT'ed as a burst
@@ -44,7 +46,7 @@
 //      prefetched when this worker owns it) -> its owner -> the encrypt
 //      batch. TAP rx -> out of its port as it is.
 //   3. Encrypt batch -> with a policy, LAN packets classified (source peer
-//      0) and hub packets noted on this, the destination peer's, lcore
+//      0; IPv6 denied) and hub packets noted on this, the destination peer's, lcore
 //      (policy_encrypt) -> Device::prepare_send per packet (keypairs
 //      prefetched a few packets ahead; no session: the packet is staged on
 //      its peer and a handshake starts) -> one AeadBurst::encrypt ->
@@ -97,7 +99,9 @@ namespace moongate::dp {
 // peer owner's encrypt path (encrypt_flush): a LAN packet is classified
 // there (source peer 0), a peer's packet (hub, already accepted on its
 // decrypting lcore) only noted so the reply is recognised on this lcore;
-// kChecked needs nothing (NAT returns, staged packets, keepalives).
+// kChecked needs nothing (NAT returns, staged packets, keepalives). IPv6
+// from the wan port to a routed prefix counts as kLan: it is not a NAT
+// return, so it meets the policy like a LAN host's packet.
 enum class Origin : std::uint8_t { kChecked, kLan, kPeer };
 
 class Worker final : public wg::DeviceHost {

@@ -43,7 +43,10 @@ def wg_keypair():
 
 class Topology:
     def __init__(self, tag):
-        self.tag = f"{tag}{os.getpid() % 100000}"
+        # MOONGATE_E2E_PREFIX: a short prefix for every name a run creates
+        # (namespaces, interfaces, runtime dirs), so parallel runs by
+        # different people on one machine are told apart by name.
+        self.tag = f"{os.environ.get('MOONGATE_E2E_PREFIX', '')}{tag}{os.getpid() % 100000}"
         self.namespaces = []
         self.procs = []
         self.wg_ifaces = []
