@@ -99,7 +99,28 @@ def telemetry(ifname, cmd):
         return json.loads(s.recv(1 << 20))[cmd]
 
 
-def build(topo, dataplane_bin, lcores):
+# alice (staff) may reach the internet; bob (guests) the internet too (but
+# he is no exit node) and alice's UDP port 7009, nothing else. IPv4 rules
+# only: under this policy all IPv6 is denied.
+POLICY = """policy:
+  groups:
+    staff: [alice]
+    guests: [bob]
+  rules:
+    - action: accept
+      src: [group:staff]
+      dst: ["198.51.100.0/24:*"]
+    - action: accept
+      src: [group:guests]
+      dst: ["198.51.100.0/24:*"]
+    - action: accept
+      src: [group:guests]
+      dst: ["100.64.0.2:7009"]
+      proto: udp
+"""
+
+
+def build(topo, dataplane_bin, lcores, policy=True):
     cli, cli2, rtr, gw, inet = (topo.ns(n) for n in ("cli", "cl2", "rtr", "gw", "inet"))
     topo.veth(cli, "cl0", rtr, "rc0")
     topo.veth(cli2, "cl0", rtr, "rc1")
@@ -179,24 +200,7 @@ nat:
     tcp_last_ack: 2
     tcp_time_wait: 2
     tcp_close: 2
-# alice (staff) may reach the internet; bob (guests) the internet too (but
-# he is no exit node) and alice's UDP port 7009, nothing else.
-policy:
-  groups:
-    staff: [alice]
-    guests: [bob]
-  rules:
-    - action: accept
-      src: [group:staff]
-      dst: ["198.51.100.0/24:*"]
-    - action: accept
-      src: [group:guests]
-      dst: ["198.51.100.0/24:*"]
-    - action: accept
-      src: [group:guests]
-      dst: ["100.64.0.2:7009"]
-      proto: udp
-dataplane:
+{POLICY if policy else ""}dataplane:
   lcores: [{", ".join(str(c) for c in lcores)}]
   hugepages: false
   memory_mb: 256
@@ -357,13 +361,18 @@ def main():
     # (the af_packet PMD spreads by hash) and is handed to the worker whose
     # port slice holds its port (kNatReturn); bob's hub traffic to alice
     # crosses workers too (each peer has its own owner).
-    for lcores in ((0,), (0, 1)):
-        print(f"--- {len(lcores)} worker(s) ---", flush=True)
+    # Then one worker without a policy: the routed IPv6 exit (which the
+    # policy, having no IPv6 rules, denies in the first two runs).
+    for lcores, policy in (((0,), True), ((0, 1), True), ((0,), False)):
+        print(f"--- {len(lcores)} worker(s){'' if policy else ', no policy'} ---", flush=True)
         topo = Topology("hx")
         failed_before = sum(1 for r in RESULTS if not r[1])
         try:
-            t = build(topo, dataplane_bin, lcores)
-            run_cases(topo, t, len(lcores))
+            t = build(topo, dataplane_bin, lcores, policy)
+            if policy:
+                run_cases(topo, t, len(lcores))
+            else:
+                run_v6_exit(topo, t)
         except Exception as e:
             RESULTS.append(("setup", False, str(e), 0))
             traceback.print_exc()
@@ -375,6 +384,43 @@ def main():
     failed = [n for n, ok, _, _ in RESULTS if not ok]
     print(f"{len(RESULTS) - len(failed)}/{len(RESULTS)} cases passed" + (f"; failed: {failed}" if failed else ""))
     return 1 if failed or not RESULTS else 0
+
+
+def run_v6_exit(topo, t):
+    def case(name):
+        return globals()["case"](f"{name} [1w, no policy]")
+
+    @case("IPv6 through the exit: routed from the peer's prefix address, not translated")
+    def _():
+        got, out = ping(t["cli"], INET6, count=3)
+        assert got == 3, f"{got}/3\n{out}"
+        topo.spawn(["python3", "-c", UDP_ECHO.replace("AF_INET,", "AF_INET6,").replace('"0.0.0.0"', '"::"')
+                    .replace("7007", "7010")], ns=t["inet"])
+        wait_for("udp6 echo", lambda: ":7010" in sh("ss", "-lun", ns=t["inet"], capture=True))
+        out = sh("python3", "-c", f"""
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(2)
+for i in range(5):
+    s.sendto(b"hello", ("{INET6}", 7010))
+    try:
+        print(s.recvfrom(2048)[0].decode())
+        break
+    except socket.timeout:
+        pass
+""", ns=t["cli"], capture=True, timeout=30)
+        assert out.strip() == "2001:db8:100:2::1 hello", f"echo: {out!r}"
+        # Bob is no exit node: his IPv6 to the internet is dropped too.
+        before = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        got, _ = ping(t["cli2"], INET6, count=2)
+        assert got == 0
+        after = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
+        assert after - before == 2, (before, after)
+        # Unsolicited inbound to alice's routed address: open without a policy.
+        got, pout = ping(t["inet"], "2001:db8:100:2::1", count=2)
+        assert got == 2, f"inbound ping6 {got}/2\n{pout}"
+        return f"ping6 3/3; the host saw {out.split()[0]}; bob not_exit +2; inbound ping6 2/2"
+    _()
 
 
 def run_cases(topo, t, workers):
