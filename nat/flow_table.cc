@@ -6,25 +6,10 @@
 
 namespace moongate::nat {
 
-namespace {
-
-// A 64-bit mixer (the murmur3/splitmix finaliser): cheap, and with a secret
-// seed folded in first, remote hosts cannot predict where their tuples land.
-constexpr std::uint64_t mix(std::uint64_t x) noexcept {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
-}  // namespace
-
 std::size_t FlowTable::Traits::hash(const FlowKey& k) const noexcept {
   const std::uint64_t a = (std::uint64_t{k.our_addr} << 32) | k.remote_addr;
   const std::uint64_t b = (std::uint64_t{k.our_port} << 24) | (std::uint64_t{k.remote_port} << 8) | k.proto;
-  return static_cast<std::size_t>(mix(a ^ seed) ^ mix(b + seed * 0x9e3779b97f4a7c15ULL));
+  return wg::seeded_tuple_hash(a, b, seed);
 }
 
 FlowTable::FlowTable(std::size_t capacity, std::uint64_t seed, std::uint64_t now_ns)
@@ -35,7 +20,7 @@ FlowTable::FlowTable(std::size_t capacity, std::uint64_t seed, std::uint64_t now
       free_(std::make_unique<std::uint32_t[]>(capacity)),
       free_count_(capacity),
       inside_(capacity, "nat inside flows", Traits{seed}),
-      outside_(capacity, "nat outside flows", Traits{mix(seed + 1)}),
+      outside_(capacity, "nat outside flows", Traits{wg::mix64(seed + 1)}),
       wheel_(kTickNs, kWheelSlots, now_ns) {
   // Hand out low indices first (popped from the top of the stack).
   for (std::size_t i = 0; i < capacity; ++i)

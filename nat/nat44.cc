@@ -44,14 +44,7 @@ namespace {
 // unless one destination holds most of this lcore's slice.
 constexpr unsigned kPortTries = 64;
 
-constexpr std::uint64_t mix(std::uint64_t x) noexcept {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
+using wg::mix64;
 
 std::size_t per_lcore_capacity(const Nat44Config& c) {
   if (c.lcores == 0) throw std::invalid_argument("nat: no lcores");
@@ -66,8 +59,8 @@ Nat44::Nat44(const Nat44Config& config, unsigned lcore, std::uint64_t now_ns)
       timeouts_(config.timeouts),
       lcore_(lcore),
       ports_(partition_.range_of(lcore)),
-      seed_(mix(config.seed ^ (std::uint64_t{lcore} << 48))),
-      table_(per_lcore_capacity(config), mix(seed_ + 7), now_ns) {
+      seed_(mix64(config.seed ^ (std::uint64_t{lcore} << 48))),
+      table_(per_lcore_capacity(config), mix64(seed_ + 7), now_ns) {
   if (lcore >= config.lcores) throw std::invalid_argument("nat: lcore index out of range");
   for (const net::Ipv4Address& a : partition_.pool()) pool_.push_back(net::load_be32(a.data()));
   reserved_ = config.reserved_ports;
@@ -107,11 +100,11 @@ Flow* Nat44::create_flow(const L4Tuple& t, std::uint64_t now, NatDrop& why) noex
   tuple.tcp_state = static_cast<std::uint8_t>(TcpState::kSynSent);
   // One external address per inside host (RFC 4787 "paired" pooling):
   // servers that tie a session to the client address keep working.
-  tuple.ext_addr = pool_[mix(std::uint64_t{t.src} ^ seed_) % pool_.size()];
+  tuple.ext_addr = pool_[mix64(std::uint64_t{t.src} ^ seed_) % pool_.size()];
   // Port: keyed-random start in this lcore's slice (RFC 6056), then the
   // next ones until the outside key is free.
   const std::uint64_t start =
-      mix(seed_ ^ (std::uint64_t{t.src} << 32 | t.dst) ^
+      mix64(seed_ ^ (std::uint64_t{t.src} << 32 | t.dst) ^
           (std::uint64_t{t.sport} << 16 | t.dport) ^ (++allocations_ << 40));
   const std::uint32_t span = ports_.size();
   for (unsigned i = 0; i < kPortTries; ++i) {

@@ -5,21 +5,10 @@
 
 namespace moongate::policy {
 
-namespace {
-constexpr std::uint64_t mix(std::uint64_t x) noexcept {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-}  // namespace
-
 std::size_t Established::Traits::hash(const Key& k) const noexcept {
   const std::uint64_t x = (std::uint64_t{k.a} << 32) | k.b;
   const std::uint64_t y = (std::uint64_t{k.pa} << 24) | (std::uint64_t{k.pb} << 8) | k.proto;
-  return static_cast<std::size_t>(mix(x ^ seed) ^ mix(y + seed * 0x9e3779b97f4a7c15ULL));
+  return wg::seeded_tuple_hash(x, y, seed);
 }
 
 Established::Established(std::size_t capacity, std::uint64_t timeout_ns, std::uint64_t seed,

@@ -48,6 +48,23 @@
 
 namespace moongate::wg {
 
+// A seeded hash of a 5-tuple for Traits::hash of the flow tables (the NAT's
+// and the policy's): `addrs` packs both addresses, `ports` both ports and
+// the protocol. The murmur3/splitmix finaliser on each half, with a secret
+// seed folded in first, so remote hosts cannot predict where their tuples
+// land.
+constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+constexpr std::size_t seeded_tuple_hash(std::uint64_t addrs, std::uint64_t ports, std::uint64_t seed) noexcept {
+  return static_cast<std::size_t>(mix64(addrs ^ seed) ^ mix64(ports + seed * 0x9e3779b97f4a7c15ULL));
+}
+
 template <class Slot, class Traits>
 class OpenTable {
  public:
