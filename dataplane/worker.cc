@@ -631,20 +631,13 @@ void Worker::wan_v6(rte_mbuf* m) {
     for (const Ipv6Iface& r : settings_.routed_v6) routed |= r.contains(h.dst.data());
     if (routed) {
       PeerCtx* to = peer_for_v6(h.dst.data());
-      const std::size_t total = 40 + h.payload_len;
       if (to == nullptr) {
         drop(m, DpDrop::kNoRoute);
         return;
       }
-      if (!net::ipv6_decrement_hop_limit(p, total)) {
-        drop(m, DpDrop::kTtlExpired);
-        return;
-      }
-      rte_pktmbuf_adj(m, kEthLen);
-      rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
       // Not a NAT return: unsolicited inbound IPv6 must meet the policy on
       // the peer's owner, like a LAN host's packet (policy_encrypt).
-      to_peer(*to, m, Origin::kLan);
+      forward_v6_to_peer(*wan_, *to, m, p, 40 + h.payload_len);
       return;
     }
   }
@@ -1546,7 +1539,14 @@ void Worker::lan_v6(Port& port, rte_mbuf* m) {
     drop(m, DpDrop::kNoRoute);
     return;
   }
-  const std::size_t total = 40 + h.payload_len;
+  forward_v6_to_peer(port, *peer, m, p, 40 + h.payload_len);
+}
+
+// An IPv6 packet from a port (p: its IPv6 header, `total` bytes) into the
+// tunnel to `peer`: Packet Too Big past the tunnel MTU, the hop limit, the
+// Ethernet header off, then the peer's owner (checked there against the
+// policy as a LAN host's packet).
+void Worker::forward_v6_to_peer(Port& port, PeerCtx& peer, rte_mbuf* m, std::uint8_t* p, std::size_t total) {
   if (total > settings_.tunnel_mtu) {
     send_packet_too_big(port, p, total);
     drop(m, DpDrop::kTooBig);
@@ -1558,7 +1558,7 @@ void Worker::lan_v6(Port& port, rte_mbuf* m) {
   }
   rte_pktmbuf_adj(m, kEthLen);
   rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
-  to_peer(*peer, m, Origin::kLan);
+  to_peer(peer, m, Origin::kLan);
 }
 
 void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {

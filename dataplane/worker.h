@@ -231,6 +231,7 @@ class Worker final : public wg::DeviceHost {
   void lan_v6(Port& port, rte_mbuf* m);
   void send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std::uint8_t* next_hop);
   void send_packet_too_big(Port& port, const std::uint8_t* offending, std::size_t len);
+  void forward_v6_to_peer(Port& port, PeerCtx& peer, rte_mbuf* m, std::uint8_t* p, std::size_t total);
   // Allowed-IPs look-ups of n IPv4 addresses: peer ids, kNoPeer for none.
   static constexpr std::uint32_t kNoPeer = UINT32_MAX;
   void lookup_v4(const std::uint32_t* addrs, std::uint32_t* ids, unsigned n) const noexcept;
