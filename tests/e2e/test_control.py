@@ -117,7 +117,7 @@ def main():
             return 77
     dataplane_bin, control_bin, moongatectl = (os.path.abspath(a) for a in sys.argv[1:4])
 
-    topo = Topology("c")
+    topo = Topology(os.environ.get("MG_E2E_TAG", "c"))
     ifname = f"mgc{topo.tag}"[:15]
     try:
         # Two workers: netmap changes reach both lcores (RCU, per-lcore command rings).
