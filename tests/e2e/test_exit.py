@@ -699,6 +699,8 @@ def run_control_cases(topo, t):
     @case("control: alice, added by a reload with exit_node: true, reaches the internet host")
     def _():
         gen = reload_alice(t, True)
+        nm = ctl_socket(t["ifname"], "netmap")
+        assert f"peer {alice} " in nm and "name alice exit_node\n" in nm and "name bob\n" in nm, nm
         # Her first packets wait for the handshake: bounded, then counted.
         wait_for("alice's first ping through the exit", lambda: ping(t["cli"], INET, count=1)[0] == 1, timeout=20)
         before = nat_stats(topo, t["dp"])
@@ -725,6 +727,7 @@ def run_control_cases(topo, t):
     @case("control: a reload with exit_node: false makes alice not_exit (counted), true again lets her out")
     def _():
         reload_alice(t, False)
+        assert "name alice\n" in ctl_socket(t["ifname"], "netmap")
         before = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
         got, _out = ping(t["cli"], INET, count=3)
         assert got == 0, f"{got} replies with exit_node false"
