@@ -95,6 +95,16 @@ std::string Controller::start(const Options& opts) {
       return e;
     }
     r.netmap.routes = netmap_.routes;
+    // The saved file is in `wg showconf` syntax, which has no name, tags
+    // or exit_node: those are the YAML's, by key, as for a `wg set`.
+    for (auto& p : r.netmap.peers)
+      for (const auto& y : config_.peers)
+        if (y.public_key == p.public_key) {
+          p.name = y.name;
+          p.tags = y.tags;
+          p.exit_node = y.exit_node;
+          break;
+        }
     netmap_ = std::move(r.netmap);
   }
   uapi_ = std::make_unique<Uapi>(config_.dataplane.max_peers);

@@ -216,6 +216,9 @@ class Server {
         if (p.endpoint) s += " endpoint " + p.endpoint->to_string();
         if (p.persistent_keepalive) s += " keepalive " + std::to_string(p.persistent_keepalive);
         for (const auto& a : p.allowed_ips) s += " " + a.to_string();
+        if (!p.name.empty()) s += " name " + p.name;
+        for (std::size_t i = 0; i < p.tags.size(); ++i) s += (i == 0 ? " tags " : ",") + p.tags[i];
+        if (p.exit_node) s += " exit_node";
         s += "\n";
       }
       for (const auto& r : c_.netmap().routes)

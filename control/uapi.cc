@@ -149,7 +149,19 @@ std::string Uapi::set(std::string_view body, netmap::Netmap& n, int& errno_out) 
     auto& v = p.allowed_ips;
     v.erase(std::remove(v.begin(), v.end(), a), v.end());
   };
+  // What `wg` cannot set (name, tags, exit_node: the YAML's) stays with a
+  // key that this request drops and lists again, as `wg setconf` does
+  // (replace_peers) for every peer it keeps.
+  struct Labels {
+    std::string name;
+    std::vector<std::string> tags;
+    bool exit_node = false;
+  };
+  std::unordered_map<crypto::PublicKey, Labels, KeyHash> dropped;
   auto drop_peer = [&](std::size_t i) {
+    config::Peer& d = n.peers[i];
+    if (d.exit_node || !d.name.empty() || !d.tags.empty())
+      dropped[d.public_key] = Labels{std::move(d.name), std::move(d.tags), d.exit_node};
     for (const auto& a : n.peers[i].allowed_ips)
       if (auto o = owner_of.find(a); o != owner_of.end() && o->second == n.peers[i].public_key) owner_of.erase(o);
     n.peers[i].allowed_ips.clear();
@@ -170,6 +182,12 @@ std::string Uapi::set(std::string_view body, netmap::Netmap& n, int& errno_out) 
     if (sec.update_only) return nullptr;
     config::Peer p;
     p.public_key = sec.key;
+    if (auto d = dropped.find(sec.key); d != dropped.end()) {
+      p.name = std::move(d->second.name);
+      p.tags = std::move(d->second.tags);
+      p.exit_node = d->second.exit_node;
+      dropped.erase(d);
+    }
     index[sec.key] = n.peers.size();
     n.peers.push_back(std::move(p));
     gone.push_back(false);

@@ -178,21 +178,27 @@ dp::Settings to_settings(config::Config& cfg) {
 }
 
 // The access policy compiled against the data plane's peers: source peer
-// id = global id + 1, the peer found by key among the configuration's (for
-// its name and tags). An error here means the configuration changed under
+// id = global id + 1. A peer's name and tags are the netmap's with
+// --control (`netmap`, in the order of s.peers), else found by key among
+// the configuration's. An error here means the configuration changed under
 // us (the loader checked the policy against the same peers).
-std::string compile_policy(const config::Config& cfg, dp::Settings& s) {
+std::string compile_policy(const config::Config& cfg, dp::Settings& s, const netmap::Netmap* netmap) {
   if (!cfg.policy) return {};
   const std::vector<policy::PeerInfo> named = config::policy_peers(cfg);
   std::vector<policy::PeerInfo> peers;
   for (std::size_t i = 0; i < s.peers.size(); ++i) {
     const std::string key = config::encode_key(s.peers[i].public_key.data());
     policy::PeerInfo p{static_cast<std::uint32_t>(i + 1), "", key, {}};
-    for (const auto& n : named)
-      if (n.public_key == key) {
-        p.name = n.name;
-        p.tags = n.tags;
-      }
+    if (netmap != nullptr) {
+      p.name = netmap->peers[i].name;
+      p.tags = netmap->peers[i].tags;
+    } else {
+      for (const auto& n : named)
+        if (n.public_key == key) {
+          p.name = n.name;
+          p.tags = n.tags;
+        }
+    }
     peers.push_back(std::move(p));
   }
   policy::CompileResult r = policy::compile(*cfg.policy, peers);
@@ -286,18 +292,14 @@ int main(int argc, char** argv) {
     if (initial.has_private_key) settings.private_key = initial.private_key;
     settings.listen_port = initial.listen_port;
     settings.peers.clear();
-    for (const auto& p : initial.peers) {
-      settings.peers.push_back(dp::peer_settings(p));
-      // The netmap does not carry exit_node: the configuration's word for
-      // the same key holds (peers only the netmap knows are not exits).
-      for (const auto& c : cfg.peers)
-        if (c.public_key == p.public_key) settings.peers.back().exit_node = c.exit_node;
-    }
+    // exit_node comes with each peer in the netmap (the control process's
+    // word, from its YAML), not from this process's configuration file.
+    for (const auto& p : initial.peers) settings.peers.push_back(dp::peer_settings(p));
     if (settings.nat) settings.nat_config.reserved_ports = {settings.listen_port};
     dp::route_settings(initial.routes, settings.ports, settings.routes, settings.routes6);
   }
 
-  if (std::string err = compile_policy(cfg, settings); !err.empty()) {
+  if (std::string err = compile_policy(cfg, settings, control ? &initial : nullptr); !err.empty()) {
     std::fprintf(stderr, "moongate-dataplane: %s\n", err.c_str());
     rte_eal_cleanup();
     return 1;

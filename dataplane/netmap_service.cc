@@ -285,7 +285,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
   std::vector<PeerSettings> settings(next.peers.size());
   std::vector<crypto::PublicKey> added;
   std::vector<std::pair<std::size_t, PeerCtx*>> to_add;
-  std::vector<std::pair<std::size_t, bool>> to_update;  // index, endpoint changed
+  std::vector<std::pair<std::size_t, bool>> to_update;  // index, endpoint changed (or keepalive, psk, exit_node)
   std::uint32_t slots = shared_.peer_slots.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < next.peers.size(); ++i) {
     const config::Peer& p = next.peers[i];
@@ -325,7 +325,12 @@ std::string NetmapService::apply(netmap::Netmap next) {
         o.preshared_key.has_value() != p.preshared_key.has_value() ||
         (p.preshared_key && !crypto::ct_equal(o.preshared_key->data(), p.preshared_key->data(), 32));
     const bool endpoint_changed = o.endpoint != p.endpoint;
-    if (psk_changed || endpoint_changed || o.persistent_keepalive != p.persistent_keepalive)
+    // exit_node too: the owner, the only lcore that reads it for the peer's
+    // packets, changes it between bursts (a reload that turns it off takes
+    // effect at once for new packets; NAT flows already made stay until
+    // they expire, their return traffic still reaching the peer).
+    if (psk_changed || endpoint_changed || o.persistent_keepalive != p.persistent_keepalive ||
+        o.exit_node != p.exit_node)
       to_update.emplace_back(i, endpoint_changed && p.endpoint.has_value());
   }
 

@@ -9,7 +9,8 @@
 //   2. new peers get a global id and a PeerCtx, and the least-loaded
 //      worker adds them to its device (a command on its ring, applied
 //      between bursts, a few per iteration); changed peers (preshared key,
-//      endpoint, keepalive) are updated by their owners; wait for all
+//      endpoint, keepalive, exit_node) are updated by their owners; wait
+//      for all
 //   3. the new peers' keys enter the peer directory (rte_hash, lock-free
 //      readers)
 //   4. a new Routing (allowed IPs -> ids, static routes, listen port) is

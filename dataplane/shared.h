@@ -121,7 +121,7 @@ struct Settings {
 struct alignas(64) PeerCtx : TimerNode, wg::OnHugeSlab<PeerCtx> {
   std::uint32_t id = 0;      // global id: what the allowed-IPs tables return
   std::uint16_t owner = 0;   // worker index
-  bool exit_node = false;    // PeerSettings::exit_node, fixed with the peer
+  bool exit_node = false;    // PeerSettings::exit_node; the owner's (kUpdatePeer changes it)
   wg::Peer* peer = nullptr;  // in the owner's device; nullptr once removed
   // A copy of the peer's counters the owner refreshes about once a second
   // (Worker::report) for readers on other threads — status, telemetry, the

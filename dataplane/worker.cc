@@ -2001,6 +2001,7 @@ void Worker::apply(Command& c) {
       else
         device_->set_preshared_key(*peer, crypto::SecretKey{});
       if (c.endpoint_changed) peer->endpoint = c.settings.endpoint;
+      c.peer->exit_node = c.settings.exit_node;  // read only here, by the owner
       if (peer->timers.persistent_keepalive() != c.settings.persistent_keepalive)
         device_->set_persistent_keepalive(*peer, c.settings.persistent_keepalive, now_);
       rearm(*c.peer);

@@ -1,7 +1,8 @@
 // The netmap: what the control process decides and the data plane applies
 // while it forwards — our key and port, the peers (keys, allowed IPs,
-// endpoints, keepalives) and the static routes. Ports, lcores and memory
-// are not in it: changing those needs a data-plane restart.
+// endpoints, keepalives, exit_node, names and tags) and the static
+// routes. Ports, lcores and memory are not in it: changing those needs a
+// data-plane restart.
 //
 // The control process builds it from the YAML (config/) and from changes
 // made through the WireGuard UAPI; it crosses to the data plane as an

@@ -56,12 +56,15 @@ struct alignas(64) SlotHeader {
   std::atomic<std::uint64_t> size;  // snapshot bytes
 };
 constexpr std::size_t kSlotHeader = 64;
+constexpr std::size_t kLabelRoomPerPeer = 72;
 static_assert(sizeof(SlotHeader) == kSlotHeader);
 }  // namespace
 
 Geometry Geometry::for_peers(std::uint32_t max_peers) noexcept {
   Geometry g;
-  g.slot_bytes = kSnapshotHeaderLen + 32 + std::uint64_t{max_peers} * (kSnapshotPeerLen + 4 * kSnapshotPrefixLen) +
+  // Labels: a name and two tags of about 20 characters each per peer.
+  g.slot_bytes = kSnapshotHeaderLen + 32 +
+                 std::uint64_t{max_peers} * (kSnapshotPeerLen + 4 * kSnapshotPrefixLen + kLabelRoomPerPeer) +
                  1024 * kSnapshotRouteLen;
   return g;
 }
@@ -211,6 +214,7 @@ std::string Segment::publish(Netmap& n) {
   const std::uint64_t current = h.published.load(std::memory_order_relaxed);
   const std::uint32_t slot = current == 0 ? 0 : static_cast<std::uint32_t>((current & 1) ^ 1);
   n.generation = (current >> 1) + 1;
+  if (std::string e = encodable(n); !e.empty()) return e;
   const std::size_t need = encoded_size(n);
   if (need > slot_bytes())
   {

@@ -35,7 +35,7 @@
 
 namespace moongate::netmap {
 
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: snapshot format 2 (peer labels, exit_node)
 inline constexpr std::uint32_t kMaxEventQueues = 32;  // the data plane's worker limit
 
 struct Geometry {

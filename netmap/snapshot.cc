@@ -43,7 +43,49 @@ std::uint32_t checksum(const std::uint8_t* p, std::size_t n) noexcept {
   return h;
 }
 
-enum PeerFlags : std::uint8_t { kHasPsk = 1, kHasEndpoint = 2 };
+enum PeerFlags : std::uint8_t { kHasPsk = 1, kHasEndpoint = 2, kExitNode = 4 };
+
+// Bytes of a peer's labels (snapshot.h), or 0 when one is out of bounds
+// (an empty peer still takes 4: two zero counts).
+std::size_t label_bytes(const config::Peer& p) noexcept {
+  if (p.name.size() > kSnapshotMaxLabel || p.tags.size() > kSnapshotMaxTags) return 0;
+  std::size_t n = 2 + p.name.size() + 2;
+  for (const auto& t : p.tags) {
+    if (t.size() > kSnapshotMaxLabel) return 0;
+    n += 2 + t.size();
+  }
+  return n;
+}
+
+std::size_t label_total(const Netmap& n) noexcept {
+  std::size_t c = 0;
+  for (const auto& p : n.peers) {
+    const std::size_t b = label_bytes(p);
+    // Out of bounds: counted as if within them, so that encoded_size stays
+    // a pure function; encode() refuses the netmap.
+    c += b != 0 ? b : 4;
+  }
+  return c;
+}
+
+std::uint8_t* put_label(std::uint8_t* p, const std::string& s) noexcept {
+  put16(p, static_cast<std::uint16_t>(s.size()));
+  std::memcpy(p + 2, s.data(), s.size());
+  return p + 2 + s.size();
+}
+
+// Reads one label of [p, end); nullptr when it does not fit or is not
+// text a configuration could hold (no control bytes).
+const std::uint8_t* get_label(const std::uint8_t* p, const std::uint8_t* end, std::string& s) {
+  if (end - p < 2) return nullptr;
+  const std::size_t len = get16(p);
+  p += 2;
+  if (len > kSnapshotMaxLabel || static_cast<std::size_t>(end - p) < len) return nullptr;
+  for (std::size_t i = 0; i < len; ++i)
+    if (p[i] < 0x20 || p[i] == 0x7f) return nullptr;
+  s.assign(reinterpret_cast<const char*>(p), len);
+  return p + len;
+}
 
 void put_prefix(std::uint8_t* p, const config::IpPrefix& x) noexcept {
   p[0] = x.addr.family;
@@ -74,12 +116,14 @@ std::size_t prefix_count(const Netmap& n) noexcept {
 
 std::size_t encoded_size(const Netmap& n) noexcept {
   return kSnapshotHeaderLen + 32 + n.peers.size() * kSnapshotPeerLen + prefix_count(n) * kSnapshotPrefixLen +
-         n.routes.size() * kSnapshotRouteLen;
+         n.routes.size() * kSnapshotRouteLen + label_total(n);
 }
 
 std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
   const std::size_t size = encoded_size(n);
   if (out.size() < size || size > std::numeric_limits<std::uint32_t>::max()) return 0;
+  for (const auto& peer : n.peers)
+    if (label_bytes(peer) == 0) return 0;
   std::uint8_t* const base = out.data();
   std::memset(base, 0, size);
   std::uint8_t* p = base + kSnapshotHeaderLen;
@@ -87,6 +131,8 @@ std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
   p += 32;
   std::uint8_t* prefixes = p + n.peers.size() * kSnapshotPeerLen;
   std::uint32_t next_prefix = 0;
+  std::uint8_t* const labels = prefixes + prefix_count(n) * kSnapshotPrefixLen + n.routes.size() * kSnapshotRouteLen;
+  std::uint8_t* label = labels;
   for (const auto& peer : n.peers) {
     std::memcpy(p, peer.public_key.data(), 32);
     std::uint8_t flags = 0;
@@ -100,6 +146,7 @@ std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
       put16(p + 66, peer.endpoint->port);
       std::memcpy(p + 68, peer.endpoint->addr.bytes, 16);
     }
+    if (peer.exit_node) flags |= kExitNode;
     p[64] = flags;
     put16(p + 84, peer.persistent_keepalive);
     put32(p + 88, next_prefix);
@@ -108,6 +155,13 @@ std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
       put_prefix(prefixes + std::size_t{next_prefix} * kSnapshotPrefixLen, a);
       ++next_prefix;
     }
+    std::uint8_t* const first_label = label;
+    label = put_label(label, peer.name);
+    put16(label, static_cast<std::uint16_t>(peer.tags.size()));
+    label += 2;
+    for (const auto& t : peer.tags) label = put_label(label, t);
+    put32(p + 96, static_cast<std::uint32_t>(first_label - labels));
+    put32(p + 100, static_cast<std::uint32_t>(label - first_label));
     p += kSnapshotPeerLen;
   }
   p = prefixes + std::size_t{next_prefix} * kSnapshotPrefixLen;
@@ -127,8 +181,18 @@ std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
   put32(base + 28, static_cast<std::uint32_t>(n.routes.size()));
   put16(base + 32, n.listen_port);
   put16(base + 34, n.has_private_key ? 1 : 0);
+  put32(base + 40, static_cast<std::uint32_t>(label - labels));
   put32(base + 36, checksum(base, size));
   return size;
+}
+
+std::string encodable(const Netmap& n) {
+  for (const auto& p : n.peers)
+    if (label_bytes(p) == 0)
+      return "peer " + (p.name.empty() ? std::string("without a name") : "'" + p.name.substr(0, 64) + "'") +
+             ": name, tag or tag count beyond the snapshot's bounds (" + std::to_string(kSnapshotMaxLabel) +
+             " characters, " + std::to_string(kSnapshotMaxTags) + " tags)";
+  return {};
 }
 
 std::uint64_t peek_generation(std::span<const std::uint8_t> in) noexcept {
@@ -145,8 +209,9 @@ std::string decode(std::span<const std::uint8_t> in, Netmap& out) {
            std::to_string(kSnapshotFormat);
   const std::uint64_t size = get32(base + 16);
   const std::uint64_t peers = get32(base + 20), prefixes = get32(base + 24), routes = get32(base + 28);
-  const std::uint64_t want =
-      kSnapshotHeaderLen + 32 + peers * kSnapshotPeerLen + prefixes * kSnapshotPrefixLen + routes * kSnapshotRouteLen;
+  const std::uint64_t label_len = get32(base + 40);
+  const std::uint64_t want = kSnapshotHeaderLen + 32 + peers * kSnapshotPeerLen + prefixes * kSnapshotPrefixLen +
+                             routes * kSnapshotRouteLen + label_len;
   if (size != want) return "snapshot size " + std::to_string(size) + " does not match its counts";
   if (size > in.size()) return "snapshot of " + std::to_string(size) + " bytes in a buffer of " + std::to_string(in.size());
   if (get32(base + 36) != checksum(base, size)) return "snapshot checksum mismatch";
@@ -159,12 +224,14 @@ std::string decode(std::span<const std::uint8_t> in, Netmap& out) {
   if (n.has_private_key) n.private_key.assign(std::span<const std::uint8_t, 32>(p, 32));
   p += 32;
   const std::uint8_t* prefix_base = p + peers * kSnapshotPeerLen;
+  const std::uint8_t* const label_base = prefix_base + prefixes * kSnapshotPrefixLen + routes * kSnapshotRouteLen;
   n.peers.resize(peers);
-  std::uint64_t expected_first = 0;
+  std::uint64_t expected_first = 0, expected_label = 0;
   for (auto& peer : n.peers) {
     std::memcpy(peer.public_key.data(), p, 32);
     const std::uint8_t flags = p[64];
-    if ((flags & ~(kHasPsk | kHasEndpoint)) != 0) return "peer with unknown flags";
+    if ((flags & ~(kHasPsk | kHasEndpoint | kExitNode)) != 0) return "peer with unknown flags";
+    peer.exit_node = (flags & kExitNode) != 0;
     if (flags & kHasPsk) peer.preshared_key.emplace(std::span<const std::uint8_t, 32>(p + 32, 32));
     if (flags & kHasEndpoint) {
       config::Endpoint e;
@@ -185,9 +252,25 @@ std::string decode(std::span<const std::uint8_t> in, Netmap& out) {
       if (std::string err = get_prefix(prefix_base + (first + i) * kSnapshotPrefixLen, peer.allowed_ips[i]);
           !err.empty())
         return err;
+    // Labels too are laid out peer after peer, and a peer's must be
+    // exactly its name, its tag count and its tags.
+    const std::uint64_t label_at = get32(p + 96), label_n = get32(p + 100);
+    if (label_at != expected_label || label_n > label_len - label_at) return "peer labels out of bounds";
+    expected_label += label_n;
+    const std::uint8_t* l = label_base + label_at;
+    const std::uint8_t* const l_end = l + label_n;
+    if ((l = get_label(l, l_end, peer.name)) == nullptr || l_end - l < 2) return "peer name malformed";
+    const std::size_t tags = get16(l);
+    l += 2;
+    if (tags > kSnapshotMaxTags) return "peer with too many tags";
+    peer.tags.resize(tags);
+    for (auto& t : peer.tags)
+      if ((l = get_label(l, l_end, t)) == nullptr) return "peer tag malformed";
+    if (l != l_end) return "peer labels longer than its name and tags";
     p += kSnapshotPeerLen;
   }
   if (expected_first != prefixes) return "prefixes not owned by any peer";
+  if (expected_label != label_len) return "labels not owned by any peer";
   p = prefix_base + prefixes * kSnapshotPrefixLen;
   n.routes.resize(routes);
   for (auto& r : n.routes) {

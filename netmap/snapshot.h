@@ -7,12 +7,18 @@
 //
 //   header   64 B   magic "MGNM", format, generation, sizes, counts,
 //                   listen port, flags, FNV-1a of the whole snapshot
-//                   (its own 4 bytes left out)
+//                   (its own 4 bytes left out), bytes of the labels
 //   key      32 B   our private key (zero when there is none)
-//   peers    96 B each: public key, preshared key, flags, endpoint,
-//                   keepalive, index and count of its prefixes
+//   peers   104 B each: public key, preshared key, flags (preshared key,
+//                   endpoint, exit_node), endpoint, keepalive, index and
+//                   count of its prefixes, offset and length of its labels
 //   prefixes 20 B each: family, length, address (peers' allowed IPs)
 //   routes   40 B each: prefix (20 B), next hop family and address, port
+//   labels   per peer, peer after peer: its name and tags, each a 2-byte
+//            length and the bytes, after a 2-byte tag count:
+//            [u16 len][name] [u16 count] ([u16 len][tag])*
+// The labels travel so that the data plane takes exit_node and the
+// policy's identities from the netmap, not from its own configuration file.
 #pragma once
 
 #include <cstddef>
@@ -25,18 +31,27 @@
 namespace moongate::netmap {
 
 inline constexpr std::uint32_t kSnapshotMagic = 0x4d4e474d;  // "MGNM" little-endian
-inline constexpr std::uint32_t kSnapshotFormat = 1;
+inline constexpr std::uint32_t kSnapshotFormat = 2;  // 2: exit_node, name and tags per peer
 inline constexpr std::size_t kSnapshotHeaderLen = 64;
-inline constexpr std::size_t kSnapshotPeerLen = 96;
+inline constexpr std::size_t kSnapshotPeerLen = 104;
 inline constexpr std::size_t kSnapshotPrefixLen = 20;
 inline constexpr std::size_t kSnapshotRouteLen = 40;
+// Bounds of a peer's labels, checked on both sides (the configuration
+// allows names of 63 characters; tags are declared words).
+inline constexpr std::size_t kSnapshotMaxLabel = 255;
+inline constexpr std::size_t kSnapshotMaxTags = 255;
 
 // Bytes encode() writes for `n`.
 std::size_t encoded_size(const Netmap& n) noexcept;
 
 // Writes `n` into out (at least encoded_size(n) bytes); returns the size, or
-// 0 when out is too small.
+// 0 when out is too small or a name, tag or tag count exceeds the bounds
+// above.
 std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept;
+
+// "" when encode() can write `n`, else which peer's labels are out of
+// bounds (publishers check first, so a refused netmap never half-writes).
+std::string encodable(const Netmap& n);
 
 // Reads a snapshot; "" on success, else why it was refused.
 std::string decode(std::span<const std::uint8_t> in, Netmap& out);

@@ -138,6 +138,92 @@ TEST_F(ControllerTest, ABrokenReloadChangesNothingAndAGoodOneWins) {
   EXPECT_FALSE(fs::exists(c.state_file()));
 }
 
+// What the data plane reads from the segment now.
+netmap::Netmap published(const std::string& segment_name) {
+  std::string err;
+  auto dp = netmap::Segment::open(segment_name, err);
+  EXPECT_NE(dp, nullptr) << err;
+  netmap::Netmap got;
+  if (dp) {
+    EXPECT_EQ(dp->read(0, got, err), netmap::Segment::Read::kNew) << err;
+  }
+  return got;
+}
+
+const std::string kLabels = "    name: alice\n    exit_node: true\n";
+const std::string kPolicy = "policy:\n  tags: [laptop, eng]\n  rules: []\n";
+
+TEST_F(ControllerTest, AReloadChangingExitNodeOrTagsRepublishesThem) {
+  write_yaml("10.20.0.0/24", kLabels + kPolicy);
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  netmap::Netmap got = published(opts_.segment_name);
+  ASSERT_EQ(got.peers.size(), 1u);
+  EXPECT_TRUE(got.peers[0].exit_node);
+  EXPECT_EQ(got.peers[0].name, "alice");
+  EXPECT_TRUE(got.peers[0].tags.empty());
+
+  // exit_node off, tags on: nothing else changes, and the data plane sees it.
+  write_yaml("10.20.0.0/24", "    name: alice\n    tags: [laptop, eng]\n" + kPolicy);
+  ASSERT_EQ(c.reload(), "");
+  EXPECT_EQ(c.segment().published_generation(), 2u);
+  got = published(opts_.segment_name);
+  ASSERT_EQ(got.peers.size(), 1u);
+  EXPECT_FALSE(got.peers[0].exit_node);
+  EXPECT_EQ(got.peers[0].tags, (std::vector<std::string>{"laptop", "eng"}));
+
+  // And back on.
+  write_yaml("10.20.0.0/24", kLabels + kPolicy);
+  ASSERT_EQ(c.reload(), "");
+  EXPECT_EQ(c.segment().published_generation(), 3u);
+  EXPECT_TRUE(published(opts_.segment_name).peers[0].exit_node);
+}
+
+TEST_F(ControllerTest, WgKeepsWhatItCannotSetForPeersItKnows) {
+  write_yaml("10.20.0.0/24", kLabels);
+  const std::string key = hex(peer_.data());
+  {
+    Controller c;
+    ASSERT_EQ(c.start(opts_), "");
+    // `wg set` on the peer: endpoint, keepalive, allowed IPs.
+    ASSERT_EQ(c.uapi("set=1\npublic_key=" + key +
+                     "\nendpoint=192.0.2.9:51820\npersistent_keepalive_interval=25\n"
+                     "replace_allowed_ips=true\nallowed_ip=10.22.0.0/24\n\n")
+                  .response,
+              "errno=0\n\n");
+    netmap::Netmap got = published(opts_.segment_name);
+    ASSERT_EQ(got.peers.size(), 1u);
+    EXPECT_TRUE(got.peers[0].exit_node);
+    EXPECT_EQ(got.peers[0].name, "alice");
+    EXPECT_EQ(got.peers[0].persistent_keepalive, 25);
+
+    // `wg setconf`: every peer dropped (replace_peers) and listed again.
+    ASSERT_EQ(c.uapi("set=1\nreplace_peers=true\npublic_key=" + key + "\nallowed_ip=10.23.0.0/24\n\n").response,
+              "errno=0\n\n");
+    got = published(opts_.segment_name);
+    ASSERT_EQ(got.peers.size(), 1u);
+    EXPECT_TRUE(got.peers[0].exit_node);
+    EXPECT_EQ(got.peers[0].name, "alice");
+    EXPECT_EQ(got.peers[0].allowed_ips.size(), 1u);
+  }
+  // Restarted from the saved netmap (`wg showconf` syntax, without the
+  // flag): the YAML's flag for the key holds.
+  Controller again;
+  ASSERT_EQ(again.start(opts_), "");
+  ASSERT_EQ(again.netmap().peers.size(), 1u);
+  ASSERT_EQ(again.netmap().peers[0].allowed_ips.size(), 1u);
+  EXPECT_EQ(again.netmap().peers[0].allowed_ips[0].to_string(), "10.23.0.0/24");  // the saved netmap won
+  EXPECT_TRUE(again.netmap().peers[0].exit_node);
+  EXPECT_TRUE(published(opts_.segment_name).peers[0].exit_node);
+
+  // Removed, then added back by a later request: a new peer, not an exit
+  // (only the YAML makes exits).
+  ASSERT_EQ(again.uapi("set=1\npublic_key=" + key + "\nremove=true\n\n").response, "errno=0\n\n");
+  ASSERT_EQ(again.uapi("set=1\npublic_key=" + key + "\nallowed_ip=10.23.0.0/24\n\n").response, "errno=0\n\n");
+  ASSERT_EQ(published(opts_.segment_name).peers.size(), 1u);
+  EXPECT_FALSE(published(opts_.segment_name).peers[0].exit_node);
+}
+
 TEST_F(ControllerTest, EventsFillTheRuntimeStateAndMetrics) {
   Controller c;
   ASSERT_EQ(c.start(opts_), "");

@@ -2,6 +2,7 @@
 // two processes have), the seqlock under a concurrent publisher, layout and
 // geometry checks, event queues, and surviving a restart of either side.
 #include "netmap/segment.h"
+#include "netmap/snapshot.h"
 
 #include <gtest/gtest.h>
 
@@ -119,6 +120,28 @@ TEST_F(SegmentTest, TooLargeNetmapIsRefusedAndNothingChanges) {
   const std::string err = c->publish(big);
   EXPECT_NE(err.find("does not fit"), std::string::npos) << err;
   EXPECT_EQ(c->published_generation(), 0u);
+}
+
+TEST_F(SegmentTest, ANetmapWithLabelsBeyondTheBoundsIsRefusedAndNothingChanges) {
+  auto c = control(10);
+  Netmap n = with_peers(3, 0);
+  n.peers[1].exit_node = true;
+  n.peers[1].name = "alice";
+  n.peers[1].tags = {"laptop"};
+  ASSERT_EQ(c->publish(n), "");
+  Netmap bad = n;
+  bad.peers[2].tags.assign(kSnapshotMaxTags + 1, "t");
+  EXPECT_NE(c->publish(bad).find("beyond the snapshot's bounds"), std::string::npos);
+  EXPECT_EQ(c->published_generation(), 1u);
+  // The data plane still reads the last good one, labels included.
+  std::string err;
+  auto dp = Segment::open(name_, err);
+  ASSERT_NE(dp, nullptr) << err;
+  Netmap got;
+  ASSERT_EQ(dp->read(0, got, err), Segment::Read::kNew) << err;
+  EXPECT_TRUE(got == n);
+  EXPECT_TRUE(got.peers[1].exit_node);
+  EXPECT_EQ(got.peers[1].tags, std::vector<std::string>{"laptop"});
 }
 
 TEST_F(SegmentTest, AnotherLayoutVersionIsRefusedWithAClearMessage) {

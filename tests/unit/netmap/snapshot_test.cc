@@ -19,7 +19,8 @@ config::IpPrefix prefix(const char* text) {
 }
 
 // A netmap with every kind of field: PSKs, both endpoint families, IPv4 and
-// IPv6 allowed IPs, peers without allowed IPs, routes of both families.
+// IPv6 allowed IPs, peers without allowed IPs, routes of both families,
+// exit nodes, names and tags (none, one, several).
 Netmap varied(std::size_t peers, std::uint32_t seed) {
   std::mt19937 rng(seed);
   Netmap n;
@@ -50,6 +51,9 @@ Netmap varied(std::size_t peers, std::uint32_t seed) {
       p.allowed_ips.push_back(a.network());
     }
     p.persistent_keepalive = static_cast<std::uint16_t>(rng() % 100);
+    p.exit_node = i % 5 == 1;
+    if (i % 2 == 0) p.name = "peer-" + std::to_string(i);
+    for (std::size_t k = 0; k < i % 3; ++k) p.tags.push_back(k == 0 ? "laptop" : "eng.t" + std::to_string(i));
     n.peers.push_back(std::move(p));
   }
   config::Route r4;
@@ -80,7 +84,7 @@ TEST(Snapshot, RoundTripsAVariedNetmap) {
 }
 
 TEST(Snapshot, RoundTripsTheExampleConfigs) {
-  for (const char* name : {"subnet-router.yaml", "hub.yaml"}) {
+  for (const char* name : {"subnet-router.yaml", "hub.yaml", "exit-node.yaml"}) {
     const config::Result r = config::load_file(std::string(MOONGATE_CONFIG_EXAMPLES_DIR) + "/" + name);
     ASSERT_TRUE(r.ok()) << r.error_text();
     const Netmap n = from_config(r.config());
@@ -134,6 +138,119 @@ TEST(Snapshot, LyingCountsAreRefusedBeforeAllocating) {
   bytes[20] = bytes[21] = bytes[22] = bytes[23] = 0xff;
   Netmap out;
   EXPECT_EQ(decode(bytes, out), "snapshot size " + std::to_string(bytes.size()) + " does not match its counts");
+}
+
+// The same FNV-1a as the encoder: rewriting it after a deliberate change
+// reaches the structural checks behind the checksum.
+void reseal(std::vector<std::uint8_t>& b) {
+  std::uint32_t h = 2166136261u;
+  for (std::size_t i = 0; i < b.size(); ++i)
+    if (i < 36 || i >= 40) h = (h ^ b[i]) * 16777619u;
+  for (int i = 0; i < 4; ++i) b[36 + i] = static_cast<std::uint8_t>(h >> (8 * i));
+}
+
+Netmap labelled() {
+  Netmap n;
+  for (int i = 0; i < 3; ++i) {
+    config::Peer p;
+    p.public_key.fill(static_cast<std::uint8_t>(i + 1));
+    n.peers.push_back(p);
+  }
+  n.peers[0].name = "alice";
+  n.peers[0].tags = {"laptop", "eng"};
+  n.peers[0].exit_node = true;
+  n.peers[2].name = "ci";
+  return n;
+}
+
+// Where a peer's record and the labels start in labelled()'s snapshot.
+constexpr std::size_t kPeers = kSnapshotHeaderLen + 32;
+constexpr std::size_t kLabels = kPeers + 3 * kSnapshotPeerLen;
+
+TEST(Snapshot, CarriesExitNodeNameAndTags) {
+  const Netmap n = labelled();
+  const auto bytes = encoded(n);
+  // alice: 2+5, 2, 2+6, 2+3; the second peer: 2, 2; ci: 2+2, 2.
+  EXPECT_EQ(bytes.size(), kLabels + 22 + 4 + 6);
+  Netmap back;
+  ASSERT_EQ(decode(bytes, back), "");
+  ASSERT_EQ(back.peers.size(), 3u);
+  EXPECT_TRUE(back.peers[0].exit_node);
+  EXPECT_EQ(back.peers[0].name, "alice");
+  EXPECT_EQ(back.peers[0].tags, (std::vector<std::string>{"laptop", "eng"}));
+  EXPECT_FALSE(back.peers[1].exit_node);
+  EXPECT_EQ(back.peers[1].name, "");
+  EXPECT_TRUE(back.peers[1].tags.empty());
+  EXPECT_EQ(back.peers[2].name, "ci");
+  EXPECT_TRUE(back == n);
+  // Only exit_node differs: the snapshots differ, and so do the netmaps.
+  Netmap flipped = n;
+  flipped.peers[0].exit_node = false;
+  const auto other = encoded(flipped);
+  ASSERT_EQ(decode(other, back), "");
+  EXPECT_FALSE(back.peers[0].exit_node);
+  EXPECT_FALSE(back == n);
+}
+
+TEST(Snapshot, RefusesToEncodeLabelsBeyondTheBounds) {
+  Netmap n = labelled();
+  n.peers[1].name.assign(kSnapshotMaxLabel + 1, 'a');
+  std::vector<std::uint8_t> out(encoded_size(n) + 1024);
+  EXPECT_EQ(encode(n, out), 0u);
+  EXPECT_NE(encodable(n).find("beyond the snapshot's bounds"), std::string::npos) << encodable(n);
+  EXPECT_EQ(encodable(labelled()), "");
+  n = labelled();
+  n.peers[1].tags.assign(kSnapshotMaxTags + 1, "t");
+  out.resize(encoded_size(n) + 1024);
+  EXPECT_EQ(encode(n, out), 0u);
+  n = labelled();
+  n.peers[1].name.assign(kSnapshotMaxLabel, 'a');  // the bound itself is fine
+  out.resize(encoded_size(n));
+  EXPECT_EQ(encode(n, out), out.size());
+  Netmap back;
+  ASSERT_EQ(decode(out, back), "");
+  EXPECT_EQ(back.peers[1].name.size(), kSnapshotMaxLabel);
+}
+
+TEST(Snapshot, MalformedLabelsAreRefusedBehindAValidChecksum) {
+  const auto good = encoded(labelled());
+  auto refused = [&](const char* what, auto&& damage, const std::string& reason) {
+    auto b = good;
+    damage(b);
+    reseal(b);
+    Netmap out;
+    EXPECT_EQ(decode(b, out), reason) << what;
+  };
+  // A name length past its peer's labels.
+  refused("name length", [](auto& b) { b[kLabels] = 200; }, "peer name malformed");
+  // A tag count larger than the tags there.
+  refused("tag count", [](auto& b) { b[kLabels + 7] = 3; }, "peer tag malformed");
+  // A control byte in a name.
+  refused("control byte", [](auto& b) { b[kLabels + 3] = 0x01; }, "peer name malformed");
+  // The first peer's labels shortened by one byte: its last tag no longer fits.
+  refused("short labels", [](auto& b) { b[kPeers + 100] -= 1; }, "peer tag malformed");
+  // The first peer's labels lengthened: the next peer's offset no longer follows.
+  refused("long labels", [](auto& b) { b[kPeers + 100] += 1; }, "peer labels longer than its name and tags");
+  // A peer's labels offset elsewhere than after the previous peer's.
+  refused("offset", [](auto& b) { b[kPeers + kSnapshotPeerLen + 96] += 2; }, "peer labels out of bounds");
+  // An unknown peer flag next to exit_node.
+  refused("flags", [](auto& b) { b[kPeers + 64] |= 8; }, "peer with unknown flags");
+  // The header's label bytes not matching the size.
+  refused("label total", [](auto& b) { b[40] += 1; },
+          "snapshot size " + std::to_string(good.size()) + " does not match its counts");
+}
+
+TEST(Snapshot, TrailingLabelBytesNotOwnedByAPeerAreRefused) {
+  auto b = encoded(labelled());
+  // Two more label bytes, declared in the header and the size, owned by no peer.
+  b.push_back(0);
+  b.push_back(0);
+  const std::uint32_t size = static_cast<std::uint32_t>(b.size());
+  for (int i = 0; i < 4; ++i) b[16 + i] = static_cast<std::uint8_t>(size >> (8 * i));
+  b[40] += 2;
+  reseal(b);
+  Netmap out;
+  EXPECT_EQ(decode(b, out), "labels not owned by any peer");
 }
 
 TEST(Snapshot, AHundredThousandPeers) {
