@@ -80,7 +80,7 @@ std::string Gateway::init(Settings settings) {
   // can hold mbufs at once; the pool covers them with room to spare.
   const auto ports = static_cast<std::uint32_t>(s.ports.size());
   const std::uint32_t nb_mbufs = 8191 + ports * workers * 2560 + workers * (workers - 1u) * kHandoffRingSize;
-  shared_.pool = rte_pktmbuf_pool_create("mg_pool", nb_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+  shared_.pool = rte_pktmbuf_pool_create("mg_pool", nb_mbufs, 256, 0, mbuf_data_room(s.ports), socket);
   if (shared_.pool == nullptr) return "mbuf pool: " + rte_err();
   shared_.handoff_field = register_handoff_field();
   if (shared_.handoff_field < 0) return "mbuf dynamic field: " + rte_err();
@@ -106,7 +106,7 @@ std::string Gateway::init(Settings settings) {
     Port& t = s.ports.back();
     if (std::string err = open_port(t, workers, shared_.pool); !err.empty())
       return "port " + s.ports[i].name + ": kernel interface " + t.name + ": " + err;
-    if (std::string err = configure_kernel_interface(t.name, s.ports[i]); !err.empty())
+    if (std::string err = configure_kernel_interface(t.name, s.ports[i], t.mtu); !err.empty())
       return "port " + s.ports[i].name + ": kernel interface " + err;
   }
   const auto wan = std::find_if(s.ports.begin(), s.ports.end(), [](const Port& p) { return p.role == PortRole::kWan; });

@@ -70,14 +70,14 @@ std::string kernel_interface_device(const Port& port, unsigned n) {
   return "net_tap" + std::to_string(n) + ",iface=" + port.kernel_interface + ",mac=" + mac;
 }
 
-std::string configure_kernel_interface(const std::string& ifname, const Port& port) {
+std::string configure_kernel_interface(const std::string& ifname, const Port& port, std::uint16_t mtu) {
   const unsigned ifindex = if_nametoindex(ifname.c_str());
   if (ifindex == 0) return errno_text(("no interface " + ifname).c_str());
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_text("socket");
   ifreq ifr{};
   std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
-  ifr.ifr_mtu = port.mtu;
+  ifr.ifr_mtu = mtu;
   std::string err;
   if (ioctl(fd, SIOCSIFMTU, &ifr) < 0) err = errno_text("set MTU");
   if (err.empty() && ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) err = errno_text("get flags");

@@ -25,9 +25,10 @@ namespace moongate::dp {
 // port.kernel_interface, with the port's MAC).
 std::string kernel_interface_device(const Port& port, unsigned n);
 
-// Gives the TAP `ifname` the port's MTU and addresses and brings it up
+// Gives the TAP `ifname` the MTU (the port's, or less when the TAP PMD
+// takes less: open_port) and the port's addresses and brings it up
 // (netlink and ioctl on the calling process's network namespace). An
 // operator-readable error, or "".
-std::string configure_kernel_interface(const std::string& ifname, const Port& port);
+std::string configure_kernel_interface(const std::string& ifname, const Port& port, std::uint16_t mtu);
 
 }  // namespace moongate::dp

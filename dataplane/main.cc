@@ -6,8 +6,8 @@
 //    With --control the netmap (key, listen port, peers, routes) comes from
 //    moongate-control's shared segment instead (waiting for it if needed),
 //    and later changes are applied while forwarding (netmap_service.h).
-// 2. Build the EAL arguments from it (lcores, memory, hugepages or not, no
-//    PCI scan when every port is a vdev) and initialise the EAL.
+// 2. Build the EAL arguments from it (eal_args.h: lcores, memory, hugepages
+//    or not, only the configured PCI devices probed) and initialise the EAL.
 // 3. Open the ports (a queue pair per lcore), build the tables, give each
 //    peer to a worker, run one loop per lcore until SIGINT/SIGTERM. SIGUSR1 writes the status (ports, peers,
 //    counters, drops) to the status file.
@@ -28,6 +28,7 @@
 
 #include "config/config.h"
 #include "config/key.h"
+#include "dataplane/eal_args.h"
 #include "dataplane/gateway.h"
 #include "dataplane/netmap_service.h"
 #include "dataplane/telemetry.h"
@@ -208,28 +209,6 @@ std::string compile_policy(const config::Config& cfg, dp::Settings& s, const net
   return {};
 }
 
-std::vector<std::string> eal_args(const char* prog, const config::Config& cfg) {
-  std::vector<std::string> a{prog};
-  std::string lcores;
-  for (unsigned l : cfg.dataplane.lcores) lcores += (lcores.empty() ? "" : ",") + std::to_string(l);
-  a.insert(a.end(), {"-l", lcores, "-m", std::to_string(cfg.dataplane.memory_mb)});
-  // Without hugepages (tests, small VMs) nothing is shared with other
-  // processes; with them, --in-memory keeps several instances from
-  // colliding in /var/run/dpdk. (--in-memory with --no-huge is refused.)
-  a.emplace_back(cfg.dataplane.hugepages ? "--in-memory" : "--no-huge");
-  if (!cfg.dataplane.hugepages) a.emplace_back("--no-shconf");
-  bool any_pci = false;
-  for (const auto& p : cfg.ports) any_pci |= p.device_kind == config::DeviceKind::kPci;
-  if (!any_pci) a.emplace_back("--no-pci");
-  // One runtime directory (and telemetry socket) per instance, named after
-  // the interface, unless the operator chose one.
-  bool has_prefix = false;
-  for (const auto& e : cfg.dataplane.eal_args) has_prefix |= e.rfind("--file-prefix", 0) == 0;
-  if (!has_prefix) a.push_back("--file-prefix=moongate-" + cfg.interface.name);
-  for (const auto& e : cfg.dataplane.eal_args) a.push_back(e);
-  return a;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -269,7 +248,7 @@ int main(int argc, char** argv) {
   }
   config::Config& cfg = loaded.config();
 
-  std::vector<std::string> args = eal_args(argv[0], cfg);
+  std::vector<std::string> args = dp::eal_args(argv[0], cfg);
   std::vector<char*> cargs;
   for (auto& s : args) cargs.push_back(s.data());
   if (rte_eal_init(static_cast<int>(cargs.size()), cargs.data()) < 0) {

@@ -90,8 +90,23 @@ struct Port {
   }
 };
 
+// The largest Ethernet frame a port of this MTU carries: header, two VLAN
+// tags (QinQ), CRC.
+constexpr std::uint32_t max_frame_size(std::uint16_t mtu) noexcept { return mtu + 14u + 2u * 4u + 4u; }
+
+// The mbuf data room (headroom included) the ports' MTUs need. Every
+// packet is one segment (the crypto and the header rewrites work on
+// contiguous data), so a jumbo port makes every buffer jumbo-sized; the
+// tail keeps room for WireGuard's padding and tag when a LAN frame is
+// encrypted in place. Never less than DPDK's default (2 KiB + headroom).
+std::uint16_t mbuf_data_room(const std::vector<Port>& ports) noexcept;
+
 // Probes the device (hot-plugging a vdev if needed), configures `queues`
-// RX/TX queue pairs, starts it. Returns an error message, empty on success.
+// RX/TX queue pairs with the port's MTU, starts it. Returns an error
+// message, empty on success. A device that cannot take the MTU is an
+// error naming its limit, except the exception path's TAP (kKernel),
+// whose MTU is lowered to what the TAP PMD takes (port.mtu says what it
+// got): the kernel's own traffic then uses the smaller MTU.
 std::string open_port(Port& port, std::uint16_t queues, rte_mempool* pool);
 
 }  // namespace moongate::dp
