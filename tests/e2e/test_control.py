@@ -326,7 +326,7 @@ def main():
         def _():
             _, before = wg_dump(ifname)
             rx_before = int(before[site][5])
-            pinger = subprocess.Popen(["ip", "netns", "exec", t["lan"], "ping", "-i", "0.05", "-c", "100", "-W", "1",
+            pinger = subprocess.Popen(["ip", "netns", "exec", t["lan"], "ping", "-i", "0.05", "-c", "100", "-W", "1", "-w", "30",
                                        "10.20.0.2"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             time.sleep(0.5)  # the ping is under way when control dies
             t["ctl"].send_signal(signal.SIGKILL)
@@ -378,7 +378,7 @@ def main():
                 for k in range(9999):
                     key = base64.b64encode(os.urandom(32)).decode()
                     f.write(f"\n[Peer]\nPublicKey = {key}\nAllowedIPs = 10.{100 + k // 250}.{k % 250}.0/24\n")
-            pinger = subprocess.Popen(["ip", "netns", "exec", t["lan"], "ping", "-i", "0.01", "-c", "400", "-W", "1",
+            pinger = subprocess.Popen(["ip", "netns", "exec", t["lan"], "ping", "-i", "0.01", "-c", "400", "-W", "1", "-w", "30",
                                        "10.20.0.2"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             time.sleep(0.3)
             before, _ = generation(ifname)
@@ -406,7 +406,7 @@ def main():
             # And back: 9 999 peers removed while the ping runs.
             with open(conf, "w") as f:
                 f.write("\n\n".join(keep) + "\n")
-            pinger = subprocess.Popen(["ip", "netns", "exec", t["lan"], "ping", "-i", "0.01", "-c", "200", "-W", "1",
+            pinger = subprocess.Popen(["ip", "netns", "exec", t["lan"], "ping", "-i", "0.01", "-c", "200", "-W", "1", "-w", "30",
                                        "10.20.0.2"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             time.sleep(0.3)
             before, _ = generation(ifname)

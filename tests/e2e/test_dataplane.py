@@ -42,10 +42,15 @@ def case(name):
 
 
 def ping(ns, dst, count=5, src=None):
-    args = ["ping", "-c", str(count), "-i", "0.2", "-W", "2", dst]
+    """(replies, output) of `count` pings. -w: ping waits until every echo is
+    answered or the deadline passes; with only -W it stops waiting two
+    round-trip times after the last echo once any reply came, and on a
+    loaded machine (RTTs of hundreds of ms) late replies were counted lost."""
+    deadline = int(count * 0.2) + 10
+    args = ["ping", "-c", str(count), "-i", "0.2", "-W", "2", "-w", str(deadline), dst]
     if src:
         args += ["-I", src]
-    out = sh(*args, ns=ns, capture=True, check=False, timeout=30)
+    out = sh(*args, ns=ns, capture=True, check=False, timeout=deadline + 10)
     for line in out.splitlines():
         if "packets transmitted" in line:
             received = int(line.split(",")[1].split()[0])
@@ -551,7 +556,7 @@ def main():
         def _():
             # A steady ping runs while wireguard-go moves to another port.
             pinger = subprocess.Popen(
-                ["ip", "netns", "exec", t["rem"], "ping", "-i", "0.1", "-c", "60", "-W", "1", "10.10.0.2"],
+                ["ip", "netns", "exec", t["rem"], "ping", "-i", "0.1", "-c", "60", "-W", "1", "-w", "30", "10.10.0.2"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             sh("wg", "set", t["wgif"], "listen-port", "51999", ns=t["wan"])
 
