@@ -30,6 +30,7 @@ void LcoreCounters::add(const LcoreCounters& o) noexcept {
   arp_replies += rd(o.arp_replies);
   icmp_echo_replies += rd(o.icmp_echo_replies);
   icmp_errors += rd(o.icmp_errors);
+  icmp_errors_limited += rd(o.icmp_errors_limited);
   handoffs_out += rd(o.handoffs_out);
   handoffs_in += rd(o.handoffs_in);
   to_kernel += rd(o.to_kernel);

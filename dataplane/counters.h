@@ -51,7 +51,8 @@ struct alignas(64) LcoreCounters {
   std::uint64_t handshakes_in = 0;
   std::uint64_t arp_replies = 0;
   std::uint64_t icmp_echo_replies = 0;
-  std::uint64_t icmp_errors = 0;  // "fragmentation needed" / "packet too big" sent
+  std::uint64_t icmp_errors = 0;  // sent: time exceeded, fragmentation needed, packet too big
+  std::uint64_t icmp_errors_limited = 0;  // not sent: over the worker's ICMP error budget
   std::uint64_t handoffs_out = 0;  // packets passed to the owning worker
   std::uint64_t handoffs_in = 0;
   std::uint64_t to_kernel = 0;  // exception path: packets given to the TAP

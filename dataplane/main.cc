@@ -127,6 +127,20 @@ dp::Settings to_settings(config::Config& cfg) {
     }
     s.ports.push_back(std::move(port));
   }
+  // The gateway's own address toward peers (ICMP errors into tunnels).
+  for (const auto& a : cfg.interface.addresses) {
+    if (a.addr.is_v4() && s.self_v4 == 0) s.self_v4 = v4_of(a.addr);
+    if (!a.addr.is_v4() && !s.self_v6) {
+      s.self_v6.emplace();
+      std::memcpy(s.self_v6->data(), a.addr.bytes, 16);
+    }
+  }
+  for (const dp::PortRole role : {dp::PortRole::kLan, dp::PortRole::kWan})
+    for (const auto& port : s.ports) {
+      if (port.role != role) continue;
+      if (s.self_v4 == 0 && !port.v4.empty()) s.self_v4 = port.v4.front().addr;
+      if (!s.self_v6 && !port.v6.empty()) s.self_v6 = port.v6.front().addr;
+    }
   dp::route_settings(cfg.routes, s.ports, s.routes, s.routes6);
   for (const auto& p : cfg.peers) s.peers.push_back(dp::peer_settings(p));
   // The exit node (docs/exit-node.md): the wan port's internet prefixes,

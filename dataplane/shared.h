@@ -13,10 +13,12 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "crypto/secret.h"
+#include "dataplane/net/address.h"
 #include "dataplane/port.h"
 #include "nat/nat44.h"
 #include "policy/compile.h"
@@ -82,6 +84,12 @@ struct Settings {
   crypto::SecretKey private_key;
   std::uint16_t listen_port = 51820;
   std::uint16_t tunnel_mtu = 1420;
+  // The gateway's own address toward its peers, per family (network order;
+  // 0 / nullopt: none): the first of interface.addresses, else the first
+  // LAN port's, else the wan's. The source of ICMP errors sent into a
+  // tunnel (Worker::tunnel_time_exceeded).
+  std::uint32_t self_v4 = 0;
+  std::optional<net::Ipv6Address> self_v6;
   std::vector<Port> ports;
   std::vector<PeerSettings> peers;
   std::vector<StaticRoute> routes;

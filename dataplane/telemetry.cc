@@ -29,6 +29,7 @@ int stats_cb(const char*, const char*, rte_tel_data* d) {
   rte_tel_data_add_dict_u64(d, "arp_replies", read(c.arp_replies));
   rte_tel_data_add_dict_u64(d, "icmp_echo_replies", read(c.icmp_echo_replies));
   rte_tel_data_add_dict_u64(d, "icmp_errors", read(c.icmp_errors));
+  rte_tel_data_add_dict_u64(d, "icmp_errors_limited", read(c.icmp_errors_limited));
   rte_tel_data_add_dict_u64(d, "handoffs", read(c.handoffs_out));
   rte_tel_data_add_dict_u64(d, "to_kernel", read(c.to_kernel));
   rte_tel_data_add_dict_u64(d, "workers", gw->worker_count());

@@ -988,6 +988,7 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::
     return;
   }
   if (!net::ipv4_decrement_ttl(reinterpret_cast<std::uint8_t*>(ip), h.total_len)) {
+    tunnel_time_exceeded(from, reinterpret_cast<const std::uint8_t*>(ip), h.total_len, false);
     drop(m, DpDrop::kTtlExpired);
     return;
   }
@@ -1425,6 +1426,7 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
       continue;
     }
     if (!net::ipv4_decrement_ttl(ip, total)) {
+      send_time_exceeded(port, neigh, ip, total);
       drop(m, DpDrop::kTtlExpired);
       continue;
     }
@@ -1553,6 +1555,7 @@ void Worker::forward_v6_to_peer(Port& port, PeerCtx& peer, rte_mbuf* m, std::uin
     return;
   }
   if (!net::ipv6_decrement_hop_limit(p, total)) {
+    send_time_exceeded_v6(port, p, total);
     drop(m, DpDrop::kTtlExpired);
     return;
   }
@@ -1576,6 +1579,7 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
     return;
   }
   if (!net::ipv6_decrement_hop_limit(p, total)) {
+    tunnel_time_exceeded(from, p, total, true);
     drop(m, DpDrop::kTtlExpired);
     return;
   }
@@ -1659,8 +1663,7 @@ void Worker::send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std:
 }
 
 void Worker::send_packet_too_big(Port& port, const std::uint8_t* offending, std::size_t len) {
-  const std::size_t port_index = this->port_index(port);
-  if (port.v6.empty()) return;
+  if (port.v6.empty() || !may_send_icmp_error()) return;
   rte_mbuf* e = rte_pktmbuf_alloc(pool_);
   if (e == nullptr) {
     counters_.drop(DpDrop::kNoMbuf);
@@ -1676,18 +1679,42 @@ void Worker::send_packet_too_big(Port& port, const std::uint8_t* offending, std:
     return;
   }
   rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+  send_icmpv6_error(port, e, offending + 8);  // the offender's source address
+}
+
+void Worker::send_icmpv6_error(Port& port, rte_mbuf* e, const std::uint8_t* src) {
   ++counters_.icmp_errors;
-  const std::uint8_t* src = offending + 8;  // the offender's source address
+  NeighborTable& neigh = *neighbors6_[port_index(port)];
   if (port.on_link_v6(src))
-    send_ipv6(port, *neighbors6_[port_index], e, src);
+    send_ipv6(port, neigh, e, src);
   else if (port.has_gateway_v6)
-    send_ipv6(port, *neighbors6_[port_index], e, port.gateway_v6.data());
+    send_ipv6(port, neigh, e, port.gateway_v6.data());
   else
     drop(e, DpDrop::kNoLanRoute);
 }
 
+void Worker::send_time_exceeded_v6(Port& port, const std::uint8_t* offending, std::size_t len) {
+  if (port.v6.empty() || !may_send_icmp_error()) return;
+  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
+  if (e == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return;
+  }
+  net::Ipv6Address ours{};
+  std::memcpy(ours.data(), port.v6.front().addr.data(), 16);
+  const std::size_t n = net::build_icmpv6_time_exceeded(rte_pktmbuf_mtod(e, std::uint8_t*),
+                                                        rte_pktmbuf_tailroom(e), offending, len, ours);
+  if (n == 0) {
+    rte_pktmbuf_free(e);
+    return;
+  }
+  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+  send_icmpv6_error(port, e, offending + 8);
+}
+
 void Worker::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
                                std::size_t len) {
+  if (!may_send_icmp_error()) return;
   rte_mbuf* e = rte_pktmbuf_alloc(pool_);
   if (e == nullptr) {
     counters_.drop(DpDrop::kNoMbuf);
@@ -1708,6 +1735,61 @@ void Worker::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8
   std::memcpy(&src, offending + 12, 4);
   ++counters_.icmp_errors;
   send_ipv4(port, neigh, e, port.next_hop(src));
+}
+
+void Worker::send_time_exceeded(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
+                                 std::size_t len) {
+  if (port.v4.empty() || !may_send_icmp_error()) return;
+  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
+  if (e == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return;
+  }
+  net::Ipv4Address us{};
+  const std::uint32_t ours = port.primary_v4();
+  std::memcpy(us.data(), &ours, 4);
+  const std::size_t n = net::build_icmpv4_time_exceeded(rte_pktmbuf_mtod(e, std::uint8_t*),
+                                                        rte_pktmbuf_tailroom(e), offending, len, us);
+  if (n == 0) {  // not for an ICMP error, a fragment after the first, a broadcast...
+    rte_pktmbuf_free(e);
+    return;
+  }
+  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+  std::uint32_t src = 0;
+  std::memcpy(&src, offending + net::kIpv4SrcOffset, 4);
+  ++counters_.icmp_errors;
+  send_ipv4(port, neigh, e, port.next_hop(src));
+}
+
+// The source is the gateway's own tunnel address (interface.addresses) of
+// the family, else its first LAN address, else the wan's: the peer must
+// accept it (WireGuard checks inner sources against the gateway's allowed
+// IPs on the peer's side), and a tunnel address is what peers route to us.
+void Worker::tunnel_time_exceeded(PeerCtx& from, const std::uint8_t* offending, std::size_t len, bool v6) {
+  const bool have = v6 ? settings_.self_v6.has_value() : settings_.self_v4 != 0;
+  if (!have || !may_send_icmp_error()) return;
+  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
+  if (e == nullptr) {
+    counters_.drop(DpDrop::kNoMbuf);
+    return;
+  }
+  auto* out = rte_pktmbuf_mtod(e, std::uint8_t*);
+  std::size_t n = 0;
+  if (v6) {
+    n = net::build_icmpv6_time_exceeded(out, rte_pktmbuf_tailroom(e), offending, len, *settings_.self_v6);
+  } else {
+    net::Ipv4Address us{};
+    std::memcpy(us.data(), &settings_.self_v4, 4);
+    n = net::build_icmpv4_time_exceeded(out, rte_pktmbuf_tailroom(e), offending, len, us);
+  }
+  if (n == 0) {
+    rte_pktmbuf_free(e);
+    return;
+  }
+  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+  ++counters_.icmp_errors;
+  // Our own packet about the peer's own: no policy stage (kChecked).
+  to_peer(from, e, Origin::kChecked);
 }
 
 void Worker::to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin) {
@@ -2087,6 +2169,8 @@ void Worker::report_counters() {
   send("handshakes_in", counters_.handshakes_in);
   send("handoffs_out", counters_.handoffs_out);
   send("to_kernel", counters_.to_kernel);
+  send("icmp_errors", counters_.icmp_errors);
+  send("icmp_errors_limited", counters_.icmp_errors_limited);
   for (std::size_t i = 0; i < kDpDropCount; ++i)
     if (counters_.drops[i]) send(std::string("drop_") + dp_drop_name(static_cast<DpDrop>(i)), counters_.drops[i]);
   if (nat_) {

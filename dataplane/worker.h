@@ -76,6 +76,7 @@
 #include "dataplane/handoff.h"
 #include "dataplane/neighbor.h"
 #include "dataplane/port.h"
+#include "dataplane/rate_limit.h"
 #include "dataplane/routing.h"
 #include "dataplane/shared.h"
 #include "dataplane/timer_wheel.h"
@@ -242,6 +243,21 @@ class Worker final : public wg::DeviceHost {
   void tunnel_out(PeerCtx& peer, rte_mbuf* m, Origin origin);
   void send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
                         std::size_t len);
+  // ICMP time exceeded for a packet whose TTL / hop limit ran out here:
+  // out of the port it came in on, or back through the tunnel of the peer
+  // it came from (what a traceroute shows as the gateway's hop).
+  void send_time_exceeded(Port& port, NeighborTable& neigh, const std::uint8_t* offending, std::size_t len);
+  void send_time_exceeded_v6(Port& port, const std::uint8_t* offending, std::size_t len);
+  void tunnel_time_exceeded(PeerCtx& from, const std::uint8_t* offending, std::size_t len, bool v6);
+  // The ICMP error budget (rate_limit.h): false (and counted) when spent.
+  bool may_send_icmp_error() noexcept {
+    if (icmp_budget_.take(now_.mono)) return true;
+    ++counters_.icmp_errors_limited;
+    return false;
+  }
+  // ICMPv6 errors out of `port` go to the offender directly when on-link,
+  // else to the port's IPv6 gateway.
+  void send_icmpv6_error(Port& port, rte_mbuf* e, const std::uint8_t* offender);
   void encrypt_flush();
   void stage(PeerCtx& peer, rte_mbuf* m);
   void send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop);
@@ -296,6 +312,9 @@ class Worker final : public wg::DeviceHost {
   static constexpr std::size_t kTimerSlots = 4096;
   static constexpr std::size_t kTimerBudget = 1024;
   std::unique_ptr<TimerWheel> wheel_;
+  // ICMP errors this worker may originate: 1 000 a second, 50 in a burst
+  // (Linux's icmp_msgs_per_sec / icmp_msgs_burst defaults).
+  TokenBucket icmp_budget_{1000, 50};
   std::unique_ptr<nat::Nat44> nat_;     // with `nat:`: this lcore's flows and port slice
   std::vector<std::uint32_t> nat_pool_; // its external addresses, network order
   std::unique_ptr<policy::Established> established_;    // with a policy

@@ -409,7 +409,7 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root (network namespaces)")
         return 77
-    for tool in ("ip", "wg", "wireguard-go", "ping", "iperf3", "ethtool", "ss"):
+    for tool in ("ip", "wg", "wireguard-go", "ping", "iperf3", "ethtool", "ss", "traceroute"):
         if shutil.which(tool) is None:
             print(f"SKIP: {tool} not installed")
             return 77
@@ -542,6 +542,62 @@ def main():
             assert peers["count"] == 1 and peers["peer0_handshakes"] >= 1 and peers["peer0_rx"] > 0, peers
             return (f"decrypted {stats['decrypted']}, encrypted {stats['encrypted']}, "
                     f"peer0 rx {peers['peer0_rx']} B")
+        _()
+
+        @case("subnet router: traceroute both ways shows the gateway's hop (ICMP time exceeded, IPv4 and IPv6)")
+        def _():
+            def hops(ns, dst, v6=False):
+                out = sh("traceroute", *(["-6"] if v6 else []), "-n", "-q", "1", "-w", "2", "-m", "4", dst,
+                         ns=ns, capture=True, timeout=60)
+                return [line.split()[1] for line in out.splitlines()[1:] if len(line.split()) > 1], out
+            before = telemetry("moongate-mg0", "/moongate/stats")
+            # From the LAN: the gateway answers out of its LAN port.
+            out_lan, raw = hops(t["lan"], "10.20.0.2")
+            assert out_lan[:1] == ["10.10.0.1"] and out_lan[-1] == "10.20.0.2", raw
+            # From the remote site: the TTL runs out after decryption; the
+            # answer goes back through the tunnel from the gateway's address.
+            out_rem, raw = hops(t["rem"], "10.10.0.2")
+            assert out_rem[:2] == ["10.20.0.1", "10.10.0.1"] and out_rem[-1] == "10.10.0.2", raw
+            out6_lan, raw = hops(t["lan"], "fd20::2", v6=True)
+            assert out6_lan[:1] == ["fd10::1"] and out6_lan[-1] == "fd20::2", raw
+            out6_rem, raw = hops(t["rem"], "fd10::2", v6=True)
+            assert out6_rem[1:2] == ["fd10::1"] and out6_rem[-1] == "fd10::2", raw
+            after = telemetry("moongate-mg0", "/moongate/stats")
+            sent = after["icmp_errors"] - before["icmp_errors"]
+            expired = after["drop_ttl_expired"] - before.get("drop_ttl_expired", 0)
+            assert sent == expired == 4, (sent, expired)
+            return f"lan: {out_lan}; remote: {out_rem}; v6 lan: {out6_lan}; v6 remote: {out6_rem}"
+        _()
+
+        @case("subnet router: ICMP errors are rate-limited (1 000/s, burst 50); every expired packet counted")
+        def _():
+            before = telemetry("moongate-mg0", "/moongate/stats")
+            out = sh("python3", "-c", """
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
+t0 = time.monotonic()
+for i in range(400):
+    s.sendto(b"x" * 32, ("10.20.0.2", 33434 + i % 32))
+print(time.monotonic() - t0)
+""", ns=t["lan"], capture=True, timeout=30)
+            elapsed_ms = float(out.strip()) * 1000
+
+            seen = {}
+
+            def counted():
+                seen.update(telemetry("moongate-mg0", "/moongate/stats"))
+                return seen["drop_ttl_expired"] - before.get("drop_ttl_expired", 0) >= 400
+            wait_for("400 expired packets counted", counted, timeout=10)
+            after = seen
+            sent = after["icmp_errors"] - before["icmp_errors"]
+            limited = after["icmp_errors_limited"] - before["icmp_errors_limited"]
+            expired = after["drop_ttl_expired"] - before.get("drop_ttl_expired", 0)
+            assert expired == 400 and sent + limited == 400, (expired, sent, limited)
+            # The burst plus one a millisecond while they arrived (and slack
+            # for the time the data plane took to read them).
+            assert limited > 0 and sent <= 50 + elapsed_ms + 20, (sent, limited, elapsed_ms)
+            return f"400 expired in {elapsed_ms:.1f} ms: {sent} errors sent, {limited} limited"
         _()
 
         @case("subnet router: wg show on the remote site agrees")
