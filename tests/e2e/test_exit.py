@@ -536,15 +536,16 @@ for i in range(5):
         return "ping6 alice 3 + bob 2 + inbound 4: policy_denied +9"
     _()
 
-    @case("traceroute: the hops beyond the gateway answer through the NAT")
+    @case("traceroute: the gateway answers its hop, the hops beyond it answer through the NAT")
     def _():
         out = sh("traceroute", "-n", "-q", "1", "-w", "1", "-m", "5", INET, ns=t["cli"], capture=True, timeout=60)
         hops = [line.split() for line in out.splitlines()[1:]]
         addrs = [h[1] for h in hops if len(h) > 1]
-        # Hop 1 is the gateway (it drops TTL-expired packets without an
-        # ICMP error); hop 2 the router's time-exceeded, hop 3 the host's
-        # port-unreachable, both translated back to the client.
-        assert "192.0.2.1" in addrs and INET in addrs, out
+        # Hop 1 is the gateway's own time exceeded, back through the tunnel
+        # from its address (the wan's: this gateway has no tunnel address
+        # and no LAN); hop 2 the router's time exceeded, hop 3 the host's
+        # port unreachable, both translated back to the client.
+        assert addrs == [WAN, "192.0.2.1", INET], out
         s = nat_stats(topo, t["dp"])
         assert s["icmp_errors_in"] >= 2, s
         return f"hops {addrs}; icmp_errors_in {s['icmp_errors_in']}"
