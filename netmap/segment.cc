@@ -65,7 +65,7 @@ Geometry Geometry::for_peers(std::uint32_t max_peers) noexcept {
   // Labels: a name and two tags of about 20 characters each per peer.
   g.slot_bytes = kSnapshotHeaderLen + 32 +
                  std::uint64_t{max_peers} * (kSnapshotPeerLen + 4 * kSnapshotPrefixLen + kLabelRoomPerPeer) +
-                 1024 * kSnapshotRouteLen;
+                 1024 * kSnapshotRouteLen + kPolicyRoom;
   return g;
 }
 
