@@ -433,13 +433,15 @@ def main():
     # crosses workers too (each peer has its own owner).
     # Then one worker without a policy: the routed IPv6 exit (which the
     # policy, having no IPv6 rules, denies in the first two runs). Then,
-    # with moongate-control, the netmap's exit_node on one worker.
+    # with moongate-control, the netmap's exit_node and policy on one
+    # worker (the data plane's own file has no policy).
     runs = [((0,), True, None), ((0, 1), True, None), ((0,), False, None)]
     if control_bin:
         runs.append(((0,), False, control_bin))
     for lcores, policy, ctl_bin in runs:
-        print(f"--- {len(lcores)} worker(s){'' if policy else ', no policy'}"
-              f"{', moongate-control' if ctl_bin else ''} ---", flush=True)
+        print(f"--- {len(lcores)} worker(s)"
+              f"{', moongate-control (its YAML has the policy)' if ctl_bin else '' if policy else ', no policy'} ---",
+              flush=True)
         topo = Topology("hx")
         failed_before = sum(1 for r in RESULTS if not r[1])
         try:
