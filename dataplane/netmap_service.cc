@@ -449,6 +449,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
   // 4. The policy, here while the tables are built (nothing reads it
   //    before the Routing that carries it is published).
   std::shared_ptr<const PolicyState> policy = next_policy(next, socket, problems);
+  const std::uint64_t t_policy = mono_ns();
   builder.join();
   if (routing) routing->policy = policy;
   wait_for_workers("new peers");
@@ -502,8 +503,9 @@ std::string NetmapService::apply(netmap::Netmap next) {
   const std::uint64_t t_swapped = mono_ns();
   timing_ = "diff and DH " + std::to_string((t_sent - t_start) / 1000) + " us, spare ready after " +
             std::to_string((t_spare - t_routing) / 1000) + " us, tables " +
-            std::to_string((t_built - t_spare) / 1000) + " us (alongside), waiting for workers " +
-            std::to_string((t_peers - std::max(t_built, t_sent)) / 1000) + " us, publish " +
+            std::to_string((t_built - t_spare) / 1000) + " us (alongside), policy " +
+            std::to_string((t_policy - t_sent) / 1000) + " us (alongside), waiting for workers " +
+            std::to_string((t_peers - std::max(t_built, t_policy)) / 1000) + " us, publish " +
             std::to_string((t_swapped - t_peers) / 1000) + " us";
 
   // 6. Removed peers.

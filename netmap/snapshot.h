@@ -50,11 +50,12 @@ inline constexpr std::size_t kSnapshotMaxLabel = 255;
 inline constexpr std::size_t kSnapshotMaxTags = 255;
 // Bounds of the policy section: a string (a rule's destination may list
 // many ports), any one list (tags, groups, members, rules, sources,
-// destinations). The data plane sizes its per-rule counters for
+// destinations: what a u16 count holds, so a group may list tens of
+// thousands of peers). The data plane sizes its per-rule counters for
 // kSnapshotMaxRules once, so a reload can grow the policy without
 // allocating on a worker.
 inline constexpr std::size_t kSnapshotMaxPolicyText = 4096;
-inline constexpr std::size_t kSnapshotMaxPolicyList = 4096;
+inline constexpr std::size_t kSnapshotMaxPolicyList = 65535;
 inline constexpr std::size_t kSnapshotMaxRules = 4096;
 
 // Bytes encode() writes for `n`.

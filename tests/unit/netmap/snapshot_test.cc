@@ -333,7 +333,7 @@ TEST(Snapshot, MalformedPoliciesAreRefusedBehindAValidChecksum) {
   refused("tag length", [&](auto& b) { b[at + kFirstTag] = 0xff; }, "policy tags malformed");
   refused("control byte", [&](auto& b) { b[at + kFirstTag + 2] = '\n'; }, "policy tags malformed");
   refused("group count", [&](auto& b) { b[at + kGroups] = 3; }, "policy group malformed");
-  refused("group count beyond the bound", [&](auto& b) { b[at + kGroups] = 0x01; b[at + kGroups + 1] = 0x10; },
+  refused("group count past the bytes", [&](auto& b) { b[at + kGroups] = 0x01; b[at + kGroups + 1] = 0x10; },
           "policy groups malformed");
   refused("empty group's members", [&](auto& b) { b[at + kNobodyMembers] = 1; }, "policy group malformed");
   refused("rule count up", [&](auto& b) { b[at + kRules] = 3; }, "policy rule malformed");
