@@ -293,6 +293,36 @@ std::string Controller::status_text(std::uint64_t now_wall_ns) const {
   return o.str();
 }
 
+std::string Controller::netmap_text() const {
+  std::string s = "generation " + std::to_string(segment_->published_generation()) + "\n";
+  for (const auto& p : netmap_.peers) {
+    s += "peer " + config::encode_key(p.public_key.data()) + (p.preshared_key ? " psk" : "");
+    if (p.endpoint) s += " endpoint " + p.endpoint->to_string();
+    if (p.persistent_keepalive) s += " keepalive " + std::to_string(p.persistent_keepalive);
+    for (const auto& a : p.allowed_ips) s += " " + a.to_string();
+    if (!p.name.empty()) s += " name " + p.name;
+    for (std::size_t i = 0; i < p.tags.size(); ++i) s += (i == 0 ? " tags " : ",") + p.tags[i];
+    if (p.exit_node) s += " exit_node";
+    s += "\n";
+  }
+  for (const auto& r : netmap_.routes)
+    s += "route " + r.prefix.to_string() + " via " + r.via.to_string() + " port " + std::to_string(r.port_index) + "\n";
+  if (!netmap_.policy) return s + "policy none (everything routed passes)\n";
+  const auto list = [](const std::vector<std::string>& v) {
+    std::string o;
+    for (std::size_t i = 0; i < v.size(); ++i) o += (i ? "," : "") + v[i];
+    return o.empty() ? std::string("-") : o;
+  };
+  const policy::PolicySpec& pol = *netmap_.policy;
+  s += "policy " + std::to_string(pol.rules.size()) + " rules\n";
+  if (!pol.tags.empty()) s += "policy tags " + list(pol.tags) + "\n";
+  for (const auto& [name, members] : pol.groups) s += "policy group " + name + " " + list(members) + "\n";
+  for (std::size_t r = 0; r < pol.rules.size(); ++r)
+    s += "policy rule " + std::to_string(r) + " accept src " + list(pol.rules[r].src) + " dst " +
+         list(pol.rules[r].dst) + " proto " + pol.rules[r].proto + "\n";
+  return s;
+}
+
 std::size_t Controller::policy_rules() const {
   std::size_t rules = 0;
   for (const auto& [lcore, m] : counters_) {

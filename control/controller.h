@@ -67,6 +67,9 @@ class Controller {
   std::string status_text(std::uint64_t now_wall_ns) const;
   std::string status_json(std::uint64_t now_wall_ns) const;
   std::string metrics_text() const;  // Prometheus exposition format
+  // The netmap the data plane runs, secrets left out: a line per peer and
+  // route, then the policy (its tags, groups and rules, one a line).
+  std::string netmap_text() const;
   // The policy's counters as the data plane reports them: the rules of
   // the policy in force, and a rule's accepted packets summed over the
   // lcores (or of one).

@@ -854,6 +854,8 @@ def run_control_cases(topo, t):
         gen = reload_alice(t, True)
         nm = ctl_socket(t["ifname"], "netmap")
         assert f"peer {alice} " in nm and "name alice exit_node\n" in nm and "name bob\n" in nm, nm
+        assert "\npolicy group staff alice,bob\n" in nm and \
+            "\npolicy rule 0 accept src group:staff dst 198.51.100.0/24:* proto any\n" in nm, nm
         # Her first packets wait for the handshake: bounded, then counted.
         wait_for("alice's first ping through the exit", lambda: ping(t["cli"], INET, count=1)[0] == 1, timeout=20)
         before = nat_stats(topo, t["dp"])
@@ -921,6 +923,9 @@ def run_control_cases(topo, t):
         epochs = c0["epochs"]
         dropped_before = nat_stats(topo, t["dp"]).get("dp_drop_policy_denied", 0)
         reload_alice(t, True, internet_rule=False)
+        nm = sh(t["moongatectl"], "-i", t["ifname"], "netmap", ns=t["gw"], capture=True)
+        assert "\npolicy 1 rules\n" in nm and \
+            "\npolicy rule 0 accept src bob dst 100.64.0.2:7009 proto udp\n" in nm, nm
         got, _out = ping(t["cli"], INET, count=3)
         assert got == 0, f"{got} replies without the rule"
         wait_for("3 policy_denied drops", lambda: nat_stats(topo, t["dp"]).get("dp_drop_policy_denied", 0)

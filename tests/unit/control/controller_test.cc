@@ -204,10 +204,18 @@ TEST_F(ControllerTest, ThePolicyTravelsWithTheNetmapAndAReloadChangesIt) {
   ASSERT_TRUE(got.policy.has_value());
   EXPECT_EQ(got.policy->rules[0].dst, (std::vector<std::string>{"10.0.0.0/8:22,443"}));
 
+  // moongatectl netmap shows it.
+  const std::string text = c.netmap_text();
+  EXPECT_NE(text.find("\npolicy 1 rules\npolicy group staff alice\n"
+                      "policy rule 0 accept src group:staff dst 10.0.0.0/8:22,443 proto tcp\n"),
+            std::string::npos)
+      << text;
+
   // No policy section any more: none published (everything routed passes).
   write_yaml("10.20.0.0/24", "    name: alice\n");
   ASSERT_EQ(c.reload(), "");
   EXPECT_FALSE(published(opts_.segment_name).policy.has_value());
+  EXPECT_NE(c.netmap_text().find("\npolicy none (everything routed passes)\n"), std::string::npos);
 }
 
 TEST_F(ControllerTest, ABrokenPolicyIsRefusedWithItsPositionAndTheOldOneStays) {
