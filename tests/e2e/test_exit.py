@@ -945,6 +945,29 @@ def run_control_cases(topo, t):
         return f"denied +3, then rule 0 {c2['rules'][0]}, established +5; epochs {sorted(epochs)} -> {sorted(c1['epochs'])}"
     _()
 
+    @case("control policy: a reload with a broken policy is refused with its position; the old one stays")
+    def _():
+        gen = applied(t["ifname"])
+        c0 = settled_counts(topo, t)
+        good = open(t["ctl_cfg"]).read()
+        tmp = t["ctl_cfg"] + ".new"
+        with open(tmp, "w") as f:
+            f.write(good.replace("src: [bob]", "src: [group:nope]"))
+        os.rename(tmp, t["ctl_cfg"])
+        r = ctl_socket(t["ifname"], "reload")
+        assert r.startswith("error: configuration NOT reloaded") and \
+            "policy.rules[0].src[0]: no group 'nope' in policy.groups" in r, r
+        assert json.loads(ctl_socket(t["ifname"], "status json"))["generation"] == gen, "published anyway"
+        got = bob_udp_to_alice(t)
+        assert got == 5, f"bob got {got} of 5 echoes under the kept policy"
+        c1 = settled_counts(topo, t)
+        assert c1["rules"][0] - c0["rules"][0] == 5 and c1["epochs"] == c0["epochs"], (c0, c1)
+        with open(tmp, "w") as f:
+            f.write(good)
+        os.rename(tmp, t["ctl_cfg"])
+        return r.splitlines()[-1].split(": ", 1)[-1] + f"; generation stays {gen}; bob's rule +5"
+    _()
+
 
 if __name__ == "__main__":
     sys.exit(main())
