@@ -9,11 +9,15 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
+#include <charconv>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "config/key.h"
 #include "control/wgconf.h"
+#include "policy/compile.h"
 
 namespace moongate::control {
 namespace {
@@ -160,16 +164,47 @@ std::string Controller::reload() {
     return opts_.config_path + ": interface name, ports and dataplane settings need a restart; "
            "nothing was applied";
   }
+  // Published before it is adopted: a netmap the segment cannot hold (a
+  // policy beyond the snapshot's bounds, too many peers) is refused whole
+  // and the data plane keeps the one it has. (The loader has checked the
+  // policy against the YAML's own peers, with file positions.)
+  netmap::Netmap next = netmap::from_config(c);
+  if (std::string e = segment_->publish(next); !e.empty()) {
+    ++reload_failures_;
+    return opts_.config_path + ": " + e + "; nothing was applied";
+  }
   config_ = loaded.config();
-  netmap_ = netmap::from_config(config_);
+  netmap_ = std::move(next);
   ++reloads_;
   // The YAML is authoritative again: the saved run-time changes go.
   if (unlink(state_file_.c_str()) != 0 && errno != ENOENT) return "cannot remove " + state_file_;
-  return publish_and_persist(false);
+  return {};
+}
+
+std::string Controller::policy_problem(const netmap::Netmap& n) {
+  if (!n.policy) return {};
+  std::vector<policy::PeerInfo> peers;
+  for (std::size_t i = 0; i < n.peers.size(); ++i)
+    peers.push_back({static_cast<std::uint32_t>(i + 1), n.peers[i].name, key_text(n.peers[i].public_key),
+                     n.peers[i].tags});
+  const policy::CompileResult r = policy::compile(*n.policy, peers);
+  if (r.ok()) return {};
+  return "the policy would no longer compile: policy." + r.errors.front().path + ": " + r.errors.front().message;
 }
 
 UapiResult Controller::uapi(std::string_view request) {
+  // A `wg` change must leave the policy compilable (removing a peer a
+  // group or rule names would not): refused whole, like a bad reload.
+  std::optional<netmap::Netmap> before;
+  if (netmap_.policy) before = netmap_;
   UapiResult r = uapi_->handle(request, netmap_, runtime_);
+  if (r.changed && before)
+    if (std::string e = policy_problem(netmap_); !e.empty()) {
+      netmap_ = std::move(*before);
+      r.changed = false;
+      r.error = e + " (nothing was applied)";
+      return r;
+    }
   if (r.changed)
     if (std::string e = publish_and_persist(true); !e.empty()) r.error = e;
   return r;
@@ -236,9 +271,9 @@ std::string Controller::status_text(std::uint64_t now_wall_ns) const {
   }
   if (sum.count("policy_denied")) {
     o << "  policy: " << get("policy_denied") << " denied, " << get("policy_established") << " replies";
-    // Rules in file order (the names sort as text: rule_10 before rule_2).
-    for (std::size_t r = 0; sum.count("policy_rule_" + std::to_string(r) + "_accepted"); ++r)
-      o << ", rule " << r << " " << get("policy_rule_" + std::to_string(r) + "_accepted");
+    // Rules in file order (the names sort as text: rule_10 before rule_2),
+    // as many as the policy in force has (a reload may have shortened it).
+    for (std::size_t r = 0; r < policy_rules(); ++r) o << ", rule " << r << " " << rule_accepted(r);
     o << "\n";
   }
   for (const auto& p : netmap_.peers) {
@@ -256,6 +291,65 @@ std::string Controller::status_text(std::uint64_t now_wall_ns) const {
     if (p.persistent_keepalive) o << "  persistent keepalive: every " << p.persistent_keepalive << " seconds\n";
   }
   return o.str();
+}
+
+std::string Controller::netmap_text() const {
+  std::string s = "generation " + std::to_string(segment_->published_generation()) + "\n";
+  for (const auto& p : netmap_.peers) {
+    s += "peer " + config::encode_key(p.public_key.data()) + (p.preshared_key ? " psk" : "");
+    if (p.endpoint) s += " endpoint " + p.endpoint->to_string();
+    if (p.persistent_keepalive) s += " keepalive " + std::to_string(p.persistent_keepalive);
+    for (const auto& a : p.allowed_ips) s += " " + a.to_string();
+    if (!p.name.empty()) s += " name " + p.name;
+    for (std::size_t i = 0; i < p.tags.size(); ++i) s += (i == 0 ? " tags " : ",") + p.tags[i];
+    if (p.exit_node) s += " exit_node";
+    s += "\n";
+  }
+  for (const auto& r : netmap_.routes)
+    s += "route " + r.prefix.to_string() + " via " + r.via.to_string() + " port " + std::to_string(r.port_index) + "\n";
+  if (!netmap_.policy) return s + "policy none (everything routed passes)\n";
+  const auto list = [](const std::vector<std::string>& v) {
+    std::string o;
+    for (std::size_t i = 0; i < v.size(); ++i) o += (i ? "," : "") + v[i];
+    return o.empty() ? std::string("-") : o;
+  };
+  const policy::PolicySpec& pol = *netmap_.policy;
+  s += "policy " + std::to_string(pol.rules.size()) + " rules\n";
+  if (!pol.tags.empty()) s += "policy tags " + list(pol.tags) + "\n";
+  for (const auto& [name, members] : pol.groups) s += "policy group " + name + " " + list(members) + "\n";
+  for (std::size_t r = 0; r < pol.rules.size(); ++r)
+    s += "policy rule " + std::to_string(r) + " accept src " + list(pol.rules[r].src) + " dst " +
+         list(pol.rules[r].dst) + " proto " + pol.rules[r].proto + "\n";
+  return s;
+}
+
+std::size_t Controller::policy_rules() const {
+  std::size_t rules = 0;
+  for (const auto& [lcore, m] : counters_) {
+    const auto it = m.find("policy_rules");
+    if (it != m.end()) {
+      rules = std::max<std::size_t>(rules, it->second);
+    } else {  // a data plane that does not say: the rules it reported
+      std::size_t r = 0;
+      while (m.count("policy_rule_" + std::to_string(r) + "_accepted")) ++r;
+      rules = std::max(rules, r);
+    }
+  }
+  return rules;
+}
+
+std::uint64_t Controller::rule_accepted(std::size_t rule, std::uint16_t lcore_only) const {
+  std::uint64_t n = 0;
+  const std::string name = "policy_rule_" + std::to_string(rule) + "_accepted";
+  for (const auto& [lcore, m] : counters_) {
+    if (lcore_only != kAllLcores && lcore != lcore_only) continue;
+    // A count for a rule past this lcore's policy is from an older one.
+    const auto rules = m.find("policy_rules");
+    if (rules != m.end() && rule >= rules->second) continue;
+    const auto it = m.find(name);
+    if (it != m.end()) n += it->second;
+  }
+  return n;
 }
 
 std::string Controller::status_json(std::uint64_t now_wall_ns) const {
@@ -347,20 +441,37 @@ std::string Controller::metrics_text() const {
       if (name == "nat_flows" || name == "policy_flows")
         o << "moongate_lcore_flows{lcore=\"" << lcore << "\",table=\"" << name.substr(0, name.find('_')) << "\"} "
           << v << "\n";
-  o << "# HELP moongate_policy_rule_accepted_total Packets a policy rule accepted (rule index in file order).\n"
+  // Per-rule counts of the policy in force: they start again at zero when
+  // a reload changes the rules (the epoch moves; docs/exit-node.md).
+  o << "# HELP moongate_policy_rule_accepted_total Packets a policy rule accepted (rule index in file order; "
+       "restarts from 0 when the policy's rules change).\n"
        "# TYPE moongate_policy_rule_accepted_total counter\n";
-  for (const auto& [lcore, m] : counters_)
+  for (const auto& [lcore, m] : counters_) {
+    const auto rules = m.find("policy_rules");
     for (const auto& [name, v] : m)
-      if (name.rfind("policy_rule_", 0) == 0)
-        o << "moongate_policy_rule_accepted_total{lcore=\"" << lcore << "\",rule=\""
-          << name.substr(12, name.rfind('_') - 12) << "\"} " << v << "\n";
+      if (name.rfind("policy_rule_", 0) == 0) {
+        const std::string rule = name.substr(12, name.rfind('_') - 12);
+        std::uint64_t index = 0;
+        const auto [end, ec] = std::from_chars(rule.data(), rule.data() + rule.size(), index);
+        if (ec != std::errc() || end != rule.data() + rule.size()) continue;  // not a name the data plane makes
+        if (rules != m.end() && index >= rules->second) continue;  // of an older, longer policy
+        o << "moongate_policy_rule_accepted_total{lcore=\"" << lcore << "\",rule=\"" << rule << "\"} " << v
+          << "\n";
+      }
+  }
+  o << "# HELP moongate_policy_epoch The policy's rules as the lcore counts them: changes when a reload changes "
+       "the rules.\n# TYPE moongate_policy_epoch gauge\n";
+  for (const auto& [lcore, m] : counters_)
+    if (const auto it = m.find("policy_epoch"); it != m.end())
+      o << "moongate_policy_epoch{lcore=\"" << lcore << "\"} " << it->second << "\n";
   o << "# HELP moongate_lcore_packets_total Packets per worker lcore: received per port, decrypted, encrypted, "
        "handshakes, hand-offs, NAT translations, policy denied / established.\n"
        "# TYPE moongate_lcore_packets_total counter\n";
   for (const auto& [lcore, m] : counters_)
     for (const auto& [name, v] : m)
       if (name.rfind("drop_", 0) != 0 && name.rfind("wg_drop_", 0) != 0 && name.rfind("nat_drop_", 0) != 0 &&
-          name.rfind("policy_rule_", 0) != 0 && name != "nat_flows" && name != "policy_flows")
+          name.rfind("policy_rule_", 0) != 0 && name != "nat_flows" && name != "policy_flows" &&
+          name != "policy_rules" && name != "policy_epoch")
         o << "moongate_lcore_packets_total{lcore=\"" << lcore << "\",counter=\"" << name << "\"} " << v << "\n";
   return o.str();
 }

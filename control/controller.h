@@ -7,9 +7,13 @@
 //            key, port and peers win (routes always come from the YAML).
 //            Publish it to the shared segment (a restarted control process
 //            republishes; the data plane sees an unchanged netmap).
-//   uapi     a `wg` request; a change is persisted, then published
+//   uapi     a `wg` request; a change is persisted, then published (one
+//            that would leave the policy naming a peer no longer there is
+//            refused and changes nothing)
 //   reload   (SIGHUP, inotify, `moongatectl reload`) read the YAML again; a
-//            file with errors changes nothing and the errors are returned;
+//            file with errors (a policy that does not compile among them,
+//            with its file position) or one the segment cannot hold
+//            changes nothing and the errors are returned;
 //            otherwise the YAML becomes the netmap (run-time changes made
 //            through `wg` since are dropped, as `wg syncconf` would)
 //   events   drain the data plane's events into per-peer run-time state and
@@ -63,6 +67,19 @@ class Controller {
   std::string status_text(std::uint64_t now_wall_ns) const;
   std::string status_json(std::uint64_t now_wall_ns) const;
   std::string metrics_text() const;  // Prometheus exposition format
+  // The netmap the data plane runs, secrets left out: a line per peer and
+  // route, then the policy (its tags, groups and rules, one a line).
+  std::string netmap_text() const;
+  // The policy's counters as the data plane reports them: the rules of
+  // the policy in force, and a rule's accepted packets summed over the
+  // lcores (or of one).
+  static constexpr std::uint16_t kAllLcores = 0xffff;
+  std::size_t policy_rules() const;
+  std::uint64_t rule_accepted(std::size_t rule, std::uint16_t lcore = kAllLcores) const;
+
+  // "" when `n`'s policy (if any) compiles against n's peers, else the
+  // compiler's first error.
+  static std::string policy_problem(const netmap::Netmap& n);
 
  private:
   std::string publish_and_persist(bool persist);

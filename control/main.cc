@@ -208,23 +208,7 @@ class Server {
     if (cmd == "status") return c_.status_text(wall);
     if (cmd == "status json") return c_.status_json(wall);
     if (cmd == "metrics") return c_.metrics_text();
-    if (cmd == "netmap") {
-      // The netmap the data plane runs, secrets left out.
-      std::string s = "generation " + std::to_string(c_.segment().published_generation()) + "\n";
-      for (const auto& p : c_.netmap().peers) {
-        s += "peer " + config::encode_key(p.public_key.data()) + (p.preshared_key ? " psk" : "");
-        if (p.endpoint) s += " endpoint " + p.endpoint->to_string();
-        if (p.persistent_keepalive) s += " keepalive " + std::to_string(p.persistent_keepalive);
-        for (const auto& a : p.allowed_ips) s += " " + a.to_string();
-        if (!p.name.empty()) s += " name " + p.name;
-        for (std::size_t i = 0; i < p.tags.size(); ++i) s += (i == 0 ? " tags " : ",") + p.tags[i];
-        if (p.exit_node) s += " exit_node";
-        s += "\n";
-      }
-      for (const auto& r : c_.netmap().routes)
-        s += "route " + r.prefix.to_string() + " via " + r.via.to_string() + " port " + std::to_string(r.port_index) + "\n";
-      return s;
-    }
+    if (cmd == "netmap") return c_.netmap_text();
     if (cmd == "reload") {
       const std::string err = c_.reload();
       if (err.empty()) return "ok: netmap generation " + std::to_string(c_.segment().published_generation()) + "\n";

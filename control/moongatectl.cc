@@ -2,7 +2,7 @@
 //
 //   moongatectl [-i IFACE] status [--json]     peers, handshakes, transfer
 //   moongatectl [-i IFACE] reload              re-read the YAML (errors shown, nothing changed)
-//   moongatectl [-i IFACE] netmap              the netmap the data plane runs (no secrets)
+//   moongatectl [-i IFACE] netmap              the netmap the data plane runs (no secrets; its policy)
 //   moongatectl [-i IFACE] metrics             the Prometheus text
 //   moongatectl [-i IFACE] peer add KEY [allowed-ips A,B] [endpoint H:P] [keepalive N]
 //   moongatectl [-i IFACE] peer remove KEY

@@ -156,12 +156,16 @@ std::string Gateway::init(Settings settings) {
   // at one table cluster.
   s.nat_config.lcores = workers;
   while (s.nat_config.seed == 0) s.nat_config.seed = rte_rand();
+  std::shared_ptr<PolicyState> policy;
   if (s.policy) {
-    // One classifier for all workers: classify() only reads it.
+    // One classifier for all workers: classify() only reads it. It goes
+    // out with the first Routing below.
     std::string why;
-    acl_ = policy::AclClassifier::build(s.policy_compiled, socket, why);
-    if (!acl_) return "policy: " + why;
-    shared_.acl = acl_.get();
+    policy = std::make_shared<PolicyState>();
+    policy->acl = policy::AclClassifier::build(s.policy_compiled, socket, why);
+    if (!policy->acl) return "policy: " + why;
+    policy->rules = s.policy_compiled.rule_count;
+    policy->epoch = 1;
   }
   for (std::uint16_t w = 0; w < workers; ++w) {
     workers_.push_back(std::make_unique<Worker>(w, shared_));
@@ -188,6 +192,7 @@ std::string Gateway::init(Settings settings) {
   std::unique_ptr<Routing> routing =
       build_routing(0, routed, s.routes, s.routes6, s.listen_port, socket, err);
   if (!routing) return err;
+  routing->policy = std::move(policy);
   shared_.routing.store(routing.release(), std::memory_order_release);
   for (auto& w : workers_) w->load_routing();
   for (std::size_t i = 0; i < s.peers.size(); ++i) {
@@ -294,15 +299,17 @@ std::string Gateway::status() const {
     for (std::size_t i = 0; i < nat::kNatDropCount; ++i)
       if (n.drops[i]) o << "nat_drop " << nat::nat_drop_name(static_cast<nat::NatDrop>(i)) << " " << n.drops[i] << "\n";
   }
-  if (shared_.settings.policy) {
-    const std::size_t rules = shared_.settings.policy_compiled.rule_count;
+  // The policy in force (the netmap's may change: its rule count then).
+  const Routing* routing = shared_.routing.load(std::memory_order_acquire);
+  if (routing != nullptr && routing->policy != nullptr) {
+    const std::size_t rules = routing->policy->rules;
     std::uint64_t denied = 0, established = 0;
     std::vector<std::uint64_t> accepted(rules, 0);
     for (const auto& w : workers_)
       if (const policy::RuleCounters* rc = w->rule_counters()) {
         denied += rc->denied();
         established += rc->established_count();
-        for (std::size_t r = 0; r < rules; ++r) accepted[r] += rc->accepted(r);
+        for (std::size_t r = 0; r < rules && r < rc->rules(); ++r) accepted[r] += rc->accepted(r);
       }
     o << "policy denied " << denied << " established " << established << "\n";
     for (std::size_t r = 0; r < rules; ++r) o << "policy_rule " << r << " accepted " << accepted[r] << "\n";

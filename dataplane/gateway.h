@@ -66,7 +66,6 @@ class Gateway {
 
   Shared shared_;  // declared first: the workers point into it
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::unique_ptr<policy::AclClassifier> acl_;  // Shared::acl
   std::string status_file_;
   static std::atomic<bool> stop_;
   static std::atomic<bool> status_requested_;

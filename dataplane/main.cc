@@ -21,6 +21,7 @@
 #include <atomic>
 #include <csignal>
 #include <memory>
+#include <optional>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -33,6 +34,7 @@
 #include "dataplane/netmap_service.h"
 #include "dataplane/telemetry.h"
 #include "netmap/segment.h"
+#include "netmap/snapshot.h"
 
 namespace {
 
@@ -193,12 +195,20 @@ dp::Settings to_settings(config::Config& cfg) {
 }
 
 // The access policy compiled against the data plane's peers: source peer
-// id = global id + 1. A peer's name and tags are the netmap's with
-// --control (`netmap`, in the order of s.peers), else found by key among
-// the configuration's. An error here means the configuration changed under
-// us (the loader checked the policy against the same peers).
+// id = global id + 1. With --control the policy and each peer's name and
+// tags are the netmap's (`netmap`, peers in the order of s.peers) and the
+// netmap service follows their changes; else the policy is this file's and
+// names and tags are found by key among its peers. An error here means the
+// configuration changed under us (the loader checked the policy against
+// the same peers); with --control it means a peer the policy names went
+// away through `wg`: the data plane then fails closed (no rule accepts).
 std::string compile_policy(const config::Config& cfg, dp::Settings& s, const netmap::Netmap* netmap) {
-  if (!cfg.policy) return {};
+  if (netmap != nullptr) {
+    s.policy_from_netmap = true;
+    s.policy_rule_capacity = netmap::kSnapshotMaxRules;
+  }
+  const std::optional<policy::PolicySpec>& spec = netmap != nullptr ? netmap->policy : cfg.policy;
+  if (!spec) return {};
   const std::vector<policy::PeerInfo> named = config::policy_peers(cfg);
   std::vector<policy::PeerInfo> peers;
   for (std::size_t i = 0; i < s.peers.size(); ++i) {
@@ -216,7 +226,14 @@ std::string compile_policy(const config::Config& cfg, dp::Settings& s, const net
     }
     peers.push_back(std::move(p));
   }
-  policy::CompileResult r = policy::compile(*cfg.policy, peers);
+  policy::CompileResult r = policy::compile(*spec, peers);
+  if (!r.ok() && netmap != nullptr) {
+    std::fprintf(stderr, "moongate-dataplane: the netmap's policy does not compile (%s: %s): denying everything "
+                 "but established replies until one that does\n", r.errors.front().path.c_str(),
+                 r.errors.front().message.c_str());
+    r.policy = {};
+    r.errors.clear();
+  }
   if (!r.ok()) return "policy: " + r.errors.front().path + ": " + r.errors.front().message;
   s.policy = true;
   s.policy_compiled = std::move(r.policy);

@@ -17,6 +17,7 @@
 #include "crypto/x25519.h"
 #include "dataplane/gateway.h"
 #include "dataplane/routing.h"
+#include "policy/compile.h"
 
 namespace moongate::dp {
 namespace {
@@ -36,6 +37,15 @@ std::uint32_t v4_of(const config::IpAddress& a) {
 void log(const std::string& s) {
   std::fprintf(stderr, "moongate-dataplane: netmap: %s\n", s.c_str());
   std::fflush(stderr);
+}
+
+// A peer as the policy sees it: key, name, tags.
+config::Peer labels_of(const config::Peer& p) {
+  config::Peer l;
+  l.public_key = p.public_key;
+  l.name = p.name;
+  l.tags = p.tags;
+  return l;
 }
 
 // Ids of removed peers wait this long before reuse: a packet handed over
@@ -105,6 +115,9 @@ NetmapService::NetmapService(Gateway& gw, std::unique_ptr<netmap::Segment> segme
   // so even the first change is applied by updating tables rather than
   // making them.
   const Routing* published = shared_.routing.load(std::memory_order_acquire);
+  policy_ = published->policy;
+  policy_basis_.policy = current_.policy;
+  for (const auto& p : current_.peers) policy_basis_.peers.push_back(labels_of(p));
   remake_spare(published->v4_capacity, published->v6_capacity);
   issued_.assign(gw.worker_count(), 0);
   pending_adds_.assign(gw.worker_count(), 0);
@@ -202,6 +215,59 @@ void NetmapService::loop() {
   }
 }
 
+namespace {
+
+// Same peers (by key) with the same names and tags: what the policy's
+// peer, group and tag references resolve to.
+bool same_identities(const netmap::Netmap& a, const netmap::Netmap& b) {
+  if (a.peers.size() != b.peers.size()) return false;
+  std::unordered_map<std::string, const config::Peer*> by_key;
+  for (const auto& p : a.peers) by_key[std::string(p.public_key.begin(), p.public_key.end())] = &p;
+  for (const auto& p : b.peers) {
+    const auto it = by_key.find(std::string(p.public_key.begin(), p.public_key.end()));
+    if (it == by_key.end() || it->second->name != p.name || it->second->tags != p.tags) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<const PolicyState> NetmapService::next_policy(const netmap::Netmap& next, int socket,
+                                                              std::string& problems) {
+  if (!next.policy) return nullptr;
+  const bool rules_changed = !policy_ || next.policy != policy_basis_.policy;
+  if (!rules_changed && same_identities(policy_basis_, next)) return policy_;
+  const std::uint64_t t0 = mono_ns();
+  std::vector<policy::PeerInfo> peers;
+  for (const auto& p : next.peers) {
+    const auto it = ids_.find(p.public_key);
+    if (it == ids_.end()) continue;  // refused (more than max_peers): nothing to name
+    peers.push_back({it->second + 1, p.name, config::encode_key(p.public_key.data()), p.tags});
+  }
+  policy::CompileResult compiled = policy::compile(*next.policy, peers);
+  auto state = std::make_shared<PolicyState>();
+  state->rules = next.policy->rules.size();
+  if (!compiled.ok()) {
+    // Only a `wg` change can get here (moongate-control refuses a YAML
+    // whose policy does not compile): fail closed.
+    problems += "policy does not compile (" + compiled.errors.front().path + ": " + compiled.errors.front().message +
+                "): denying everything but established replies until one that does; ";
+    compiled.policy = {};
+    state->rules = 0;
+  }
+  std::string why;
+  state->acl = policy::AclClassifier::build(compiled.policy, socket, why);
+  if (!state->acl) {
+    problems += "policy not changed: " + why + "; ";
+    return policy_;
+  }
+  state->epoch = rules_changed || !compiled.ok() ? ++policy_epoch_ : policy_epoch_;
+  log("policy compiled: " + std::to_string(state->rules) + " rules, " + std::to_string(compiled.policy.flat.size()) +
+      " flat rules, epoch " + std::to_string(state->epoch) + (rules_changed ? " (new rules)" : " (new peers or labels)") +
+      " in " + std::to_string((mono_ns() - t0) / 1000) + " us");
+  return state;
+}
+
 std::uint16_t NetmapService::least_loaded() const {
   std::uint16_t best = 0;
   std::size_t load = ~std::size_t{0};
@@ -278,7 +344,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
     }
 
   // 2. Added and changed peers: ids first (the routing needs them), then,
-  //    while another thread builds the routing (4a), the DH for each new
+  //    while another thread builds the routing (5a), the DH for each new
   //    peer — done here, not by the worker that forwards — and the commands.
   std::unordered_map<crypto::PublicKey, const config::Peer*, KeyHash> before;
   for (const auto& p : current_.peers) before[p.public_key] = &p;
@@ -334,9 +400,9 @@ std::string NetmapService::apply(netmap::Netmap next) {
       to_update.emplace_back(i, endpoint_changed && p.endpoint.has_value());
   }
 
-  // 4a. The new routing, built (or the spare updated) on its own thread
+  // 5a. The new routing, built (or the spare updated) on its own thread
   //     while the DH work and the workers' adds go on: nothing reads it
-  //     until 4b.
+  //     until 5b.
   const std::uint64_t t_routing = mono_ns();
   join_spare();  // only if a change came right after one that outgrew the spare
   const std::uint64_t t_spare = mono_ns();
@@ -380,7 +446,12 @@ std::string NetmapService::apply(netmap::Netmap next) {
     send(ctx->owner, new Worker::Command{Worker::Command::Kind::kUpdatePeer, ctx, settings[i], endpoint_changed, {}});
   }
   const std::uint64_t t_sent = mono_ns();
+  // 4. The policy, here while the tables are built (nothing reads it
+  //    before the Routing that carries it is published).
+  std::shared_ptr<const PolicyState> policy = next_policy(next, socket, problems);
+  const std::uint64_t t_policy = mono_ns();
   builder.join();
+  if (routing) routing->policy = policy;
   wait_for_workers("new peers");
   const std::uint64_t t_peers = mono_ns();
 
@@ -395,7 +466,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
   }
   shared_.peer_slots.store(slots, std::memory_order_release);
 
-  // 4b. Publish it.
+  // 5b. Publish it (and the policy with it).
   if (!routing) {
     // rte_lpm and rte_lpm6 each take ~64 MiB; during a change the old
     // tables live next to the new ones.
@@ -404,6 +475,13 @@ std::string NetmapService::apply(netmap::Netmap next) {
                 "dataplane.memory_mb); ";
   } else {
     const Routing* old = shared_.routing.exchange(routing.release(), std::memory_order_acq_rel);
+    if (policy != policy_) {
+      // What the published policy was made from (only labels count).
+      policy_basis_.policy = next.policy;
+      policy_basis_.peers.clear();
+      for (const auto& p : next.peers) policy_basis_.peers.push_back(labels_of(p));
+    }
+    policy_ = std::move(policy);
     // Every worker has left the old routing once each passed a quiescent
     // point; it becomes the spare for the next generation, unless the new
     // one outgrew it.
@@ -417,6 +495,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
       remake_spare(now->v4_capacity, now->v6_capacity);
     } else {
       spare_ = std::move(retired);
+      spare_->policy.reset();  // the retired classifier, if it was the last to hold it
       spare_content_ = std::move(content);
     }
   }
@@ -424,11 +503,12 @@ std::string NetmapService::apply(netmap::Netmap next) {
   const std::uint64_t t_swapped = mono_ns();
   timing_ = "diff and DH " + std::to_string((t_sent - t_start) / 1000) + " us, spare ready after " +
             std::to_string((t_spare - t_routing) / 1000) + " us, tables " +
-            std::to_string((t_built - t_spare) / 1000) + " us (alongside), waiting for workers " +
-            std::to_string((t_peers - std::max(t_built, t_sent)) / 1000) + " us, publish " +
+            std::to_string((t_built - t_spare) / 1000) + " us (alongside), policy " +
+            std::to_string((t_policy - t_sent) / 1000) + " us (alongside), waiting for workers " +
+            std::to_string((t_peers - std::max(t_built, t_policy)) / 1000) + " us, publish " +
             std::to_string((t_swapped - t_peers) / 1000) + " us";
 
-  // 5. Removed peers.
+  // 6. Removed peers.
   std::unordered_map<crypto::PublicKey, bool, KeyHash> keep;
   for (const auto& p : next.peers) keep[p.public_key] = true;
   std::vector<std::int32_t> positions;
@@ -452,7 +532,7 @@ std::string NetmapService::apply(netmap::Netmap next) {
     for (std::uint32_t id : removed_ids) quarantine_.emplace_back(id, reuse_at);
   }
 
-  // 6. Done.
+  // 7. Done.
   current_ = std::move(next);
   applied_.store(current_.generation, std::memory_order_release);
   segment_->dataplane_alive(static_cast<std::uint32_t>(getpid()), mono_ns(), current_.generation);

@@ -13,8 +13,14 @@
 //      for all
 //   3. the new peers' keys enter the peer directory (rte_hash, lock-free
 //      readers)
-//   4. a new Routing (allowed IPs -> ids, static routes, listen port) is
-//      published with one atomic store; after every worker has passed a
+//   4. the access policy, when it or the names and tags of the peers
+//      changed (any peer added or removed too: ids change hands): compiled
+//      against the peers' ids and built into a new rte_acl classifier on
+//      this thread, then carried by the new Routing. A policy that does not
+//      compile (a peer it names went away through `wg`) fails closed: a
+//      classifier with no rules, everything but established replies denied
+//   5. a new Routing (allowed IPs -> ids, static routes, listen port, the
+//      policy) is published with one atomic store; after every worker has passed a
 //      quiescent point (rte_rcu_qsbr) the old one is retired. Routings
 //      alternate: the retired one is brought up to date with only the rules
 //      that changed and published next time, so a change costs a few table
@@ -23,9 +29,9 @@
 //      small to be the next spare, so a spare of the new size is made in
 //      the background (remake_spare) and the next change updates it again
 //      instead of building once more
-//   5. removed peers: out of the directory, removed from their owners'
+//   6. removed peers: out of the directory, removed from their owners'
 //      devices (keys wiped), their ids quarantined before reuse
-//   6. the generation is reported as applied in the segment's heartbeat
+//   7. the generation is reported as applied in the segment's heartbeat
 // Per-peer counters and per-lcore counters flow back as events, sent by the
 // workers themselves (Worker::report).
 //
@@ -90,6 +96,9 @@ class NetmapService {
   // Routing's size holding current_content_; join_spare() waits for it.
   void remake_spare(std::uint32_t v4_rules, std::uint32_t v6_rules);
   void join_spare();
+  // The policy for `next` (step 4): the current one when nothing it reads
+  // changed, nullptr when next has none. Problems go to `problems`.
+  std::shared_ptr<const PolicyState> next_policy(const netmap::Netmap& next, int socket, std::string& problems);
 
   Gateway& gw_;
   Shared& shared_;
@@ -105,6 +114,11 @@ class NetmapService {
   std::unique_ptr<Routing> spare_;  // the retired Routing, holding spare_content_
   RoutingContent spare_content_;
   RoutingContent current_content_;  // what the published Routing holds
+  std::shared_ptr<const PolicyState> policy_;  // the one the published Routing carries
+  std::uint64_t policy_epoch_ = 1;             // Gateway::init's is 1
+  // What policy_ was compiled from: the spec and the peers' keys, names and
+  // tags (a change the data plane could not publish is retried next time).
+  netmap::Netmap policy_basis_;
   std::thread spare_maker_;  // writes spare_ and spare_content_ until joined
   std::atomic<bool> stop_{false};
   pthread_t thread_{};  // rte_ctrl_thread_create

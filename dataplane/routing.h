@@ -14,11 +14,23 @@
 #include <vector>
 
 #include "dataplane/shared.h"
+#include "policy/acl.h"
 
 struct rte_lpm;
 struct rte_lpm6;
 
 namespace moongate::dp {
+
+// The access policy as the workers apply it: one rte_acl classifier for
+// all of them (classify() only reads it), built off the worker lcores (by
+// the Gateway at start, by the netmap service on a change) and published
+// inside a Routing, so that it and the peer ids it names change together
+// and it is freed only after every worker passed a quiescent point.
+struct PolicyState {
+  std::unique_ptr<policy::AclClassifier> acl;
+  std::size_t rules = 0;    // the policy's rules (per-rule counters)
+  std::uint64_t epoch = 0;  // changes with the rules as written (not with the peers behind them)
+};
 
 // One entry per peer to route to: its global id and its allowed IPs.
 struct RoutedPeer {
@@ -38,6 +50,9 @@ struct Routing {
   std::vector<StaticRoute> routes;
   std::vector<StaticRoute6> routes6;
   std::uint16_t listen_port = 51820;
+  // The policy in force; nullptr: none. Shared between the published
+  // Routing and the spare (only the netmap service copies the pointer).
+  std::shared_ptr<const PolicyState> policy;
   std::uint32_t v4_capacity = 0;  // rules the tables were made for
   std::uint32_t v6_capacity = 0;
 };

@@ -115,6 +115,11 @@ struct Settings {
   // worker keeps its own return-traffic table of `policy_flows` entries.
   bool policy = false;
   policy::CompiledPolicy policy_compiled;
+  // --control: the policy is the netmap's and may come, change or go with
+  // any generation; workers then size their per-rule counters for
+  // `policy_rule_capacity` rules once (netmap::kSnapshotMaxRules).
+  bool policy_from_netmap = false;
+  std::size_t policy_rule_capacity = 0;
   std::size_t policy_flows = 65536;
   std::uint64_t policy_timeout_ns = 600'000'000'000ULL;  // idle, either way
 };
@@ -180,9 +185,6 @@ struct Shared {
   rte_rcu_qsbr* rcu = nullptr;               // workers report quiescent states
   netmap::Segment* segment = nullptr;        // events to the control process, if attached
   int handoff_field = -1;                    // mbuf dynfield offset
-  // The policy's classifier (Settings::policy), built by the Gateway and
-  // read by every worker (rte_acl classification is read-only).
-  const policy::AclClassifier* acl = nullptr;
 
   std::uint16_t workers() const noexcept { return settings.workers; }
   rte_ring* ring(std::uint16_t from, std::uint16_t to) const noexcept {

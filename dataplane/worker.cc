@@ -209,12 +209,16 @@ std::string Worker::init() {
       nat_pool_.push_back(v);
     }
   }
-  if (settings_.policy) {
+  // With a policy, or when the netmap may bring one (--control): the flow
+  // table and the counters exist from the start, so that a policy arriving
+  // later allocates nothing on this lcore (load_routing).
+  if (settings_.policy || settings_.policy_from_netmap) {
     try {
       const std::uint64_t seed = (settings_.nat_config.seed ^ 0x5bd1e9955bd1e995ULL) + id_;
       established_ = std::make_unique<policy::Established>(settings_.policy_flows, settings_.policy_timeout_ns,
                                                            seed, now_.mono);
-      rule_counters_ = std::make_unique<policy::RuleCounters>(settings_.policy_compiled.rule_count);
+      rule_counters_ = std::make_unique<policy::RuleCounters>(settings_.policy_compiled.rule_count,
+                                                              settings_.policy_rule_capacity);
     } catch (const std::exception& e) {
       return std::string("policy: ") + e.what();
     }
@@ -992,7 +996,7 @@ void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::
     drop(m, DpDrop::kTtlExpired);
     return;
   }
-  if (rule_counters_) {  // the access policy: classified with the burst (policy_flush)
+  if (policy_) {  // the access policy: classified with the burst (policy_flush)
     complete_ipv4_header(reinterpret_cast<const std::uint8_t*>(ip), h);
     if (policy_count_ == kBurst) policy_flush();
     policy_items_[policy_count_++] = PolicyItem{m, &from, h, dst_id};
@@ -1060,7 +1064,7 @@ void Worker::policy_flush() {
     in[i] = policy::make_acl_input(pk[i]);
     ptr[i] = &in[i];
   }
-  shared_.acl->classify(ptr, n, rule);
+  policy_->acl->classify(ptr, n, rule);
   // The return-traffic table's slots, then entries, for the whole burst
   // (established.h): most of the policy's cost is these misses.
   for (std::uint16_t i = 0; i < n; ++i) established_->prefetch(pk[i], rule[i] < 0);
@@ -1123,7 +1127,7 @@ std::uint16_t Worker::policy_encrypt(std::uint16_t n) noexcept {
       at[k++] = i;
     }
     if (k == 0) continue;
-    shared_.acl->classify(ptr, k, rule);
+    policy_->acl->classify(ptr, k, rule);
     for (std::uint16_t j = 0; j < k; ++j) {
       if (rule[j] >= 0) {
         rule_counters_->accept(rule[j]);
@@ -1586,7 +1590,7 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
   // Default deny holds for IPv6 too: rules are IPv4 only, so no IPv6 flow
   // is ever accepted and none can have replies. Every IPv6 packet from a
   // peer (to a LAN, another peer or the wan port) is denied under a policy.
-  if (rule_counters_) {
+  if (policy_) {
     rule_counters_->deny();
     drop(m, DpDrop::kPolicyDenied);
     return;
@@ -1853,7 +1857,7 @@ void Worker::encrypt_flush() {
   TxItem ready[kMax];
   std::uint16_t plain_len[kMax];
   std::uint16_t n = 0;
-  const std::uint16_t count = rule_counters_ ? policy_encrypt(enc_count_) : enc_count_;
+  const std::uint16_t count = policy_ ? policy_encrypt(enc_count_) : enc_count_;
   enc_count_ = 0;
   // The peers' hot lines for the whole batch, then (reading them) their
   // current keypairs, kPrefetchAhead packets ahead of prepare_send(): at
@@ -1999,6 +2003,22 @@ void Worker::run_timers() {
         rearm(p);
       },
       kTimerBudget);
+}
+
+void Worker::load_routing() noexcept {
+  routing_ = shared_.routing.load(std::memory_order_acquire);
+  // The policy travels with the Routing (netmap_service.h): the classifier
+  // and the ids it names change together with the tables. New rules (a new
+  // epoch) restart this lcore's per-rule counts; the same rules with other
+  // peers behind them (a peer added, renamed, retagged) keep counting. The
+  // return-traffic table is kept either way (docs/exit-node.md).
+  const PolicyState* p = routing_->policy.get();
+  if (p == policy_) return;
+  policy_ = p;
+  if (p != nullptr && p->epoch != counters_epoch_) {
+    rule_counters_->restart(p->rules);
+    counters_epoch_ = p->epoch;
+  }
 }
 
 bool Worker::run_once() {
@@ -2184,10 +2204,16 @@ void Worker::report_counters() {
     for (std::size_t i = 0; i < nat::kNatDropCount; ++i)
       if (c.drops[i]) send(std::string("nat_drop_") + nat::nat_drop_name(static_cast<nat::NatDrop>(i)), c.drops[i]);
   }
-  if (rule_counters_) {
+  // Once a policy has been in force (with --control the counters exist
+  // from the start, a policy perhaps never comes).
+  if (rule_counters_ && counters_epoch_ != 0) {
     send("policy_denied", rule_counters_->denied());
     send("policy_established", rule_counters_->established_count());
     send("policy_flows", established_->size());
+    // How many rule counters follow (the rules of the policy in force; 0
+    // without one): the control process shows no rule beyond it.
+    send("policy_rules", policy_ ? rule_counters_->rules() : 0);
+    send("policy_epoch", counters_epoch_);
     for (std::size_t r = 0; r < rule_counters_->rules(); ++r)
       send("policy_rule_" + std::to_string(r) + "_accepted", rule_counters_->accepted(r));
   }

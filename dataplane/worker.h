@@ -122,7 +122,8 @@ class Worker final : public wg::DeviceHost {
   bool run_once();
   // Takes the current Routing (done at the top of every iteration; the
   // Gateway calls it once before adding the configured peers).
-  void load_routing() noexcept { routing_ = shared_.routing.load(std::memory_order_acquire); }
+  // Loads the published Routing and, with it, the policy in force.
+  void load_routing() noexcept;
 
   // A change from the netmap service (netmap_service.h), applied by the
   // worker between bursts; the worker owns `cmd` from then on.
@@ -318,8 +319,10 @@ class Worker final : public wg::DeviceHost {
   std::unique_ptr<nat::Nat44> nat_;     // with `nat:`: this lcore's flows and port slice
   std::vector<std::uint32_t> nat_pool_; // its external addresses, network order
   std::unique_ptr<policy::Established> established_;    // with a policy
-  std::unique_ptr<policy::RuleCounters> rule_counters_; // with a policy
+  std::unique_ptr<policy::RuleCounters> rule_counters_; // with a policy (or one possible: --control)
   const Routing* routing_ = nullptr;  // this iteration's (loaded once per iteration)
+  const PolicyState* policy_ = nullptr;  // routing_'s policy; nullptr: none, everything routed passes
+  std::uint64_t counters_epoch_ = 0;     // the policy epoch rule_counters_ count for
   std::atomic<std::uint64_t> commands_done_{0};
   std::atomic<std::size_t> owned_count_{0};
   std::uint64_t next_report_ = 0;

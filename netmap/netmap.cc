@@ -9,7 +9,8 @@ bool operator==(const Netmap& a, const Netmap& b) noexcept {
   return a.generation == b.generation && a.has_private_key == b.has_private_key &&
          (!a.has_private_key ||
           crypto::ct_equal(a.private_key.data(), b.private_key.data(), a.private_key.size())) &&
-         a.listen_port == b.listen_port && a.peers == b.peers && a.routes == b.routes;
+         a.listen_port == b.listen_port && a.peers == b.peers && a.routes == b.routes &&
+         a.policy == b.policy;
 }
 
 Netmap from_config(const config::Config& cfg) {
@@ -23,6 +24,7 @@ Netmap from_config(const config::Config& cfg) {
   for (auto& p : n.peers) p.preshared_key_file.clear();
   n.routes = cfg.routes;
   for (auto& r : n.routes) r.port.clear();
+  n.policy = cfg.policy;
   return n;
 }
 

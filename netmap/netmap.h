@@ -1,7 +1,8 @@
 // The netmap: what the control process decides and the data plane applies
 // while it forwards — our key and port, the peers (keys, allowed IPs,
 // endpoints, keepalives, exit_node, names and tags) and the static
-// routes. Ports, lcores and memory are not in it: changing those needs a
+// routes, and the access policy (as written: the data plane compiles it
+// against the peers' names and tags). Ports, lcores and memory are not in it: changing those needs a
 // data-plane restart.
 //
 // The control process builds it from the YAML (config/) and from changes
@@ -10,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "config/config.h"
@@ -23,6 +25,7 @@ struct Netmap {
   std::uint16_t listen_port = config::kDefaultListenPort;
   std::vector<config::Peer> peers;
   std::vector<config::Route> routes;
+  std::optional<policy::PolicySpec> policy;  // the YAML's `policy:`; none: everything routed passes
 
   friend bool operator==(const Netmap&, const Netmap&) noexcept;
 };

@@ -64,8 +64,9 @@ Geometry Geometry::for_peers(std::uint32_t max_peers) noexcept {
   Geometry g;
   // Labels: a name and two tags of about 20 characters each per peer.
   g.slot_bytes = kSnapshotHeaderLen + 32 +
-                 std::uint64_t{max_peers} * (kSnapshotPeerLen + 4 * kSnapshotPrefixLen + kLabelRoomPerPeer) +
-                 1024 * kSnapshotRouteLen;
+                 std::uint64_t{max_peers} *
+                     (kSnapshotPeerLen + 4 * kSnapshotPrefixLen + kLabelRoomPerPeer + kPolicyRoomPerPeer) +
+                 1024 * kSnapshotRouteLen + kPolicyRoom;
   return g;
 }
 
@@ -222,6 +223,18 @@ std::string Segment::publish(Netmap& n) {
     for (const auto& p : n.peers) rules += p.allowed_ips.size();
     // The segment is sized from max_peers with room for 4 allowed IPs per
     // peer on average: say which of the two ran out.
+    if (n.policy) {
+      // The policy's share: what the netmap takes without it.
+      Netmap bare;
+      bare.peers = n.peers;
+      bare.routes = n.routes;
+      const std::size_t policy_bytes = need - encoded_size(bare);
+      if (policy_bytes > kPolicyRoom)
+        return "the policy takes " + std::to_string(policy_bytes) + " bytes as written, the segment's slot has room for " +
+               std::to_string(slot_bytes()) + " bytes of netmap with " + std::to_string(kPolicyRoom) +
+               " + " + std::to_string(kPolicyRoomPerPeer) + " per max_peers for the policy: shorten it (tags "
+               "instead of long groups) or raise dataplane.max_peers";
+    }
     return "netmap of " + std::to_string(n.peers.size()) + " peers with " + std::to_string(rules) +
            " allowed IPs (" + std::to_string(need) + " bytes) does not fit the segment's " +
            std::to_string(slot_bytes()) + " bytes, made for dataplane.max_peers peers with 4 allowed IPs each " +

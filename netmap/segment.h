@@ -35,14 +35,20 @@
 
 namespace moongate::netmap {
 
-inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: snapshot format 2 (peer labels, exit_node)
+inline constexpr std::uint32_t kLayoutVersion = 3;  // 2: snapshot format 2 (peer labels, exit_node); 3: format 3 (policy)
 inline constexpr std::uint32_t kMaxEventQueues = 32;  // the data plane's worker limit
+// A policy's room in a slot: 256 KiB (some thousands of rules as written)
+// and 32 bytes per peer.
+inline constexpr std::uint64_t kPolicyRoom = 256 * 1024;
+inline constexpr std::uint64_t kPolicyRoomPerPeer = 32;
 
 struct Geometry {
   std::uint64_t slot_bytes = 0;  // room for one snapshot
   std::uint32_t queues = kMaxEventQueues;
 
-  // Room for `max_peers` peers with a few allowed IPs each and 1 024 routes.
+  // Room for `max_peers` peers with a few allowed IPs each, 1 024 routes
+  // and a policy of kPolicyRoom bytes of text plus kPolicyRoomPerPeer per
+  // peer (every peer named once in a group, say).
   static Geometry for_peers(std::uint32_t max_peers) noexcept;
 };
 

@@ -44,6 +44,7 @@ std::uint32_t checksum(const std::uint8_t* p, std::size_t n) noexcept {
 }
 
 enum PeerFlags : std::uint8_t { kHasPsk = 1, kHasEndpoint = 2, kExitNode = 4 };
+enum HeaderFlags : std::uint16_t { kHasKey = 1, kHasPolicy = 2 };
 
 // Bytes of a peer's labels (snapshot.h), or 0 when one is out of bounds
 // (an empty peer still takes 4: two zero counts).
@@ -74,17 +75,140 @@ std::uint8_t* put_label(std::uint8_t* p, const std::string& s) noexcept {
   return p + 2 + s.size();
 }
 
-// Reads one label of [p, end); nullptr when it does not fit or is not
-// text a configuration could hold (no control bytes).
-const std::uint8_t* get_label(const std::uint8_t* p, const std::uint8_t* end, std::string& s) {
+bool has_control_byte(const std::string& s) noexcept {
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return true;
+  return false;
+}
+
+// Reads one label of [p, end) of at most `max` bytes; nullptr when it does
+// not fit or is not text a configuration could hold (no control bytes).
+const std::uint8_t* get_label(const std::uint8_t* p, const std::uint8_t* end, std::string& s,
+                              std::size_t max = kSnapshotMaxLabel) {
   if (end - p < 2) return nullptr;
   const std::size_t len = get16(p);
   p += 2;
-  if (len > kSnapshotMaxLabel || static_cast<std::size_t>(end - p) < len) return nullptr;
+  if (len > max || static_cast<std::size_t>(end - p) < len) return nullptr;
   for (std::size_t i = 0; i < len; ++i)
     if (p[i] < 0x20 || p[i] == 0x7f) return nullptr;
   s.assign(reinterpret_cast<const char*>(p), len);
   return p + len;
+}
+
+// --- the policy section (snapshot.h) ---
+
+// "" when the policy fits the section's bounds, else what does not.
+std::string policy_unencodable(const policy::PolicySpec& pol) {
+  auto text = [](const std::string& s, const std::string& where) -> std::string {
+    if (s.size() > kSnapshotMaxPolicyText)
+      return where + ": longer than " + std::to_string(kSnapshotMaxPolicyText) + " characters";
+    if (has_control_byte(s)) return where + ": a control character";
+    return {};
+  };
+  auto list = [](std::size_t n, std::size_t max, const std::string& where) -> std::string {
+    if (n > max) return where + ": " + std::to_string(n) + " entries, the snapshot holds " + std::to_string(max);
+    return {};
+  };
+  std::string e = list(pol.tags.size(), kSnapshotMaxPolicyList, "policy.tags");
+  for (std::size_t i = 0; e.empty() && i < pol.tags.size(); ++i)
+    e = text(pol.tags[i], "policy.tags[" + std::to_string(i) + "]");
+  if (e.empty()) e = list(pol.groups.size(), kSnapshotMaxPolicyList, "policy.groups");
+  for (auto g = pol.groups.begin(); e.empty() && g != pol.groups.end(); ++g) {
+    e = text(g->first, "policy.groups." + g->first.substr(0, 64));
+    if (e.empty()) e = list(g->second.size(), kSnapshotMaxPolicyList, "policy.groups." + g->first);
+    for (std::size_t i = 0; e.empty() && i < g->second.size(); ++i)
+      e = text(g->second[i], "policy.groups." + g->first + "[" + std::to_string(i) + "]");
+  }
+  if (e.empty()) e = list(pol.rules.size(), kSnapshotMaxRules, "policy.rules");
+  for (std::size_t r = 0; e.empty() && r < pol.rules.size(); ++r) {
+    const policy::RuleSpec& rule = pol.rules[r];
+    const std::string at = "policy.rules[" + std::to_string(r) + "]";
+    e = text(rule.proto, at + ".proto");
+    if (e.empty()) e = list(rule.src.size(), kSnapshotMaxPolicyList, at + ".src");
+    for (std::size_t i = 0; e.empty() && i < rule.src.size(); ++i)
+      e = text(rule.src[i], at + ".src[" + std::to_string(i) + "]");
+    if (e.empty()) e = list(rule.dst.size(), kSnapshotMaxPolicyList, at + ".dst");
+    for (std::size_t i = 0; e.empty() && i < rule.dst.size(); ++i)
+      e = text(rule.dst[i], at + ".dst[" + std::to_string(i) + "]");
+  }
+  return e;
+}
+
+std::size_t texts_size(const std::vector<std::string>& v) noexcept {
+  std::size_t n = 2;
+  for (const auto& s : v) n += 2 + s.size();
+  return n;
+}
+
+std::size_t policy_size(const std::optional<policy::PolicySpec>& pol) noexcept {
+  if (!pol) return 0;
+  std::size_t n = texts_size(pol->tags) + 2;
+  for (const auto& [name, members] : pol->groups) n += 2 + name.size() + texts_size(members);
+  n += 2;
+  for (const auto& r : pol->rules) n += 2 + r.proto.size() + texts_size(r.src) + texts_size(r.dst);
+  return n;
+}
+
+std::uint8_t* put_texts(std::uint8_t* p, const std::vector<std::string>& v) noexcept {
+  put16(p, static_cast<std::uint16_t>(v.size()));
+  p += 2;
+  for (const auto& s : v) p = put_label(p, s);
+  return p;
+}
+
+std::uint8_t* put_policy(std::uint8_t* p, const policy::PolicySpec& pol) noexcept {
+  p = put_texts(p, pol.tags);
+  put16(p, static_cast<std::uint16_t>(pol.groups.size()));
+  p += 2;
+  for (const auto& [name, members] : pol.groups) p = put_texts(put_label(p, name), members);
+  put16(p, static_cast<std::uint16_t>(pol.rules.size()));
+  p += 2;
+  for (const auto& r : pol.rules) p = put_texts(put_texts(put_label(p, r.proto), r.src), r.dst);
+  return p;
+}
+
+// Reads a list's count: at most `max`, and no more items than the bytes
+// left could hold (each takes at least 2), so a lying count allocates
+// nothing. nullptr when it does not fit.
+const std::uint8_t* get_count(const std::uint8_t* p, const std::uint8_t* end, std::size_t max, std::size_t& n) {
+  if (end - p < 2) return nullptr;
+  n = get16(p);
+  p += 2;
+  if (n > max || n * 2 > static_cast<std::size_t>(end - p)) return nullptr;
+  return p;
+}
+
+const std::uint8_t* get_texts(const std::uint8_t* p, const std::uint8_t* end, std::vector<std::string>& v) {
+  std::size_t n = 0;
+  if ((p = get_count(p, end, kSnapshotMaxPolicyList, n)) == nullptr) return nullptr;
+  v.resize(n);
+  for (auto& s : v)
+    if ((p = get_label(p, end, s, kSnapshotMaxPolicyText)) == nullptr) return nullptr;
+  return p;
+}
+
+// "" or why the policy section [p, end) is not one policy, exactly.
+std::string get_policy(const std::uint8_t* p, const std::uint8_t* const end, policy::PolicySpec& pol) {
+  if ((p = get_texts(p, end, pol.tags)) == nullptr) return "policy tags malformed";
+  std::size_t groups = 0;
+  if ((p = get_count(p, end, kSnapshotMaxPolicyList, groups)) == nullptr) return "policy groups malformed";
+  for (std::size_t g = 0; g < groups; ++g) {
+    std::string name;
+    std::vector<std::string> members;
+    if ((p = get_label(p, end, name, kSnapshotMaxPolicyText)) == nullptr ||
+        (p = get_texts(p, end, members)) == nullptr)
+      return "policy group malformed";
+    if (!pol.groups.emplace(std::move(name), std::move(members)).second) return "policy group named twice";
+  }
+  std::size_t rules = 0;
+  if ((p = get_count(p, end, kSnapshotMaxRules, rules)) == nullptr) return "policy rules malformed";
+  pol.rules.resize(rules);
+  for (auto& r : pol.rules)
+    if ((p = get_label(p, end, r.proto, kSnapshotMaxPolicyText)) == nullptr ||
+        (p = get_texts(p, end, r.src)) == nullptr || (p = get_texts(p, end, r.dst)) == nullptr)
+      return "policy rule malformed";
+  if (p != end) return "policy section longer than its policy";
+  return {};
 }
 
 void put_prefix(std::uint8_t* p, const config::IpPrefix& x) noexcept {
@@ -116,7 +240,7 @@ std::size_t prefix_count(const Netmap& n) noexcept {
 
 std::size_t encoded_size(const Netmap& n) noexcept {
   return kSnapshotHeaderLen + 32 + n.peers.size() * kSnapshotPeerLen + prefix_count(n) * kSnapshotPrefixLen +
-         n.routes.size() * kSnapshotRouteLen + label_total(n);
+         n.routes.size() * kSnapshotRouteLen + label_total(n) + policy_size(n.policy);
 }
 
 std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
@@ -124,6 +248,7 @@ std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
   if (out.size() < size || size > std::numeric_limits<std::uint32_t>::max()) return 0;
   for (const auto& peer : n.peers)
     if (label_bytes(peer) == 0) return 0;
+  if (n.policy && !policy_unencodable(*n.policy).empty()) return 0;
   std::uint8_t* const base = out.data();
   std::memset(base, 0, size);
   std::uint8_t* p = base + kSnapshotHeaderLen;
@@ -172,6 +297,7 @@ std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
     std::memcpy(p + 24, r.via.bytes, 16);
     p += kSnapshotRouteLen;
   }
+  std::uint8_t* const policy_end = n.policy ? put_policy(label, *n.policy) : label;
   put32(base, kSnapshotMagic);
   put32(base + 4, kSnapshotFormat);
   put64(base + 8, n.generation);
@@ -180,8 +306,9 @@ std::size_t encode(const Netmap& n, std::span<std::uint8_t> out) noexcept {
   put32(base + 24, next_prefix);
   put32(base + 28, static_cast<std::uint32_t>(n.routes.size()));
   put16(base + 32, n.listen_port);
-  put16(base + 34, n.has_private_key ? 1 : 0);
+  put16(base + 34, static_cast<std::uint16_t>((n.has_private_key ? kHasKey : 0) | (n.policy ? kHasPolicy : 0)));
   put32(base + 40, static_cast<std::uint32_t>(label - labels));
+  put32(base + 44, static_cast<std::uint32_t>(policy_end - label));
   put32(base + 36, checksum(base, size));
   return size;
 }
@@ -192,6 +319,7 @@ std::string encodable(const Netmap& n) {
       return "peer " + (p.name.empty() ? std::string("without a name") : "'" + p.name.substr(0, 64) + "'") +
              ": name, tag or tag count beyond the snapshot's bounds (" + std::to_string(kSnapshotMaxLabel) +
              " characters, " + std::to_string(kSnapshotMaxTags) + " tags)";
+  if (n.policy) return policy_unencodable(*n.policy);
   return {};
 }
 
@@ -209,9 +337,9 @@ std::string decode(std::span<const std::uint8_t> in, Netmap& out) {
            std::to_string(kSnapshotFormat);
   const std::uint64_t size = get32(base + 16);
   const std::uint64_t peers = get32(base + 20), prefixes = get32(base + 24), routes = get32(base + 28);
-  const std::uint64_t label_len = get32(base + 40);
+  const std::uint64_t label_len = get32(base + 40), policy_len = get32(base + 44);
   const std::uint64_t want = kSnapshotHeaderLen + 32 + peers * kSnapshotPeerLen + prefixes * kSnapshotPrefixLen +
-                             routes * kSnapshotRouteLen + label_len;
+                             routes * kSnapshotRouteLen + label_len + policy_len;
   if (size != want) return "snapshot size " + std::to_string(size) + " does not match its counts";
   if (size > in.size()) return "snapshot of " + std::to_string(size) + " bytes in a buffer of " + std::to_string(in.size());
   if (get32(base + 36) != checksum(base, size)) return "snapshot checksum mismatch";
@@ -219,7 +347,10 @@ std::string decode(std::span<const std::uint8_t> in, Netmap& out) {
   Netmap n;
   n.generation = get64(base + 8);
   n.listen_port = get16(base + 32);
-  n.has_private_key = (get16(base + 34) & 1) != 0;
+  const std::uint16_t header_flags = get16(base + 34);
+  if ((header_flags & ~(kHasKey | kHasPolicy)) != 0) return "snapshot with unknown flags";
+  n.has_private_key = (header_flags & kHasKey) != 0;
+  if ((header_flags & kHasPolicy) == 0 && policy_len != 0) return "policy bytes without a policy";
   const std::uint8_t* p = base + kSnapshotHeaderLen;
   if (n.has_private_key) n.private_key.assign(std::span<const std::uint8_t, 32>(p, 32));
   p += 32;
@@ -280,6 +411,11 @@ std::string decode(std::span<const std::uint8_t> in, Netmap& out) {
     r.port_index = get16(p + 22);
     std::memcpy(r.via.bytes, p + 24, 16);
     p += kSnapshotRouteLen;
+  }
+  if (header_flags & kHasPolicy) {
+    const std::uint8_t* const policy_base = label_base + label_len;
+    if (std::string err = get_policy(policy_base, policy_base + policy_len, n.policy.emplace()); !err.empty())
+      return err;
   }
   out = std::move(n);
   return {};

@@ -280,7 +280,8 @@ def wait_applied(net, before, t0, poll_s, budget_s):
 
 
 APPLY_RE = re.compile(r"netmap: generation (\d+) applied in (\d+) us \((.*); (\d+) peers\)")
-PART_RE = re.compile(r"diff and DH (\d+) us, tables (\d+) us \(alongside\), waiting for workers (\d+) us, publish (\d+) us")
+PART_RE = re.compile(r"diff and DH (\d+) us, (?:spare ready after \d+ us, )?tables (\d+) us \(alongside\), "
+                     r"(?:policy \d+ us \(alongside\), )?waiting for workers (\d+) us, publish (\d+) us")
 
 
 def dp_applies(log):

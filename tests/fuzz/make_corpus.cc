@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "netmap/snapshot.h"
 #include "tests/fuzz/fuzz_common.h"
 
 namespace {
@@ -212,6 +213,57 @@ void replay_seeds() {
   write("fuzz_replay", "small-limit", small);
 }
 
+// fuzz_netmap: snapshots with every section: none, peers with labels,
+// routes, a policy (empty, and with groups, tags and rules).
+void netmap_seeds() {
+  auto snapshot = [](const netmap::Netmap& n) {
+    Bytes b(netmap::encoded_size(n));
+    if (netmap::encode(n, b) != b.size()) fuzz::fail("netmap seed does not encode");
+    netmap::Netmap back;
+    if (!netmap::decode(b, back).empty() || !(back == n)) fuzz::fail("netmap seed does not decode");
+    return b;
+  };
+  netmap::Netmap n;
+  write("fuzz_netmap", "empty", snapshot(n));
+  n.has_private_key = true;
+  n.private_key.data()[0] = 1;
+  for (std::uint8_t i = 0; i < 3; ++i) {
+    config::Peer p;
+    p.public_key.fill(static_cast<std::uint8_t>(i + 1));
+    config::IpPrefix a;
+    a.addr.family = i == 2 ? 6 : 4;
+    a.addr.bytes[0] = 10;
+    a.addr.bytes[1] = i;
+    a.len = 16;
+    p.allowed_ips.push_back(a);
+    p.persistent_keepalive = 25;
+    n.peers.push_back(p);
+  }
+  n.peers[0].name = "alice";
+  n.peers[0].tags = {"laptop", "eng"};
+  n.peers[0].exit_node = true;
+  n.peers[2].name = "ci";
+  config::Route r;
+  r.prefix.addr.family = 4;
+  r.prefix.addr.bytes[0] = 10;
+  r.prefix.addr.bytes[1] = 11;
+  r.prefix.len = 16;
+  r.via.family = 4;
+  r.via.bytes[0] = 10;
+  r.via.bytes[3] = 2;
+  r.port_index = 1;
+  n.routes.push_back(r);
+  write("fuzz_netmap", "labels", snapshot(n));
+  n.policy.emplace();
+  write("fuzz_netmap", "empty-policy", snapshot(n));
+  n.policy->tags = {"laptop", "eng"};
+  n.policy->groups["staff"] = {"alice", "ci"};
+  n.policy->groups["nobody"] = {};
+  n.policy->rules.push_back({{"group:staff", "tag:eng"}, {"10.0.0.0/8:22,80,443", "*:53"}, "tcp"});
+  n.policy->rules.push_back({{"*"}, {"198.51.100.0/24:*"}, "any"});
+  write("fuzz_netmap", "policy", snapshot(n));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -225,5 +277,6 @@ int main(int argc, char** argv) {
   response_and_cookie_seeds();
   data_and_any_seeds();
   replay_seeds();
+  netmap_seeds();
   return 0;
 }

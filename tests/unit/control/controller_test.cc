@@ -14,6 +14,7 @@
 
 #include "config/key.h"
 #include "crypto/x25519.h"
+#include "netmap/snapshot.h"
 
 namespace moongate::control {
 namespace {
@@ -177,6 +178,136 @@ TEST_F(ControllerTest, AReloadChangingExitNodeOrTagsRepublishesThem) {
   ASSERT_EQ(c.reload(), "");
   EXPECT_EQ(c.segment().published_generation(), 3u);
   EXPECT_TRUE(published(opts_.segment_name).peers[0].exit_node);
+}
+
+// alice in group staff, whose rule lets it reach 10.0.0.0/8 on port 22.
+std::string staff_policy(const std::string& group = "staff", const std::string& dst = "10.0.0.0/8:22") {
+  return "policy:\n  groups:\n    staff: [alice]\n  rules:\n    - action: accept\n      src: [group:" + group +
+         "]\n      dst: [\"" + dst + "\"]\n      proto: tcp\n";
+}
+
+TEST_F(ControllerTest, ThePolicyTravelsWithTheNetmapAndAReloadChangesIt) {
+  write_yaml("10.20.0.0/24", "    name: alice\n" + staff_policy());
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  netmap::Netmap got = published(opts_.segment_name);
+  ASSERT_TRUE(got.policy.has_value());
+  EXPECT_EQ(got.policy->groups.at("staff"), (std::vector<std::string>{"alice"}));
+  ASSERT_EQ(got.policy->rules.size(), 1u);
+  EXPECT_EQ(got.policy->rules[0].dst, (std::vector<std::string>{"10.0.0.0/8:22"}));
+
+  // Another destination: republished.
+  write_yaml("10.20.0.0/24", "    name: alice\n" + staff_policy("staff", "10.0.0.0/8:22,443"));
+  ASSERT_EQ(c.reload(), "");
+  EXPECT_EQ(c.segment().published_generation(), 2u);
+  got = published(opts_.segment_name);
+  ASSERT_TRUE(got.policy.has_value());
+  EXPECT_EQ(got.policy->rules[0].dst, (std::vector<std::string>{"10.0.0.0/8:22,443"}));
+
+  // moongatectl netmap shows it.
+  const std::string text = c.netmap_text();
+  EXPECT_NE(text.find("\npolicy 1 rules\npolicy group staff alice\n"
+                      "policy rule 0 accept src group:staff dst 10.0.0.0/8:22,443 proto tcp\n"),
+            std::string::npos)
+      << text;
+
+  // No policy section any more: none published (everything routed passes).
+  write_yaml("10.20.0.0/24", "    name: alice\n");
+  ASSERT_EQ(c.reload(), "");
+  EXPECT_FALSE(published(opts_.segment_name).policy.has_value());
+  EXPECT_NE(c.netmap_text().find("\npolicy none (everything routed passes)\n"), std::string::npos);
+}
+
+TEST_F(ControllerTest, ABrokenPolicyIsRefusedWithItsPositionAndTheOldOneStays) {
+  write_yaml("10.20.0.0/24", "    name: alice\n" + staff_policy());
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  const netmap::Netmap before = c.netmap();
+  // A rule naming a group that does not exist.
+  write_yaml("10.20.0.0/24", "    name: alice\n" + staff_policy("nope"));
+  const std::string err = c.reload();
+  EXPECT_NE(err.find("site.yaml:18:13: policy.rules[0].src[0]: no group 'nope' in policy.groups"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(c.reload_failures(), 1u);
+  EXPECT_TRUE(c.netmap() == before);
+  EXPECT_EQ(c.segment().published_generation(), 1u);  // the data plane keeps the one it has
+  EXPECT_EQ(published(opts_.segment_name).policy, before.policy);
+  // A destination that is no destination.
+  write_yaml("10.20.0.0/24", "    name: alice\n" + staff_policy("staff", "10.0.0.0/33:22"));
+  const std::string err2 = c.reload();
+  EXPECT_NE(err2.find("site.yaml:19:13: policy.rules[0].dst[0]: bad prefix length in '10.0.0.0/33' (0..32)"),
+            std::string::npos)
+      << err2;
+  EXPECT_EQ(c.segment().published_generation(), 1u);
+}
+
+TEST_F(ControllerTest, AReloadWithAPolicyTheSnapshotCannotHoldIsRefused) {
+  write_yaml("10.20.0.0/24", "    name: alice\n" + staff_policy());
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  // One port list longer than a snapshot's policy string.
+  std::string ports = "1";
+  for (int p = 2; ports.size() <= netmap::kSnapshotMaxPolicyText; ++p) ports += "," + std::to_string(p);
+  write_yaml("10.20.0.0/24", "    name: alice\n" + staff_policy("staff", "10.0.0.0/8:" + ports));
+  const std::string err = c.reload();
+  EXPECT_NE(err.find("policy.rules[0].dst[0]: longer than 4096 characters; nothing was applied"), std::string::npos)
+      << err;
+  EXPECT_EQ(c.segment().published_generation(), 1u);
+  EXPECT_EQ(c.netmap().policy->rules[0].dst[0], "10.0.0.0/8:22");
+}
+
+TEST_F(ControllerTest, WgCannotRemoveAPeerThePolicyNames) {
+  write_yaml("10.20.0.0/24", "    name: alice\n" + staff_policy());
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  const UapiResult r = c.uapi("set=1\npublic_key=" + hex(peer_.data()) + "\nremove=true\n\n");
+  EXPECT_NE(r.error.find("the policy would no longer compile: policy.groups.staff[0]: no peer named or keyed 'alice'"),
+            std::string::npos)
+      << r.error;
+  EXPECT_EQ(c.netmap().peers.size(), 1u);
+  EXPECT_EQ(c.segment().published_generation(), 1u);
+  // A peer the policy does not name comes and goes freely.
+  const std::string other = hex(std::array<std::uint8_t, 32>{9}.data());
+  EXPECT_EQ(c.uapi("set=1\npublic_key=" + other + "\n\n").error, "");
+  EXPECT_EQ(c.uapi("set=1\npublic_key=" + other + "\nremove=true\n\n").error, "");
+  EXPECT_EQ(c.segment().published_generation(), 3u);
+}
+
+TEST_F(ControllerTest, RuleCountersFollowThePolicyInForce) {
+  Controller c;
+  ASSERT_EQ(c.start(opts_), "");
+  std::string err;
+  auto dp = netmap::Segment::open(opts_.segment_name, err);
+  ASSERT_NE(dp, nullptr);
+  auto push = [&](std::uint16_t w, const char* name, std::uint64_t v) {
+    netmap::Event k;
+    k.type = netmap::EventType::kCounter;
+    k.worker = w;
+    k.set_name(name);
+    k.v0 = v;
+    ASSERT_TRUE(dp->push(w, k));
+  };
+  // Three rules reported, then a policy of two: rule 2's last count is
+  // from the older policy and is shown nowhere.
+  push(0, "policy_denied", 1);
+  push(0, "policy_established", 2);
+  push(0, "policy_rule_0_accepted", 3);
+  push(0, "policy_rule_1_accepted", 4);
+  push(0, "policy_rule_2_accepted", 5);
+  push(0, "policy_rules", 2);
+  push(0, "policy_epoch", 3);
+  c.poll_events(1);
+  EXPECT_EQ(c.policy_rules(), 2u);
+  EXPECT_EQ(c.rule_accepted(1), 4u);
+  EXPECT_EQ(c.rule_accepted(2), 0u);
+  const std::string s = c.status_text(0);
+  EXPECT_NE(s.find("  policy: 1 denied, 2 replies, rule 0 3, rule 1 4\n"), std::string::npos) << s;
+  const std::string m = c.metrics_text();
+  EXPECT_NE(m.find("moongate_policy_rule_accepted_total{lcore=\"0\",rule=\"1\"} 4\n"), std::string::npos) << m;
+  EXPECT_EQ(m.find("rule=\"2\""), std::string::npos) << m;
+  EXPECT_NE(m.find("moongate_policy_epoch{lcore=\"0\"} 3\n"), std::string::npos) << m;
+  EXPECT_EQ(m.find("counter=\"policy_rules\""), std::string::npos) << "a gauge among the counters";
 }
 
 TEST_F(ControllerTest, WgKeepsWhatItCannotSetForPeersItKnows) {

@@ -144,6 +144,37 @@ TEST_F(SegmentTest, ANetmapWithLabelsBeyondTheBoundsIsRefusedAndNothingChanges) 
   EXPECT_EQ(got.peers[1].tags, std::vector<std::string>{"laptop"});
 }
 
+TEST_F(SegmentTest, APolicyTravelsAndOneTooLargeIsRefusedNamingIt) {
+  auto c = control(10000);
+  Netmap n = with_peers(10000, 0);
+  // A group naming every peer by a 20-character name: 220 KiB of policy.
+  policy::PolicySpec& p = n.policy.emplace();
+  for (std::size_t i = 0; i < n.peers.size(); ++i) {
+    n.peers[i].name = "peer-name-padded-" + std::to_string(100 + i % 900);
+    n.peers[i].name.resize(20, 'x');
+    n.peers[i].name += std::to_string(i);
+    p.groups["all"].push_back(n.peers[i].name);
+  }
+  p.rules.push_back({{"group:all"}, {"10.0.0.0/8:*"}, "any"});
+  ASSERT_EQ(c->publish(n), "");
+  std::string err;
+  auto dp = Segment::open(name_, err);
+  ASSERT_NE(dp, nullptr) << err;
+  Netmap got;
+  ASSERT_EQ(dp->read(0, got, err), Segment::Read::kNew) << err;
+  EXPECT_TRUE(got == n);
+  ASSERT_TRUE(got.policy.has_value());
+  EXPECT_EQ(got.policy->groups.at("all").size(), 10000u);
+  // Twenty more such groups: more than a slot holds; refused, and the data
+  // plane keeps reading the last good one.
+  Netmap big = n;
+  for (int g = 0; g < 20; ++g) big.policy->groups["copy" + std::to_string(g)] = p.groups["all"];
+  const std::string e = c->publish(big);
+  EXPECT_NE(e.find("the policy takes"), std::string::npos) << e;
+  EXPECT_EQ(c->published_generation(), 1u);
+  EXPECT_EQ(dp->read(1, got, err), Segment::Read::kUnchanged);
+}
+
 TEST_F(SegmentTest, AnotherLayoutVersionIsRefusedWithAClearMessage) {
   control();
   const std::uint32_t v = kLayoutVersion + 1;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -251,6 +252,135 @@ TEST(Snapshot, TrailingLabelBytesNotOwnedByAPeerAreRefused) {
   reseal(b);
   Netmap out;
   EXPECT_EQ(decode(b, out), "labels not owned by any peer");
+}
+
+// labelled() with a policy of every kind of entry: tags, groups (one
+// empty), rules with several sources and destinations, a default proto.
+Netmap with_policy() {
+  Netmap n = labelled();
+  policy::PolicySpec& p = n.policy.emplace();
+  p.tags = {"laptop", "eng"};
+  p.groups["staff"] = {"alice", "ci"};
+  p.groups["nobody"] = {};
+  p.rules.push_back({{"group:staff", "tag:eng"}, {"10.0.0.0/8:22,80,443", "*:53"}, "tcp"});
+  p.rules.push_back({{"*"}, {"198.51.100.0/24:*"}, "any"});
+  return n;
+}
+
+TEST(Snapshot, CarriesThePolicy) {
+  const Netmap n = with_policy();
+  const auto bytes = encoded(n);
+  Netmap back;
+  ASSERT_EQ(decode(bytes, back), "");
+  ASSERT_TRUE(back.policy.has_value());
+  EXPECT_EQ(*back.policy, *n.policy);
+  EXPECT_TRUE(back == n);
+  // A policy and none differ; an empty policy (`policy:` alone: deny all)
+  // is a policy.
+  Netmap none = labelled();
+  ASSERT_EQ(decode(encoded(none), back), "");
+  EXPECT_FALSE(back.policy.has_value());
+  EXPECT_FALSE(back == n);
+  Netmap empty = labelled();
+  empty.policy.emplace();
+  ASSERT_EQ(decode(encoded(empty), back), "");
+  ASSERT_TRUE(back.policy.has_value());
+  EXPECT_TRUE(back.policy->rules.empty());
+  EXPECT_TRUE(back == empty);
+  // Only one rule's destination differs: so do the netmaps.
+  Netmap other = n;
+  other.policy->rules[1].dst[0] = "198.51.100.0/24:80";
+  ASSERT_EQ(decode(encoded(other), back), "");
+  EXPECT_TRUE(back == other);
+  EXPECT_FALSE(back == n);
+}
+
+TEST(Snapshot, PolicyTruncationsAndBitFlipsAreRefused) {
+  auto bytes = encoded(with_policy());
+  for (std::size_t len = 0; len < bytes.size(); ++len) {
+    Netmap out;
+    EXPECT_NE(decode(std::span<const std::uint8_t>(bytes.data(), len), out), "") << len;
+  }
+  const std::size_t policy_at = bytes.size() - (bytes[44] | bytes[45] << 8);
+  for (std::size_t i = policy_at; i < bytes.size(); ++i)
+    for (int bit = 0; bit < 8; ++bit) {
+      bytes[i] ^= static_cast<std::uint8_t>(1u << bit);
+      Netmap out;
+      EXPECT_NE(decode(bytes, out), "") << "byte " << i << " bit " << bit;
+      bytes[i] ^= static_cast<std::uint8_t>(1u << bit);
+    }
+}
+
+TEST(Snapshot, MalformedPoliciesAreRefusedBehindAValidChecksum) {
+  const Netmap n = with_policy();
+  const auto good = encoded(n);
+  const std::size_t at = good.size() - (good[44] | good[45] << 8);
+  // Layout of with_policy()'s section: tags count (2), "laptop" (2+6),
+  // "eng" (2+3); groups count (2), "nobody" (2+6) with 0 members (2),
+  // "staff" (2+5) with 2 members (2, 2+5, 2+2); rules count (2) ...
+  constexpr std::size_t kTags = 0, kFirstTag = 2, kGroups = 15, kNobodyMembers = 25, kRules = 47;
+  ASSERT_EQ(good[at + kRules], 2);
+  auto refused = [&](const char* what, auto&& damage, const std::string& reason) {
+    auto b = good;
+    damage(b);
+    reseal(b);
+    Netmap out;
+    EXPECT_EQ(decode(b, out), reason) << what;
+  };
+  refused("tag count", [&](auto& b) { b[at + kTags] = 3; }, "policy tags malformed");
+  refused("tag count past the bytes", [&](auto& b) { b[at + kTags] = 0xff; b[at + kTags + 1] = 0x0f; },
+          "policy tags malformed");
+  refused("tag length", [&](auto& b) { b[at + kFirstTag] = 0xff; }, "policy tags malformed");
+  refused("control byte", [&](auto& b) { b[at + kFirstTag + 2] = '\n'; }, "policy tags malformed");
+  refused("group count", [&](auto& b) { b[at + kGroups] = 3; }, "policy group malformed");
+  refused("group count past the bytes", [&](auto& b) { b[at + kGroups] = 0x01; b[at + kGroups + 1] = 0x10; },
+          "policy groups malformed");
+  refused("empty group's members", [&](auto& b) { b[at + kNobodyMembers] = 1; }, "policy group malformed");
+  refused("rule count up", [&](auto& b) { b[at + kRules] = 3; }, "policy rule malformed");
+  refused("rule count down", [&](auto& b) { b[at + kRules] = 1; }, "policy section longer than its policy");
+  refused("rule count beyond the bound", [&](auto& b) { b[at + kRules] = 0x01; b[at + kRules + 1] = 0x10; },
+          "policy rules malformed");
+  // Two groups of one name: "aaaaa" renamed "staff" behind the checksum.
+  {
+    Netmap twin = with_policy();
+    twin.policy->groups.erase("nobody");
+    twin.policy->groups["aaaaa"] = {};
+    auto b = encoded(twin);
+    const std::size_t t = b.size() - (b[44] | b[45] << 8);
+    ASSERT_EQ(std::memcmp(&b[t + kGroups + 4], "aaaaa", 5), 0);
+    std::memcpy(&b[t + kGroups + 4], "staff", 5);
+    reseal(b);
+    Netmap out;
+    EXPECT_EQ(decode(b, out), "policy group named twice");
+  }
+  // Policy bytes declared while the flag says there is no policy.
+  refused("flag", [&](auto& b) { b[34] &= static_cast<std::uint8_t>(~2); }, "policy bytes without a policy");
+  refused("unknown flag", [&](auto& b) { b[34] |= 4; }, "snapshot with unknown flags");
+  // The policy's length lying: the size no longer matches.
+  refused("policy length", [&](auto& b) { b[44] += 1; },
+          "snapshot size " + std::to_string(good.size()) + " does not match its counts");
+}
+
+TEST(Snapshot, RefusesToEncodeAPolicyBeyondTheBounds) {
+  Netmap n = with_policy();
+  n.policy->rules.resize(kSnapshotMaxRules + 1, n.policy->rules[1]);
+  std::vector<std::uint8_t> out(encoded_size(n));
+  EXPECT_EQ(encode(n, out), 0u);
+  EXPECT_EQ(encodable(n), "policy.rules: 4097 entries, the snapshot holds 4096");
+  n = with_policy();
+  n.policy->rules[0].dst[1].assign(kSnapshotMaxPolicyText + 1, '1');
+  out.resize(encoded_size(n));
+  EXPECT_EQ(encode(n, out), 0u);
+  EXPECT_EQ(encodable(n), "policy.rules[0].dst[1]: longer than 4096 characters");
+  n = with_policy();
+  n.policy->groups["staff"][1] = "c\ti";
+  EXPECT_EQ(encodable(n), "policy.groups.staff[1]: a control character");
+  n = with_policy();
+  n.policy->rules.resize(kSnapshotMaxRules, n.policy->rules[1]);  // the bound itself is fine
+  EXPECT_EQ(encodable(n), "");
+  Netmap back;
+  ASSERT_EQ(decode(encoded(n), back), "");
+  EXPECT_EQ(back.policy->rules.size(), kSnapshotMaxRules);
 }
 
 TEST(Snapshot, AHundredThousandPeers) {
