@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,9 @@ class Gateway {
   // Asks the loop to write status() to the status file (SIGUSR1; signal safe).
   static void request_status() noexcept { status_requested_.store(true, std::memory_order_relaxed); }
   void set_status_file(std::string path) { status_file_ = std::move(path); }
+  // Lines added to status() by a service beside the workers (the moon);
+  // called from whichever thread writes the status.
+  void set_extra_status(std::function<std::string()> f) { extra_status_ = std::move(f); }
 
   // Sums over the workers (a slightly stale view while they run).
   LcoreCounters totals() const noexcept;
@@ -68,6 +72,7 @@ class Gateway {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<policy::AclClassifier> acl_;  // Shared::acl
   std::string status_file_;
+  std::function<std::string()> extra_status_;
   static std::atomic<bool> stop_;
   static std::atomic<bool> status_requested_;
 };

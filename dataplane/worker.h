@@ -179,6 +179,11 @@ class Worker final : public wg::DeviceHost {
   void replicate_neighbor_frame(std::size_t port_index, rte_mbuf* m);
 
   void poll_wan();
+  // The moon (moon_host.h, worker_moon.cc): a frame to its UDP port goes to
+  // the moon thread's ring; its replies come back as IP packets to send out
+  // of the wan port. moon_drain returns true when it sent any.
+  void moon_in(rte_mbuf* m);
+  bool moon_drain();
   void poll_lan(Port& port, NeighborTable& neigh);
   bool handle_local(Port& port, NeighborTable& neigh, rte_mbuf* m);  // ARP, ICMP echo to us
   void handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m, bool learn_only);
