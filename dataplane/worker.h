@@ -13,6 +13,8 @@
 //        owner named by the receiver index (this worker: the decrypt batch,
 //        its index-table slot prefetched), initiations to the bounded
 //        handshake queue;
+//        UDP to a wan address on the moon's port -> the moon thread's
+//        ring (moon_host.h; full: moon_queue_full);
 //        other IPv4 to a NAT address (exit node) -> Nat44 inbound: the
 //        owner of the port slice translates it (others hand the frame
 //        over, kNatReturn) -> the peer's encrypt batch, no policy check;
@@ -53,8 +55,9 @@
 //      UDP/IPv4/Ethernet to the peer's endpoint; Device::complete_send and
 //      the timer-wheel entry once per run of packets to one peer.
 //   4. Timers of due peers (a per-lcore timer wheel); NAT and policy flow
-//      expiry (bounded); hand-off rings out; TX flush per port; idle
-//      back-off.
+//      expiry (bounded); the moon's packets to send (moon_drain:
+//      Ethernet through the neighbour tables); hand-off rings out; TX
+//      flush per port; idle back-off.
 //
 // Nothing here allocates, locks or throws per packet. The prefetches are
 // hints: at 100 000 peers every packet's per-peer state (index slot,
