@@ -25,10 +25,13 @@ void Worker::moon_in(rte_mbuf* m) {
 // The moon thread wrote IP + UDP (from our wan address and the moon's
 // port); the neighbour tables give the Ethernet header (ARP / ND asked
 // and the packet held while a next hop resolves, as for WireGuard).
+// Up to 2 bursts per iteration: a relayed packet can cost the moon more
+// than one datagram out (RENDEZVOUS), and a worker that took at most one
+// rx burst must still keep its ring back from filling.
 bool Worker::moon_drain() {
-  rte_mbuf* pkts[kBurst];
+  rte_mbuf* pkts[2 * kBurst];
   const unsigned n =
-      rte_ring_sc_dequeue_burst(shared_.moon_tx[id_], reinterpret_cast<void**>(pkts), kBurst, nullptr);
+      rte_ring_sc_dequeue_burst(shared_.moon_tx[id_], reinterpret_cast<void**>(pkts), 2 * kBurst, nullptr);
   for (unsigned i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     const auto* ip = rte_pktmbuf_mtod(m, const std::uint8_t*);
