@@ -345,6 +345,15 @@ int main(int argc, char** argv) {
     // word, from its YAML), not from this process's configuration file.
     for (const auto& p : initial.peers) settings.peers.push_back(dp::peer_settings(p));
     if (settings.nat) settings.nat_config.reserved_ports = {settings.listen_port};
+    if (settings.moon_port != 0) {
+      if (settings.moon_port == settings.listen_port) {
+        std::fprintf(stderr, "moongate-dataplane: moon.port %u is the netmap's listen port\n",
+                     static_cast<unsigned>(settings.moon_port));
+        rte_eal_cleanup();
+        return 1;
+      }
+      if (settings.nat) settings.nat_config.reserved_ports.push_back(settings.moon_port);
+    }
     dp::route_settings(initial.routes, settings.ports, settings.routes, settings.routes6);
   }
 

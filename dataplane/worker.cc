@@ -2098,6 +2098,10 @@ void Worker::report_counters() {
   send("handshakes_in", counters_.handshakes_in);
   send("handoffs_out", counters_.handoffs_out);
   send("to_kernel", counters_.to_kernel);
+  if (settings_.moon_port != 0) {
+    send("moon_in", counters_.moon_in);
+    send("moon_out", counters_.moon_out);
+  }
   for (std::size_t i = 0; i < kDpDropCount; ++i)
     if (counters_.drops[i]) send(std::string("drop_") + dp_drop_name(static_cast<DpDrop>(i)), counters_.drops[i]);
   if (nat_) {

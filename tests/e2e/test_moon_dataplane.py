@@ -42,7 +42,7 @@ import ztref  # noqa: E402
 from ztref import Identity  # noqa: E402
 from topology import Topology, sh, site_router_wiring  # noqa: E402
 from test_moon import Client, case, wait_for, load_identities, RESULTS, MOON  # noqa: E402
-from test_dataplane import telemetry, ping  # noqa: E402
+from test_dataplane import telemetry, ping, dataplane_status  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 MOON_V4, MOON_V6, PORT = '192.0.2.2', '2001:db8::2', 9993
@@ -454,9 +454,18 @@ def main():
                     'rate-limited; known clients: %d/%d answered; ping and WireGuard 5/5 each' % (
                         sent[0], elapsed, flood_in, lost, checked, limited, answered, answered))
 
+        def status_file():
+            st = dataplane_status(topo, moon.proc, w['gw'])
+            lines = st.splitlines()
+            assert 'moon peers 3' in lines, st
+            moon_line = [ln for ln in lines if ln.startswith('moon in ')]
+            assert moon_line and int(moon_line[0].split()[2]) > 0 and int(moon_line[0].split()[4]) > 0, st
+            assert any(ln.startswith('moon_counter relayed ') for ln in lines), st
+            return moon_line[0]
+
         for fn in (refusals, hello_ok_and_world, whois_and_echo, relay_with_rendezvous, hop_limit,
                    forged_macs_refused, multicast_like_and_gather, fragments_relayed, ipv6_client_relayed_both_ways,
-                   identity_collision_refused, flood_with_ping_and_wireguard):
+                   identity_collision_refused, flood_with_ping_and_wireguard, status_file):
             case(fn)
         st = moon.dp_stats()
         print('data plane: %s; moon: %s' % (
