@@ -463,6 +463,15 @@ def main():
             assert any(ln.startswith('moon_counter relayed ') for ln in lines), st
             return moon_line[0]
 
+        def clean_shutdown():
+            # SIGTERM: the workers stop, the moon's thread is joined, the rings
+            # and their mbufs freed; exit 0, the final status has the moon.
+            moon.proc.send_signal(15)
+            rc = moon.proc.wait(timeout=20)
+            out = open(moon.log).read()
+            assert rc == 0, 'exit %d\n%s' % (rc, out[-3000:])
+            assert 'moon peers 3' in out and 'ERROR: AddressSanitizer' not in out, out[-3000:]
+
         for fn in (refusals, hello_ok_and_world, whois_and_echo, relay_with_rendezvous, hop_limit,
                    forged_macs_refused, multicast_like_and_gather, fragments_relayed, ipv6_client_relayed_both_ways,
                    identity_collision_refused, flood_with_ping_and_wireguard, status_file):
@@ -471,6 +480,7 @@ def main():
         print('data plane: %s; moon: %s' % (
             {k: v for k, v in st.items() if v and (k.startswith('moon') or 'drop' in k or k.startswith('rx'))},
             {k: v for k, v in moon.stats().items() if v}), flush=True)
+        case(clean_shutdown)
     except Exception:
         import traceback
         traceback.print_exc()
