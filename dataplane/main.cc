@@ -221,7 +221,15 @@ std::string compile_policy(const config::Config& cfg, dp::Settings& s, const net
 // addresses at moon.port, and its counters are in telemetry.
 std::unique_ptr<zerotier::Moon> open_moon(const config::Moon& m, std::string& error) {
   zerotier::MoonSettings st;
+  const std::string default_listen = st.listen;
   if (!zerotier::load_moon_yaml(m.config, st, error)) return nullptr;
+  if (st.listen != default_listen)
+    std::fprintf(stderr, "moongate-dataplane: note: moon: listen %s is not used: the moon answers on the wan "
+                 "port's addresses at moon.port %u\n", st.listen.c_str(), static_cast<unsigned>(m.port));
+  if (!st.stats.empty())
+    std::fprintf(stderr, "moongate-dataplane: note: moon: stats is not written: the counters are in telemetry "
+                 "(/moongate/moon) and the status file\n");
+  st.listen = default_listen;  // open_moon parses it; ours is the wan port
   st.config.defer_verification = true;
   auto opened = zerotier::open_moon(st, error);
   if (!opened) return nullptr;
