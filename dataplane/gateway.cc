@@ -150,7 +150,8 @@ std::string Gateway::init(Settings settings) {
     for (std::uint16_t w = 0; w < workers; ++w) {
       for (auto* rings : {&shared_.moon_rx, &shared_.moon_tx}) {
         const std::string name = (rings == &shared_.moon_rx ? "mg_moon_rx_" : "mg_moon_tx_") + std::to_string(w);
-        rte_ring* r = rte_ring_create(name.c_str(), kMoonRingSize, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        rte_ring* r = rte_ring_create(name.c_str(), kMoonRingSize, socket,
+                                      RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
         if (r == nullptr) return "moon ring: " + rte_err();
         rings->push_back(r);
       }

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     else die("usage: bench_moon_dataplane [--clients N] [--size BYTES] [--rounds R] [--window W]");
   }
   const char* eal[] = {"bench_moon_dataplane", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
-                       "-l", "0", "--log-level", "4"};
+                       "--file-prefix=bench-moon-dataplane", "--no-telemetry", "-l", "0", "--log-level", "4"};
   if (rte_eal_init(static_cast<int>(std::size(eal)), const_cast<char**>(eal)) < 0)
     die(std::string("EAL: ") + rte_strerror(rte_errno));
   const int socket = static_cast<int>(rte_socket_id());
