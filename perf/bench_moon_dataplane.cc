@@ -43,6 +43,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
@@ -126,8 +127,8 @@ int main(int argc, char** argv) {
   w.v4 = {dp::Ipv4Iface{kWanIp, 24}};
   w.gateway_v4 = kWanGw;
   s.ports = {w};
-  dp::Gateway gw;
-  if (std::string err = gw.init(std::move(s)); !err.empty()) die("gateway: " + err);
+  auto gw = std::make_unique<dp::Gateway>();
+  if (std::string err = gw->init(std::move(s)); !err.empty()) die("gateway: " + err);
   rte_ether_addr wan_mac;
   rte_eth_macaddr_get(static_cast<std::uint16_t>(port_id), &wan_mac);
 
@@ -161,7 +162,7 @@ int main(int argc, char** argv) {
   auto moon = std::make_unique<Moon>(moon_id, world, cfg);
   for (std::size_t i = 0; i < clients.size(); ++i)
     if (!moon->add_verified_peer(clients[i], client_endpoint(i), 0)) die("add_verified_peer");
-  dp::MoonHost host(gw.shared(), std::move(moon));
+  auto host = std::make_unique<dp::MoonHost>(gw->shared(), std::move(moon));
 
   // The frames: Ethernet + IPv4 + UDP + a relayed packet between a random pair.
   const std::size_t kFrames = 4096;
@@ -247,9 +248,9 @@ int main(int argc, char** argv) {
   };
   const std::uint64_t now_ms = 1000;  // fixed: no expiry, RENDEZVOUS once per pair
   auto step = [&]() {
-    gw.run_once();
-    host.run_once(now_ms);
-    gw.run_once();
+    gw->run_once();
+    host->run_once(now_ms);
+    gw->run_once();
   };
 
   // Warm-up: one frame until it comes back (the gateway's ARP resolved:
@@ -268,20 +269,20 @@ int main(int argc, char** argv) {
       drain();
     }
     if (relayed < want) {
-      const dp::LcoreCounters c = gw.totals();
+      const dp::LcoreCounters c = gw->totals();
       std::string why = "warm-up: " + std::to_string(relayed) + " relayed, " + std::to_string(other) + " other, " +
                         std::to_string(bad) + " bad; moon_in " + std::to_string(c.moon_in) + " moon_out " +
                         std::to_string(c.moon_out) + "; moon relayed " +
-                        std::to_string(host.moon().counters().relayed) + ";";
+                        std::to_string(host->moon().counters().relayed) + ";";
       for (std::size_t d = 0; d < dp::kDpDropCount; ++d)
         if (c.drops[d]) why += std::string(" ") + dp::dp_drop_name(static_cast<dp::DpDrop>(d)) + " " + std::to_string(c.drops[d]);
-      host.moon().counters().for_each([&](const char* name, std::uint64_t v) {
+      host->moon().counters().for_each([&](const char* name, std::uint64_t v) {
         if (v) why += std::string(" ") + name + " " + std::to_string(v);
       });
       die(why);
     }
   }
-  const std::uint64_t rv0 = host.moon().counters().rendezvous_sent;
+  const std::uint64_t rv0 = host->moon().counters().rendezvous_sent;
   relayed = other = 0;
   std::uint64_t cycles = 0;
   for (unsigned r = 0; r < opt.rounds; ++r) {
@@ -296,16 +297,23 @@ int main(int argc, char** argv) {
     if (relayed < want) die("round " + std::to_string(r) + ": relayed frames did not all come back");
   }
   const double secs = static_cast<double>(cycles) / static_cast<double>(rte_get_tsc_hz());
-  const dp::LcoreCounters c = gw.totals();
+  const dp::LcoreCounters c = gw->totals();
   std::printf("| data plane host (worker + moon thread, one core) | %zu | %zu | %.2f | %.1f | %.0f | "
               "%llu relayed in %.3f s of run_once; RENDEZVOUS in the timed loop: %llu; bad %llu; drops "
               "moon_queue_full %llu tx_full %llu |\n",
               opt.clients, opt.size, static_cast<double>(relayed) / secs / 1e6,
               static_cast<double>(relayed * opt.size * 8) / secs / 1e9, secs * 1e9 / static_cast<double>(relayed),
               static_cast<unsigned long long>(relayed), secs,
-              static_cast<unsigned long long>(host.moon().counters().rendezvous_sent - rv0),
+              static_cast<unsigned long long>(host->moon().counters().rendezvous_sent - rv0),
               static_cast<unsigned long long>(bad),
               static_cast<unsigned long long>(c.drops[static_cast<std::size_t>(dp::DpDrop::kMoonQueueFull)]),
               static_cast<unsigned long long>(c.drops[static_cast<std::size_t>(dp::DpDrop::kTxFull)]));
+  // The EAL leaves its (empty) runtime directory behind: ours alone.
+  const std::string runtime_dir = rte_eal_get_runtime_dir();
+  host.reset();
+  gw.reset();
+  rte_eal_cleanup();
+  std::error_code ignored;
+  std::filesystem::remove_all(runtime_dir, ignored);
   return bad == 0 ? 0 : 1;
 }
