@@ -217,6 +217,13 @@ std::string dump(const Config& c, DumpOptions options) {
     out << YAML::EndMap;
   }
 
+  if (c.moon) {
+    out << YAML::Key << "moon" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "config" << YAML::Value << c.moon->config;
+    out << YAML::Key << "port" << YAML::Value << c.moon->port;
+    out << YAML::EndMap;
+  }
+
   if (c.policy) {
     const policy::PolicySpec& p = *c.policy;
     out << YAML::Key << "policy" << YAML::Value << YAML::BeginMap;

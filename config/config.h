@@ -131,6 +131,19 @@ struct Nat {
   friend bool operator==(const Nat&, const Nat&) = default;
 };
 
+inline constexpr std::uint16_t kDefaultMoonPort = 9993;
+
+// YAML `moon`: the ZeroTier moon hosted by the data plane on the wan
+// port's addresses (docs/moon.md). The moon's own settings (identity,
+// World, budgets) stay in its file, read with zerotier/moon_config.h by
+// the data plane: this library links no ZeroTier code.
+struct Moon {
+  std::string config;  // the moon's YAML file (its `moon:` section), resolved
+  std::uint16_t port = kDefaultMoonPort;  // UDP, on the wan port's addresses
+
+  friend bool operator==(const Moon&, const Moon&) = default;
+};
+
 struct Dataplane {
   std::vector<unsigned> lcores{1};  // worker lcores, unique
   bool busy_poll = false;
@@ -153,6 +166,7 @@ struct Config {
   // Absent: no policy, everything routed is allowed. Present (even with no
   // rules): default deny. Checked against the peers at load time.
   std::optional<policy::PolicySpec> policy;
+  std::optional<Moon> moon;  // absent: no moon in the data plane
 
   const Port* find_port(std::string_view name) const noexcept;
 

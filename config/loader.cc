@@ -404,6 +404,7 @@ class Loader {
   std::string peer_label(std::size_t index) const;
   void parse_nat(const Field& f);
   void parse_policy(const Field& f);
+  void parse_moon(const Field& f);
   // A list of non-empty strings (policy members, rule sources...).
   std::vector<std::string> strings(const Field& f, bool scalar_ok);
 
@@ -748,7 +749,7 @@ Result Loader::run(const std::string& text) {
 }
 
 void Loader::parse_root(const Field& root) {
-  const auto m = map(root, {"interface", "ports", "routes", "peers", "dataplane", "nat", "policy"});
+  const auto m = map(root, {"interface", "ports", "routes", "peers", "dataplane", "nat", "policy", "moon"});
   if (!m) return;
 
   // An optional section left empty (`routes:` with every entry commented
@@ -773,6 +774,8 @@ void Loader::parse_root(const Field& root) {
     for (const auto& [tag, field] : peer_tags_)
       error(field, "tag " + quote(tag) + " needs a policy section that declares it in policy.tags");
   }
+
+  if (const auto f = m->get("moon")) parse_moon(*f);
 
   if (interface_mtu_ && tunnel_uses_v6_ && cfg_.interface.mtu < kMinMtuIpv6) {
     error(*interface_mtu_,
@@ -1350,6 +1353,35 @@ void Loader::parse_nat(const Field& f) {
       for (const auto& [key, out] : keys) integer_into(tm->get(key), *out, 1, kMaxNatTimeout);
   }
   cfg_.nat = std::move(nat);
+}
+
+// The moon's own file is only found here; its content (identity, World,
+// budgets) is checked by the data plane with zerotier/moon_config.h, which
+// this library does not link (moongate-dataplane --check does both).
+void Loader::parse_moon(const Field& f) {
+  const auto m = map(f, {"config", "port"});
+  if (!m) return;
+  Moon moon;
+  if (const auto c = required(*m, "config")) {
+    if (const auto s = string(*c)) {
+      if (s->empty()) {
+        error(*c, "must name the moon's YAML file");
+      } else {
+        moon.config = resolve(*s);
+        if (access(moon.config.c_str(), R_OK) != 0)
+          error(*c, "cannot read " + quote(moon.config) + ": " + std::strerror(errno));
+      }
+    }
+  }
+  const auto port = m->get("port");
+  integer_into(port, moon.port, 1, 65535);
+  if (moon.port == cfg_.interface.listen_port)
+    error(port ? port->mark : m->mark, port ? port->path : m->path,
+          "port " + std::to_string(moon.port) + " is interface.listen_port (WireGuard's)");
+  bool wan = false;
+  for (const Port& p : cfg_.ports) wan |= p.role == PortRole::kWan && !p.addresses.empty();
+  if (!wan && !port_role_unknown_) error(m->mark, m->path, "the moon needs a wan port with an address");
+  cfg_.moon = std::move(moon);
 }
 
 void Loader::parse_policy(const Field& f) {

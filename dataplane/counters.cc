@@ -34,6 +34,8 @@ void LcoreCounters::add(const LcoreCounters& o) noexcept {
   handoffs_out += rd(o.handoffs_out);
   handoffs_in += rd(o.handoffs_in);
   to_kernel += rd(o.to_kernel);
+  moon_in += rd(o.moon_in);
+  moon_out += rd(o.moon_out);
   for (std::size_t i = 0; i < kDpDropCount; ++i) drops[i] += rd(o.drops[i]);
 }
 

@@ -30,7 +30,8 @@ namespace moongate::dp {
   X(kNoUnderlay, "no_underlay")         /* endpoint family without a WAN address / route */ \
   X(kPeerRefused, "peer_refused")       /* a netmap peer the device refused (table full) */ \
   X(kNotExit, "not_exit")               /* to the wan port: peer not exit_node, or dst not internet */ \
-  X(kPolicyDenied, "policy_denied")     /* no policy rule accepts it and it is no reply */
+  X(kPolicyDenied, "policy_denied")     /* no policy rule accepts it and it is no reply */ \
+  X(kMoonQueueFull, "moon_queue_full")  /* the moon thread's ring from this worker is full */
 
 enum class DpDrop : std::uint8_t {
 #define MOONGATE_X(name, str) name,
@@ -56,6 +57,8 @@ struct alignas(64) LcoreCounters {
   std::uint64_t handoffs_out = 0;  // packets passed to the owning worker
   std::uint64_t handoffs_in = 0;
   std::uint64_t to_kernel = 0;  // exception path: packets given to the TAP
+  std::uint64_t moon_in = 0;    // frames given to the moon's thread (moon_host.h)
+  std::uint64_t moon_out = 0;   // moon packets this worker sent out of the wan port
   std::array<std::uint64_t, kDpDropCount> drops{};
 
   void drop(DpDrop d) noexcept { ++drops[static_cast<std::size_t>(d)]; }

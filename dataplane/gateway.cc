@@ -57,6 +57,12 @@ Gateway::~Gateway() {
     while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
     rte_ring_free(r);
   }
+  for (auto* rings : {&shared_.moon_rx, &shared_.moon_tx})
+    for (rte_ring* r : *rings) {
+      void* m = nullptr;
+      while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+      rte_ring_free(r);
+    }
   for (rte_ring* r : shared_.commands) {
     if (r == nullptr) continue;
     void* c = nullptr;
@@ -79,7 +85,9 @@ std::string Gateway::init(Settings settings) {
   // Every queue's descriptors, the hand-off rings and the per-lcore caches
   // can hold mbufs at once; the pool covers them with room to spare.
   const auto ports = static_cast<std::uint32_t>(s.ports.size());
-  const std::uint32_t nb_mbufs = 8191 + ports * workers * 2560 + workers * (workers - 1u) * kHandoffRingSize;
+  const std::uint32_t moon_mbufs = s.moon_port != 0 ? 2u * workers * kMoonRingSize : 0;
+  const std::uint32_t nb_mbufs =
+      8191 + ports * workers * 2560 + workers * (workers - 1u) * kHandoffRingSize + moon_mbufs;
   shared_.pool = rte_pktmbuf_pool_create("mg_pool", nb_mbufs, 256, 0, mbuf_data_room(s.ports), socket);
   if (shared_.pool == nullptr) return "mbuf pool: " + rte_err();
   shared_.handoff_field = register_handoff_field();
@@ -136,6 +144,18 @@ std::string Gateway::init(Settings settings) {
         if (r == nullptr) return "hand-off ring: " + rte_err();
         shared_.rings[static_cast<std::size_t>(from) * workers + to] = r;
       }
+  }
+
+  if (s.moon_port != 0) {
+    for (std::uint16_t w = 0; w < workers; ++w) {
+      for (auto* rings : {&shared_.moon_rx, &shared_.moon_tx}) {
+        const std::string name = (rings == &shared_.moon_rx ? "mg_moon_rx_" : "mg_moon_tx_") + std::to_string(w);
+        rte_ring* r = rte_ring_create(name.c_str(), kMoonRingSize, socket,
+                                      RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+        if (r == nullptr) return "moon ring: " + rte_err();
+        rings->push_back(r);
+      }
+    }
   }
 
   // Netmap changes: a command ring per worker, and the RCU state the
@@ -314,6 +334,8 @@ std::string Gateway::status() const {
     o << "policy denied " << denied << " established " << established << "\n";
     for (std::size_t r = 0; r < rules; ++r) o << "policy_rule " << r << " accepted " << accepted[r] << "\n";
   }
+  if (shared_.settings.moon_port != 0) o << "moon in " << c.moon_in << " out " << c.moon_out << "\n";
+  if (extra_status_) o << extra_status_();
   const auto wgd = wg_drops();
   for (std::size_t i = 0; i < wg::kDropCount; ++i)
     if (wgd[i]) o << "wg_drop " << wg::drop_name(static_cast<wg::Drop>(i)) << " " << wgd[i] << "\n";

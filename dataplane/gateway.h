@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,9 @@ class Gateway {
   // Asks the loop to write status() to the status file (SIGUSR1; signal safe).
   static void request_status() noexcept { status_requested_.store(true, std::memory_order_relaxed); }
   void set_status_file(std::string path) { status_file_ = std::move(path); }
+  // Lines added to status() by a service beside the workers (the moon);
+  // called from whichever thread writes the status.
+  void set_extra_status(std::function<std::string()> f) { extra_status_ = std::move(f); }
 
   // Sums over the workers (a slightly stale view while they run).
   LcoreCounters totals() const noexcept;
@@ -67,6 +71,7 @@ class Gateway {
   Shared shared_;  // declared first: the workers point into it
   std::vector<std::unique_ptr<Worker>> workers_;
   std::string status_file_;
+  std::function<std::string()> extra_status_;
   static std::atomic<bool> stop_;
   static std::atomic<bool> status_requested_;
 };

@@ -6,10 +6,13 @@
 //    With --control the netmap (key, listen port, peers, routes) comes from
 //    moongate-control's shared segment instead (waiting for it if needed),
 //    and later changes are applied while forwarding (netmap_service.h).
+//    With `moon:`, the moon's file (identity, World) is read and checked
+//    here too, so --check refuses a moon that could not start.
 // 2. Build the EAL arguments from it (eal_args.h: lcores, memory, hugepages
 //    or not, only the configured PCI devices probed) and initialise the EAL.
 // 3. Open the ports (a queue pair per lcore), build the tables, give each
-//    peer to a worker, run one loop per lcore until SIGINT/SIGTERM. SIGUSR1 writes the status (ports, peers,
+//    peer to a worker, start the moon's thread (moon_host.h) if configured,
+//    run one loop per lcore until SIGINT/SIGTERM. SIGUSR1 writes the status (ports, peers,
 //    counters, drops) to the status file.
 #include <getopt.h>
 #include <rte_eal.h>
@@ -31,10 +34,12 @@
 #include "config/key.h"
 #include "dataplane/eal_args.h"
 #include "dataplane/gateway.h"
+#include "dataplane/moon_host.h"
 #include "dataplane/netmap_service.h"
 #include "dataplane/telemetry.h"
 #include "netmap/segment.h"
 #include "netmap/snapshot.h"
+#include "zerotier/moon_config.h"
 
 namespace {
 
@@ -190,7 +195,9 @@ dp::Settings to_settings(config::Config& cfg) {
     n.max_flows = cfg.nat->max_flows;
     n.timeouts = cfg.nat->timeouts;
     n.reserved_ports = {cfg.interface.listen_port};
+    if (cfg.moon) n.reserved_ports.push_back(cfg.moon->port);
   }
+  if (cfg.moon) s.moon_port = cfg.moon->port;
   return s;
 }
 
@@ -240,6 +247,47 @@ std::string compile_policy(const config::Config& cfg, dp::Settings& s, const net
   return {};
 }
 
+// The moon of `moon.config` (its `moon:` section: identity, World, budgets;
+// docs/moon.md), hashes deferred to the host's worker thread. Its `listen`
+// and `stats` are moongate-moon's: here the moon answers on the wan port's
+// addresses at moon.port, and its counters are in telemetry.
+std::unique_ptr<zerotier::Moon> open_moon(const config::Moon& m, std::string& error) {
+  zerotier::MoonSettings st;
+  const std::string default_listen = st.listen;
+  if (!zerotier::load_moon_yaml(m.config, st, error)) return nullptr;
+  if (st.listen != default_listen)
+    std::fprintf(stderr, "moongate-dataplane: note: moon: listen %s is not used: the moon answers on the wan "
+                 "port's addresses at moon.port %u\n", st.listen.c_str(), static_cast<unsigned>(m.port));
+  if (!st.stats.empty())
+    std::fprintf(stderr, "moongate-dataplane: note: moon: stats is not written: the counters are in telemetry "
+                 "(/moongate/moon) and the status file\n");
+  st.listen = default_listen;  // open_moon parses it; ours is the wan port
+  st.config.defer_verification = true;
+  auto opened = zerotier::open_moon(st, error);
+  if (!opened) return nullptr;
+  try {
+    return std::make_unique<zerotier::Moon>(std::move(opened->identity), std::move(opened->world), st.config);
+  } catch (const std::exception& e) {
+    error = e.what();
+    return nullptr;
+  }
+}
+
+// The moon's thread beside the workers, its telemetry and status lines.
+std::unique_ptr<dp::MoonHost> start_moon(dp::Gateway& gw, std::unique_ptr<zerotier::Moon> moon, std::uint16_t port,
+                                         std::string& error) {
+  const std::string addr = zerotier::address_hex(moon->identity().address);
+  const std::uint64_t world = moon->world().id;
+  auto host = std::make_unique<dp::MoonHost>(gw.shared(), std::move(moon));
+  error = host->start();
+  if (!error.empty()) return nullptr;
+  dp::register_moon_telemetry(host.get());
+  gw.set_extra_status([h = host.get()] { return h->status(); });
+  std::printf("moongate-dataplane: moon %s serving world %016llx on udp port %u\n", addr.c_str(),
+              static_cast<unsigned long long>(world), static_cast<unsigned>(port));
+  return host;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -273,11 +321,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s", loaded.error_text().c_str());
     return 1;
   }
+  config::Config& cfg = loaded.config();
+  std::unique_ptr<zerotier::Moon> moon;
+  if (cfg.moon) {
+    std::string err;
+    moon = open_moon(*cfg.moon, err);
+    if (!moon) {
+      std::fprintf(stderr, "moongate-dataplane: moon: %s\n", err.c_str());
+      return 1;
+    }
+  }
   if (check_only) {
     std::printf("%s: OK\n", config_path.c_str());
     return 0;
   }
-  config::Config& cfg = loaded.config();
 
   std::vector<std::string> args = dp::eal_args(argv[0], cfg);
   std::vector<char*> cargs;
@@ -306,6 +363,15 @@ int main(int argc, char** argv) {
     // word, from its YAML), not from this process's configuration file.
     for (const auto& p : initial.peers) settings.peers.push_back(dp::peer_settings(p));
     if (settings.nat) settings.nat_config.reserved_ports = {settings.listen_port};
+    if (settings.moon_port != 0) {
+      if (settings.moon_port == settings.listen_port) {
+        std::fprintf(stderr, "moongate-dataplane: moon.port %u is the netmap's listen port\n",
+                     static_cast<unsigned>(settings.moon_port));
+        rte_eal_cleanup();
+        return 1;
+      }
+      if (settings.nat) settings.nat_config.reserved_ports.push_back(settings.moon_port);
+    }
     dp::route_settings(initial.routes, settings.ports, settings.routes, settings.routes6);
   }
 
@@ -328,14 +394,28 @@ int main(int argc, char** argv) {
         service->start();
       }
       dp::register_telemetry(&gw);
-      std::printf("moongate-dataplane: %zu ports, %zu peers, %zu workers, aead %s%s; running\n",
-                  cfg.ports.size(), gw.peer_slots(), gw.worker_count(), gw.aead_arch(),
-                  service ? ", netmap from moongate-control" : "");
-      std::fflush(stdout);
-      gw.run();
+      std::unique_ptr<dp::MoonHost> moon_host;
+      if (moon) {
+        std::string why;
+        moon_host = start_moon(gw, std::move(moon), cfg.moon->port, why);
+        if (!moon_host) {
+          std::fprintf(stderr, "moongate-dataplane: %s\n", why.c_str());
+          rc = 1;
+        }
+      }
+      if (rc == 0) {
+        std::printf("moongate-dataplane: %zu ports, %zu peers, %zu workers, aead %s%s; running\n",
+                    cfg.ports.size(), gw.peer_slots(), gw.worker_count(), gw.aead_arch(),
+                    service ? ", netmap from moongate-control" : "");
+        std::fflush(stdout);
+        gw.run();
+      }
       dp::register_telemetry(nullptr);
+      dp::register_moon_telemetry(nullptr);
+      if (moon_host) moon_host->stop();
       if (service) service->stop();
       std::printf("%s", gw.status().c_str());
+      gw.set_extra_status(nullptr);
     }
   }
   rte_eal_cleanup();

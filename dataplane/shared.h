@@ -122,7 +122,17 @@ struct Settings {
   std::size_t policy_rule_capacity = 0;
   std::size_t policy_flows = 65536;
   std::uint64_t policy_timeout_ns = 600'000'000'000ULL;  // idle, either way
+  // The ZeroTier moon (moon_host.h): UDP to the wan port's addresses on
+  // this port goes to it. 0: no moon.
+  std::uint16_t moon_port = 0;
 };
+
+// Each direction of the moon's per-worker rings holds this many mbufs
+// (moon_host.h): a worker's rx burst is 32, the moon thread drains every
+// ring once per pass, so this absorbs a pass's stall of ~1 ms at line rate
+// for the moon's traffic; beyond it frames are dropped and counted
+// (moon_queue_full), never waited for.
+inline constexpr unsigned kMoonRingSize = 1024;
 
 // One per peer. `id` and `owner` are fixed when the peer is created; `peer`
 // is set by the owner when it adds the peer to its device and cleared when
@@ -185,6 +195,10 @@ struct Shared {
   rte_rcu_qsbr* rcu = nullptr;               // workers report quiescent states
   netmap::Segment* segment = nullptr;        // events to the control process, if attached
   int handoff_field = -1;                    // mbuf dynfield offset
+  // With a moon (Settings::moon_port), per worker: frames for the moon's
+  // thread (worker -> moon) and IP packets it sends (moon -> worker, which
+  // adds Ethernet through its neighbour tables). SP/SC, made by the Gateway.
+  std::vector<rte_ring*> moon_rx, moon_tx;
 
   std::uint16_t workers() const noexcept { return settings.workers; }
   rte_ring* ring(std::uint16_t from, std::uint16_t to) const noexcept {

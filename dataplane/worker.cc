@@ -602,6 +602,11 @@ void Worker::poll_wan() {
       drop(m, DpDrop::kMalformed);
       continue;
     }
+    if (settings_.moon_port != 0 && udp->dst_port == rte_cpu_to_be_16(settings_.moon_port) &&
+        wan_->owns(ip->dst_addr)) {
+      moon_in(m);
+      continue;
+    }
     if (udp->dst_port != rte_cpu_to_be_16(routing_->listen_port)) {
       if (!nat_in(m, h, false)) to_kernel(*wan_, m);
       continue;
@@ -667,6 +672,11 @@ void Worker::wan_v6(rte_mbuf* m) {
     }
     // The UDP checksum is not verified: WireGuard authenticates every
     // message itself (the AEAD tag, mac1), which is stronger.
+    if (settings_.moon_port != 0 && ((udp[2] << 8) | udp[3]) == settings_.moon_port &&
+        h.l4_offset == net::kIpv6HeaderLen) {
+      moon_in(m);
+      return;
+    }
     if (((udp[2] << 8) | udp[3]) == routing_->listen_port) {
       wireguard_in(m, static_cast<std::uint16_t>(kEthLen + h.l4_offset + kUdpLen),
                    static_cast<std::uint16_t>(udp_len - kUdpLen), false);
@@ -2043,9 +2053,10 @@ bool Worker::run_once() {
   if (nat_) nat_->expire(now_.mono, 64);
   if (established_) established_->expire(now_.mono, 64);
   report();
+  const bool moon = settings_.moon_port != 0 && moon_drain();
   handoff_flush();
   tx_flush();
-  return commands || counters_.rx_total() + counters_.handoffs_in != before || hs_count_ != 0;
+  return commands || moon || counters_.rx_total() + counters_.handoffs_in != before || hs_count_ != 0;
 }
 
 void Worker::run(const std::atomic<bool>& stop, void (*housekeeping)(void*), void* arg) {
@@ -2191,6 +2202,10 @@ void Worker::report_counters() {
   send("to_kernel", counters_.to_kernel);
   send("icmp_errors", counters_.icmp_errors);
   send("icmp_errors_limited", counters_.icmp_errors_limited);
+  if (settings_.moon_port != 0) {
+    send("moon_in", counters_.moon_in);
+    send("moon_out", counters_.moon_out);
+  }
   for (std::size_t i = 0; i < kDpDropCount; ++i)
     if (counters_.drops[i]) send(std::string("drop_") + dp_drop_name(static_cast<DpDrop>(i)), counters_.drops[i]);
   if (nat_) {

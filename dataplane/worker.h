@@ -13,6 +13,8 @@
 //        owner named by the receiver index (this worker: the decrypt batch,
 //        its index-table slot prefetched), initiations to the bounded
 //        handshake queue;
+//        UDP to a wan address on the moon's port -> the moon thread's
+//        ring (moon_host.h; full: moon_queue_full);
 //        other IPv4 to a NAT address (exit node) -> Nat44 inbound: the
 //        owner of the port slice translates it (others hand the frame
 //        over, kNatReturn) -> the peer's encrypt batch, no policy check;
@@ -53,8 +55,9 @@
 //      UDP/IPv4/Ethernet to the peer's endpoint; Device::complete_send and
 //      the timer-wheel entry once per run of packets to one peer.
 //   4. Timers of due peers (a per-lcore timer wheel); NAT and policy flow
-//      expiry (bounded); hand-off rings out; TX flush per port; idle
-//      back-off.
+//      expiry (bounded); the moon's packets to send (moon_drain:
+//      Ethernet through the neighbour tables); hand-off rings out; TX
+//      flush per port; idle back-off.
 //
 // Nothing here allocates, locks or throws per packet. The prefetches are
 // hints: at 100 000 peers every packet's per-peer state (index slot,
@@ -181,6 +184,11 @@ class Worker final : public wg::DeviceHost {
   void replicate_neighbor_frame(std::size_t port_index, rte_mbuf* m);
 
   void poll_wan();
+  // The moon (moon_host.h, worker_moon.cc): a frame to its UDP port goes to
+  // the moon thread's ring; its replies come back as IP packets to send out
+  // of the wan port. moon_drain returns true when it sent any.
+  void moon_in(rte_mbuf* m);
+  bool moon_drain();
   void poll_lan(Port& port, NeighborTable& neigh);
   bool handle_local(Port& port, NeighborTable& neigh, rte_mbuf* m);  // ARP, ICMP echo to us
   void handle_arp(Port& port, NeighborTable& neigh, rte_mbuf* m, bool learn_only);

@@ -191,7 +191,10 @@ class Client:
         self.id = ident
         self.moon = moon
         self.key = ident.agree(moon.identity.public)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Any address of either family (test_moon_dataplane.py reuses this
+        # client from another namespace, over IPv4 and IPv6).
+        self.ip = bind_ip
+        self.sock = socket.socket(socket.AF_INET6 if ':' in bind_ip else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((bind_ip, 0))
         self.port = self.sock.getsockname()[1]
 
@@ -209,7 +212,7 @@ class Client:
     def hello_packet(self, pid, ts, moons=()):
         p = ztref.packet(self.moon.identity.address, self.id.address, ztref.VERB_HELLO, b'', pid)
         p += bytes([11, 1, 14]) + struct.pack('>HQ', 2, ts) + self.id.serialize()
-        p += ztref.inet('127.0.0.1', self.moon.port) + struct.pack('>QQ', 0x8056c2e21c000001, 1)
+        p += ztref.inet(self.moon.addr[0], self.moon.port) + struct.pack('>QQ', 0x8056c2e21c000001, 1)
         start = len(p)
         p += struct.pack('>H', len(moons))
         for wid, wts in moons:
@@ -243,7 +246,7 @@ class Client:
         assert struct.unpack('>Q', body[:8])[0] == ts, 'timestamp echo'
         assert body[8] >= 4, 'protocol %d' % body[8]
         surface, used = ztref.parse_inet(body[13:])
-        assert surface == ('127.0.0.1', self.port), surface
+        assert surface == (self.ip, self.port), surface
         wl = struct.unpack('>H', body[13 + used:15 + used])[0]
         return body[15 + used:15 + used + wl]
 
