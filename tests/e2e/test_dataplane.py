@@ -42,20 +42,31 @@ def case(name):
 
 
 def ping(ns, dst, count=5, src=None):
-    """(replies, output) of `count` pings. -w: ping waits until every echo is
-    answered or the deadline passes; with only -W it stops waiting two
-    round-trip times after the last echo once any reply came, and on a
-    loaded machine (RTTs of hundreds of ms) late replies were counted lost."""
+    """(replies, output): how many of the echoes 1..count were answered.
+
+    -w: ping waits until `count` echoes are answered or the deadline
+    passes; with only -W it stops waiting two round-trip times after the
+    last echo once any reply came, and on a loaded machine (RTTs of
+    hundreds of ms) late replies were counted lost. While it waits it
+    sends more echoes, so the answered sequence numbers are counted, not
+    ping's total."""
     deadline = int(count * 0.2) + 10
     args = ["ping", "-c", str(count), "-i", "0.2", "-W", "2", "-w", str(deadline), dst]
     if src:
         args += ["-I", src]
     out = sh(*args, ns=ns, capture=True, check=False, timeout=deadline + 10)
+    return answered(out, count), out
+
+
+def answered(out, count):
+    """How many of the echoes 1..count ping's output shows answered."""
+    seqs = set()
     for line in out.splitlines():
-        if "packets transmitted" in line:
-            received = int(line.split(",")[1].split()[0])
-            return received, out
-    return 0, out
+        if " bytes from " in line and "icmp_seq=" in line and "(DUP!)" not in line:
+            seq = int(line.split("icmp_seq=")[1].split()[0])
+            if 1 <= seq <= count:
+                seqs.add(seq)
+    return len(seqs)
 
 
 # Prints the MSS option of the first TCP SYN to a port seen on an interface
