@@ -161,6 +161,11 @@ bool parse_cidr6(const std::string& text, Addr6& addr, std::uint8_t& len, std::s
       return false;
     }
   }
+  static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(bytes, bytes + 12, kMapped)) {
+    why = "'" + text + "' is IPv4-mapped: write the IPv4 address or prefix";
+    return false;
+  }
   Addr6 v{};
   for (int w = 0; w < 4; ++w)
     v[w] = (std::uint32_t{bytes[4 * w]} << 24) | (std::uint32_t{bytes[4 * w + 1]} << 16) |

@@ -37,6 +37,11 @@ using Addr6 = std::array<std::uint32_t, 4>;
 
 // What the classifier looks at, host order. Non-TCP/UDP packets carry
 // ports 0 (an ICMP packet matches a rule only with ports "*").
+// `initiating`: the packet can only start a flow, never answer one (an
+// ICMP echo request): the return-traffic table never lets it through as a
+// reply. (Without it, an echo request from a host a peer pinged would be
+// the reverse of the peer's noted flow: ICMP has no ports to tell them
+// apart.) The classifier does not read it.
 struct Packet {
   std::uint32_t peer = 0;  // source peer id; 0: not from a peer
   std::uint32_t src = 0;
@@ -44,6 +49,7 @@ struct Packet {
   std::uint8_t proto = 0;
   std::uint16_t sport = 0;
   std::uint16_t dport = 0;
+  bool initiating = false;
 };
 
 struct FlatRule {
@@ -69,6 +75,7 @@ struct Packet6 {
   std::uint8_t proto = 0;
   std::uint16_t sport = 0;
   std::uint16_t dport = 0;
+  bool initiating = false;  // an ICMPv6 echo request
 };
 
 struct FlatRule6 {

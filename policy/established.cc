@@ -96,7 +96,7 @@ template <class Pkt>
 bool BasicEstablished<Pkt>::is_reply(const Pkt& p, std::uint64_t now_ns) noexcept {
   // The reverse of the accepted direction.
   const Key k{p.dst, p.src, p.dport, p.sport, p.proto};
-  if (k.proto == 0) return false;
+  if (k.proto == 0 || p.initiating) return false;
   Entry* e = find(k, now_ns);
   if (e == nullptr) return false;
   e->expires = now_ns + timeout_;

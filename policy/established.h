@@ -5,7 +5,8 @@
 //   1. A packet a rule accepted: note(tuple, now). Its reverse tuple is
 //      now allowed for `timeout` after the latest packet either way.
 //   2. A packet no rule accepts: is_reply(tuple, now). True when it is the
-//      reverse of a noted flow (and refreshes it); else the packet is denied.
+//      reverse of a noted flow (and refreshes it) and can be a reply at all
+//      (not `initiating`: an echo request is none); else it is denied.
 //   3. expire(now, budget) on the loop: frees flows past their time,
 //      bounded work (the same lazy timer wheel as nat/flow_table.h).
 //
@@ -55,10 +56,10 @@ class BasicEstablished {
   // is_reply() each, so the cache misses of the burst overlap.
   // (Protocol 0 is never tracked: nothing to load.)
   void prefetch(const Pkt& p, bool reply) const noexcept {
-    if (p.proto != 0) table_.prefetch(lookup_key(p, reply));
+    if (p.proto != 0 && !(reply && p.initiating)) table_.prefetch(lookup_key(p, reply));
   }
   void prefetch_entry(const Pkt& p, bool reply) const noexcept {
-    if (p.proto == 0) return;
+    if (p.proto == 0 || (reply && p.initiating)) return;
     if (const Slot* s = table_.find(lookup_key(p, reply))) __builtin_prefetch(&entries_[s->entry]);
   }
 

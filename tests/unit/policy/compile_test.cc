@@ -191,6 +191,10 @@ TEST(PolicyCompile, Ipv6PrefixParsing) {
   EXPECT_FALSE(parse_cidr6("2001:db8::/0128", a, len, why));
   EXPECT_FALSE(parse_cidr6("10.0.0.0/8", a, len, why));
   EXPECT_EQ(why, "'10.0.0.0/8' is not an IPv6 address or prefix");
+  EXPECT_FALSE(parse_cidr6("::ffff:10.0.0.0/104", a, len, why));
+  EXPECT_EQ(why, "'::ffff:10.0.0.0/104' is IPv4-mapped: write the IPv4 address or prefix");
+  ASSERT_TRUE(parse_cidr6("64:ff9b::10.0.0.1", a, len, why)) << why;  // NAT64's prefix: IPv6
+  EXPECT_EQ(a, v6(0x0064ff9b, 0, 0, 0x0a000001));
 }
 
 TEST(PolicyCompile, ReportsIpv6ErrorsWithTheirPaths) {

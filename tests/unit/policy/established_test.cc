@@ -25,6 +25,9 @@ TEST(Established, RepliesOfNotedFlowsOnlyUntilTimeout) {
   Packet other = reply;
   other.sport = 23;
   EXPECT_FALSE(e.is_reply(other, now));
+  other = reply;
+  other.initiating = true;  // never a reply, whatever the tuple
+  EXPECT_FALSE(e.is_reply(other, now));
   now += 59 * kS;
   EXPECT_TRUE(e.is_reply(reply, now));  // refreshes
   now += 59 * kS;
@@ -97,9 +100,15 @@ TEST(Established6, RepliesOfNotedFlowsOnlyUntilTimeout) {
   other.proto = 6;
   EXPECT_FALSE(e.is_reply(other, now));
   // ICMPv6 echo: no ports, the addresses and the protocol make the flow.
-  const Packet6 ping{1, alice, host, kProtoIcmpv6, 0, 0};
+  // The host's echo reply is a reply; its own echo request to alice is
+  // not, though it has the same tuple (no ports to tell them apart).
+  const Packet6 ping{1, alice, host, kProtoIcmpv6, 0, 0, true};
   ASSERT_TRUE(e.note(ping, now));
   EXPECT_TRUE(e.is_reply({0, host, alice, kProtoIcmpv6, 0, 0}, now));
+  const Packet6 their_ping{0, host, alice, kProtoIcmpv6, 0, 0, true};
+  EXPECT_FALSE(e.is_reply(their_ping, now));
+  e.prefetch(their_ping, true);  // nothing to look up
+  e.prefetch_entry(their_ping, true);
   now += 59 * kS;
   EXPECT_TRUE(e.is_reply(reply, now));  // refreshes the UDP flow only
   now += 30 * kS;
