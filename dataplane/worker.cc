@@ -1179,6 +1179,9 @@ void Worker::policy_encrypt6(std::uint16_t n, bool* denied) noexcept {
     }
     if (k == 0) continue;
     shared_.acl->classify6(ptr, k, rule);
+    // The table's slots, then entries, for the chunk (as policy_flush6).
+    for (std::uint16_t j = 0; j < k; ++j) established6_->prefetch(pk[j], rule[j] < 0);
+    for (std::uint16_t j = 0; j < k; ++j) established6_->prefetch_entry(pk[j], rule[j] < 0);
     for (std::uint16_t j = 0; j < k; ++j) {
       if (rule[j] >= 0) {
         rule_counters_->accept(rule[j]);

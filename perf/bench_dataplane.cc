@@ -559,20 +559,24 @@ void World::service() {
           const auto* arp = reinterpret_cast<const rte_arp_hdr*>(eth + 1);
           if (arp->arp_opcode == htons(RTE_ARP_OP_REQUEST)) answer_arp(*port, arp);
         } else if (eth->ether_type == htons(RTE_ETHER_TYPE_IPV6) && port == &lan) {
-          // --ipv6: the LAN host answers Neighbor Solicitations; the rest is data.
+          // --ipv6: the LAN host answers the gateway's Neighbor
+          // Solicitations (built directly: this harness trusts what the
+          // gateway sends); the rest is data.
           const auto* ip6 = reinterpret_cast<const std::uint8_t*>(eth + 1);
-          moongate::net::NeighborSolicitation ns;
-          if (moongate::net::parse_neighbor_solicitation(ip6, len - kEth, ns)) {
+          if (len >= kEth + kIp6 + moongate::net::kNdpMessageLen && ip6[6] == IPPROTO_ICMPV6 &&
+              ip6[kIp6] == moongate::net::kIcmpv6NeighborSolicitation &&
+              std::memcmp(ip6 + kIp6 + 8, kLanHost6.data(), 16) == 0) {
             rte_mbuf* r = rte_pktmbuf_alloc(pool);
             if (r == nullptr) die("benchmark mbuf pool exhausted");
             auto* out = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(r, moongate::net::kNdpFrameLen));
-            const auto src = moongate::net::MacAddress::load(eth->src_addr.addr_bytes);
-            const auto host_mac = moongate::net::MacAddress::load(kHostMac.addr_bytes);
-            if (moongate::net::build_na_reply(out, moongate::net::kNdpFrameLen, ns, src, host_mac, kLanHost6,
-                                              false) == 0)
-              rte_pktmbuf_free(r);
-            else
-              enqueue_all(lan.rx, &r, 1);
+            moongate::net::Ipv6Address gw_ip{};
+            std::memcpy(gw_ip.data(), ip6 + 8, 16);
+            moongate::net::NaFlags flags;
+            flags.solicited = true;
+            moongate::net::build_neighbor_advertisement(
+                out, moongate::net::kNdpFrameLen, moongate::net::MacAddress::load(eth->src_addr.addr_bytes),
+                moongate::net::MacAddress::load(kHostMac.addr_bytes), kLanHost6, gw_ip, kLanHost6, flags);
+            enqueue_all(lan.rx, &r, 1);
           } else {
             ++lan_out;
           }
