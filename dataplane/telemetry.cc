@@ -134,7 +134,7 @@ int policy_cb(const char*, const char*, rte_tel_data* d) {
     if (const policy::RuleCounters* rc = gw->worker(i).rule_counters()) {
       denied += rc->denied();
       established += rc->established_count();
-      flows += gw->worker(i).established()->size();
+      flows += gw->worker(i).established()->size() + gw->worker(i).established6()->size();
       rules = rc->rules();
     }
   rte_tel_data_add_dict_u64(d, "denied", denied);

@@ -217,6 +217,8 @@ std::string Worker::init() {
       const std::uint64_t seed = (settings_.nat_config.seed ^ 0x5bd1e9955bd1e995ULL) + id_;
       established_ = std::make_unique<policy::Established>(settings_.policy_flows, settings_.policy_timeout_ns,
                                                            seed, now_.mono);
+      established6_ = std::make_unique<policy::Established6>(settings_.policy_flows, settings_.policy_timeout_ns,
+                                                             seed ^ 0x9e3779b97f4a7c15ULL, now_.mono);
       rule_counters_ = std::make_unique<policy::RuleCounters>(settings_.policy_compiled.rule_count,
                                                               settings_.policy_rule_capacity);
     } catch (const std::exception& e) {
@@ -980,6 +982,7 @@ void Worker::decrypt_flush() {
   finish_run();
   rx_count_ = 0;
   policy_flush();
+  policy_flush6();
   exit_flush();
 }
 
@@ -1053,6 +1056,9 @@ policy::Packet Worker::policy_packet(const std::uint8_t* ip, const net::Ipv4Head
     p.sport = static_cast<std::uint16_t>((l4[0] << 8) | l4[1]);
     p.dport = static_cast<std::uint16_t>((l4[2] << 8) | l4[3]);
   }
+  // An echo request is never return traffic (policy::Packet::initiating).
+  p.initiating = p.proto == IPPROTO_ICMP && !h.is_fragment() && h.total_len > h.header_len &&
+                 ip[h.header_len] == net::kIcmpEchoRequest;
   return p;
 }
 
@@ -1095,13 +1101,121 @@ void Worker::policy_flush() {
   }
 }
 
+policy::Packet6 Worker::policy_packet6(const std::uint8_t* ip, const net::Ipv6Header& h,
+                                       std::uint32_t peer) noexcept {
+  policy::Packet6 p;
+  p.peer = peer;
+  for (std::size_t w = 0; w < 4; ++w) {
+    p.src[w] = net::load_be32(h.src.data() + 4 * w);
+    p.dst[w] = net::load_be32(h.dst.data() + 4 * w);
+  }
+  // The upper-layer protocol past the extension headers; ports as for
+  // IPv4: TCP and UDP, no fragment, the header there.
+  p.proto = h.protocol;
+  if ((p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) && !h.is_fragment &&
+      h.l4_offset + 4u <= h.total_len()) {
+    const std::uint8_t* l4 = ip + h.l4_offset;
+    p.sport = static_cast<std::uint16_t>((l4[0] << 8) | l4[1]);
+    p.dport = static_cast<std::uint16_t>((l4[2] << 8) | l4[3]);
+  }
+  p.initiating = p.proto == IPPROTO_ICMPV6 && !h.is_fragment && h.l4_offset < h.total_len() &&
+                 ip[h.l4_offset] == net::kIcmpv6EchoRequest;
+  return p;
+}
+
+// policy_flush for IPv6: its own rte_acl context and return-traffic table,
+// the same rule counters (a rule's IPv4 and IPv6 entries are one rule).
+void Worker::policy_flush6() {
+  if (policy6_count_ == 0) return;
+  const std::uint16_t n = policy6_count_;
+  policy6_count_ = 0;
+  policy::Packet6 pk[kBurst];
+  policy::AclInput6 in[kBurst];
+  const policy::AclInput6* ptr[kBurst];
+  int rule[kBurst];
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const PolicyItem6& it = policy6_items_[i];
+    pk[i] = policy_packet6(rte_pktmbuf_mtod(it.m, const std::uint8_t*), it.h, it.from->id + 1);
+    in[i] = policy::make_acl_input6(pk[i]);
+    ptr[i] = &in[i];
+  }
+  policy_->acl->classify6(ptr, n, rule);
+  for (std::uint16_t i = 0; i < n; ++i) established6_->prefetch(pk[i], rule[i] < 0);
+  for (std::uint16_t i = 0; i < n; ++i) established6_->prefetch_entry(pk[i], rule[i] < 0);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    PolicyItem6& it = policy6_items_[i];
+    if (rule[i] >= 0) {
+      rule_counters_->accept(rule[i]);
+      established6_->note(pk[i], now_.mono);
+    } else if (established6_->is_reply(pk[i], now_.mono)) {
+      rule_counters_->established();
+    } else {
+      rule_counters_->deny();
+      drop(it.m, DpDrop::kPolicyDenied);
+      continue;
+    }
+    forward_inner_v6(*it.from, it.m, it.h);
+  }
+}
+
+// The encrypt path's IPv6 half (policy_encrypt has the rule): IPv6 from a
+// LAN or the wan port (a routed prefix) classified with source peer 0,
+// IPv6 from another peer noted. Marks the denied in `denied`.
+void Worker::policy_encrypt6(std::uint16_t n, bool* denied) noexcept {
+  policy::Packet6 pk[kBurst];
+  policy::AclInput6 in[kBurst];
+  const policy::AclInput6* ptr[kBurst];
+  int rule[kBurst];
+  std::uint16_t at[kBurst];
+  std::uint16_t i = 0;
+  while (i < n) {
+    std::uint16_t k = 0;  // IPv6 LAN packets of this chunk
+    for (; i < n && k < kBurst; ++i) {
+      TxItem& it = enc_items_[i];
+      if (it.origin == Origin::kChecked) continue;
+      const std::uint8_t* ip = rte_pktmbuf_mtod(it.m, const std::uint8_t*);
+      const std::uint16_t len = rte_pktmbuf_data_len(it.m);
+      if (len < 1 || (ip[0] >> 4) != 6) continue;
+      net::Ipv6Header h;
+      if (net::parse_ipv6(ip, len, h) != net::Ipv6Status::kOk) {  // checked on the way in: not expected
+        rule_counters_->deny();
+        denied[i] = true;
+        continue;
+      }
+      if (it.origin == Origin::kPeer) {
+        established6_->note(policy_packet6(ip, h, 0), now_.mono);
+        continue;
+      }
+      pk[k] = policy_packet6(ip, h, 0);
+      in[k] = policy::make_acl_input6(pk[k]);
+      ptr[k] = &in[k];
+      at[k++] = i;
+    }
+    if (k == 0) continue;
+    policy_->acl->classify6(ptr, k, rule);
+    // The table's slots, then entries, for the chunk (as policy_flush6).
+    for (std::uint16_t j = 0; j < k; ++j) established6_->prefetch(pk[j], rule[j] < 0);
+    for (std::uint16_t j = 0; j < k; ++j) established6_->prefetch_entry(pk[j], rule[j] < 0);
+    for (std::uint16_t j = 0; j < k; ++j) {
+      if (rule[j] >= 0) {
+        rule_counters_->accept(rule[j]);
+        established6_->note(pk[j], now_.mono);
+      } else if (established6_->is_reply(pk[j], now_.mono)) {
+        rule_counters_->established();
+      } else {
+        rule_counters_->deny();
+        denied[at[j]] = true;
+      }
+    }
+  }
+}
+
 // The encrypt path's policy stage, on the destination peer's owner (where
-// that peer's replies are decrypted and checked): IPv4 from a LAN is
-// classified with source peer 0 (accepted: noted; else a reply or denied);
-// IPv4 from another peer was accepted on its decrypting lcore and is only
-// noted here. IPv6 from a LAN or the wan port (routed prefixes) is denied:
-// rules are IPv4 only, so no IPv6 flow is accepted and none has replies
-// (IPv6 from a peer never gets here, route_inner_v6 denied it).
+// that peer's replies are decrypted and checked): a packet from a LAN (or,
+// IPv6, from the wan port's routed prefixes) is classified with source
+// peer 0 (accepted: noted; else a reply or denied); one from another peer
+// was accepted on its decrypting lcore and is only noted here. IPv4 here,
+// IPv6 in policy_encrypt6.
 std::uint16_t Worker::policy_encrypt(std::uint16_t n) noexcept {
   policy::Packet pk[kBurst];
   policy::AclInput in[kBurst];
@@ -1117,11 +1231,6 @@ std::uint16_t Worker::policy_encrypt(std::uint16_t n) noexcept {
       if (it.origin == Origin::kChecked) continue;
       const std::uint8_t* ip = rte_pktmbuf_mtod(it.m, const std::uint8_t*);
       const std::uint16_t len = rte_pktmbuf_data_len(it.m);
-      if (len >= 1 && (ip[0] >> 4) == 6 && it.origin == Origin::kLan) {
-        rule_counters_->deny();
-        denied[i] = true;
-        continue;
-      }
       if (len < net::kIpv4HeaderLen || (ip[0] >> 4) != 4) continue;
       net::Ipv4Header h;
       h.header_len = static_cast<std::uint8_t>((ip[0] & 0x0f) * 4);
@@ -1150,6 +1259,7 @@ std::uint16_t Worker::policy_encrypt(std::uint16_t n) noexcept {
       }
     }
   }
+  policy_encrypt6(n, denied);
   std::uint16_t kept = 0;
   for (std::uint16_t j = 0; j < n; ++j) {
     if (denied[j]) {
@@ -1597,14 +1707,17 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
     drop(m, DpDrop::kTtlExpired);
     return;
   }
-  // Default deny holds for IPv6 too: rules are IPv4 only, so no IPv6 flow
-  // is ever accepted and none can have replies. Every IPv6 packet from a
-  // peer (to a LAN, another peer or the wan port) is denied under a policy.
-  if (policy_) {
-    rule_counters_->deny();
-    drop(m, DpDrop::kPolicyDenied);
+  if (policy_) {  // the access policy: classified with the burst (policy_flush6)
+    if (policy6_count_ == kBurst) policy_flush6();
+    policy6_items_[policy6_count_++] = PolicyItem6{m, &from, h};
     return;
   }
+  forward_inner_v6(from, m, h);
+}
+
+void Worker::forward_inner_v6(PeerCtx& from, rte_mbuf* m, const net::Ipv6Header& h) {
+  auto* p = rte_pktmbuf_mtod(m, std::uint8_t*);
+  const std::size_t total = h.total_len();
   if (PeerCtx* to = peer_for_v6(h.dst.data())) {
     to_peer(*to, m, Origin::kPeer);
     return;
@@ -2052,6 +2165,7 @@ bool Worker::run_once() {
   run_timers();
   if (nat_) nat_->expire(now_.mono, 64);
   if (established_) established_->expire(now_.mono, 64);
+  if (established6_) established6_->expire(now_.mono, 64);
   report();
   const bool moon = settings_.moon_port != 0 && moon_drain();
   handoff_flush();
@@ -2224,7 +2338,7 @@ void Worker::report_counters() {
   if (rule_counters_ && counters_epoch_ != 0) {
     send("policy_denied", rule_counters_->denied());
     send("policy_established", rule_counters_->established_count());
-    send("policy_flows", established_->size());
+    send("policy_flows", established_->size() + established6_->size());
     // How many rule counters follow (the rules of the policy in force; 0
     // without one): the control process shows no rule beyond it.
     send("policy_rules", policy_ ? rule_counters_->rules() : 0);

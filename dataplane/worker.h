@@ -19,7 +19,7 @@
 //        owner of the port slice translates it (others hand the frame
 //        over, kNatReturn) -> the peer's encrypt batch, no policy check;
 //        IPv6 to a routed prefix -> the peer holding the address (with a
-//        policy: checked on its owner's encrypt path, as from a LAN);
+//        policy: classified on its owner's encrypt path, as from a LAN);
 //        anything else: the TAP or a counted drop.
 //      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
 //      pre-checks (Device::prepare_receive, keypairs prefetched a few
@@ -27,9 +27,9 @@
 //      AeadBurst::decrypt -> the inner sources and destinations looked up
 //      in the allowed-IPs LPM together -> per packet: the replay window
 //      (Device::accept_receive), the source check, TTL -> with a policy,
-//      the burst classified by rte_acl (policy_flush: accept and note, a
-//      reply of a noted flow, or policy_denied; IPv6 is denied: rules
-//      are IPv4 only) -> route the inner packet:
+//      the burst classified by rte_acl (policy_flush, IPv6 in its own
+//      batch and context: policy_flush6: accept and note, a reply of a
+//      noted flow, or policy_denied) -> route the inner packet:
 //      (hub) to another peer (through the encrypt batch, or to its owner),
 //      to a LAN next hop, or the exit: an exit_node peer's packet to an
 //      internet destination out of the WAN, IPv4 NAT'ed as a burst
@@ -48,7 +48,7 @@
 //      prefetched when this worker owns it) -> its owner -> the encrypt
 //      batch. TAP rx -> out of its port as it is.
 //   3. Encrypt batch -> with a policy, LAN packets classified (source peer
-//      0; IPv6 denied) and hub packets noted on this, the destination peer's, lcore
+//      0; IPv4 and IPv6) and hub packets noted on this, the destination peer's, lcore
 //      (policy_encrypt) -> Device::prepare_send per packet (keypairs
 //      prefetched a few packets ahead; no session: the packet is staged on
 //      its peer and a handshake starts) -> one AeadBurst::encrypt ->
@@ -78,6 +78,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/handoff.h"
 #include "dataplane/neighbor.h"
+#include "dataplane/net/ipv6.h"
 #include "dataplane/port.h"
 #include "dataplane/rate_limit.h"
 #include "dataplane/routing.h"
@@ -155,6 +156,7 @@ class Worker final : public wg::DeviceHost {
   // This worker's per-rule counters (nullptr without a policy).
   const policy::RuleCounters* rule_counters() const noexcept { return rule_counters_.get(); }
   const policy::Established* established() const noexcept { return established_.get(); }
+  const policy::Established6* established6() const noexcept { return established6_.get(); }
 
  private:
   struct TxBuffer {
@@ -219,9 +221,18 @@ class Worker final : public wg::DeviceHost {
   static policy::Packet policy_packet(const std::uint8_t* ip, const net::Ipv4Header& h,
                                       std::uint32_t peer) noexcept;
   // The encrypt path's policy stage over enc_items_[0, n): returns the
-  // count kept (denied packets freed and counted).
+  // count kept (denied packets freed and counted). Its IPv6 half marks
+  // the IPv6 packets it denies in `denied`.
   std::uint16_t policy_encrypt(std::uint16_t n) noexcept;
+  void policy_encrypt6(std::uint16_t n, bool* denied) noexcept;
   void route_inner_v6(PeerCtx& from, rte_mbuf* m);
+  // After the checks of route_inner_v6 (and the policy): to a peer, a LAN,
+  // a static route or the exit.
+  void forward_inner_v6(PeerCtx& from, rte_mbuf* m, const net::Ipv6Header& h);
+  // The IPv6 policy stage of the decrypt path (as policy_flush).
+  void policy_flush6();
+  static policy::Packet6 policy_packet6(const std::uint8_t* ip, const net::Ipv6Header& h,
+                                        std::uint32_t peer) noexcept;
   // Exit node (docs/exit-node.md). exit_out: a decrypted IPv4 packet no
   // peer, LAN or route claims: checked (exit_node peer, internet
   // destination) and queued for exit_flush, which translates the queue as
@@ -327,6 +338,7 @@ class Worker final : public wg::DeviceHost {
   std::unique_ptr<nat::Nat44> nat_;     // with `nat:`: this lcore's flows and port slice
   std::vector<std::uint32_t> nat_pool_; // its external addresses, network order
   std::unique_ptr<policy::Established> established_;    // with a policy
+  std::unique_ptr<policy::Established6> established6_;  // with a policy (or one possible: --control)
   std::unique_ptr<policy::RuleCounters> rule_counters_; // with a policy (or one possible: --control)
   const Routing* routing_ = nullptr;  // this iteration's (loaded once per iteration)
   const PolicyState* policy_ = nullptr;  // routing_'s policy; nullptr: none, everything routed passes
@@ -385,6 +397,13 @@ class Worker final : public wg::DeviceHost {
   };
   PolicyItem policy_items_[kBurst];
   std::uint16_t policy_count_ = 0;
+  struct PolicyItem6 {
+    rte_mbuf* m;
+    PeerCtx* from;
+    net::Ipv6Header h;
+  };
+  PolicyItem6 policy6_items_[kBurst];
+  std::uint16_t policy6_count_ = 0;
   std::uint16_t enc_count_ = 0;
   bool in_encrypt_flush_ = false;
 };

@@ -42,8 +42,15 @@
 // With --policy, a one-rule policy (accept everything) is classified too
 // (the decrypt burst through rte_acl, the return-traffic table noted).
 //
+// IPv6 inner traffic (--ipv6, the plain path only): the LAN port also has
+// 2001:db8:a::1/64, the LAN host is 2001:db8:a::2 (its Neighbor
+// Solicitations answered from the ring), peer i's allowed IP is
+// 2001:db8:b::<i>/128; the inner packets are IPv6/UDP (sizes >= 48), with
+// --policy through the IPv6 context and table (policy_flush6 on decrypt,
+// policy_encrypt6 on encrypt).
+//
 // Usage: bench_dataplane [--peers N] [--k K] [--sizes 64,512,1420] [--reps R]
-//                        [--exit F] [--policy]
+//                        [--exit F] [--policy] [--ipv6]
 //                        [--modes cold,recycled] [--recycle W] [--hugepages]
 //                        [--ceiling-bursts B] [--lcore L] [--json FILE]
 //                        [--no-header] [-- EAL args]
@@ -65,6 +72,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -76,6 +84,7 @@
 #include "crypto/aead_burst.h"
 #include "crypto/x25519.h"
 #include "dataplane/gateway.h"
+#include "dataplane/net/ndp.h"
 #include "wireguard/device.h"
 #include "wireguard/messages.h"
 
@@ -116,6 +125,17 @@ std::uint32_t peer_inner(std::uint32_t i) { return ip4(10, 128 + i / 65536, (i /
 std::uint32_t peer_outer(std::uint32_t i) { return htonl((198u << 24 | 18u << 16) + i); }
 std::uint32_t peer_of_outer(std::uint32_t addr) { return ntohl(addr) - (198u << 24 | 18u << 16); }
 
+// --ipv6: the LAN's prefix, the LAN host, peer i's inner address.
+using V6 = std::array<std::uint8_t, 16>;
+constexpr V6 kLanIp6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+constexpr V6 kLanHost6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+constexpr std::uint16_t kIp6 = 40;
+V6 peer_inner6(std::uint32_t i) {
+  V6 a = {0x20, 0x01, 0x0d, 0xb8, 0, 0x0b};
+  for (int b = 0; b < 4; ++b) a[12 + b] = static_cast<std::uint8_t>(i >> (24 - 8 * b));
+  return a;
+}
+
 wg::Instant now() {
   timespec m{}, w{};
   clock_gettime(CLOCK_MONOTONIC, &m);
@@ -144,6 +164,7 @@ struct Options {
   std::uint32_t ceiling_bursts = 1024;
   std::uint32_t exit_flows = 0;  // --exit F: 0 = the plain subnet-router path
   bool policy = false;
+  bool ipv6 = false;  // --ipv6: IPv6 inner packets
   int lcore = 0;
   std::string json;
   bool header = true;
@@ -203,6 +224,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--hugepages") o.hugepages = true;
     else if (a == "--exit") o.exit_flows = static_cast<std::uint32_t>(std::stoul(value()));
     else if (a == "--policy") o.policy = true;
+    else if (a == "--ipv6") o.ipv6 = true;
     else if (a == "--modes") {
       const std::string v = value();
       o.modes.clear();
@@ -229,8 +251,11 @@ Options parse(int argc, char** argv) {
   if (o.modes.empty()) o.modes = {Mode::kCold, Mode::kRecycled};
   if (o.exit_flows != 0 && (o.exit_flows < o.peers || o.exit_flows % o.peers != 0 || o.exit_flows / o.peers > 50000))
     usage("--exit F: a multiple of --peers, at most 50 000 flows per peer");
-  for (std::uint32_t s : o.sizes)
-    if (s < kIp + kUdp || s > kTunnelMtu) usage("sizes must be 28..1420 (inner IPv4 packet bytes)");
+  if (o.ipv6 && o.exit_flows != 0) usage("--ipv6 is for the plain path (no --exit)");
+  for (std::uint32_t s : o.sizes) {
+    if (!o.ipv6 && (s < kIp + kUdp || s > kTunnelMtu)) usage("sizes must be 28..1420 (inner IPv4 packet bytes)");
+    if (o.ipv6 && (s < kIp6 + kUdp || s > kTunnelMtu)) usage("--ipv6: sizes must be 48..1420 (inner IPv6 packet bytes)");
+  }
   // Hugepages: memory taken from the hugepage pool as needed (in-memory: no
   // hugetlbfs mount or files needed). Without: 4 KiB pages.
   if (o.eal.empty() && o.hugepages)
@@ -270,6 +295,29 @@ void write_inner(std::uint8_t* p, std::uint32_t src, std::uint32_t dst, std::uin
   udp->dgram_cksum = 0;
   std::uint8_t* payload = reinterpret_cast<std::uint8_t*>(udp + 1);
   const std::size_t n = total - kIp - kUdp;
+  std::memset(payload, 0x5a, n);
+  if (n >= 4) std::memcpy(payload, &seq, 4);
+}
+
+// An inner IPv6/UDP packet of `total` bytes at p. (UDP checksum 0: the
+// gateway forwards without reading it.)
+void write_inner6(std::uint8_t* p, const V6& src, const V6& dst, std::uint16_t total, std::uint32_t seq) {
+  const auto payload_len = static_cast<std::uint16_t>(total - kIp6);
+  p[0] = 0x60;
+  p[1] = p[2] = p[3] = 0;
+  p[4] = static_cast<std::uint8_t>(payload_len >> 8);
+  p[5] = static_cast<std::uint8_t>(payload_len);
+  p[6] = IPPROTO_UDP;
+  p[7] = 64;
+  std::memcpy(p + 8, src.data(), 16);
+  std::memcpy(p + 24, dst.data(), 16);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(p + kIp6);
+  udp->src_port = htons(40000);
+  udp->dst_port = htons(5201);
+  udp->dgram_len = htons(payload_len);
+  udp->dgram_cksum = 0;
+  std::uint8_t* payload = reinterpret_cast<std::uint8_t*>(udp + 1);
+  const std::size_t n = total - kIp6 - kUdp;
   std::memset(payload, 0x5a, n);
   if (n >= 4) std::memcpy(payload, &seq, 4);
 }
@@ -356,7 +404,7 @@ class World {
   PeerHost host;
   std::vector<PeerSide> peers;
   std::unique_ptr<crypto::AeadBurst> aead;  // the peers' and the ceiling's
-  std::uint64_t lan_out = 0;  // IPv4 frames seen on the LAN tx ring (set-up)
+  std::uint64_t lan_out = 0;  // IPv4 (--ipv6: IPv6) data frames seen on the LAN tx ring (set-up)
   std::vector<std::uint16_t> ext_port;  // --exit: flow -> its external port (learnt in set-up)
 
   void setup_ports();
@@ -427,6 +475,7 @@ void World::setup_gateway() {
   l.role = dp::PortRole::kLan;
   l.device = lan.name;
   l.v4 = {dp::Ipv4Iface{kLanIp, 24}};
+  if (opt.ipv6) l.v6 = {dp::Ipv6Iface{kLanIp6, 64}};
   s.ports = {w, l};
 
   peers.resize(opt.peers);
@@ -446,6 +495,7 @@ void World::setup_gateway() {
     dp::PeerSettings ps;
     ps.public_key = pk;
     ps.allowed_v4 = {{peer_inner(i), 32}};
+    if (opt.ipv6) ps.allowed_v6 = {{peer_inner6(i), 128}};
     const std::uint32_t outer = peer_outer(i);
     ps.endpoint = wg::Endpoint::v4(reinterpret_cast<const std::uint8_t*>(&outer), kPeerPort);
     ps.exit_node = opt.exit_flows != 0;
@@ -464,6 +514,7 @@ void World::setup_gateway() {
     s.policy = true;
     s.policy_compiled.rule_count = 1;
     s.policy_compiled.flat = {moongate::policy::FlatRule{}};  // rule 0, any source, *:*, any protocol
+    s.policy_compiled.flat6 = {moongate::policy::FlatRule6{}};  // the same rule's IPv6 half (as "*:*" compiles)
     s.policy_flows = 2 * static_cast<std::size_t>(std::max<std::uint32_t>(opt.exit_flows, opt.peers));
   }
   if (std::string err = gw.init(std::move(s)); !err.empty()) die("gateway init: " + err);
@@ -507,6 +558,28 @@ void World::service() {
         if (eth->ether_type == htons(RTE_ETHER_TYPE_ARP)) {
           const auto* arp = reinterpret_cast<const rte_arp_hdr*>(eth + 1);
           if (arp->arp_opcode == htons(RTE_ARP_OP_REQUEST)) answer_arp(*port, arp);
+        } else if (eth->ether_type == htons(RTE_ETHER_TYPE_IPV6) && port == &lan) {
+          // --ipv6: the LAN host answers the gateway's Neighbor
+          // Solicitations (built directly: this harness trusts what the
+          // gateway sends); the rest is data.
+          const auto* ip6 = reinterpret_cast<const std::uint8_t*>(eth + 1);
+          if (len >= kEth + kIp6 + moongate::net::kNdpMessageLen && ip6[6] == IPPROTO_ICMPV6 &&
+              ip6[kIp6] == moongate::net::kIcmpv6NeighborSolicitation &&
+              std::memcmp(ip6 + kIp6 + 8, kLanHost6.data(), 16) == 0) {
+            rte_mbuf* r = rte_pktmbuf_alloc(pool);
+            if (r == nullptr) die("benchmark mbuf pool exhausted");
+            auto* out = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(r, moongate::net::kNdpFrameLen));
+            moongate::net::Ipv6Address gw_ip{};
+            std::memcpy(gw_ip.data(), ip6 + 8, 16);
+            moongate::net::NaFlags flags;
+            flags.solicited = true;
+            moongate::net::build_neighbor_advertisement(
+                out, moongate::net::kNdpFrameLen, moongate::net::MacAddress::load(eth->src_addr.addr_bytes),
+                moongate::net::MacAddress::load(kHostMac.addr_bytes), kLanHost6, gw_ip, kLanHost6, flags);
+            enqueue_all(lan.rx, &r, 1);
+          } else {
+            ++lan_out;
+          }
         } else if (eth->ether_type == htons(RTE_ETHER_TYPE_IPV4)) {
           if (port == &lan ||
               (opt.exit_flows && reinterpret_cast<const rte_ipv4_hdr*>(eth + 1)->dst_addr == kInet)) {
@@ -546,7 +619,9 @@ Pending make_message(World& w, PeerSide& p, std::uint16_t inner_len, std::uint32
       udp_frame(w.pool, w.wan.mac, peer_outer(p.index), kWanIp, kPeerPort, kListenPort, wg_len, &msg, reuse);
   wg::write_data_header(msg, slot.keypair->remote_index, slot.counter);
   std::uint8_t* pt = msg + wg::kDataHeaderLen;
-  if (inner_len != 0) {  // else a keepalive
+  if (inner_len != 0 && w.opt.ipv6) {
+    write_inner6(pt, peer_inner6(p.index), kLanHost6, inner_len, seq);
+  } else if (inner_len != 0) {  // else a keepalive
     write_inner(pt, peer_inner(p.index), w.opt.exit_flows ? kInet : kLanHost, inner_len, seq);
     if (w.opt.exit_flows) {  // flow `seq`: its source port; the payload starts with seq
       auto* udp = reinterpret_cast<rte_udp_hdr*>(pt + kIp);
@@ -753,8 +828,13 @@ std::vector<rte_mbuf*> make_plain(World& w, std::uint32_t k, std::uint16_t size,
     auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(kEth + size)));
     eth->dst_addr = w.lan.mac;
     eth->src_addr = kHostMac;
-    eth->ether_type = htons(RTE_ETHER_TYPE_IPV4);
-    write_inner(reinterpret_cast<std::uint8_t*>(eth + 1), kLanHost, peer_inner(peer), size, i);
+    if (w.opt.ipv6) {
+      eth->ether_type = htons(RTE_ETHER_TYPE_IPV6);
+      write_inner6(reinterpret_cast<std::uint8_t*>(eth + 1), kLanHost6, peer_inner6(peer), size, i);
+    } else {
+      eth->ether_type = htons(RTE_ETHER_TYPE_IPV4);
+      write_inner(reinterpret_cast<std::uint8_t*>(eth + 1), kLanHost, peer_inner(peer), size, i);
+    }
     plain.push_back(m);
   }
   return plain;
@@ -1012,6 +1092,7 @@ int main(int argc, char** argv) {
     const std::string packets =
         r.mode == Mode::kCold ? std::to_string(opt.k) + " cold" : std::to_string(opt.recycle) + " recycled";
     std::string path = opt.exit_flows ? "exit, " + std::to_string(opt.exit_flows) + " flows" : "plain";
+    if (opt.ipv6) path += " IPv6";
     if (opt.policy) path += " + policy";
     std::printf("| %u | %s | %s | %s | %u | %.2f | %.2f | %.0f | %.2f | %.0f | %.1f%% | %llu |\n", opt.peers,
                 path.c_str(), packets.c_str(), r.dir.c_str(), r.size, mpps, gbps, cyc, cmpps, ccyc, 100 * ratio,

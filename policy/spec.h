@@ -10,9 +10,14 @@
 //            flow (established.h)
 //
 // A source is a peer name, a peer's public key, "group:<name>",
-// "tag:<name>", an IPv4 CIDR ("10.1.0.0/16", "10.1.0.7") or "*" (anyone).
-// A destination is "<CIDR or *>:<ports>" with ports "*", "22" or
-// "8000-8100", or several joined with commas ("22,80,443").
+// "tag:<name>", an IPv4 or IPv6 CIDR ("10.1.0.0/16", "10.1.0.7",
+// "2001:db8::/32", "2001:db8::7") or "*" (anyone).
+// A destination is "<where>:<ports>" with ports "*", "22" or "8000-8100",
+// or several joined with commas ("22,80,443"); where is "*" (any IPv4 and
+// IPv6 address), an IPv4 CIDR, or an IPv6 address or CIDR in brackets
+// ("[2001:db8::1]:22", "[2001:db8:200::/48]:443"). An IPv6 CIDR may go
+// without brackets since its "/len" ends the address ("2001:db8::/48:443");
+// a bare IPv6 address may not ("2001:db8::1:22" is ambiguous).
 #pragma once
 
 #include <cstdint>

@@ -110,8 +110,9 @@ def telemetry(ifname, cmd):
 
 
 # alice (staff) may reach the internet; bob (guests) the internet too (but
-# he is no exit node) and alice's UDP port 7009, nothing else. IPv4 rules
-# only: under this policy all IPv6 is denied.
+# he is no exit node) and alice's UDP port 7009, nothing else. Over IPv6
+# only alice may reach the internet host's prefix (rule 3): bob's IPv6 and
+# unsolicited inbound IPv6 meet default deny.
 POLICY = """policy:
   groups:
     staff: [alice]
@@ -127,6 +128,9 @@ POLICY = """policy:
       src: [group:guests]
       dst: ["100.64.0.2:7009"]
       proto: udp
+    - action: accept
+      src: [group:staff]
+      dst: ["[2001:db8:200::/64]:*"]
 """
 
 
@@ -431,10 +435,10 @@ def main():
     # (the af_packet PMD spreads by hash) and is handed to the worker whose
     # port slice holds its port (kNatReturn); bob's hub traffic to alice
     # crosses workers too (each peer has its own owner).
-    # Then one worker without a policy: the routed IPv6 exit (which the
-    # policy, having no IPv6 rules, denies in the first two runs). Then,
-    # with moongate-control, the netmap's exit_node and policy on one
-    # worker (the data plane's own file has no policy).
+    # Then one worker without a policy: the routed IPv6 exit open to all
+    # (in the first two runs the policy's IPv6 rule decides). Then, with
+    # moongate-control, the netmap's exit_node and policy on one worker
+    # (the data plane's own file has no policy).
     runs = [((0,), True, None), ((0, 1), True, None), ((0,), False, None)]
     if control_bin:
         runs.append(((0,), False, control_bin))
@@ -546,27 +550,56 @@ for i in range(5):
         return f"iperf3 -u {got / 1e6:.1f} MB; echo saw {out.split()[0]}"
     _()
 
-    @case("IPv6 under the policy: default deny holds (no IPv6 rules yet), counted")
+    @case("IPv6 under the policy: alice's rule accepts, replies pass as established, the rest denied")
     def _():
-        # The policy's rules are IPv4 only, so every IPv6 packet meets
-        # default deny: alice's ping6 to the internet (decrypt path, before
-        # the exit), bob's (he is no exit node, but the policy comes first)
-        # and an internet host's ping6 to alice's routed address (the wan
-        # port -> alice's owner, checked on the encrypt path). Exact counts:
-        # nothing else is denied meanwhile, and no reply comes back.
+        # Rule 3 accepts alice's IPv6 to the internet host's prefix
+        # (decrypt path, policy_flush6): her ping6 and a UDP echo count on
+        # it exactly and their replies (wan port -> her owner's encrypt
+        # path, no rule) pass as established. Bob has no IPv6 rule (he is no
+        # exit node either, but the policy comes first), and an internet
+        # host's unsolicited ping6 to alice's routed address is denied on
+        # her owner's encrypt path, though alice just pinged that host (an
+        # echo request is never return traffic; ICMP has no ports to tell
+        # it from a reply). Exact counts: nothing else meets the policy
+        # meanwhile.
         before = nat_stats(topo, t["dp"])
         got, out = ping(t["cli"], INET6, count=3)
-        assert got == 0, f"alice's ping6 passed the policy ({got})\n{out}"
+        assert got == 3, f"alice's ping6 {got}/3\n{out}"
+        topo.spawn(["python3", "-c", UDP_ECHO.replace("AF_INET,", "AF_INET6,").replace('"0.0.0.0"', '"::"')
+                    .replace("7007", "7010")], ns=t["inet"])
+        wait_for("udp6 echo", lambda: ":7010" in sh("ss", "-lun", ns=t["inet"], capture=True))
+        out = sh("python3", "-c", f"""
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(2)
+for i in range(5):
+    s.sendto(b"hello", ("{INET6}", 7010))
+    try:
+        print(i + 1, s.recvfrom(2048)[0].decode())
+        break
+    except socket.timeout:
+        pass
+""", ns=t["cli"], capture=True, timeout=30)
+        sent, *echo = out.split()
+        assert echo == ["2001:db8:100:2::1", "hello"], f"echo: {out!r}"
+        mid = nat_stats(topo, t["dp"])
+        accepted = mid.get("rule3", 0) - before.get("rule3", 0)
+        assert accepted == 3 + int(sent), (before, mid)
+        established = mid["policy_established"] - before.get("policy_established", 0)
+        assert established == 3 + 1, (before, mid)
+        assert mid["policy_denied"] == before.get("policy_denied", 0), (before, mid)
         got, _ = ping(t["cli2"], INET6, count=2)
         assert got == 0, f"bob's ping6 passed the policy ({got})"
         got, _ = ping(t["inet"], "2001:db8:100:2::1", count=4)
         assert got == 0, f"the internet host's ping6 reached alice ({got})"
         after = nat_stats(topo, t["dp"])
-        denied = after["policy_denied"] - before.get("policy_denied", 0)
-        assert denied == 9, (before, after)
-        assert after["dp_drop_policy_denied"] - before.get("dp_drop_policy_denied", 0) == 9, (before, after)
-        assert after.get("dp_drop_not_exit", 0) == before.get("dp_drop_not_exit", 0), (before, after)
-        return "ping6 alice 3 + bob 2 + inbound 4: policy_denied +9"
+        denied = after["policy_denied"] - mid["policy_denied"]
+        assert denied == 6, (mid, after)
+        assert after["dp_drop_policy_denied"] - mid.get("dp_drop_policy_denied", 0) == 6, (mid, after)
+        assert after.get("dp_drop_not_exit", 0) == mid.get("dp_drop_not_exit", 0), (mid, after)
+        assert after["rule3"] == mid["rule3"] and after["policy_established"] == mid["policy_established"], (mid, after)
+        return (f"alice ping6 3/3 + udp6 echo ({sent} sent): rule3 +{accepted}, established +{established}; "
+                f"bob ping6 2 + inbound ping6 4: policy_denied +{denied}")
     _()
 
     @case("traceroute: the gateway answers its hop, the hops beyond it answer through the NAT")

@@ -43,7 +43,8 @@ TEST(ExitNode, ShippedExampleLoadsWithEverything) {
   EXPECT_EQ(c.nat->timeouts.tcp_established, 7200u);
   EXPECT_EQ(c.nat->timeouts.tcp_time_wait, 120u);  // conntrack's default kept
   ASSERT_TRUE(c.policy.has_value());
-  EXPECT_EQ(c.policy->rules.size(), 4u);
+  EXPECT_EQ(c.policy->rules.size(), 5u);
+  EXPECT_EQ(c.policy->rules[0].dst[1], "[2001:db8:100::/56]:22");
   EXPECT_EQ(c.policy->groups.at("eng"), (std::vector<std::string>{"alice", "ci-runner"}));
   const auto peers = policy_peers(c);
   ASSERT_EQ(peers.size(), 3u);
@@ -157,7 +158,7 @@ TEST(ExitNode, PolicyErrorsCarryTheirPosition) {
                 "  rules:",                                         // 18
                 "    - action: deny",                               // 19
                 "      src: [group:ops, tag:laptop, 10.0.0.1/8]",   // 20
-                "      dst: [\"10.0.0.0/8\", \"*:99999\"]",         // 21
+                "      dst: [\"10.0.0.0/8\", \"*:99999\", \"2001:db8::1:22\"]",  // 21
                 "      proto: sctp",                                // 22
                 "    - src: [alice]",                               // 23
                 "      dst: []",                                    // 24
@@ -169,8 +170,11 @@ TEST(ExitNode, PolicyErrorsCarryTheirPosition) {
                 "t.yaml:19:15: policy.rules[0].action: only 'accept' rules exist: what no rule accepts is denied, got 'deny'",
                 "t.yaml:20:13: policy.rules[0].src[0]: no group 'ops' in policy.groups",
                 "t.yaml:20:36: policy.rules[0].src[2]: '10.0.0.1/8' has host bits set",
-                "t.yaml:21:13: policy.rules[0].dst[0]: a destination is <prefix or *>:<ports>, e.g. 10.1.0.0/16:22 or *:*",
+                "t.yaml:21:13: policy.rules[0].dst[0]: a destination is <prefix or *>:<ports>, e.g. 10.1.0.0/16:22, "
+                "[2001:db8::/32]:443 or *:*",
                 "t.yaml:21:27: policy.rules[0].dst[1]: bad port '99999' (a port 0..65535, a range lo-hi, or *)",
+                "t.yaml:21:38: policy.rules[0].dst[2]: '2001:db8::1:22' is ambiguous: write an IPv6 destination with "
+                "ports in brackets, e.g. [2001:db8::1]:22 or [2001:db8::/32]:*",
                 "t.yaml:22:14: policy.rules[0].proto: unknown protocol 'sctp' (tcp, udp, icmp or any)",
                 "t.yaml:24:12: policy.rules[1].dst: a rule needs at least one destination",
                 "t.yaml:26:62: policy.rules[2]: unknown key 'port' (did you mean 'proto'?)",
