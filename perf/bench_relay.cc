@@ -5,7 +5,7 @@
 //     N sender/receiver pairs on loopback, each sender keeping at most W
 //     packets in flight to its receiver; reports packets/s and the relay's
 //     CPU per relayed packet (utime+stime of PID from /proc/PID/stat).
-//   bench_relay idle --port P --key HEX --pid PID [--tls] [--conns N] [--sources K]
+//   bench_relay idle --port P --key HEX --pid PID [--tls] [--conns N] [--sources K] [--hold S]
 //     N connections through the handshake, from 127.0.0.1..127.0.0.K (past
 //     the ephemeral port range of one source address), then held; reports
 //     the relay's VmRSS growth per connection.
@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   Bench b;
   int pid = 0, pairs = 1, conns = 1000, sources = 1, window = 64;
-  double seconds = 5;
+  double seconds = 5, hold = 0;
   std::size_t size = 1200;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
@@ -250,6 +250,7 @@ int main(int argc, char** argv) {
     else if (a == "--seconds") seconds = std::atof(next().c_str());
     else if (a == "--size") size = static_cast<std::size_t>(std::atol(next().c_str()));
     else if (a == "--window") window = std::atoi(next().c_str());
+    else if (a == "--hold") hold = std::atof(next().c_str());
     else return 2;
   }
   raise_nofile();
@@ -291,6 +292,11 @@ int main(int argc, char** argv) {
                 "per_conn_bytes=%.0f\n",
                 conns, b.tls ? 1 : 0, mono() - t0 - 2, rss0, rss1,
                 static_cast<double>(rss1 - rss0) * 1024.0 / conns);
+    std::fflush(stdout);
+    // --hold: keep the connections open a while longer, to look inside the
+    // relay (heap statistics) while they are.
+    const double hold_until = mono() + hold;
+    while (mono() < hold_until) b.poll(100);
     return 0;
   }
 

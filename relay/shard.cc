@@ -158,7 +158,7 @@ struct Shard::Conn {
   std::uint64_t resume_at = 0;
   std::uint64_t send_since = 0;
   std::uint64_t last_rx = 0;
-  bool tls_released = true;  // record buffers given back since the last read
+  bool idle_released = false;  // buffers given back since the last read
   bool tls_counted = false;  // handshake end counted (lean or OpenSSL)
   derp::IpPort addr;
   std::unique_ptr<TlsConn> tls;
@@ -727,8 +727,8 @@ void Shard::on_recv(Conn& c, int res, std::uint32_t flags, std::uint64_t now) {
   const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
   const std::span<const std::uint8_t> data(br_mem_ + bid * kBufSize, static_cast<std::size_t>(res));
   c.last_rx = now;
+  c.idle_released = false;
   if (c.tls) {
-    c.tls_released = false;
     const bool ok = c.tls->receive(data, plain_buf_, [&](std::span<const std::uint8_t> plain) {
       on_plain(c, plain, now);
       return !c.closing;
@@ -1264,16 +1264,22 @@ void Shard::timers(std::uint64_t now) {
   if (now < next_second_) return;
   next_second_ = now + derp::kSecond;
   server_->tick(now);
-  // Sends that made no progress for 2 s: the peer stopped reading. TLS
-  // connections quiet for a second give OpenSSL's record buffers back
-  // (memory per idle connection); busy ones keep them.
+  // Sends that made no progress for 2 s: the peer stopped reading.
+  // Connections quiet for a second give their buffers back (OpenSSL's
+  // record buffers, a partial TLS record, output capacity): memory per idle
+  // connection. Busy ones keep them.
   std::size_t released = 0;
   for (Conn* c : conns_) {
     if (!c || c->closing) continue;
-    if (c->tls && !c->tls_released && !c->send_armed && now > c->last_rx &&
-        now - c->last_rx > derp::kSecond) {
-      c->tls_released = c->tls->release_buffers();
-      released += c->tls_released;
+    if (!c->idle_released && !c->send_armed && now > c->last_rx && now - c->last_rx > derp::kSecond) {
+      // The output strings too: the TLS handshake's flight (~2 KiB with the
+      // certificates) or a burst would otherwise stay as capacity.
+      c->idle_released = (!c->tls || c->tls->release_buffers()) && c->tx_pending.empty();
+      if (c->idle_released) {
+        std::string().swap(c->tx_pending);
+        std::string().swap(c->tx_inflight);
+        ++released;
+      }
     }
     if (!c->send_armed) continue;
     // send_since may be stamped after `now` was read: compare without wrapping.

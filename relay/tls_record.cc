@@ -4,7 +4,6 @@
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
 
-#include <atomic>
 #include <cstring>
 
 namespace moongate::relay {
@@ -24,14 +23,6 @@ const EVP_CIPHER* cipher_of(TlsSuite s) noexcept {
     case TlsSuite::kChaCha20Poly1305: return EVP_chacha20_poly1305();
   }
   return nullptr;
-}
-
-// Key ids: unique for the life of the process, so a RecordCiphers slot can
-// never mistake a new key for the one it holds. Taken on the slow path only
-// (handshake end, KeyUpdate).
-std::uint64_t next_key_id() noexcept {
-  static std::atomic<std::uint64_t> next{1};
-  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 void make_nonce(const TrafficState& s, std::uint8_t nonce[12]) noexcept {
@@ -130,21 +121,19 @@ EVP_CIPHER_CTX* RecordCiphers::get(bool seal, TlsSuite suite, std::uint64_t id,
   return s.ctx;
 }
 
-void RecordCiphers::forget(std::uint64_t id) noexcept {
-  for (auto* slots : {&seal_, &open_}) {
-    Slot& s = (*slots)[id % kSlots];
-    if (s.id == id && s.ctx) {
-      EVP_CIPHER_CTX_reset(s.ctx);
-      s.id = 0;
-    }
+void RecordCiphers::forget(bool seal, std::uint64_t id) noexcept {
+  Slot& s = (seal ? seal_ : open_)[id % kSlots];
+  if (id != 0 && s.id == id && s.ctx) {
+    EVP_CIPHER_CTX_reset(s.ctx);
+    s.id = 0;
   }
 }
 
 // --- TlsRecords ---
 
 TlsRecords::~TlsRecords() {
-  ciphers_->forget(read_.id);
-  ciphers_->forget(write_.id);
+  ciphers_->forget(false, read_.id);
+  ciphers_->forget(true, write_.id);
   // The TrafficStates wipe themselves (crypto::Secret).
 }
 
@@ -154,8 +143,9 @@ bool TlsRecords::derive(TrafficState& s) noexcept {
   if (!hkdf_expand_label(suite_, secret, "key", {s.key.data(), suite_key_len(suite_)}) ||
       !hkdf_expand_label(suite_, secret, "iv", s.iv.span()))
     return false;
-  if (s.id) ciphers_->forget(s.id);
-  s.id = next_key_id();
+  const bool seal = &s == &write_;
+  ciphers_->forget(seal, s.id);
+  s.id = ciphers_->new_key_id(seal);
   s.seq = 0;
   return true;
 }

@@ -91,10 +91,12 @@ std::size_t suite_key_len(TlsSuite suite) noexcept;
 
 // A shard's AEAD contexts, shared by all its connections. A direct-mapped
 // cache: slot = key id mod kSlots, so a busy connection keeps its expanded
-// key between records and the next connection pays one re-key.
+// key between records and the next connection pays one re-key. Key ids are
+// handed out in sequence per direction, so the kSlots keys made last never
+// share a slot.
 class RecordCiphers {
  public:
-  static constexpr std::size_t kSlots = 16;
+  static constexpr std::size_t kSlots = 64;
   RecordCiphers() = default;
   ~RecordCiphers();
   RecordCiphers(const RecordCiphers&) = delete;
@@ -106,7 +108,10 @@ class RecordCiphers {
                       const std::uint8_t* nonce) noexcept;
   // A key retired (updated or its connection closed): its expanded copy is
   // wiped (EVP_CIPHER_CTX_reset frees the provider state with a cleanse).
-  void forget(std::uint64_t id) noexcept;
+  void forget(bool seal, std::uint64_t id) noexcept;
+  // A new key's id: unique among this object's keys of that direction,
+  // never 0.
+  std::uint64_t new_key_id(bool seal) noexcept { return ++(seal ? next_seal_id_ : next_open_id_); }
   // Key schedules computed (cache misses), for tests and the benchmark.
   std::uint64_t rekeys() const noexcept { return rekeys_; }
 
@@ -117,6 +122,7 @@ class RecordCiphers {
     TlsSuite suite{};
   };
   std::array<Slot, kSlots> seal_{}, open_{};
+  std::uint64_t next_seal_id_ = 0, next_open_id_ = 0;
   std::uint64_t rekeys_ = 0;
 };
 
@@ -127,7 +133,7 @@ struct TrafficState {
   crypto::Secret<32> key;     // 16 bytes used with AES-128-GCM
   crypto::Secret<12> iv;
   std::uint64_t seq = 0;
-  std::uint64_t id = 0;  // which key this is, for RecordCiphers (never 0)
+  std::uint64_t id = 0;  // which key this is, for RecordCiphers (0: none yet)
 };
 
 class TlsRecords {
