@@ -1,7 +1,7 @@
 // Load generator for moongate-relay (perf/run-relay.sh).
 //
 //   bench_relay load --port P --key HEX --pid PID [--tls] [--pairs N]
-//                    [--seconds S] [--size BYTES] [--window W]
+//                    [--seconds S] [--size BYTES] [--window W] [--suite TLS_...]
 //     N sender/receiver pairs on loopback, each sender keeping at most W
 //     packets in flight to its receiver; reports packets/s and the relay's
 //     CPU per relayed packet (utime+stime of PID from /proc/PID/stat).
@@ -235,6 +235,7 @@ int main(int argc, char** argv) {
   Bench b;
   int pid = 0, pairs = 1, conns = 1000, sources = 1, window = 64;
   double seconds = 5, hold = 0;
+  std::string suite;  // TLS 1.3 suite to offer alone; default: OpenSSL's offer
   std::size_t size = 1200;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
@@ -251,6 +252,7 @@ int main(int argc, char** argv) {
     else if (a == "--size") size = static_cast<std::size_t>(std::atol(next().c_str()));
     else if (a == "--window") window = std::atoi(next().c_str());
     else if (a == "--hold") hold = std::atof(next().c_str());
+    else if (a == "--suite") suite = next();
     else return 2;
   }
   raise_nofile();
@@ -260,6 +262,10 @@ int main(int argc, char** argv) {
     SSL_CTX_set_verify(b.ctx, SSL_VERIFY_NONE, nullptr);
     SSL_CTX_set_mode(b.ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                 SSL_MODE_RELEASE_BUFFERS);
+    if (!suite.empty() && SSL_CTX_set_ciphersuites(b.ctx, suite.c_str()) != 1) {
+      std::fprintf(stderr, "bench_relay: unknown TLS 1.3 suite %s\n", suite.c_str());
+      return 2;
+    }
   }
 
   if (mode == "idle") {

@@ -143,6 +143,7 @@ def tls_key_update():
         a = DerpClient("127.0.0.1", r.port, tls=True)
         b = DerpClient("127.0.0.1", r.port, tls=True, fast_start=True)
         assert a.sock.version() == "TLSv1.3"
+        assert a.sock.cipher()[0] == "TLS_AES_128_GCM_SHA256", a.sock.cipher()  # derper's choice
         lib, pa = ssl_pointer(a.sock)
         _, pb = ssl_pointer(b.sock)
         if not pa or not pb:

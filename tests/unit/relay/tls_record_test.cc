@@ -453,6 +453,19 @@ TEST(TlsRecord, Tls12StaysInOpenSsl) {
   EXPECT_EQ(p.client_received, as_string(down));
 }
 
+TEST(TlsRecord, ServerPicksSuitesAsDerperDoes) {
+  // OpenSSL's own offer (AES-256-GCM first): AES-128-GCM.
+  Pair a("TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256");
+  ASSERT_TRUE(a.handshake());
+  ASSERT_TRUE(a.server->lean());
+  EXPECT_EQ(a.server->records()->suite(), TlsSuite::kAes128Gcm);
+  // A client without AES hardware lists ChaCha20-Poly1305 first: that.
+  Pair c("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256");
+  ASSERT_TRUE(c.handshake());
+  ASSERT_TRUE(c.server->lean());
+  EXPECT_EQ(c.server->records()->suite(), TlsSuite::kChaCha20Poly1305);
+}
+
 TEST(TlsRecord, SharedCiphersRekeyOnlyOnChange) {
   // Two connections on one shard: each keeps its key schedule while it is
   // the only user of its slot.
