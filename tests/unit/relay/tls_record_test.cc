@@ -330,7 +330,9 @@ TEST_P(TlsRecordTest, CutRecordsAreBuffered) {
   // One byte at a time: nothing before a record is whole.
   for (std::size_t i = 0; i < wire.size(); ++i) {
     ASSERT_TRUE(p.to_server(wire.substr(i, 1)));
-    if (i < 5 + 1 + 1 + 16 - 1) EXPECT_TRUE(p.received.empty());
+    if (i < 5 + 1 + 1 + 16 - 1) {
+      EXPECT_TRUE(p.received.empty());
+    }
   }
   EXPECT_EQ(p.received, expect);
   EXPECT_FALSE(p.server->records()->partial());
@@ -429,15 +431,16 @@ TEST_P(TlsRecordTest, IdleConnectionKeepsOnlyKeys) {
   EXPECT_LE(sizeof(TlsConn) + sizeof(TlsRecords), 512u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Suites, TlsRecordTest, ::testing::ValuesIn(kSuites),
-                         [](const auto& info) {
-                           switch (info.param.suite) {
-                             case TlsSuite::kAes128Gcm: return std::string("Aes128Gcm");
-                             case TlsSuite::kAes256Gcm: return std::string("Aes256Gcm");
-                             case TlsSuite::kChaCha20Poly1305: return std::string("ChaCha20Poly1305");
-                           }
-                           return std::string("unknown");
-                         });
+std::string suite_name(const ::testing::TestParamInfo<Suite>& p) {
+  switch (p.param.suite) {
+    case TlsSuite::kAes128Gcm: return "Aes128Gcm";
+    case TlsSuite::kAes256Gcm: return "Aes256Gcm";
+    case TlsSuite::kChaCha20Poly1305: return "ChaCha20Poly1305";
+  }
+  return "unknown";
+}
+
+INSTANTIATE_TEST_SUITE_P(Suites, TlsRecordTest, ::testing::ValuesIn(kSuites), suite_name);
 
 TEST(TlsRecord, Tls12StaysInOpenSsl) {
   Pair p("", true);
