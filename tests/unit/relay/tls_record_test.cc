@@ -418,6 +418,37 @@ TEST_P(TlsRecordTest, AlertsAndUnexpectedMessagesEndTheConnection) {
   }
 }
 
+TEST_P(TlsRecordTest, GarbageEndsTheConnectionWithAReason) {
+  // Random bytes after the handshake, in random pieces: the connection
+  // either waits for more (a plausible header) or ends with a reason.
+  std::uint32_t x = 12345;
+  auto rnd = [&x] {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+  };
+  for (int round = 0; round < 40; ++round) {
+    Pair p(GetParam().openssl_name);
+    ASSERT_TRUE(p.handshake());
+    std::string junk(1 + rnd() % 40000, '\0');
+    for (char& ch : junk) ch = static_cast<char>(rnd());
+    if (round % 2) junk[0] = 23;  // looks like application data
+    bool open = true;
+    for (std::size_t off = 0; off < junk.size() && open;) {
+      const std::size_t n = std::min<std::size_t>(1 + rnd() % 5000, junk.size() - off);
+      open = p.to_server(junk.substr(off, n));
+      off += n;
+    }
+    if (!open) {
+      EXPECT_NE(p.server->close_reason(), TlsClose::kCount);
+    } else {
+      EXPECT_TRUE(p.server->records()->partial());
+    }
+    EXPECT_TRUE(p.received.empty());
+  }
+}
+
 TEST_P(TlsRecordTest, IdleConnectionKeepsOnlyKeys) {
   Pair p(GetParam().openssl_name);
   ASSERT_TRUE(p.handshake());
