@@ -16,13 +16,16 @@ constexpr std::uint8_t kHandshakeKeyUpdate = 24;
 constexpr std::uint8_t kAlertCloseNotify = 0;
 
 const EVP_CIPHER* cipher_of(TlsSuite s) noexcept {
-  // The built-in (non-fetched) ciphers: no lookup per use.
-  switch (s) {
-    case TlsSuite::kAes128Gcm: return EVP_aes_128_gcm();
-    case TlsSuite::kAes256Gcm: return EVP_aes_256_gcm();
-    case TlsSuite::kChaCha20Poly1305: return EVP_chacha20_poly1305();
-  }
-  return nullptr;
+  // Fetched once, explicitly: EVP_aes_128_gcm() and friends make every
+  // EVP_CipherInit_ex fetch the implementation again, through the provider
+  // store's lock that all shards share. A fetched EVP_CIPHER is immutable
+  // and safe to use from any thread.
+  static EVP_CIPHER* const kCiphers[] = {
+      EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr),
+      EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr),
+      EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr),
+  };
+  return kCiphers[static_cast<std::size_t>(s)];
 }
 
 void make_nonce(const TrafficState& s, std::uint8_t nonce[12]) noexcept {
@@ -112,6 +115,7 @@ EVP_CIPHER_CTX* RecordCiphers::get(bool seal, TlsSuite suite, std::uint64_t id,
     return s.ctx;
   }
   ++rekeys_;
+  // The same suite keeps its provider context: only the key changes.
   const EVP_CIPHER* c = s.id != 0 && s.suite == suite ? nullptr : cipher_of(suite);
   s.id = 0;
   if (c && EVP_CipherInit_ex(s.ctx, c, nullptr, nullptr, nullptr, enc) != 1) return nullptr;
