@@ -1,11 +1,11 @@
 // Load generator for moongate-relay (perf/run-relay.sh).
 //
 //   bench_relay load --port P --key HEX --pid PID [--tls] [--pairs N]
-//                    [--seconds S] [--size BYTES] [--window W]
+//                    [--seconds S] [--size BYTES] [--window W] [--suite TLS_...]
 //     N sender/receiver pairs on loopback, each sender keeping at most W
 //     packets in flight to its receiver; reports packets/s and the relay's
 //     CPU per relayed packet (utime+stime of PID from /proc/PID/stat).
-//   bench_relay idle --port P --key HEX --pid PID [--tls] [--conns N] [--sources K]
+//   bench_relay idle --port P --key HEX --pid PID [--tls] [--conns N] [--sources K] [--hold S]
 //     N connections through the handshake, from 127.0.0.1..127.0.0.K (past
 //     the ephemeral port range of one source address), then held; reports
 //     the relay's VmRSS growth per connection.
@@ -234,7 +234,8 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   Bench b;
   int pid = 0, pairs = 1, conns = 1000, sources = 1, window = 64;
-  double seconds = 5;
+  double seconds = 5, hold = 0;
+  std::string suite;  // TLS 1.3 suite to offer alone; default: OpenSSL's offer
   std::size_t size = 1200;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
@@ -250,6 +251,8 @@ int main(int argc, char** argv) {
     else if (a == "--seconds") seconds = std::atof(next().c_str());
     else if (a == "--size") size = static_cast<std::size_t>(std::atol(next().c_str()));
     else if (a == "--window") window = std::atoi(next().c_str());
+    else if (a == "--hold") hold = std::atof(next().c_str());
+    else if (a == "--suite") suite = next();
     else return 2;
   }
   raise_nofile();
@@ -259,6 +262,10 @@ int main(int argc, char** argv) {
     SSL_CTX_set_verify(b.ctx, SSL_VERIFY_NONE, nullptr);
     SSL_CTX_set_mode(b.ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                 SSL_MODE_RELEASE_BUFFERS);
+    if (!suite.empty() && SSL_CTX_set_ciphersuites(b.ctx, suite.c_str()) != 1) {
+      std::fprintf(stderr, "bench_relay: unknown TLS 1.3 suite %s\n", suite.c_str());
+      return 2;
+    }
   }
 
   if (mode == "idle") {
@@ -291,6 +298,11 @@ int main(int argc, char** argv) {
                 "per_conn_bytes=%.0f\n",
                 conns, b.tls ? 1 : 0, mono() - t0 - 2, rss0, rss1,
                 static_cast<double>(rss1 - rss0) * 1024.0 / conns);
+    std::fflush(stdout);
+    // --hold: keep the connections open a while longer, to look inside the
+    // relay (heap statistics) while they are.
+    const double hold_until = mono() + hold;
+    while (mono() < hold_until) b.poll(100);
     return 0;
   }
 

@@ -32,7 +32,6 @@ constexpr std::size_t kUdpSendSlots = 256;
 constexpr std::size_t kUdpBurstBytes = 65536;
 constexpr std::size_t kMeshMaxBacklog = 16 << 20;
 constexpr std::uint64_t kTickNs = 100'000'000;
-constexpr std::size_t kTlsRecord = 16 << 10;  // largest TLS plaintext record
 constexpr std::uint64_t kWriteTimeoutNs = 2 * derp::kSecond;
 
 std::uint64_t mono_ns() {
@@ -159,7 +158,8 @@ struct Shard::Conn {
   std::uint64_t resume_at = 0;
   std::uint64_t send_since = 0;
   std::uint64_t last_rx = 0;
-  bool tls_released = true;  // OpenSSL's buffers given back since the last read
+  bool idle_released = false;  // buffers given back since the last read
+  bool tls_counted = false;  // handshake end counted (lean or OpenSSL)
   derp::IpPort addr;
   std::unique_ptr<TlsConn> tls;
   std::unique_ptr<WsReader> ws;  // DERP inside WebSocket (browser clients)
@@ -262,7 +262,32 @@ std::string Relay::metrics() const {
   out += "moongate_relay_shard_ring_drops_total " + std::to_string(drops) + "\n";
   for (unsigned i = 0; i < shards.size(); ++i)
     for (const auto& u : shards[i]->udp) u->metrics(out, i);
+  tls_metrics(out);
   return out;
+}
+
+// TLS: how handshakes ended up (user-space record layer or OpenSSL) and why
+// record-layer connections closed.
+void Relay::tls_metrics(std::string& out) const {
+  std::array<std::uint64_t, static_cast<std::size_t>(TlsClose::kCount) + 1> closes{};
+  std::uint64_t lean = 0, openssl = 0;
+  for (const auto& s : shards) {
+    for (std::size_t i = 0; i < closes.size(); ++i)
+      closes[i] += s->pub_tls_closes[i].load(std::memory_order_relaxed);
+    lean += s->pub_tls_lean.load(std::memory_order_relaxed);
+    openssl += s->pub_tls_openssl.load(std::memory_order_relaxed);
+  }
+  out += "# HELP moongate_relay_tls_handshakes_total TLS handshakes completed, by the layer that "
+         "carries the records after them\n# TYPE moongate_relay_tls_handshakes_total counter\n";
+  out += "moongate_relay_tls_handshakes_total{layer=\"user\"} " + std::to_string(lean) + "\n";
+  out += "moongate_relay_tls_handshakes_total{layer=\"openssl\"} " + std::to_string(openssl) + "\n";
+  out += "# HELP moongate_relay_tls_closes_total TLS connections ended by the record layer, by "
+         "reason (openssl: an OpenSSL failure)\n# TYPE moongate_relay_tls_closes_total counter\n";
+  for (std::size_t i = 0; i < closes.size(); ++i) {
+    const auto c = static_cast<TlsClose>(i);
+    out += std::string("moongate_relay_tls_closes_total{reason=\"") +
+           (c == TlsClose::kCount ? "openssl" : tls_close_name(c)) + "\"} " + std::to_string(closes[i]) + "\n";
+  }
 }
 
 Shard::Shard(Relay& relay, unsigned index) : relay_(relay), index_(index) {}
@@ -679,7 +704,7 @@ void Shard::on_accept(int listener, int res, std::uint64_t) {
   socklen_t len = sizeof ss;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) c->addr = ipport_of(ss);
   if (relay_.tls && !c->plain_port)
-    c->tls = std::make_unique<TlsConn>(relay_.tls->ctx(), true, &c->tx_pending);
+    c->tls = std::make_unique<TlsConn>(relay_.tls->ctx(), true, &c->tx_pending, &ciphers_);
   arm_recv(*c);
 }
 
@@ -702,21 +727,22 @@ void Shard::on_recv(Conn& c, int res, std::uint32_t flags, std::uint64_t now) {
   const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
   const std::span<const std::uint8_t> data(br_mem_ + bid * kBufSize, static_cast<std::size_t>(res));
   c.last_rx = now;
+  c.idle_released = false;
   if (c.tls) {
-    c.tls_released = false;
-    c.tls->feed(data);
-    for (;;) {
-      const long n = c.tls->read(plain_buf_.data(), plain_buf_.size());
-      if (n < 0) {
-        close_conn(c, "TLS error");
-        break;
+    const bool ok = c.tls->receive(data, plain_buf_, [&](std::span<const std::uint8_t> plain) {
+      on_plain(c, plain, now);
+      return !c.closing;
+    });
+    if (!ok && !c.closing) tls_fail(c);
+    if (!c.tls_counted && c.tls->handshake_done()) {
+      c.tls_counted = true;
+      if (c.tls->lean()) {
+        ++tls_lean_;
+        ++tls_lean_since_trim_;
+      } else {
+        ++tls_openssl_;
       }
-      if (n == 0) break;
-      on_plain(c, {plain_buf_.data(), static_cast<std::size_t>(n)}, now);
-      if (c.closing) break;
     }
-    c.tls->feed({});
-    if (!c.closing && !c.tls->handshake_done()) c.tls->handshake();
   } else {
     on_plain(c, data, now);
   }
@@ -855,7 +881,7 @@ void Shard::on_http(Conn& c, std::uint64_t now) {
   }
   if (!bytes.empty() &&
       !put_out(c.tls, c.tx_pending, {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()})) {
-    close_conn(c, "TLS write error");
+    tls_fail(c);
     return;
   }
   if (!upgrade) {
@@ -891,28 +917,8 @@ void Shard::flush(Conn& c) {
       ++n;
     }
     if (c.tls) {
-      // Frames are gathered into full TLS records (16 KiB): one record per
-      // 1 200-byte packet would pay the per-record cost for each.
-      std::size_t fill = 0;
-      bool ok = true;
-      for (std::size_t i = 0; i < n && ok; ++i) {
-        const auto* p = static_cast<const std::uint8_t*>(first[i].iov_base);
-        std::size_t len = first[i].iov_len;
-        while (len > 0 && ok) {
-          const std::size_t take = std::min(len, kTlsRecord - fill);
-          std::memcpy(plain_buf_.data() + fill, p, take);
-          fill += take;
-          p += take;
-          len -= take;
-          if (fill == kTlsRecord) {
-            ok = c.tls->write({plain_buf_.data(), fill});
-            fill = 0;
-          }
-        }
-      }
-      if (ok && fill) ok = c.tls->write({plain_buf_.data(), fill});
-      if (!ok) {
-        close_conn(c, "TLS write error");
+      if (!c.tls->writev(first, n, plain_buf_)) {
+        tls_fail(c);
         return;
       }
     } else {
@@ -927,7 +933,7 @@ void Shard::flush(Conn& c) {
       std::string& out = l->client->output();
       if (!out.empty()) {
         if (!put_out(c.tls, c.tx_pending, {reinterpret_cast<const std::uint8_t*>(out.data()), out.size()})) {
-          close_conn(c, "TLS write error");
+          tls_fail(c);
           return;
         }
         out.clear();
@@ -977,6 +983,14 @@ void Shard::on_send(Conn& c, int res, std::uint64_t now) {
   }
   flush(c);
   if (!c.send_armed && c.tx_pending.capacity() > 4096) std::string().swap(c.tx_pending);
+}
+
+// A TLS failure: the record layer's reason is counted, OpenSSL's are not
+// told apart.
+void Shard::tls_fail(Conn& c) {
+  const TlsClose why = c.tls->close_reason();
+  ++tls_closes_[static_cast<std::size_t>(why)];
+  close_conn(c, c.tls->error());
 }
 
 void Shard::close_conn(Conn& c, const char* why) {
@@ -1216,6 +1230,10 @@ void Shard::publish() {
   pub_write_timeouts.store(write_timeouts_, std::memory_order_relaxed);
   pub_ring_drops.store(ring_drops_, std::memory_order_relaxed);
   pub_remotes.store(server_->remotes(), std::memory_order_relaxed);
+  for (std::size_t i = 0; i < tls_closes_.size(); ++i)
+    pub_tls_closes[i].store(tls_closes_[i], std::memory_order_relaxed);
+  pub_tls_lean.store(tls_lean_, std::memory_order_relaxed);
+  pub_tls_openssl.store(tls_openssl_, std::memory_order_relaxed);
   std::uint64_t up = 0;
   for (auto& l : links_) up += l->up;
   pub_mesh_links_up.store(up, std::memory_order_relaxed);
@@ -1246,16 +1264,22 @@ void Shard::timers(std::uint64_t now) {
   if (now < next_second_) return;
   next_second_ = now + derp::kSecond;
   server_->tick(now);
-  // Sends that made no progress for 2 s: the peer stopped reading. TLS
-  // connections quiet for a second give OpenSSL's record buffers back
-  // (memory per idle connection); busy ones keep them.
+  // Sends that made no progress for 2 s: the peer stopped reading.
+  // Connections quiet for a second give their buffers back (OpenSSL's
+  // record buffers, a partial TLS record, output capacity): memory per idle
+  // connection. Busy ones keep them.
   std::size_t released = 0;
   for (Conn* c : conns_) {
     if (!c || c->closing) continue;
-    if (c->tls && !c->tls_released && !c->send_armed && now > c->last_rx &&
-        now - c->last_rx > derp::kSecond) {
-      c->tls_released = c->tls->release_buffers();
-      released += c->tls_released;
+    if (!c->idle_released && !c->send_armed && now > c->last_rx && now - c->last_rx > derp::kSecond) {
+      // The output strings too: the TLS handshake's flight (~2 KiB with the
+      // certificates) or a burst would otherwise stay as capacity.
+      c->idle_released = (!c->tls || c->tls->release_buffers()) && c->tx_pending.empty();
+      if (c->idle_released) {
+        std::string().swap(c->tx_pending);
+        std::string().swap(c->tx_inflight);
+        ++released;
+      }
     }
     if (!c->send_armed) continue;
     // send_since may be stamped after `now` was read: compare without wrapping.
@@ -1266,8 +1290,12 @@ void Shard::timers(std::uint64_t now) {
   }
   for (auto& l : links_)
     if (l->slot == kNone && now >= l->redial_at) mesh_dial(*l, now);
-  // Freed record buffers sit between live objects: hand those pages back.
-  if (released > 64) malloc_trim(0);
+  // Freed record buffers and SSL objects (lean connections) sit between
+  // live objects: hand those pages back.
+  if (released + tls_lean_since_trim_ > 64) {
+    malloc_trim(0);
+    tls_lean_since_trim_ = 0;
+  }
 }
 
 // --- mesh links (shard 0) ---

@@ -71,6 +71,7 @@ struct Relay {
     return *rings[from * shards.size() + to];
   }
   std::string metrics() const;
+  void tls_metrics(std::string& out) const;
 };
 
 class Shard final : public derp::Events, public UdpOut {
@@ -89,6 +90,9 @@ class Shard final : public derp::Events, public UdpOut {
 
   // Published every ~100 ms for /debug/varz (read by any thread).
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(derp::Counter::kCount)> published{};
+  // TLS record-layer closes by TlsClose (the last: OpenSSL failures).
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(TlsClose::kCount) + 1> pub_tls_closes{};
+  std::atomic<std::uint64_t> pub_tls_lean{0}, pub_tls_openssl{0};
   std::atomic<std::uint64_t> pub_connections{0}, pub_clients{0}, pub_io_conns{0},
       pub_write_timeouts{0}, pub_ring_drops{0}, pub_mesh_links_up{0}, pub_remotes{0};
   std::vector<std::unique_ptr<UdpService>> udp;
@@ -132,6 +136,7 @@ class Shard final : public derp::Events, public UdpOut {
   void flush(Conn& c);
   void start_send(Conn& c);
   void close_conn(Conn& c, const char* why);
+  void tls_fail(Conn& c);
   void reap(Conn& c);
   void reap_closed();
   Conn* new_conn(int fd);
@@ -184,6 +189,9 @@ class Shard final : public derp::Events, public UdpOut {
   std::uint8_t* br_mem_ = nullptr;
   // scratch
   std::vector<std::uint8_t> plain_buf_;
+  RecordCiphers ciphers_;  // AEAD contexts of the lean TLS connections
+  std::array<std::uint64_t, static_cast<std::size_t>(TlsClose::kCount) + 1> tls_closes_{};
+  std::uint64_t tls_lean_ = 0, tls_openssl_ = 0, tls_lean_since_trim_ = 0;
   std::string tls_out_;
   // cross-shard
   int event_fd_ = -1;

@@ -116,11 +116,14 @@ bool add_meta_cert(SSL_CTX* ctx, const std::string& key_hex, std::string& error)
 
 }  // namespace
 
-// The BIO's state: the ciphertext being fed and where output goes.
+// The BIO's state: the ciphertext being fed and where output goes; and, for
+// a lean server connection, the traffic secrets the keylog callback saw.
 struct TlsConn::Io {
   const std::uint8_t* in = nullptr;
   std::size_t in_len = 0;
   std::string* out = nullptr;
+  crypto::Secret<48> client_secret, server_secret;
+  std::size_t client_len = 0, server_len = 0;
 };
 
 namespace {
@@ -166,6 +169,46 @@ BIO_METHOD* bio_method() {
   return m;
 }
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// OpenSSL gives the TLS 1.3 secrets only as NSS key log lines
+// ("<LABEL> <client random hex> <secret hex>"); it wipes the line after the
+// call. The application traffic secrets go to the connection's Io.
+void keylog(const SSL* ssl, const char* line) {
+  BIO* b = SSL_get_rbio(ssl);
+  auto* io = b ? static_cast<TlsConn::Io*>(BIO_get_data(b)) : nullptr;
+  if (!io) return;
+  crypto::Secret<48>* dst;
+  std::size_t* len;
+  static constexpr char kClient[] = "CLIENT_TRAFFIC_SECRET_0 ";
+  static constexpr char kServer[] = "SERVER_TRAFFIC_SECRET_0 ";
+  if (std::strncmp(line, kClient, sizeof kClient - 1) == 0) {
+    dst = &io->client_secret;
+    len = &io->client_len;
+  } else if (std::strncmp(line, kServer, sizeof kServer - 1) == 0) {
+    dst = &io->server_secret;
+    len = &io->server_len;
+  } else {
+    return;
+  }
+  const char* p = std::strchr(line + sizeof kClient - 1, ' ');
+  if (!p) return;
+  ++p;
+  std::size_t n = 0;
+  for (; p[0] && p[1] && n < crypto::Secret<48>::size(); p += 2, ++n) {
+    const int hi = hex_digit(p[0]), lo = hex_digit(p[1]);
+    if (hi < 0 || lo < 0) return;
+    dst->data()[n] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  if (*p) return;  // longer than any suite's hash: not ours to use
+  *len = n;
+}
+
 }  // namespace
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
@@ -183,9 +226,18 @@ std::unique_ptr<TlsContext> TlsContext::server(const std::string& certdir,
   // Idle connections give their record buffers back (memory per connection).
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  // TLS 1.3 suites in derper's order (Go's crypto/tls server): AES-128-GCM
+  // first, ChaCha20-Poly1305 when the client lists it first (no AES
+  // hardware there), AES-256-GCM last. AES-128-GCM is the cheaper of the
+  // two AES suites per byte relayed.
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                               SSL_OP_PRIORITIZE_CHACHA);
+  SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  // No tickets: after the handshake nothing is left to send, so the SSL
+  // object can go (lean connections, tls_record.h).
   SSL_CTX_set_num_tickets(ctx, 0);
+  SSL_CTX_set_keylog_callback(ctx, keylog);
   const std::string crt = certdir + "/" + hostname + ".crt";
   const std::string key = certdir + "/" + hostname + ".key";
   if (exists(crt) || exists(key) || !is_ip(hostname)) {
@@ -221,7 +273,8 @@ std::unique_ptr<TlsContext> TlsContext::client(bool verify, std::string& error) 
   return t;
 }
 
-TlsConn::TlsConn(SSL_CTX* ctx, bool server, std::string* out) : io_(new Io) {
+TlsConn::TlsConn(SSL_CTX* ctx, bool server, std::string* out, RecordCiphers* ciphers)
+    : io_(new Io), out_(out), ciphers_(server ? ciphers : nullptr) {
   io_->out = out;
   ssl_ = SSL_new(ctx);
   BIO* b = BIO_new(bio_method());
@@ -233,13 +286,17 @@ TlsConn::TlsConn(SSL_CTX* ctx, bool server, std::string* out) : io_(new Io) {
 
 TlsConn::~TlsConn() {
   SSL_free(ssl_);
-  delete io_;
+  delete io_;  // its secrets wipe themselves
 }
 
-void TlsConn::set_out(std::string* out) noexcept { io_->out = out; }
+void TlsConn::set_out(std::string* out) noexcept {
+  out_ = out;
+  if (io_) io_->out = out;
+}
+
 void TlsConn::set_sni(const std::string& host) noexcept {
   // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
-  if (!is_ip(host))
+  if (ssl_ && !is_ip(host))
     SSL_ctrl(ssl_, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
              const_cast<char*>(host.c_str()));
 }
@@ -261,7 +318,55 @@ long TlsConn::read(std::uint8_t* buf, std::size_t len) noexcept {
   return -1;
 }
 
+bool TlsConn::lean_handshake(std::span<const std::uint8_t>& rest, bool& done) noexcept {
+  if (SSL_is_init_finished(ssl_)) {  // stayed in OpenSSL (TLS 1.2, another suite)
+    done = true;
+    return true;
+  }
+  feed(rest);
+  const int r = SSL_do_handshake(ssl_);
+  if (r != 1) {
+    const int e = SSL_get_error(ssl_, r);
+    ERR_clear_error();
+    feed({});
+    rest = {};
+    done = false;
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+  }
+  // OpenSSL reads no further than the client's Finished (no read-ahead):
+  // what follows is the first application data, for whichever layer is next.
+  rest = {io_->in, io_->in_len};
+  feed({});
+  done = true;
+  to_records();
+  return true;
+}
+
+bool TlsConn::to_records() noexcept {
+  if (SSL_version(ssl_) != TLS1_3_VERSION || SSL_has_pending(ssl_)) return false;
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
+  TlsSuite suite;
+  switch (c ? SSL_CIPHER_get_protocol_id(c) : 0) {
+    case 0x1301: suite = TlsSuite::kAes128Gcm; break;
+    case 0x1302: suite = TlsSuite::kAes256Gcm; break;
+    case 0x1303: suite = TlsSuite::kChaCha20Poly1305; break;
+    default: return false;  // the CCM suites (not enabled by default)
+  }
+  const std::size_t hl = suite_hash_len(suite);
+  if (io_->client_len != hl || io_->server_len != hl) return false;
+  auto r = std::make_unique<TlsRecords>(*ciphers_, suite);
+  // The server reads with the client's secret and writes with its own.
+  if (!r->install({io_->client_secret.data(), hl}, {io_->server_secret.data(), hl})) return false;
+  records_ = std::move(r);
+  SSL_free(ssl_);  // frees the BIO too; nothing is pending (no tickets)
+  ssl_ = nullptr;
+  delete io_;
+  io_ = nullptr;
+  return true;
+}
+
 bool TlsConn::write(std::span<const std::uint8_t> plain) noexcept {
+  if (records_) return records_->seal(plain, *out_);
   std::size_t off = 0;
   while (off < plain.size()) {
     // Our BIO never refuses output, so a write only stops on a real error.
@@ -275,18 +380,51 @@ bool TlsConn::write(std::span<const std::uint8_t> plain) noexcept {
   return true;
 }
 
+bool TlsConn::writev(const iovec* iov, std::size_t n, std::span<std::uint8_t> scratch) noexcept {
+  if (records_) return records_->seal(iov, n, *out_);
+  // Frames are gathered into full TLS records (16 KiB): one record per
+  // 1 200-byte packet would pay the per-record cost for each.
+  const std::size_t record = std::min<std::size_t>(scratch.size(), kTlsMaxPlain);
+  std::size_t fill = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto* p = static_cast<const std::uint8_t*>(iov[i].iov_base);
+    std::size_t len = iov[i].iov_len;
+    while (len > 0) {
+      const std::size_t take = std::min(len, record - fill);
+      std::memcpy(scratch.data() + fill, p, take);
+      fill += take;
+      p += take;
+      len -= take;
+      if (fill == record) {
+        if (!write(scratch.first(fill))) return false;
+        fill = 0;
+      }
+    }
+  }
+  return !fill || write(scratch.first(fill));
+}
+
 bool TlsConn::release_buffers() noexcept {
+  if (records_) return records_->release();
   return SSL_pending(ssl_) == 0 && SSL_free_buffers(ssl_) == 1;
 }
 
-bool TlsConn::handshake_done() const noexcept { return SSL_is_init_finished(ssl_) == 1; }
+bool TlsConn::handshake_done() const noexcept {
+  return records_ || SSL_is_init_finished(ssl_) == 1;
+}
 
 TlsConn::Result TlsConn::handshake() noexcept {
+  if (records_) return Result::kOk;
   const int r = SSL_do_handshake(ssl_);
   if (r == 1) return Result::kOk;
   const int e = SSL_get_error(ssl_, r);
   ERR_clear_error();
   return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? Result::kWant : Result::kError;
+}
+
+const char* TlsConn::error() const noexcept {
+  const TlsClose c = close_reason();
+  return c == TlsClose::kCount ? "TLS error" : tls_close_name(c);
 }
 
 }  // namespace moongate::relay

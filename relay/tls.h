@@ -1,7 +1,8 @@
 // TLS for the relay through OpenSSL, driven by io_uring: OpenSSL never
 // touches the socket. A custom BIO hands it the bytes a recv completion
 // brought and collects what it wants to send, which the shard then writes
-// with io_uring.
+// with io_uring. After a TLS 1.3 handshake the server side leaves OpenSSL
+// for its own record layer (tls_record.h).
 //
 //   certificates: <certdir>/<hostname>.crt and .key (derper's manual mode),
 //   or, for an IP address with no files, a self-signed certificate whose
@@ -9,11 +10,14 @@
 #pragma once
 
 #include <openssl/ssl.h>
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+
+#include "relay/tls_record.h"
 
 namespace moongate::relay {
 
@@ -47,38 +51,96 @@ class TlsContext {
 };
 
 // One connection's TLS state. Not thread-safe; owned by one shard.
+//
+// A server connection given a RecordCiphers is "lean": when its TLS 1.3
+// handshake ends, the traffic secrets are taken from OpenSSL (keylog
+// callback), the SSL object is freed and records go through TlsRecords
+// (tls_record.h). TLS 1.2, a suite TlsRecords does not have, and client
+// connections (mesh links: few, and their servers may send session
+// tickets) stay in OpenSSL.
 class TlsConn {
  public:
-  // `out` collects ciphertext to send (owned by the caller, usually a
-  // per-shard scratch buffer drained after every call).
-  TlsConn(SSL_CTX* ctx, bool server, std::string* out);
+  // `out` collects ciphertext to send (owned by the caller, usually the
+  // connection's pending output, drained after every call).
+  TlsConn(SSL_CTX* ctx, bool server, std::string* out, RecordCiphers* ciphers = nullptr);
   ~TlsConn();
   TlsConn(const TlsConn&) = delete;
   TlsConn& operator=(const TlsConn&) = delete;
 
   enum class Result { kOk, kWant, kError };
-  // Feeds ciphertext; call read() until it returns 0 bytes.
-  void feed(std::span<const std::uint8_t> cipher) noexcept;
-  // Plaintext into buf; returns bytes (0 when it needs more input), -1 on a
-  // fatal error or the peer's close_notify.
-  long read(std::uint8_t* buf, std::size_t len) noexcept;
+  // Ciphertext in: drives the handshake and hands each piece of plaintext to
+  // `deliver(std::span<const uint8_t>) -> bool` (false: stop, the caller
+  // closed the connection), decrypted into `scratch` (at least
+  // kTlsMaxInner bytes). false when the connection must end (why: error()).
+  template <typename Deliver>
+  bool receive(std::span<const std::uint8_t> cipher, std::span<std::uint8_t> scratch, Deliver&& deliver);
   // Encrypts all of `plain` into the output. false on error.
   bool write(std::span<const std::uint8_t> plain) noexcept;
+  // The same for the concatenation of `n` iovecs, in records of up to
+  // 16 KiB (OpenSSL mode gathers them in `scratch`, at least 16 KiB).
+  bool writev(const iovec* iov, std::size_t n, std::span<std::uint8_t> scratch) noexcept;
   bool handshake_done() const noexcept;
   // Drives the handshake (client side needs this to send its hello).
   Result handshake() noexcept;
   void set_out(std::string* out) noexcept;
   void set_sni(const std::string& host) noexcept;
-  // Frees OpenSSL's record buffers (~17 KiB each) while nothing is buffered;
-  // false when data is pending. For idle connections: OpenSSL keeps a read
-  // buffer after every read attempt that found no data.
+  // Frees record buffers (OpenSSL's ~17 KiB each, or TlsRecords' partial
+  // record) while nothing is buffered; false when data is pending.
   bool release_buffers() noexcept;
+  // In the user-space record layer (the SSL object is gone).
+  bool lean() const noexcept { return records_ != nullptr; }
+  const TlsRecords* records() const noexcept { return records_.get(); }
+  TlsRecords* records() noexcept { return records_.get(); }
+  // Why receive() or a write failed: a TlsClose name, or an OpenSSL failure.
+  const char* error() const noexcept;
+  // The record layer's reason, kCount when OpenSSL failed (or nothing did).
+  TlsClose close_reason() const noexcept {
+    return records_ ? records_->closed() : TlsClose::kCount;
+  }
 
-  struct Io;  // the BIO's view of this connection (tls.cc)
+  struct Io;  // the BIO's view of this connection, and the handshake's secrets (tls.cc)
 
  private:
+  // Plaintext into buf; returns bytes (0 when it needs more input), -1 on a
+  // fatal error or the peer's close_notify.
+  long read(std::uint8_t* buf, std::size_t len) noexcept;
+  void feed(std::span<const std::uint8_t> cipher) noexcept;
+  // Lean server: runs the handshake; at its end moves to TlsRecords when it
+  // can. Returns the input OpenSSL did not consume, `done` when the
+  // handshake is over (in either mode), false on a handshake failure.
+  bool lean_handshake(std::span<const std::uint8_t>& rest, bool& done) noexcept;
+  bool to_records() noexcept;
+
   SSL* ssl_ = nullptr;
-  Io* io_;
+  Io* io_ = nullptr;
+  std::string* out_;
+  RecordCiphers* ciphers_;  // nullptr: never lean
+  std::unique_ptr<TlsRecords> records_;
 };
+
+template <typename Deliver>
+bool TlsConn::receive(std::span<const std::uint8_t> cipher, std::span<std::uint8_t> scratch,
+                      Deliver&& deliver) {
+  if (ciphers_ && !records_) {
+    bool done = false;
+    if (!lean_handshake(cipher, done)) return false;
+    if (!done) return true;
+  }
+  if (records_) return records_->receive(cipher, scratch.data(), *out_, deliver);
+  feed(cipher);
+  bool ok = true;
+  for (;;) {
+    const long n = read(scratch.data(), scratch.size());
+    if (n < 0) {
+      ok = false;
+      break;
+    }
+    if (n == 0 || !deliver(std::span<const std::uint8_t>(scratch.data(), static_cast<std::size_t>(n))))
+      break;
+  }
+  feed({});
+  if (ok && !handshake_done()) handshake();
+  return ok;
+}
 
 }  // namespace moongate::relay

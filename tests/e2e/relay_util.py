@@ -47,7 +47,9 @@ class Relay:
 
 
     def varz(self):
-        with urllib.request.urlopen("http://127.0.0.1:%d/debug/varz" % self.port, timeout=5) as r:
+        # A TLS relay serves plain HTTP only on its --http-port.
+        port = self.http_port or self.port
+        with urllib.request.urlopen("http://127.0.0.1:%d/debug/varz" % port, timeout=5) as r:
             text = r.read().decode()
         vals = {}
         for line in text.splitlines():

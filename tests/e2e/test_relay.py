@@ -67,7 +67,8 @@ def handshake_and_send_receive():
 
 @test
 def tls_self_signed_pin():
-    r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", shards=2, plain=False)
+    r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", "--http-port", "0",
+              shards=2, plain=False)
     try:
         assert r.pin, r.output()
         a = DerpClient("127.0.0.1", r.port, tls=True)
@@ -88,10 +89,80 @@ def tls_self_signed_pin():
         assert c.expect_closed()
         raw.close()
         s.close()
+        # TLS 1.3 sessions leave OpenSSL for the relay's record layer, which
+        # counted the forged record; the garbage handshake is OpenSSL's.
+        r.wait_varz('moongate_relay_tls_closes_total{reason="bad_record_mac"}', lambda v: v == 1)
+        r.wait_varz('moongate_relay_tls_handshakes_total{layer="user"}', lambda v: v >= 3)
         exchange(a, b)
         exchange(a, b)
         exchange(b, a, 30000)
         a.ping()
+        a.close()
+        b.close()
+    finally:
+        r.stop()
+
+
+def ssl_pointer(sock):
+    """(libssl, the SSL* under a Python ssl socket), or (None, None).
+
+    Python's ssl module has no KeyUpdate; OpenSSL has SSL_key_update. The
+    pointer is read from CPython's _ssl object (3.11: after the header, the
+    socket weakref, then SSL*, then the context), and trusted only when the
+    context next to it is this socket's and OpenSSL agrees the SSL belongs
+    to that context's SSL_CTX."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL("libssl.so.3")
+    except OSError:
+        return None, None
+    lib.SSL_get_SSL_CTX.restype = ctypes.c_void_p
+    lib.SSL_get_SSL_CTX.argtypes = [ctypes.c_void_p]
+    lib.SSL_key_update.restype = ctypes.c_int
+    lib.SSL_key_update.argtypes = [ctypes.c_void_p, ctypes.c_int]
+
+    def word(addr):
+        return ctypes.c_void_p.from_address(addr).value
+    inner, ctx = sock._sslobj, sock.context
+    head = ctypes.sizeof(ctypes.c_void_p) * 2  # PyObject_HEAD
+    if sys.implementation.name != "cpython" or word(id(inner) + head + 16) != id(ctx):
+        return None, None
+    ssl_ptr = word(id(inner) + head + 8)
+    if not ssl_ptr or lib.SSL_get_SSL_CTX(ssl_ptr) != word(id(ctx) + head):
+        return None, None
+    return lib, ssl_ptr
+
+
+@test
+def tls_key_update():
+    """Clients update their keys (RFC 8446 §4.6.3), one asking the relay to
+    update its own: packets keep flowing both ways under the new keys."""
+    r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", "--http-port", "0",
+              shards=2, plain=False)
+    try:
+        a = DerpClient("127.0.0.1", r.port, tls=True)
+        b = DerpClient("127.0.0.1", r.port, tls=True, fast_start=True)
+        assert a.sock.version() == "TLSv1.3"
+        assert a.sock.cipher()[0] == "TLS_AES_128_GCM_SHA256", a.sock.cipher()  # derper's choice
+        lib, pa = ssl_pointer(a.sock)
+        _, pb = ssl_pointer(b.sock)
+        if not pa or not pb:
+            print("tls_key_update: this Python's ssl object layout is unknown; "
+                  "the unit test (unit_relay TlsRecordTest.KeyUpdateFromTheClient) covers it")
+            return
+        for _ in range(3):
+            assert lib.SSL_key_update(pa, 1) == 1  # update_requested
+            assert lib.SSL_key_update(pb, 0) == 1  # update_not_requested
+            # Each KeyUpdate goes out before its client's next record.
+            exchange(a, b, 1200)
+            exchange(b, a, 30000)
+            exchange(a, b, 65536)
+        a.ping()
+        b.ping()
+        r.wait_varz('moongate_relay_tls_handshakes_total{layer="user"}', lambda v: v == 2)
+        vals = r.varz()
+        closes = {k: v for k, v in vals.items() if k.startswith("moongate_relay_tls_closes_total")}
+        assert closes and not any(closes.values()), closes
         a.close()
         b.close()
     finally:
@@ -110,7 +181,8 @@ def tls_certificate_files_and_tls12():
                         "/CN=derp.hd.test", "-keyout", os.path.join(tmp, "derp.hd.test.key"),
                         "-out", os.path.join(tmp, "derp.hd.test.crt")],
                        check=True, capture_output=True, timeout=30)
-        r = Relay(BIN, "--hostname", "derp.hd.test", "--certdir", tmp, shards=1, plain=False)
+        r = Relay(BIN, "--hostname", "derp.hd.test", "--certdir", tmp, "--http-port", "0", shards=1,
+                  plain=False)
         try:
             assert r.pin is None  # a certificate from files: no pin printed
             a = DerpClient("127.0.0.1", r.port, tls=True, server_name="derp.hd.test")
@@ -130,6 +202,9 @@ def tls_certificate_files_and_tls12():
             assert t.recv(100).startswith(b"HTTP/1.1 200")
             t.close()
             a.ping()
+            # TLS 1.2 stays in OpenSSL; TLS 1.3 leaves it
+            r.wait_varz('moongate_relay_tls_handshakes_total{layer="openssl"}', lambda v: v == 1)
+            r.wait_varz('moongate_relay_tls_handshakes_total{layer="user"}', lambda v: v == 1)
         finally:
             r.stop()
         # no files for a name that is not an IP address: a clear start-up error
