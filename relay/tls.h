@@ -71,7 +71,8 @@ class TlsConn {
   // Ciphertext in: drives the handshake and hands each piece of plaintext to
   // `deliver(std::span<const uint8_t>) -> bool` (false: stop, the caller
   // closed the connection), decrypted into `scratch` (at least
-  // kTlsMaxInner bytes). false when the connection must end (why: error()).
+  // kTlsMaxCipher bytes; a smaller one ends the connection). false when the
+  // connection must end (why: error()).
   template <typename Deliver>
   bool receive(std::span<const std::uint8_t> cipher, std::span<std::uint8_t> scratch, Deliver&& deliver);
   // Encrypts all of `plain` into the output. false on error.
@@ -126,7 +127,10 @@ bool TlsConn::receive(std::span<const std::uint8_t> cipher, std::span<std::uint8
     if (!lean_handshake(cipher, done)) return false;
     if (!done) return true;
   }
-  if (records_) return records_->receive(cipher, scratch.data(), *out_, deliver);
+  if (records_) {
+    if (scratch.size() < kTlsMaxCipher) return false;  // a caller's bug: never overrun it
+    return records_->receive(cipher, scratch.data(), *out_, deliver);
+  }
   feed(cipher);
   bool ok = true;
   for (;;) {

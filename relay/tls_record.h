@@ -150,7 +150,8 @@ class TlsRecords {
 
   // Ciphertext in; each application_data record's content goes to
   // `deliver(std::span<const uint8_t>)` (zero-length records are dropped),
-  // decrypted into `scratch` (at least kTlsMaxInner bytes). KeyUpdate
+  // decrypted into `scratch` (at least kTlsMaxCipher bytes: a record's
+  // whole encrypted body is decrypted before its length is judged). KeyUpdate
   // replies are sealed into `out`. Returns false when the connection must
   // end; closed() says why. `deliver` may return false to stop (the caller
   // closed the connection); then receive() returns true and the rest of the
