@@ -242,6 +242,8 @@ std::string dump(const Config& c, DumpOptions options) {
     out << YAML::EndMap;
   }
 
+  if (c.relay) out << YAML::Key << "relay" << YAML::Value << YAML::Load(*c.relay);
+
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

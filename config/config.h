@@ -153,6 +153,11 @@ struct Config {
   // Absent: no policy, everything routed is allowed. Present (even with no
   // rules): default deny. Checked against the peers at load time.
   std::optional<policy::PolicySpec> policy;
+  // The `relay:` section, for moongate-relay reading the same file
+  // (docs/relay.md): its key names are checked here (config/relay_keys.h),
+  // its values by the relay. Kept as YAML text (yaml-cpp's canonical
+  // emission) so dump() writes it back; control and the data plane ignore it.
+  std::optional<std::string> relay;
 
   const Port* find_port(std::string_view name) const noexcept;
 

@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "config/key.h"
+#include "config/relay_keys.h"
 #include "crypto/x25519.h"
 #include "policy/compile.h"
 
@@ -404,6 +405,7 @@ class Loader {
   std::string peer_label(std::size_t index) const;
   void parse_nat(const Field& f);
   void parse_policy(const Field& f);
+  void parse_relay(const Field& f);
   // A list of non-empty strings (policy members, rule sources...).
   std::vector<std::string> strings(const Field& f, bool scalar_ok);
 
@@ -748,7 +750,8 @@ Result Loader::run(const std::string& text) {
 }
 
 void Loader::parse_root(const Field& root) {
-  const auto m = map(root, {"interface", "ports", "routes", "peers", "dataplane", "nat", "policy"});
+  const auto m =
+      map(root, {"interface", "ports", "routes", "peers", "dataplane", "nat", "policy", "relay"});
   if (!m) return;
 
   // An optional section left empty (`routes:` with every entry commented
@@ -774,6 +777,8 @@ void Loader::parse_root(const Field& root) {
       error(field, "tag " + quote(tag) + " needs a policy section that declares it in policy.tags");
   }
 
+  if (const auto f = m->get("relay")) parse_relay(*f);
+
   if (interface_mtu_ && tunnel_uses_v6_ && cfg_.interface.mtu < kMinMtuIpv6) {
     error(*interface_mtu_,
           "must be at least " + std::to_string(kMinMtuIpv6) +
@@ -785,6 +790,44 @@ void Loader::parse_root(const Field& root) {
           std::to_string(cfg_.peers.size()) + " peers, more than dataplane.max_peers (" +
               std::to_string(cfg_.dataplane.max_peers) + ")");
   }
+}
+
+// The relay's section is moongate-relay's to parse (relay/options.h): here
+// only its key names are checked, against the one list both use, so a typo
+// fails the data plane's --check too; the values are the relay's.
+void Loader::parse_relay(const Field& f) {
+  if (f.node.IsNull()) return;  // `relay:` with every key commented out
+  if (!f.node.IsMap()) {
+    error(f, "expected a mapping, got " + describe(f.node));
+    return;
+  }
+  const std::vector<std::string_view> known(kRelayKeys.begin(), kRelayKeys.end());
+  std::map<std::string, int> first_line;
+  bool ok = true;
+  for (auto it = f.node.begin(); it != f.node.end(); ++it) {
+    const YAML::Node key = it->first;
+    if (!key.IsScalar()) {
+      error(key.Mark(), f.path, "a key must be a plain name, got " + describe(key));
+      ok = false;
+      continue;
+    }
+    std::string name = key.Scalar();
+    std::replace(name.begin(), name.end(), '-', '_');  // the flags' spelling is fine too
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      const std::string guess = suggest(name, known);
+      error(key.Mark(), f.path,
+            "unknown key " + quote(key.Scalar()) +
+                (guess.empty() ? std::string() : " (did you mean '" + guess + "'?)"));
+      ok = false;
+      continue;
+    }
+    if (const auto [pos, inserted] = first_line.emplace(name, key.Mark().line + 1); !inserted) {
+      error(key.Mark(), f.path,
+            "duplicate key " + quote(key.Scalar()) + " (first on line " + std::to_string(pos->second) + ")");
+      ok = false;
+    }
+  }
+  if (ok) cfg_.relay = YAML::Dump(f.node);
 }
 
 void Loader::parse_interface(const Field& f) {

@@ -14,6 +14,7 @@
 #include <malloc.h>
 #include <cstring>
 
+#include "relay/debug_vars.h"
 #include "relay/http.h"
 #include "relay/websocket.h"
 
@@ -262,6 +263,7 @@ std::string Relay::metrics() const {
   out += "moongate_relay_shard_ring_drops_total " + std::to_string(drops) + "\n";
   for (unsigned i = 0; i < shards.size(); ++i)
     for (const auto& u : shards[i]->udp) u->metrics(out, i);
+  bootstrap_dns->metrics(out);
   return out;
 }
 
@@ -846,6 +848,8 @@ void Shard::on_http(Conn& c, std::uint64_t now) {
   } else {
     Response r = route(req, derp::key_hex(relay_.public_key), is_loopback(c.addr));
     if (r.action == Action::kVarz) bytes = varz_response(relay_.metrics());
+    else if (r.action == Action::kVars) bytes = vars_response(vars_json(relay_.metrics()));
+    else if (r.action == Action::kBootstrapDns) bytes = relay_.bootstrap_dns->respond(req.query);
     else bytes = std::move(r.bytes);
     upgrade = r.action == Action::kUpgradeDerp || r.action == Action::kUpgradeWebSocket;
     if (r.action == Action::kUpgradeWebSocket) c.ws = std::make_unique<WsReader>();
