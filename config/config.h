@@ -143,6 +143,16 @@ struct Dataplane {
   friend bool operator==(const Dataplane&, const Dataplane&) = default;
 };
 
+// One key of the `relay:` section as written: the key (with '_' or '-'),
+// its value, or a list key's items (`list`: written as a YAML list).
+struct RelaySetting {
+  std::string key;
+  std::vector<std::string> values;
+  bool list = false;
+
+  friend bool operator==(const RelaySetting&, const RelaySetting&) = default;
+};
+
 struct Config {
   Interface interface;
   std::vector<Port> ports;
@@ -154,10 +164,10 @@ struct Config {
   // rules): default deny. Checked against the peers at load time.
   std::optional<policy::PolicySpec> policy;
   // The `relay:` section, for moongate-relay reading the same file
-  // (docs/relay.md): its key names are checked here (config/relay_keys.h),
-  // its values by the relay. Kept as YAML text (yaml-cpp's canonical
-  // emission) so dump() writes it back; control and the data plane ignore it.
-  std::optional<std::string> relay;
+  // (docs/relay.md): key names and value shapes are checked here
+  // (config/relay_keys.h), the values' meaning by the relay. Kept so dump()
+  // writes it back; control and the data plane ignore it.
+  std::optional<std::vector<RelaySetting>> relay;
 
   const Port* find_port(std::string_view name) const noexcept;
 

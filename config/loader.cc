@@ -792,9 +792,11 @@ void Loader::parse_root(const Field& root) {
   }
 }
 
-// The relay's section is moongate-relay's to parse (relay/options.h): here
-// only its key names are checked, against the one list both use, so a typo
-// fails the data plane's --check too; the values are the relay's.
+// The relay's section is moongate-relay's to parse (relay/options.h). Here
+// the key names are checked against the one list both use, and each
+// value's shape (a boolean, a string, or for the list keys a list of
+// strings), so a typo fails the data plane's --check too; what a string
+// means (a port, an address, a host name) is the relay's to check.
 void Loader::parse_relay(const Field& f) {
   if (f.node.IsNull()) return;  // `relay:` with every key commented out
   if (!f.node.IsMap()) {
@@ -803,9 +805,11 @@ void Loader::parse_relay(const Field& f) {
   }
   const std::vector<std::string_view> known(kRelayKeys.begin(), kRelayKeys.end());
   std::map<std::string, int> first_line;
+  std::vector<RelaySetting> settings;
   bool ok = true;
   for (auto it = f.node.begin(); it != f.node.end(); ++it) {
     const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
     if (!key.IsScalar()) {
       error(key.Mark(), f.path, "a key must be a plain name, got " + describe(key));
       ok = false;
@@ -825,9 +829,31 @@ void Loader::parse_relay(const Field& f) {
       error(key.Mark(), f.path,
             "duplicate key " + quote(key.Scalar()) + " (first on line " + std::to_string(pos->second) + ")");
       ok = false;
+      continue;
     }
+    const Field field{value, value.IsNull() ? key.Mark() : value.Mark(), key.Mark(),
+                      key_path(f.path, key.Scalar())};
+    RelaySetting setting{key.Scalar(), {}, false};
+    if (relay_key_is_boolean(name)) {
+      const auto b = boolean(field);
+      if (b) setting.values.push_back(*b ? "true" : "false");
+    } else if (relay_key_is_list(name)) {
+      setting.list = value.IsSequence();
+      if (const auto items = list(field, true)) {
+        for (const Field& item : *items)
+          if (const auto v = string(item)) setting.values.push_back(*v);
+        if (setting.values.size() != items->size()) setting.values.clear();
+      }
+    } else if (const auto v = string(field)) {
+      setting.values.push_back(*v);
+    }
+    if (setting.values.empty() && !(setting.list && value.size() == 0)) {
+      ok = false;  // the helpers said why
+      continue;
+    }
+    settings.push_back(std::move(setting));
   }
-  if (ok) cfg_.relay = YAML::Dump(f.node);
+  if (ok) cfg_.relay = std::move(settings);
 }
 
 void Loader::parse_interface(const Field& f) {

@@ -16,4 +16,12 @@ inline constexpr std::array<std::string_view, 18> kRelayKeys = {
     "rate_limit",    "rate_burst", "verbose",      "moon_config", "bootstrap_dns_names",
     "unpublished_bootstrap_dns_names"};
 
+// Keys taking true or false, and keys taking a list (or one value).
+constexpr bool relay_key_is_boolean(std::string_view key) {
+  return key == "plain" || key == "mesh_insecure" || key == "verbose";
+}
+constexpr bool relay_key_is_list(std::string_view key) {
+  return key == "mesh_with" || key == "bootstrap_dns_names" || key == "unpublished_bootstrap_dns_names";
+}
+
 }  // namespace moongate::config

@@ -147,7 +147,7 @@ bool load_relay_yaml(const std::string& text, const std::string& source, Options
       return false;
     }
     seen.push_back(underscored);
-    if (flag == "plain" || flag == "mesh-insecure" || flag == "verbose") {
+    if (config::relay_key_is_boolean(underscored)) {
       bool b;
       if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b)) {
         error = where(v, key) + "want true or false";
@@ -156,8 +156,7 @@ bool load_relay_yaml(const std::string& text, const std::string& source, Options
       if (b && !apply(v, key, flag, nullptr)) return false;
       continue;
     }
-    const bool list = flag == "mesh-with" || flag == "bootstrap-dns-names" ||
-                      flag == "unpublished-bootstrap-dns-names";
+    const bool list = config::relay_key_is_list(underscored);
     if (list && v.IsSequence()) {
       for (const auto& item : v) {
         if (!item.IsScalar()) {

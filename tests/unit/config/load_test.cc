@@ -397,7 +397,9 @@ TEST(Load, RelaySectionOfASiteThatIsAlsoARelay) {
   const Result r = load_string(lines(ls), "t.yaml");
   ASSERT_TRUE(r.ok()) << r.error_text();
   ASSERT_TRUE(r.config().relay.has_value());
-  EXPECT_NE(r.config().relay->find("derp1.example.com"), std::string::npos);
+  EXPECT_EQ(*r.config().relay, (std::vector<RelaySetting>{{"hostname", {"derp1.example.com"}, false},
+                                                          {"mesh-with", {"https://derp2.example.com"}, true},
+                                                          {"bootstrap_dns_names", {"login.example.com"}, true}}));
   // dump() writes it back and the dump loads to an equal Config.
   const std::string d = dump(r.config(), {.reveal_secrets = true});
   EXPECT_NE(d.find("relay:"), std::string::npos);
@@ -414,7 +416,7 @@ TEST(Load, RelaySectionOfASiteThatIsAlsoARelay) {
   EXPECT_FALSE(e.config().relay.has_value());
 }
 
-TEST(Load, RelaySectionKeyErrors) {
+TEST(Load, RelaySectionKeyAndShapeErrors) {
   auto ls = base_lines();
   ls.push_back("relay: 5");  // 12
   EXPECT_EQ(errors_of(ls), (Errors{"t.yaml:12:8: relay: expected a mapping, got '5'"}));
@@ -429,6 +431,27 @@ TEST(Load, RelaySectionKeyErrors) {
                                "t.yaml:14:3: relay: unknown key 'colour'",
                                "t.yaml:16:3: relay: duplicate key 'mesh-with' (first on line 15)",
                            }));
+  // Shapes: what the relay could not take whatever it meant.
+  ls = base_lines();
+  ls.push_back("relay:");                             // 12
+  ls.push_back("  plain: yes");                       // 13
+  ls.push_back("  hostname: [a, b]");                 // 14
+  ls.push_back("  bootstrap_dns_names: [a, {b: 1}]");  // 15
+  ls.push_back("  shards:");                          // 16
+  EXPECT_EQ(errors_of(ls), (Errors{
+                               "t.yaml:13:10: relay.plain: expected true or false, got 'yes'",
+                               "t.yaml:14:13: relay.hostname: expected a string, got a list",
+                               "t.yaml:15:28: relay.bootstrap_dns_names[1]: expected a string, got a mapping",
+                               "t.yaml:16:3: relay.shards: expected a string, got nothing",
+                           }));
+  // An empty list and an empty mapping are fine (and dump back).
+  ls = base_lines();
+  ls.push_back("relay: {mesh_with: []}");
+  const Result r = load_string(lines(ls), "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error_text();
+  const Result again = load_string(dump(r.config(), {.reveal_secrets = true}), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error_text();
+  EXPECT_EQ(again.config(), r.config());
 }
 
 }  // namespace
