@@ -3,13 +3,17 @@
 
 #include "config/relay_keys.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 #include <cstring>
+
+#include "crypto/secret.h"
 
 namespace moongate::relay {
 namespace {
@@ -33,6 +37,33 @@ bool split_host_port(const std::string& s, std::string& host, std::uint16_t& por
     host = s.substr(0, colon);
   }
   return number(s.substr(colon + 1), port);
+}
+
+// The whole file, read without a stream buffer of its own (which would
+// keep an unwiped copy).
+bool read_text(const char* path, std::string& out) {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return false;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return false;
+  }
+  out.reserve(static_cast<std::size_t>(st.st_size) + 1);
+  char buf[4096];
+  bool ok = true;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  crypto::secure_wipe(buf, sizeof buf);
+  ::close(fd);
+  return ok;
 }
 
 }  // namespace
@@ -187,15 +218,17 @@ bool parse_options(int argc, char** argv, Options& o, std::string& error) {
   // --config first, so the command line overrides the file.
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) != "--config") continue;
-    std::ifstream f(argv[i + 1]);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    if (!f) {
+    std::string text;
+    if (!read_text(argv[i + 1], text)) {
       error = std::string("--config: cannot read ") + argv[i + 1];
       return false;
     }
     bool has_section = false;
-    if (!load_relay_yaml(ss.str(), argv[i + 1], o, error, &has_section)) return false;
+    const bool loaded = load_relay_yaml(text, argv[i + 1], o, error, &has_section);
+    // A site.yaml may hold the site's WireGuard key inline: this copy of
+    // the text is wiped (yaml-cpp's own are not: docs/relay.md).
+    crypto::secure_wipe(text.data(), text.size());
+    if (!loaded) return false;
     // An appliance file without the section is a mistake, not a relay with defaults.
     if (!has_section) {
       error = std::string(argv[i + 1]) + ": no relay: section (docs/relay.md)";
