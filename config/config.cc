@@ -249,6 +249,18 @@ std::string dump(const Config& c, DumpOptions options) {
     out << YAML::EndMap;
   }
 
+  if (c.relay) {
+    out << YAML::Key << "relay" << YAML::Value;
+    if (c.relay->empty()) out << YAML::Flow;
+    out << YAML::BeginMap;
+    for (const RelaySetting& r : *c.relay) {
+      out << YAML::Key << r.key << YAML::Value;
+      if (r.list) out << YAML::Flow << r.values;
+      else out << r.values.at(0);
+    }
+    out << YAML::EndMap;
+  }
+
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -156,6 +156,16 @@ struct Dataplane {
   friend bool operator==(const Dataplane&, const Dataplane&) = default;
 };
 
+// One key of the `relay:` section as written: the key (with '_' or '-'),
+// its value, or a list key's items (`list`: written as a YAML list).
+struct RelaySetting {
+  std::string key;
+  std::vector<std::string> values;
+  bool list = false;
+
+  friend bool operator==(const RelaySetting&, const RelaySetting&) = default;
+};
+
 struct Config {
   Interface interface;
   std::vector<Port> ports;
@@ -167,6 +177,11 @@ struct Config {
   // rules): default deny. Checked against the peers at load time.
   std::optional<policy::PolicySpec> policy;
   std::optional<Moon> moon;  // absent: no moon in the data plane
+  // The `relay:` section, for moongate-relay reading the same file
+  // (docs/relay.md): key names and value shapes are checked here
+  // (config/relay_keys.h), the values' meaning by the relay. Kept so dump()
+  // writes it back; control and the data plane ignore it.
+  std::optional<std::vector<RelaySetting>> relay;
 
   const Port* find_port(std::string_view name) const noexcept;
 

@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "config/key.h"
+#include "config/relay_keys.h"
 #include "crypto/x25519.h"
 #include "policy/compile.h"
 
@@ -405,6 +406,7 @@ class Loader {
   void parse_nat(const Field& f);
   void parse_policy(const Field& f);
   void parse_moon(const Field& f);
+  void parse_relay(const Field& f);
   // A list of non-empty strings (policy members, rule sources...).
   std::vector<std::string> strings(const Field& f, bool scalar_ok);
 
@@ -749,7 +751,8 @@ Result Loader::run(const std::string& text) {
 }
 
 void Loader::parse_root(const Field& root) {
-  const auto m = map(root, {"interface", "ports", "routes", "peers", "dataplane", "nat", "policy", "moon"});
+  const auto m = map(root, {"interface", "ports", "routes", "peers", "dataplane", "nat", "policy", "moon",
+                            "relay"});
   if (!m) return;
 
   // An optional section left empty (`routes:` with every entry commented
@@ -776,6 +779,7 @@ void Loader::parse_root(const Field& root) {
   }
 
   if (const auto f = m->get("moon")) parse_moon(*f);
+  if (const auto f = m->get("relay")) parse_relay(*f);
 
   if (interface_mtu_ && tunnel_uses_v6_ && cfg_.interface.mtu < kMinMtuIpv6) {
     error(*interface_mtu_,
@@ -788,6 +792,70 @@ void Loader::parse_root(const Field& root) {
           std::to_string(cfg_.peers.size()) + " peers, more than dataplane.max_peers (" +
               std::to_string(cfg_.dataplane.max_peers) + ")");
   }
+}
+
+// The relay's section is moongate-relay's to parse (relay/options.h). Here
+// the key names are checked against the one list both use, and each
+// value's shape (a boolean, a string, or for the list keys a list of
+// strings), so a typo fails the data plane's --check too; what a string
+// means (a port, an address, a host name) is the relay's to check.
+void Loader::parse_relay(const Field& f) {
+  if (f.node.IsNull()) return;  // `relay:` with every key commented out
+  if (!f.node.IsMap()) {
+    error(f, "expected a mapping, got " + describe(f.node));
+    return;
+  }
+  const std::vector<std::string_view> known(kRelayKeys.begin(), kRelayKeys.end());
+  std::map<std::string, int> first_line;
+  std::vector<RelaySetting> settings;
+  bool ok = true;
+  for (auto it = f.node.begin(); it != f.node.end(); ++it) {
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
+    if (!key.IsScalar()) {
+      error(key.Mark(), f.path, "a key must be a plain name, got " + describe(key));
+      ok = false;
+      continue;
+    }
+    std::string name = key.Scalar();
+    std::replace(name.begin(), name.end(), '-', '_');  // the flags' spelling is fine too
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      const std::string guess = suggest(name, known);
+      error(key.Mark(), f.path,
+            "unknown key " + quote(key.Scalar()) +
+                (guess.empty() ? std::string() : " (did you mean '" + guess + "'?)"));
+      ok = false;
+      continue;
+    }
+    if (const auto [pos, inserted] = first_line.emplace(name, key.Mark().line + 1); !inserted) {
+      error(key.Mark(), f.path,
+            "duplicate key " + quote(key.Scalar()) + " (first on line " + std::to_string(pos->second) + ")");
+      ok = false;
+      continue;
+    }
+    const Field field{value, value.IsNull() ? key.Mark() : value.Mark(), key.Mark(),
+                      key_path(f.path, key.Scalar())};
+    RelaySetting setting{key.Scalar(), {}, false};
+    if (relay_key_is_boolean(name)) {
+      const auto b = boolean(field);
+      if (b) setting.values.push_back(*b ? "true" : "false");
+    } else if (relay_key_is_list(name)) {
+      setting.list = value.IsSequence();
+      if (const auto items = list(field, true)) {
+        for (const Field& item : *items)
+          if (const auto v = string(item)) setting.values.push_back(*v);
+        if (setting.values.size() != items->size()) setting.values.clear();
+      }
+    } else if (const auto v = string(field)) {
+      setting.values.push_back(*v);
+    }
+    if (setting.values.empty() && !(setting.list && value.size() == 0)) {
+      ok = false;  // the helpers said why
+      continue;
+    }
+    settings.push_back(std::move(setting));
+  }
+  if (ok) cfg_.relay = std::move(settings);
 }
 
 void Loader::parse_interface(const Field& f) {

@@ -53,7 +53,9 @@ Parse parse_request(std::string_view in, Request& out, std::size_t& head_len) {
   out.method = std::string(line.substr(0, sp1));
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   if (target.empty() || target.front() != '/') return Parse::kBad;
-  out.path = std::string(target.substr(0, target.find('?')));
+  const std::size_t question = target.find('?');
+  out.path = std::string(target.substr(0, question));
+  if (question != std::string_view::npos) out.query = std::string(target.substr(question + 1));
   for (char c : out.method)
     if (!std::isupper(static_cast<unsigned char>(c))) return Parse::kBad;
   while (eol != std::string_view::npos) {
@@ -142,12 +144,16 @@ Response route(const Request& r, std::string_view server_key_hex, bool local) {
     out.bytes += "Connection: close\r\n\r\n";
     return out;
   }
-  if (r.path == "/debug/varz") {
+  if (r.path == "/debug/varz" || r.path == "/debug/vars") {
     if (!local) {
       out.bytes = simple_response(403, "Forbidden", "debug access denied\n");
       return out;
     }
-    out.action = Action::kVarz;
+    out.action = r.path == "/debug/varz" ? Action::kVarz : Action::kVars;
+    return out;
+  }
+  if (r.path == "/bootstrap-dns") {
+    out.action = Action::kBootstrapDns;
     return out;
   }
   if (r.path == "/robots.txt") {

@@ -12,6 +12,9 @@
 //                         of [A-Za-z0-9._:-]) echoed as
 //                         X-Tailscale-Response: response <challenge>
 //   /debug/varz           Prometheus text, loopback clients only
+//   /debug/vars           the same counters as JSON (debug_vars.h), loopback only
+//   /bootstrap-dns        derper's name -> addresses JSON (bootstrap_dns.h),
+//                         any client, `?q=NAME` kept in Request::query
 //   /, /robots.txt        small fixed pages; anything else 404
 // Every response but the upgrade closes the connection.
 #pragma once
@@ -27,7 +30,8 @@ inline constexpr std::size_t kMaxRequestHead = 8192;
 
 struct Request {
   std::string method;
-  std::string path;  // without the query string
+  std::string path;   // without the query string
+  std::string query;  // after the '?', undecoded
   std::string upgrade;
   std::string challenge;
   bool fast_start = false;
@@ -40,15 +44,16 @@ enum class Parse { kIncomplete, kDone, kBad, kTooLarge };
 // body (for /derp: the client's first DERP bytes) starts.
 Parse parse_request(std::string_view in, Request& out, std::size_t& head_len);
 
-enum class Action { kRespond, kUpgradeDerp, kUpgradeWebSocket, kVarz };
+enum class Action { kRespond, kUpgradeDerp, kUpgradeWebSocket, kVarz, kVars, kBootstrapDns };
 struct Response {
   Action action = Action::kRespond;
   std::string bytes;  // the response (empty for a fast-start upgrade)
 };
 
 // Decides what to answer. `server_key_hex` goes into Derp-Public-Key;
-// `local` says the client is on loopback (debug pages). For kVarz the
-// caller renders the metrics and wraps them with varz_response().
+// `local` says the client is on loopback (debug pages). For kVarz and
+// kVars the caller renders the metrics and wraps them with varz_response()
+// or vars_response(); for kBootstrapDns it asks BootstrapDns::respond().
 Response route(const Request& r, std::string_view server_key_hex, bool local);
 std::string varz_response(std::string_view body);
 std::string simple_response(int status, std::string_view reason, std::string_view body);

@@ -7,7 +7,8 @@
 //   2. shards: shard 0 binds first (its ports, ephemeral or not, are then
 //      shared through SO_REUSEPORT), then the others; the lines tests and
 //      operators read are printed ("derp ...", "stun ...", "pin ...")
-//   3. the main thread waits for SIGINT/SIGTERM and stops the shards
+//   3. the /bootstrap-dns resolver thread starts (lookups never run on a
+//      shard); the main thread waits for SIGINT/SIGTERM and stops the shards
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -116,6 +117,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "moongate-relay: %s\n%s", error.c_str(), usage().c_str());
     return 2;
   }
+  if (o.check) {
+    // The files the flags name are read at start-up; the moon's is a
+    // configuration of its own, so it is checked here too.
+    zerotier::MoonSettings ms;
+    if (!o.moon_config.empty() && !zerotier::load_moon_yaml(o.moon_config, ms, error)) {
+      std::fprintf(stderr, "moongate-relay: --moon-config: %s\n", error.c_str());
+      return 2;
+    }
+    std::printf("moongate-relay: configuration ok\n");
+    return 0;
+  }
   raise_nofile();
   if (!load_key(o.key_file, relay->private_key, error)) {
     std::fprintf(stderr, "moongate-relay: %s\n", error.c_str());
@@ -183,6 +195,10 @@ int main(int argc, char** argv) {
     o.udp_services.push_back(MoonService::spec(std::move(moon)));
   }
 
+  // /bootstrap-dns: lookups on a thread of their own (started with the
+  // shards, signals blocked), never on a shard.
+  relay->bootstrap_dns = std::make_unique<BootstrapDns>(o.bootstrap_dns);
+
   const unsigned n = o.shards ? o.shards : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) relay->shards.push_back(std::make_unique<Shard>(*relay, i));
   for (unsigned i = 0; i < n * n; ++i)
@@ -202,6 +218,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  relay->bootstrap_dns->start();
   for (auto& s : relay->shards) s->start();
 
   std::printf("moongate-relay: derp %s port %u (%s), %u shards\n", o.addr.empty() ? "*" : o.addr.c_str(),
@@ -215,6 +232,9 @@ int main(int argc, char** argv) {
     std::printf("moongate-relay: %s udp port %u\n", o.udp_services[i].name.c_str(),
                 relay->bound_udp_ports[i]);
   std::fputs(moon_line.c_str(), stdout);
+  if (relay->bootstrap_dns->enabled())
+    std::printf("moongate-relay: bootstrap-dns %zu names, %zu unpublished\n", o.bootstrap_dns.names.size(),
+                o.bootstrap_dns.unpublished.size());
   std::printf("moongate-relay: ready\n");
   std::fflush(stdout);
 

@@ -1,12 +1,19 @@
 // Command-line flags of moongate-relay.
 #include "relay/options.h"
 
+#include "config/relay_keys.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 #include <cstring>
+
+#include "crypto/secret.h"
 
 namespace moongate::relay {
 namespace {
@@ -32,6 +39,33 @@ bool split_host_port(const std::string& s, std::string& host, std::uint16_t& por
   return number(s.substr(colon + 1), port);
 }
 
+// The whole file, read without a stream buffer of its own (which would
+// keep an unwiped copy).
+bool read_text(const char* path, std::string& out) {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return false;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return false;
+  }
+  out.reserve(static_cast<std::size_t>(st.st_size) + 1);
+  char buf[4096];
+  bool ok = true;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  crypto::secure_wipe(buf, sizeof buf);
+  ::close(fd);
+  return ok;
+}
+
 }  // namespace
 
 bool parse_options_only(int argc, char** argv, Options& o, std::string& error);
@@ -55,9 +89,16 @@ std::string usage() {
   --rate-limit BYTES      per-client receive limit in bytes/s (default off)
   --rate-burst BYTES      its burst (default rate/10)
   --verbose               log connections
+  --bootstrap-dns-names NAMES
+                          serve /bootstrap-dns: these host names (comma-separated,
+                          repeatable) and their addresses, looked up every 10 minutes
+  --unpublished-bootstrap-dns-names NAMES
+                          names answered only to /bootstrap-dns?q=NAME
   --moon-config FILE      also host a ZeroTier moon: the `moon:` section of a moongate-moon
                           YAML file (docs/moon.md); on shard 0 only
-  --config FILE           read the `relay:` section of a YAML file first (flags win)
+  --config FILE           read the `relay:` section of a YAML file first (flags win): the
+                          relay's own file or the appliance's site.yaml
+  --check                 check the configuration, print it is fine, exit
 )";
 }
 
@@ -80,7 +121,8 @@ bool parse_mesh_peer(const std::string& in, MeshPeer& out) {
 }
 
 bool load_relay_yaml(const std::string& text, const std::string& source, Options& o,
-                     std::string& error) {
+                     std::string& error, bool* has_section) {
+  if (has_section) *has_section = false;
   YAML::Node doc;
   try {
     doc = YAML::Load(text);
@@ -90,73 +132,85 @@ bool load_relay_yaml(const std::string& text, const std::string& source, Options
     return false;
   }
   if (!doc.IsMap() || !doc["relay"]) return true;
+  if (has_section) *has_section = true;
   const YAML::Node relay = doc["relay"];
   auto where = [&](const YAML::Node& n, const std::string& key) {
     return source + ":" + std::to_string(n.Mark().line + 1) + ":" + std::to_string(n.Mark().column + 1) +
            ": relay" + (key.empty() ? "" : "." + key) + ": ";
   };
+  if (relay.IsNull()) return true;  // `relay:` with everything commented out
   if (!relay.IsMap()) {
     error = where(relay, "") + "must be a mapping";
     return false;
   }
-  // Each key becomes the flag of the same name, so the two stay one schema.
-  std::vector<std::string> args = {"moongate-relay"};
+  // Each key becomes the flag of the same name, so the two stay one schema;
+  // a value's error is reported at that value.
+  auto apply = [&](const YAML::Node& at, const std::string& key, const std::string& flag,
+                   const std::string* value) {
+    std::vector<std::string> args = {"moongate-relay", "--" + flag};
+    if (value) args.push_back(*value);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    std::string e;
+    if (parse_options_only(static_cast<int>(argv.size()), argv.data(), o, e)) return true;
+    if (e.rfind("--" + flag + ": ", 0) == 0) e = e.substr(flag.size() + 4);  // the path names it
+    error = where(at, key) + e;
+    return false;
+  };
+  std::vector<std::string> seen;
   for (const auto& kv : relay) {
-    std::string key = kv.first.as<std::string>();
-    for (char& c : key)
-      if (c == '_') c = '-';
+    if (!kv.first.IsScalar()) {
+      error = where(kv.first, "") + "a key must be a name";
+      return false;
+    }
+    const std::string key = kv.first.Scalar();
+    std::string underscored = key, flag = key;  // the list's spelling, the flag's
+    std::replace(underscored.begin(), underscored.end(), '-', '_');
+    std::replace(flag.begin(), flag.end(), '_', '-');
     const YAML::Node& v = kv.second;
-    const bool is_bool = key == "plain" || key == "mesh-insecure" || key == "verbose";
-    static const char* kKnown[] = {"addr", "hostname", "certdir", "plain", "http-port",
-                                   "stun-port", "shards", "key-file", "mesh-key-file",
-                                   "mesh-with", "mesh-insecure", "admission", "rate-limit",
-                                   "rate-burst", "verbose", "moon-config"};
-    bool known = false;
-    for (const char* k : kKnown) known |= key == k;
-    if (!known) {
+    if (std::find(config::kRelayKeys.begin(), config::kRelayKeys.end(), underscored) == config::kRelayKeys.end()) {
       error = where(kv.first, key) + "unknown key";
       return false;
     }
-    if (is_bool) {
+    // yaml-cpp keeps both copies of a repeated key; config/ refuses them too.
+    if (std::find(seen.begin(), seen.end(), underscored) != seen.end()) {
+      error = where(kv.first, key) + "duplicate key";
+      return false;
+    }
+    seen.push_back(underscored);
+    if (config::relay_key_is_boolean(underscored)) {
       bool b;
       if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b)) {
         error = where(v, key) + "want true or false";
         return false;
       }
-      if (b) args.push_back("--" + key);
+      if (b && !apply(v, key, flag, nullptr)) return false;
       continue;
     }
-    if (key == "mesh-with" && v.IsSequence()) {
+    const bool list = config::relay_key_is_list(underscored);
+    if (list && v.IsSequence()) {
       for (const auto& item : v) {
         if (!item.IsScalar()) {
-          error = where(item, key) + "want a list of host:port or URLs";
+          error = where(item, key) + (flag == "mesh-with" ? "want a list of host:port or URLs"
+                                                          : "want a list of host names");
           return false;
         }
-        args.push_back("--mesh-with");
-        args.push_back(item.Scalar());
+        if (!apply(item, key, flag, &item.Scalar())) return false;
       }
       continue;
     }
     if (!v.IsScalar()) {
-      error = where(v, key) + "want a single value";
+      error = where(v, key) + (list ? "want a list or a single value" : "want a single value");
       return false;
     }
-    args.push_back("--" + key);
     std::string value = v.Scalar();
     // A path in the file is relative to the file, as in moongate-moon's.
-    if (key == "moon-config" && !value.empty() && value[0] != '/' && source.find('/') != std::string::npos)
+    if (flag == "moon-config" && !value.empty() && value[0] != '/' && source.find('/') != std::string::npos)
       value = source.substr(0, source.rfind('/') + 1) + value;
-    args.push_back(value);
+    if (!apply(v, key, flag, &value)) return false;
   }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  std::string e;
   // Checks that need the whole configuration (TLS without a hostname) wait
   // for the command line.
-  if (!parse_options_only(static_cast<int>(argv.size()), argv.data(), o, e)) {
-    error = source + ": relay: " + e;
-    return false;
-  }
   return true;
 }
 
@@ -164,14 +218,22 @@ bool parse_options(int argc, char** argv, Options& o, std::string& error) {
   // --config first, so the command line overrides the file.
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) != "--config") continue;
-    std::ifstream f(argv[i + 1]);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    if (!f) {
+    std::string text;
+    if (!read_text(argv[i + 1], text)) {
       error = std::string("--config: cannot read ") + argv[i + 1];
       return false;
     }
-    if (!load_relay_yaml(ss.str(), argv[i + 1], o, error)) return false;
+    bool has_section = false;
+    const bool loaded = load_relay_yaml(text, argv[i + 1], o, error, &has_section);
+    // A site.yaml may hold the site's WireGuard key inline: this copy of
+    // the text is wiped (yaml-cpp's own are not: docs/relay.md).
+    crypto::secure_wipe(text.data(), text.size());
+    if (!loaded) return false;
+    // An appliance file without the section is a mistake, not a relay with defaults.
+    if (!has_section) {
+      error = std::string(argv[i + 1]) + ": no relay: section (docs/relay.md)";
+      return false;
+    }
   }
   if (!parse_options_only(argc, argv, o, error)) return false;
   if (!o.plain && o.hostname.empty()) {
@@ -200,6 +262,8 @@ bool parse_options_only(int argc, char** argv, Options& o, std::string& error) {
       o.plain = true;
     } else if (a == "--verbose") {
       o.verbose = true;
+    } else if (a == "--check") {
+      o.check = true;
     } else if (a == "--config") {
       ++i;  // read by parse_options before the flags
     } else if (a == "--mesh-insecure") {
@@ -227,6 +291,26 @@ bool parse_options_only(int argc, char** argv, Options& o, std::string& error) {
       if (!number(v, o.shards) || o.shards > 256) {
         error = "--shards: want 0..256, got " + v;
         return false;
+      }
+    } else if (a == "--bootstrap-dns-names" || a == "--unpublished-bootstrap-dns-names") {
+      if (!value(v)) return false;
+      auto& list = a == "--bootstrap-dns-names" ? o.bootstrap_dns.names : o.bootstrap_dns.unpublished;
+      // Comma-separated, as derper's flag; repeating the flag adds more.
+      std::string_view rest = v;
+      for (;;) {
+        const std::size_t comma = rest.find(',');
+        const std::string name(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        if (!valid_dns_name(name)) {
+          error = a + ": not a host name: \"" + name + "\"";
+          return false;
+        }
+        if (std::find(list.begin(), list.end(), name) != list.end()) {
+          error = a + ": " + name + " is listed twice";
+          return false;
+        }
+        list.push_back(name);
+        if (comma == std::string_view::npos) break;
       }
     } else if (a == "--moon-config") {
       if (!value(o.moon_config)) return false;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "relay/admission.h"
+#include "relay/bootstrap_dns.h"
 #include "relay/udp_service.h"
 
 namespace moongate::relay {
@@ -35,23 +36,30 @@ struct Options {
   std::uint32_t rate_burst_bytes = 0;
   bool verbose = false;
   std::string moon_config;        // a moongate-moon YAML (`moon:` section): host the moon too
+  BootstrapDnsConfig bootstrap_dns;  // /bootstrap-dns names (none: an empty answer)
+  bool check = false;             // --check: validate the configuration and exit
   std::vector<UdpServiceSpec> udp_services;  // filled by main (STUN) and hosts
 };
 
 // Parses argv; false with `error` (or "help") on failure. `--config FILE`
 // reads the file's `relay:` section first (load_relay_yaml); flags given on
-// the command line override it wherever they appear.
+// the command line override it wherever they appear. The file is the
+// relay's own or the appliance's site.yaml (config/ accepts the section and
+// leaves it to the relay); a file without the section is an error.
 bool parse_options(int argc, char** argv, Options& out, std::string& error);
 
 // Applies the `relay:` section of a YAML document (the keys are the flags'
 // names without the dashes, with '_' or '-': addr, hostname, certdir, plain,
 // http_port, stun_port, shards, key_file, mesh_key_file, mesh_with (a list),
 // mesh_insecure, admission, rate_limit, rate_burst, verbose, moon_config —
-// relative to the YAML file). Errors read
-// `<source>:<line>:<col>: relay.<key>: <message>`, as config/'s do; unknown
-// keys are errors. A document without a `relay:` section changes nothing.
+// relative to the YAML file —, bootstrap_dns_names and
+// unpublished_bootstrap_dns_names: a list or a comma-separated string).
+// Errors read `<source>:<line>:<col>: relay.<key>: <message>` at the value
+// (the list item) at fault, as config/'s do; unknown keys are errors. A
+// document without a `relay:` section changes nothing (`has_section` says
+// whether there was one).
 bool load_relay_yaml(const std::string& text, const std::string& source, Options& out,
-                     std::string& error);
+                     std::string& error, bool* has_section = nullptr);
 std::string usage();
 // "host:port", "[v6]:port", "http(s)://host[:port]" -> MeshPeer.
 bool parse_mesh_peer(const std::string& s, MeshPeer& out);

@@ -14,6 +14,7 @@
 #include <malloc.h>
 #include <cstring>
 
+#include "relay/debug_vars.h"
 #include "relay/http.h"
 #include "relay/websocket.h"
 
@@ -263,6 +264,7 @@ std::string Relay::metrics() const {
   for (unsigned i = 0; i < shards.size(); ++i)
     for (const auto& u : shards[i]->udp) u->metrics(out, i);
   tls_metrics(out);
+  bootstrap_dns->metrics(out);
   return out;
 }
 
@@ -872,6 +874,8 @@ void Shard::on_http(Conn& c, std::uint64_t now) {
   } else {
     Response r = route(req, derp::key_hex(relay_.public_key), is_loopback(c.addr));
     if (r.action == Action::kVarz) bytes = varz_response(relay_.metrics());
+    else if (r.action == Action::kVars) bytes = vars_response(vars_json(relay_.metrics()));
+    else if (r.action == Action::kBootstrapDns) bytes = relay_.bootstrap_dns->respond(req.query);
     else bytes = std::move(r.bytes);
     upgrade = r.action == Action::kUpgradeDerp || r.action == Action::kUpgradeWebSocket;
     if (r.action == Action::kUpgradeWebSocket) c.ws = std::make_unique<WsReader>();

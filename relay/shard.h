@@ -35,6 +35,7 @@
 #include "derp/client.h"
 #include "derp/server.h"
 #include "relay/admission.h"
+#include "relay/bootstrap_dns.h"
 #include "relay/options.h"
 #include "relay/tls.h"
 #include "relay/udp_service.h"
@@ -59,6 +60,8 @@ struct Relay {
   std::unique_ptr<TlsContext> tls;       // nullptr in plain mode
   std::unique_ptr<TlsContext> mesh_tls;  // client side for mesh links
   std::unique_ptr<Admitter> admitter;
+  // /bootstrap-dns; main replaces it with the configured one before the shards start.
+  std::unique_ptr<BootstrapDns> bootstrap_dns = std::make_unique<BootstrapDns>(BootstrapDnsConfig{});
   std::vector<std::unique_ptr<Shard>> shards;
   // rings[from * n + to]
   std::vector<std::unique_ptr<boost::lockfree::spsc_queue<std::uint8_t>>> rings;

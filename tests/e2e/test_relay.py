@@ -5,16 +5,20 @@
 usage: test_relay.py <moongate-relay> [test-name ...]
 """
 import hashlib
+import json
 import http.server
 import os
 import resource
 import select
+import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.request
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -675,7 +679,6 @@ def ten_thousand_connections():
     else:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     from nacl.public import Box, PrivateKey, PublicKey
-    import json
     r = Relay(BIN, shards=2)
     socks = []
     try:
@@ -752,6 +755,121 @@ def ten_thousand_connections():
     finally:
         for s in socks:
             s.close()
+        r.stop()
+
+
+SITE_WITH_RELAY = """\
+interface:
+  name: rm0
+  private_key: YJV/PB64YUOQu4YoC4d8ty02UfASPbNlisdQ4JLsZlM=
+ports:
+  - name: wan0
+    role: wan
+    device: net_af_packet0,iface=rmv0
+    address: 192.0.2.2/24
+relay:
+  hostname: derp.example.com
+  # Resolvable without a DNS server: /etc/hosts and a numeric name.
+  bootstrap_dns_names: [localhost]
+  unpublished_bootstrap_dns_names: ["127.0.0.3"]
+"""
+
+
+def http_get(port, path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as resp:
+        return resp.status, resp.headers, resp.read()
+
+
+@test
+def bootstrap_dns_from_a_site_file():
+    """moongate-relay --config site.yaml (the appliance's file with a relay:
+    section) serves /bootstrap-dns: the published names, ?q= for an
+    unpublished one, derper's headers."""
+    want = sorted({ai[4][0] for ai in socket.getaddrinfo("localhost", None, 0, socket.SOCK_STREAM)})
+    d = tempfile.mkdtemp(prefix="rm-relay-")
+    try:
+        site = os.path.join(d, "site.yaml")
+        with open(site, "w") as f:
+            f.write(SITE_WITH_RELAY)
+        r = Relay(BIN, "--config", site)
+        try:
+            assert "bootstrap-dns 1 names, 1 unpublished" in r.output(), r.output()
+            # The lookups run on their own thread after start: wait for the answer.
+            deadline = time.monotonic() + 10
+            body = b"{}"
+            while body == b"{}" and time.monotonic() < deadline:
+                status, headers, body = http_get(r.port, "/bootstrap-dns")
+                time.sleep(0.05)
+            assert status == 200
+            assert headers["Content-Type"] == "application/json"
+            assert headers["Connection"] == "close"
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            got = json.loads(body)
+            assert list(got) == ["localhost"], got
+            assert sorted(got["localhost"]) == want, (got, want)
+            assert body.startswith(b'{\n\t"localhost": [\n\t\t"'), body  # derper's indentation
+            _, _, one = http_get(r.port, "/bootstrap-dns?q=127.0.0.3")
+            assert json.loads(one) == {"127.0.0.3": ["127.0.0.3"]}, one
+            for q in ("localhost", "nothing.example.com"):
+                _, _, other = http_get(r.port, "/bootstrap-dns?q=" + q)
+                assert json.loads(other) == got, other
+            v = r.varz()
+            assert v["moongate_relay_bootstrap_dns_unpublished_hits_total"] == 1
+            assert v["moongate_relay_bootstrap_dns_published_hits_total"] == 1
+            assert v["moongate_relay_bootstrap_dns_unpublished_misses_total"] == 1
+            assert v["moongate_relay_bootstrap_dns_names"] == 2
+        finally:
+            r.stop()
+        # The same file without the section is refused with a message.
+        with open(site, "w") as f:
+            f.write(SITE_WITH_RELAY.split("relay:")[0])
+        out = subprocess.run([BIN, "--config", site, "--plain"], capture_output=True, text=True, timeout=10)
+        assert out.returncode == 2 and "no relay: section" in out.stderr, out
+        # A bad name is reported at its line and column.
+        with open(site, "w") as f:
+            f.write(SITE_WITH_RELAY.replace("[localhost]", "[localhost, \"no such\"]"))
+        out = subprocess.run([BIN, "--config", site, "--check"], capture_output=True, text=True, timeout=10)
+        assert out.returncode == 2, out
+        assert site + ":12:36: relay.bootstrap_dns_names: not a host name: \"no such\"" in out.stderr, out.stderr
+        with open(site, "w") as f:
+            f.write(SITE_WITH_RELAY)
+        out = subprocess.run([BIN, "--config", site, "--check"], capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0 and "configuration ok" in out.stdout, out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@test
+def debug_vars_json_counters_move():
+    """/debug/vars: the /debug/varz counters as one JSON object; a counter
+    moves after traffic."""
+    r = Relay(BIN, shards=2)
+    try:
+        status, headers, body = http_get(r.port, "/debug/vars")
+        assert status == 200 and headers["Content-Type"].startswith("application/json")
+        before = json.loads(body)
+        assert isinstance(before["moongate_relay_packets_sent_total"], int)
+        assert before["moongate_relay_shards"] == 2
+        assert set(before["moongate_relay_stun_tailscale_total"]) == {"shard=0", "shard=1"}
+        a = DerpClient("127.0.0.1", r.port)
+        b = DerpClient("127.0.0.1", r.port)
+        for _ in range(3):
+            exchange(a, b)
+        deadline = time.monotonic() + 10
+        now = before
+        while time.monotonic() < deadline:
+            now = json.loads(http_get(r.port, "/debug/vars")[2])
+            if now["moongate_relay_packets_sent_total"] >= before["moongate_relay_packets_sent_total"] + 3:
+                break
+            time.sleep(0.05)
+        assert now["moongate_relay_packets_sent_total"] >= before["moongate_relay_packets_sent_total"] + 3, now
+        assert now["moongate_relay_handshakes_total"] >= 2
+        # The same numbers as /debug/varz (published together every 100 ms).
+        v = r.varz()
+        assert v["moongate_relay_packets_sent_total"] >= now["moongate_relay_packets_sent_total"]
+        a.close()
+        b.close()
+    finally:
         r.stop()
 
 

@@ -381,3 +381,78 @@ TEST(KeyFiles, PeerKeyFileErrors) {
 
 }  // namespace
 }  // namespace moongate::config
+
+namespace moongate::config {
+namespace {
+
+// A site that is also a DERP relay: the `relay:` section is moongate-relay's
+// (its values are checked there, tests/unit/relay); here its key names are
+// checked against the relay's list and the section is kept for dump().
+TEST(Load, RelaySectionOfASiteThatIsAlsoARelay) {
+  auto ls = base_lines();
+  ls.push_back("relay:");                                      // 12
+  ls.push_back("  hostname: derp1.example.com");               // 13
+  ls.push_back("  mesh-with: [https://derp2.example.com]");    // 14
+  ls.push_back("  bootstrap_dns_names: [login.example.com]");  // 15
+  const Result r = load_string(lines(ls), "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error_text();
+  ASSERT_TRUE(r.config().relay.has_value());
+  EXPECT_EQ(*r.config().relay, (std::vector<RelaySetting>{{"hostname", {"derp1.example.com"}, false},
+                                                          {"mesh-with", {"https://derp2.example.com"}, true},
+                                                          {"bootstrap_dns_names", {"login.example.com"}, true}}));
+  // dump() writes it back and the dump loads to an equal Config.
+  const std::string d = dump(r.config(), {.reveal_secrets = true});
+  EXPECT_NE(d.find("relay:"), std::string::npos);
+  const Result again = load_string(d, "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error_text() << d;
+  EXPECT_EQ(again.config(), r.config());
+
+  // Without the section, or with every key commented out: no relay.
+  EXPECT_FALSE(load_string(lines(base_lines()), "t.yaml").config().relay.has_value());
+  auto empty = base_lines();
+  empty.push_back("relay:");
+  const Result e = load_string(lines(empty), "t.yaml");
+  ASSERT_TRUE(e.ok()) << e.error_text();
+  EXPECT_FALSE(e.config().relay.has_value());
+}
+
+TEST(Load, RelaySectionKeyAndShapeErrors) {
+  auto ls = base_lines();
+  ls.push_back("relay: 5");  // 12
+  EXPECT_EQ(errors_of(ls), (Errors{"t.yaml:12:8: relay: expected a mapping, got '5'"}));
+  ls = base_lines();
+  ls.push_back("relay:");                      // 12
+  ls.push_back("  hostnme: derp1.example.com");  // 13
+  ls.push_back("  colour: blue");              // 14
+  ls.push_back("  mesh_with: [a:1]");          // 15
+  ls.push_back("  mesh-with: [b:2]");          // 16
+  EXPECT_EQ(errors_of(ls), (Errors{
+                               "t.yaml:13:3: relay: unknown key 'hostnme' (did you mean 'hostname'?)",
+                               "t.yaml:14:3: relay: unknown key 'colour'",
+                               "t.yaml:16:3: relay: duplicate key 'mesh-with' (first on line 15)",
+                           }));
+  // Shapes: what the relay could not take whatever it meant.
+  ls = base_lines();
+  ls.push_back("relay:");                             // 12
+  ls.push_back("  plain: yes");                       // 13
+  ls.push_back("  hostname: [a, b]");                 // 14
+  ls.push_back("  bootstrap_dns_names: [a, {b: 1}]");  // 15
+  ls.push_back("  shards:");                          // 16
+  EXPECT_EQ(errors_of(ls), (Errors{
+                               "t.yaml:13:10: relay.plain: expected true or false, got 'yes'",
+                               "t.yaml:14:13: relay.hostname: expected a string, got a list",
+                               "t.yaml:15:28: relay.bootstrap_dns_names[1]: expected a string, got a mapping",
+                               "t.yaml:16:3: relay.shards: expected a string, got nothing",
+                           }));
+  // An empty list and an empty mapping are fine (and dump back).
+  ls = base_lines();
+  ls.push_back("relay: {mesh_with: []}");
+  const Result r = load_string(lines(ls), "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error_text();
+  const Result again = load_string(dump(r.config(), {.reveal_secrets = true}), "dump.yaml");
+  ASSERT_TRUE(again.ok()) << again.error_text();
+  EXPECT_EQ(again.config(), r.config());
+}
+
+}  // namespace
+}  // namespace moongate::config

@@ -1,6 +1,7 @@
 // The relay examples in config/examples/ (a DERP region of two meshed
-// relays) load through the relay's own loader, with the values operators
-// read in them.
+// relays; a site that is also a relay) load through the relay's own loader,
+// with the values operators read in them; the site file loads through
+// config/'s too.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "relay/options.h"
 
 #ifndef MOONGATE_CONFIG_EXAMPLES_DIR
@@ -47,6 +49,35 @@ TEST(RelayExamples, TwoRelaysOfOneRegionMeshWithEachOther) {
     EXPECT_EQ(o->rate_bytes_per_second, 12500000u);
   }
   EXPECT_NE(a.key_file, b.key_file);
+}
+
+// One file for both: the appliance's loader takes the WireGuard side and
+// the relay section's key names, the relay takes the section's values.
+TEST(RelayExamples, ASiteThatIsAlsoARelay) {
+  const config::Result site = config::load_file(std::string(MOONGATE_CONFIG_EXAMPLES_DIR) + "/site-relay.yaml");
+  ASSERT_TRUE(site.ok()) << site.error_text();
+  EXPECT_EQ(site.config().interface.name, "mg0");
+  EXPECT_TRUE(site.config().relay.has_value());
+  const Options o = load("site-relay.yaml");
+  EXPECT_EQ(o.hostname, "derp-ams.example.com");
+  EXPECT_EQ(o.port, 443);
+  EXPECT_EQ(o.http_port, 80);
+  EXPECT_EQ(o.admission.mode, AdmissionMode::kNetmap);
+  EXPECT_EQ(o.admission.netmap_interface, site.config().interface.name);  // this site's own netmap
+  EXPECT_EQ(o.bootstrap_dns.names, (std::vector<std::string>{"derp-ams.example.com", "login.example.com"}));
+  EXPECT_EQ(o.bootstrap_dns.unpublished, std::vector<std::string>{"controlplane.example.com"});
+}
+
+// A site file without the section is refused rather than run with defaults.
+TEST(RelayExamples, ASiteWithoutARelaySectionIsRefused) {
+  const std::string path = std::string(MOONGATE_CONFIG_EXAMPLES_DIR) + "/hub.yaml";
+  std::vector<std::string> args = {"moongate-relay", "--config", path, "--plain"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  Options o;
+  std::string err;
+  EXPECT_FALSE(parse_options(static_cast<int>(argv.size()), argv.data(), o, err));
+  EXPECT_EQ(err, path + ": no relay: section (docs/relay.md)");
 }
 
 }  // namespace
