@@ -10,35 +10,10 @@
 #include <cstdio>
 #include <random>
 
+#include "relay/json.h"
+
 namespace moongate::relay {
 namespace {
-
-// Go's encoding/json string: quotes, backslashes and control characters
-// escaped, and <, >, & too (its HTML-safe default).
-void json_string(std::string& out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += ch;
-    }
-  }
-  out += '"';
-}
 
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
