@@ -2,6 +2,7 @@
 #include "wireguard/index_table.h"
 
 #include "crypto/secret.h"
+#include "wireguard/peer.h"
 
 namespace moongate::wg {
 
@@ -34,7 +35,7 @@ bool IndexTable::insert(IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
     index = (index & ~tag_mask_) | tag_value_;
     if (index == 0) continue;
 
-    switch (table_.insert(IndexEntry{index, kind, peer, keypair})) {
+    switch (table_.insert(IndexEntry{index, kind, peer, keypair, peer != nullptr ? peer->user : nullptr})) {
       case Table::InsertResult::kInserted:
         index_out = index;
         return true;
@@ -56,6 +57,7 @@ bool IndexTable::replace(std::uint32_t index, IndexEntry::Kind kind, Peer* peer,
   e->kind = kind;
   e->peer = peer;
   e->keypair = keypair;
+  e->user = peer != nullptr ? peer->user : nullptr;
   return true;
 }
 
