@@ -119,7 +119,7 @@ Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src, Ins
   clear_handshake_index(*peer);
   Handshake& hs = peer->handshake;
   std::uint32_t index = 0;
-  if (!indices_.insert(IndexEntry::Kind::kHandshake, peer, nullptr, index)) {
+  if (!indices_.insert(IndexEntry::Kind::kHandshake, peer, nullptr, index, peer->user)) {
     hs.clear();
     return drop(Drop::kIndexTableFull);
   }
@@ -174,7 +174,7 @@ Drop Device::start_session(Peer& peer, Instant now) noexcept {
     return Drop::kUnexpectedHandshake;
   }
   kp->peer = &peer;
-  indices_.replace(kp->local_index, IndexEntry::Kind::kKeypair, &peer, kp.get());
+  indices_.replace(kp->local_index, IndexEntry::Kind::kKeypair, &peer, kp.get(), peer.user);
   const bool initiator = kp->initiator;
   peer.keypairs.add(std::move(kp), indices_);
   peer.timers.session_derived(now.mono);
@@ -292,7 +292,7 @@ Drop Device::initiate_handshake(Peer& peer, Instant now, bool retry) noexcept {
   Handshake& hs = peer.handshake;
   hs.clear();
   std::uint32_t index = 0;
-  if (!indices_.insert(IndexEntry::Kind::kHandshake, &peer, nullptr, index))
+  if (!indices_.insert(IndexEntry::Kind::kHandshake, &peer, nullptr, index, peer.user))
     return drop(Drop::kIndexTableFull);
   hs.local_index = index;
   MessageInitiation init;
