@@ -22,8 +22,9 @@
 //        policy: classified on its owner's encrypt path, as from a LAN);
 //        anything else: the TAP or a counted drop.
 //      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
-//      pre-checks (Device::prepare_receive, keypairs prefetched a few
-//      packets ahead; then the peers' and PeerCtx lines) -> one
+//      pre-checks (Device::prepare_receive; what each index slot names,
+//      the keypair's receive line, the peer's and the PeerCtx lines,
+//      prefetched together a few packets ahead) -> one
 //      AeadBurst::decrypt -> the inner sources and destinations looked up
 //      in the allowed-IPs LPM together -> per packet: the replay window
 //      (Device::accept_receive), the source check, TTL -> with a policy,
@@ -200,19 +201,19 @@ class Worker final : public wg::DeviceHost {
   void wan_v6(rte_mbuf* m);
   // m's message at wg_off (its outer source is read back from the frame,
   // outer_source() in worker.cc, where needed).
-  void wireguard_in(rte_mbuf* m, std::uint16_t wg_off, std::uint16_t wg_len, bool routed);
+  inline void wireguard_in(rte_mbuf* m, std::uint16_t wg_off, std::uint16_t wg_len, bool routed);
   // m starts at a WireGuard message: adds UDP and IP (v4 or v6, as `to`) from
   // our WAN address and listen port, and sends it toward `to`. False (m
   // freed, counted) when the WAN has no address of that family.
-  bool send_outer(rte_mbuf* m, const wg::Endpoint& to);
+  inline bool send_outer(rte_mbuf* m, const wg::Endpoint& to);
   void queue_handshake(rte_mbuf* m, const wg::Endpoint& src, std::uint16_t wg_off,
                        std::uint16_t wg_len, bool macs_checked);
   void flush_rx();
   void decrypt_flush();
-  void route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
+  inline void route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
   // After the checks of route_inner (and the policy): to a peer, a LAN or
   // the exit.
-  void forward_inner(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h, std::uint32_t dst_id);
+  inline void forward_inner(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h, std::uint32_t dst_id);
   // The decrypt path's policy stage: the packets route_inner queued,
   // classified as a burst, then accepted (noted), let through as replies,
   // or dropped (policy_denied).
@@ -260,7 +261,7 @@ class Worker final : public wg::DeviceHost {
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   // m starts at the inner IP header: to the encrypt batch, or to the owner.
   void to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin);
-  void tunnel_out(PeerCtx& peer, rte_mbuf* m, Origin origin);
+  inline void tunnel_out(PeerCtx& peer, rte_mbuf* m, Origin origin);
   void send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
                         std::size_t len);
   // ICMP time exceeded for a packet whose TTL / hop limit ran out here:
@@ -281,11 +282,18 @@ class Worker final : public wg::DeviceHost {
   void encrypt_flush();
   void stage(PeerCtx& peer, rte_mbuf* m);
   void send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop);
-  bool send_to_neighbor(Port& port, NeighborTable& neigh, rte_mbuf* m, const void* next_hop,
+  // send_ipv4 for the packet paths of worker.cc: inlined there (a resolved
+  // next hop is a few stores and the TX buffer); send_ipv4 is its
+  // out-of-line copy for the other callers.
+  inline void send_ipv4_inline(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop);
+  inline bool send_to_neighbor(Port& port, NeighborTable& neigh, rte_mbuf* m, const void* next_hop,
                         std::uint16_t ether_type);
+  // send_to_neighbor's rare cases, Ethernet already prepended: no entry
+  // (e == nullptr), or a neighbour not resolved yet.
+  bool send_to_neighbor_slow(NeighborTable::Entry* e, rte_mbuf* m);
   void learn_neighbor(Port& port, NeighborTable& neigh, const void* addr, const rte_ether_addr& mac);
   void send_arp_request(Port& port, std::uint32_t target);
-  void tx(Port& port, rte_mbuf* m);
+  inline void tx(Port& port, rte_mbuf* m);  // these inline ones: defined in worker.cc, used there alone
   void tx_flush();
   void run_handshakes();
   void run_timers();
@@ -297,7 +305,10 @@ class Worker final : public wg::DeviceHost {
   void report();
   void report_counters();
   void drop(rte_mbuf* m, DpDrop reason) noexcept;
-  bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h,
+  // The common header inline; anything else, every failure included, in
+  // check_ipv4_slow.
+  bool check_ipv4_slow(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h) noexcept;
+  inline bool check_ipv4(rte_mbuf* m, const std::uint8_t* p, std::size_t len, net::Ipv4Header& h,
                   bool nic_checked) noexcept;
 
   Port* lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept;

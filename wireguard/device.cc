@@ -119,7 +119,7 @@ Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src, Ins
   clear_handshake_index(*peer);
   Handshake& hs = peer->handshake;
   std::uint32_t index = 0;
-  if (!indices_.insert(IndexEntry::Kind::kHandshake, peer, nullptr, index)) {
+  if (!indices_.insert(IndexEntry::Kind::kHandshake, peer, nullptr, index, peer->user)) {
     hs.clear();
     return drop(Drop::kIndexTableFull);
   }
@@ -174,7 +174,7 @@ Drop Device::start_session(Peer& peer, Instant now) noexcept {
     return Drop::kUnexpectedHandshake;
   }
   kp->peer = &peer;
-  indices_.replace(kp->local_index, IndexEntry::Kind::kKeypair, &peer, kp.get());
+  indices_.replace(kp->local_index, IndexEntry::Kind::kKeypair, &peer, kp.get(), peer.user);
   const bool initiator = kp->initiator;
   peer.keypairs.add(std::move(kp), indices_);
   peer.timers.session_derived(now.mono);
@@ -206,6 +206,7 @@ Drop Device::prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now
   // only once the tag has verified (complete_receive).
   if (!kp->replay.check(counter, kRejectAfterMessages)) return drop(Drop::kReplay);
   slot.keypair = kp;
+  slot.peer = e->peer;  // == kp->peer, from the line already read
   slot.counter = counter;
   return Drop::kOk;
 }
@@ -213,19 +214,12 @@ Drop Device::prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now
 Drop Device::complete_receive(const RxSlot& slot, std::size_t wire_len, std::size_t plaintext_len,
                               const Endpoint& src, Instant now) noexcept {
   if (Drop d = accept_receive(slot); d != Drop::kOk) return d;
-  received(*slot.keypair, wire_len, plaintext_len != 0 ? 1 : 0, src, now);
+  received(*slot.peer, *slot.keypair, wire_len, plaintext_len != 0 ? 1 : 0, src, now);
   return Drop::kOk;
 }
 
-Drop Device::accept_receive(const RxSlot& slot) noexcept {
-  // A duplicate inside the same burst passes prepare_receive twice.
-  if (!slot.keypair->replay.check_and_update(slot.counter, kRejectAfterMessages)) return drop(Drop::kReplay);
-  return Drop::kOk;
-}
-
-void Device::received(Keypair& kp, std::size_t wire_bytes, std::size_t data_messages, const Endpoint& src,
-                      Instant now) noexcept {
-  Peer& peer = *kp.peer;
+void Device::received(Peer& peer, Keypair& kp, std::size_t wire_bytes, std::size_t data_messages,
+                      const Endpoint& src, Instant now) noexcept {
   // Roaming: the last authenticated source wins. Compared first, as it
   // rarely changes: the copy would dirty the line for nothing.
   if (!(peer.endpoint == src)) peer.endpoint = src;
@@ -244,13 +238,7 @@ void Device::received(Keypair& kp, std::size_t wire_bytes, std::size_t data_mess
 
 // --- send ------------------------------------------------------------------
 
-Drop Device::prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept {
-  Keypair* kp = peer.keypairs.current();
-  if (kp != nullptr && kp->can_send(now.mono)) {
-    slot.keypair = kp;
-    slot.counter = kp->send_counter++;
-    return Drop::kOk;
-  }
+Drop Device::prepare_send_slow(Peer& peer, Instant now) noexcept {
   // No usable session: the caller stages the packet; a handshake (rate
   // limited) will bring one and flush_staged() will follow.
   initiate_handshake(peer, now);
@@ -271,7 +259,7 @@ void Device::keep_key_fresh_sent(Peer& peer, Instant now) noexcept {
   // after REKEY_AFTER_MESSAGES.
   const Keypair* kp = peer.keypairs.current();
   if (kp != nullptr && (kp->send_counter > kRekeyAfterMessages ||
-                        (kp->initiator && now.mono - kp->birth >= kRekeyAfterTime)))
+                        (kp->send_initiator && now.mono - kp->send_birth >= kRekeyAfterTime)))
     initiate_handshake(peer, now);
 }
 
@@ -304,7 +292,7 @@ Drop Device::initiate_handshake(Peer& peer, Instant now, bool retry) noexcept {
   Handshake& hs = peer.handshake;
   hs.clear();
   std::uint32_t index = 0;
-  if (!indices_.insert(IndexEntry::Kind::kHandshake, &peer, nullptr, index))
+  if (!indices_.insert(IndexEntry::Kind::kHandshake, &peer, nullptr, index, peer.user))
     return drop(Drop::kIndexTableFull);
   hs.local_index = index;
   MessageInitiation init;

@@ -93,6 +93,7 @@ struct TxSlot {
 // A data message received: which keypair, which nonce.
 struct RxSlot {
   Keypair* keypair = nullptr;
+  Peer* peer = nullptr;  // keypair->peer, taken from the index entry
   std::uint64_t counter = 0;
 };
 
@@ -149,24 +150,44 @@ class Device {
   // accepted messages under one keypair: their UDP payload bytes, how many
   // carried data (not keepalives), and the last one's source. Endpoint,
   // counters, key confirmation and timers then cost once per peer per burst.
-  Drop accept_receive(const RxSlot& slot) noexcept;
+  // Inline: once per data message.
+  Drop accept_receive(const RxSlot& slot) noexcept {
+    // A duplicate inside the same burst passes prepare_receive twice.
+    if (!slot.keypair->replay.check_and_update(slot.counter, kRejectAfterMessages)) return drop(Drop::kReplay);
+    return Drop::kOk;
+  }
+  // `peer` is kp's (RxSlot::peer): the keypair's own pointer is off the
+  // receive line.
+  void received(Peer& peer, Keypair& kp, std::size_t wire_bytes, std::size_t data_messages,
+                const Endpoint& src, Instant now) noexcept;
   void received(Keypair& kp, std::size_t wire_bytes, std::size_t data_messages, const Endpoint& src,
-                Instant now) noexcept;
+                Instant now) noexcept {
+    received(*kp.peer, kp, wire_bytes, data_messages, src, now);
+  }
 
   // --- burst hints (optional: results are the same without them) ---
   // A caller holding a burst of data messages lets the cache misses of all
   // of them overlap instead of paying them one after the other: for every
   // message prefetch_receive_index(), then for every one
-  // prefetch_receive_keypair() (it reads the index slot the first asked
-  // for), then prepare_receive() (and Peer::prefetch() before
-  // complete_receive()). `msg` is a data message (classify_message()).
+  // prefetch_receive_state() (it reads the index slot the first asked for),
+  // then prepare_receive() and complete_receive(). `msg` is a data message
+  // (classify_message()).
   void prefetch_receive_index(const std::uint8_t* msg) const noexcept {
     indices_.prefetch(load_le32(msg + 4));
   }
-  void prefetch_receive_keypair(const std::uint8_t* msg) const noexcept {
+  // What receiving reads after the index slot, all named by the slot, so
+  // the misses go out together rather than one behind the other: the
+  // keypair's receive line, the peer's hot lines and the line at
+  // Peer::user as it was when the index was made (the caller's per-peer
+  // context; only a hint, never dereferenced here).
+  void prefetch_receive_state(const std::uint8_t* msg) const noexcept {
     const IndexEntry* e = indices_.find(load_le32(msg + 4));
-    if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair)
-      e->keypair->prefetch_receive(load_le64(msg + 8));
+    if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair) {
+      e->keypair->prefetch_receive();
+      __builtin_prefetch(e->peer, 1);
+      __builtin_prefetch(reinterpret_cast<const char*>(e->peer) + 64, 1);
+      if (e->user != nullptr) __builtin_prefetch(e->user, 1);
+    }
   }
   // Before prepare_send() for a burst, once peer.prefetch() has had time:
   // the keypair prepare_send() will use.
@@ -175,7 +196,17 @@ class Device {
   }
 
   // --- send ---
-  Drop prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept;
+  // Inline for a usable session (once per data message); otherwise a
+  // handshake is asked for (prepare_send_slow).
+  Drop prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept {
+    Keypair* kp = peer.keypairs.current();
+    if (kp != nullptr && kp->can_send(now.mono)) [[likely]] {
+      slot.keypair = kp;
+      slot.counter = kp->send_counter++;
+      return Drop::kOk;
+    }
+    return prepare_send_slow(peer, now);
+  }
   // wire_bytes: what was actually handed to the network; any_data: whether
   // a non-keepalive message was among it (arms the new-handshake timer).
   void complete_send(Peer& peer, Instant now, std::size_t wire_bytes, bool any_data) noexcept;
@@ -207,6 +238,7 @@ class Device {
   Drop handle_response(const std::uint8_t* msg, const Endpoint& src, Instant now,
                        HandshakeRouting* routing) noexcept;
   Drop handle_cookie_reply(const std::uint8_t* msg, Nanos now) noexcept;
+  Drop prepare_send_slow(Peer& peer, Instant now) noexcept;
   void keep_key_fresh_sent(Peer& peer, Instant now) noexcept;
   void keep_key_fresh_received(Peer& peer, Instant now) noexcept;
   void handshake_complete(Peer& peer, Instant now) noexcept;

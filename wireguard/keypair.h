@@ -22,43 +22,54 @@ namespace moongate::wg {
 
 class Peer;
 
-// Laid out for the packet paths: the keys fill the first cache line, and
-// everything else a data message reads or writes (counter, age, indices,
-// peer, the replay window's head) the second; the replay bitmap follows, of
-// which a message touches one block. Cache-line aligned so that holds;
-// allocated from a huge-page slab (huge_pages.h).
+// Laid out for the packet paths, one cache line per direction: receiving a
+// data message reads and writes only the first line (the receive key, the
+// age, the replay window's head with its newest block), sending only the
+// send line (the send key, the nonce counter, the remote index and copies
+// of the age and role); the replay ring lies between them and is touched
+// when a message falls outside the newest block. At 100 000 peers, where
+// every message's keypair is a cache miss, that is one line per message
+// each way (it was three to receive, two to send). Cache-line aligned so
+// that holds; allocated from a huge-page slab (huge_pages.h).
 struct alignas(64) Keypair : OnHugeSlab<Keypair> {
-  crypto::SecretKey send_key;
+  // --- the receive line ---
   crypto::SecretKey recv_key;
-  std::uint64_t send_counter = 0;  // next nonce to use
   Nanos birth = 0;
-  Peer* peer = nullptr;
-  std::uint32_t local_index = 0;   // data sent to us carries this
-  std::uint32_t remote_index = 0;  // data we send carries this
   bool initiator = false;
-  ReplayWindow replay;
+  ReplayWindow replay;  // its 16-byte head ends the receive line, its ring follows
 
-  // Past REJECT_AFTER_TIME: neither send nor accept under it.
+  // --- the send line ---
+  alignas(64) crypto::SecretKey send_key;
+  std::uint64_t send_counter = 0;  // next nonce to use
+  Nanos send_birth = 0;            // == birth, read by the send path
+  bool send_initiator = false;     // == initiator, likewise
+  std::uint32_t remote_index = 0;  // data we send carries this
+
+  // --- control path ---
+  std::uint32_t local_index = 0;   // data sent to us carries this
+  Peer* peer = nullptr;            // the data paths get it from the index entry or the caller
+
+  // When the session was derived and whether we initiated it: both copies.
+  void set_origin(Nanos now, bool is_initiator) noexcept {
+    birth = send_birth = now;
+    initiator = send_initiator = is_initiator;
+  }
+
+  // Past REJECT_AFTER_TIME: neither send nor accept under it (the receive
+  // line's copy of the age).
   bool expired(Nanos now) const noexcept { return now - birth >= kRejectAfterTime; }
-  // Usable for sending one more message.
+  // Usable for sending one more message (the send line alone).
   bool can_send(Nanos now) const noexcept {
-    return !expired(now) && send_counter < kRejectAfterMessages;
+    return now - send_birth < kRejectAfterTime && send_counter < kRejectAfterMessages;
   }
 
-  // Asks the cache for what receiving message `counter` under this keypair
-  // reads (key, bookkeeping, replay head and the counter's bitmap block), or
-  // what sending reads (key and bookkeeping). Hints only: burst callers
-  // issue them for a whole burst so the misses overlap.
-  void prefetch_receive(std::uint64_t counter) const noexcept {
-    __builtin_prefetch(recv_key.data());
-    __builtin_prefetch(&send_counter);
-    replay.prefetch(counter);
-  }
-  void prefetch_send() const noexcept {
-    __builtin_prefetch(send_key.data());
-    __builtin_prefetch(&send_counter);
-  }
+  // Asks the cache for the line receiving or sending reads. Hints only:
+  // burst callers issue them for a whole burst so the misses overlap.
+  void prefetch_receive() const noexcept { __builtin_prefetch(recv_key.data(), 1); }
+  void prefetch_send() const noexcept { __builtin_prefetch(send_key.data(), 1); }
 };
+static_assert(sizeof(crypto::SecretKey) == 32 && sizeof(ReplayWindow) == 16 + 8 * ReplayWindow::kRingBlocks,
+              "the receive line holds the receive key, age, role and the replay head");
 
 class IndexTable;
 

@@ -281,8 +281,7 @@ std::unique_ptr<Keypair> noise_begin_session(Handshake& hs, Nanos now) noexcept 
   crypto::SecretKey& first = initiator ? kp->send_key : kp->recv_key;
   crypto::SecretKey& second = initiator ? kp->recv_key : kp->send_key;
   crypto::kdf(first.data(), second.data(), nullptr, hs.chaining_key.data(), Bytes());
-  kp->initiator = initiator;
-  kp->birth = now;
+  kp->set_origin(now, initiator);
   kp->local_index = hs.local_index;
   kp->remote_index = hs.remote_index;
   hs.local_index = 0;  // the index now names the keypair

@@ -5,9 +5,8 @@
 namespace moongate::wg {
 
 void ReplayWindow::reset() noexcept {
-  // greatest_ must be 0 while !any_: the first update slides from block 0.
-  greatest_ = 0;
-  any_ = false;
+  next_ = 0;
+  top_ = 0;
   for (auto& block : ring_) block = 0;
 }
 

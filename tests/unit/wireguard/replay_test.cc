@@ -128,6 +128,33 @@ TEST(ReplayWindow, SlideClearsReusedBlocks) {
   }
 }
 
+// The newest block's bits live in the window's head, the older blocks' in
+// the ring: when the newest block moves on, its bits must reach the ring
+// (duplicates there are still refused, gaps still accepted), whether it
+// moves by one block, by several, or by nearly a whole lap.
+TEST(ReplayWindow, NewestBlockMovesToRing) {
+  for (const std::uint64_t blocks : {std::uint64_t{1}, std::uint64_t{3}, std::uint64_t{ReplayWindow::kRingBlocks - 2}}) {
+    SCOPED_TRACE(blocks);
+    ReplayWindow w;
+    for (std::uint64_t c = 0; c < ReplayWindow::kBlockBits; c += 2)  // even counters of block 0
+      ASSERT_TRUE(w.check_and_update(c, kRejectAfterMessages));
+    const std::uint64_t top = blocks * ReplayWindow::kBlockBits + 5;
+    ASSERT_TRUE(w.check_and_update(top, kRejectAfterMessages));
+    for (std::uint64_t c = 0; c < ReplayWindow::kBlockBits; ++c) {
+      EXPECT_EQ(w.check(c, kRejectAfterMessages), c % 2 == 1) << c;
+    }
+    // Blocks jumped over are empty; the odd counters of block 0 are taken once.
+    for (std::uint64_t c = ReplayWindow::kBlockBits; c < top; ++c)
+      ASSERT_TRUE(w.check_and_update(c, kRejectAfterMessages)) << c;
+    for (std::uint64_t c = 1; c < ReplayWindow::kBlockBits; c += 2) {
+      ASSERT_TRUE(w.check_and_update(c, kRejectAfterMessages)) << c;
+      ASSERT_FALSE(w.check_and_update(c, kRejectAfterMessages)) << c;
+    }
+    EXPECT_FALSE(w.check(top, kRejectAfterMessages));
+    EXPECT_EQ(w.next_expected(), top + 1);
+  }
+}
+
 TEST(ReplayWindow, ResetForgetsEverything) {
   ReplayWindow w;
   for (std::uint64_t c = 0; c < 300; ++c) ASSERT_TRUE(w.check_and_update(c, kRejectAfterMessages));
