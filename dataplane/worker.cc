@@ -1129,13 +1129,7 @@ void Worker::policy_flush() {
   for (std::uint16_t i = 0; i < n; ++i) established_->prefetch_entry(pk[i], rule[i] < 0);
   for (std::uint16_t i = 0; i < n; ++i) {
     PolicyItem& it = policy_items_[i];
-    if (rule[i] >= 0) {
-      rule_counters_->accept(rule[i]);
-      established_->note(pk[i], now_.mono);
-    } else if (established_->is_reply(pk[i], now_.mono)) {
-      rule_counters_->established();
-    } else {
-      rule_counters_->deny();
+    if (!policy_verdict(rule[i], pk[i], *established_)) {
       drop(it.m, DpDrop::kPolicyDenied);
       continue;
     }
@@ -1186,13 +1180,7 @@ void Worker::policy_flush6() {
   for (std::uint16_t i = 0; i < n; ++i) established6_->prefetch_entry(pk[i], rule[i] < 0);
   for (std::uint16_t i = 0; i < n; ++i) {
     PolicyItem6& it = policy6_items_[i];
-    if (rule[i] >= 0) {
-      rule_counters_->accept(rule[i]);
-      established6_->note(pk[i], now_.mono);
-    } else if (established6_->is_reply(pk[i], now_.mono)) {
-      rule_counters_->established();
-    } else {
-      rule_counters_->deny();
+    if (!policy_verdict(rule[i], pk[i], *established6_)) {
       drop(it.m, DpDrop::kPolicyDenied);
       continue;
     }
@@ -1238,17 +1226,8 @@ void Worker::policy_encrypt6(std::uint16_t n, bool* denied) noexcept {
     // The table's slots, then entries, for the chunk (as policy_flush6).
     for (std::uint16_t j = 0; j < k; ++j) established6_->prefetch(pk[j], rule[j] < 0);
     for (std::uint16_t j = 0; j < k; ++j) established6_->prefetch_entry(pk[j], rule[j] < 0);
-    for (std::uint16_t j = 0; j < k; ++j) {
-      if (rule[j] >= 0) {
-        rule_counters_->accept(rule[j]);
-        established6_->note(pk[j], now_.mono);
-      } else if (established6_->is_reply(pk[j], now_.mono)) {
-        rule_counters_->established();
-      } else {
-        rule_counters_->deny();
-        denied[at[j]] = true;
-      }
-    }
+    for (std::uint16_t j = 0; j < k; ++j)
+      if (!policy_verdict(rule[j], pk[j], *established6_)) denied[at[j]] = true;
   }
 }
 
@@ -1289,17 +1268,8 @@ std::uint16_t Worker::policy_encrypt(std::uint16_t n) noexcept {
     }
     if (k == 0) continue;
     policy_->acl->classify(ptr, k, rule);
-    for (std::uint16_t j = 0; j < k; ++j) {
-      if (rule[j] >= 0) {
-        rule_counters_->accept(rule[j]);
-        established_->note(pk[j], now_.mono);
-      } else if (established_->is_reply(pk[j], now_.mono)) {
-        rule_counters_->established();
-      } else {
-        rule_counters_->deny();
-        denied[at[j]] = true;
-      }
-    }
+    for (std::uint16_t j = 0; j < k; ++j)
+      if (!policy_verdict(rule[j], pk[j], *established_)) denied[at[j]] = true;
   }
   policy_encrypt6(n, denied);
   std::uint16_t kept = 0;

@@ -271,6 +271,23 @@ class Worker final : public wg::DeviceHost {
   void send_time_exceeded_v6(Port& port, const std::uint8_t* offending, std::size_t len);
   void tunnel_time_exceeded(PeerCtx& from, const std::uint8_t* offending, std::size_t len, bool v6);
   // The ICMP error budget (rate_limit.h): false (and counted) when spent.
+  // The policy's verdict on one classified packet (rule: the first
+  // matching rule, or < 0), counted: accepted (and noted for its replies),
+  // a reply of a noted flow, or denied (false). Either family's table.
+  template <typename Packet, typename Table>
+  bool policy_verdict(int rule, const Packet& pk, Table& established) noexcept {
+    if (rule >= 0) {
+      rule_counters_->accept(rule);
+      established.note(pk, now_.mono);
+      return true;
+    }
+    if (established.is_reply(pk, now_.mono)) {
+      rule_counters_->established();
+      return true;
+    }
+    rule_counters_->deny();
+    return false;
+  }
   bool may_send_icmp_error() noexcept {
     if (icmp_budget_.take(now_.mono)) return true;
     ++counters_.icmp_errors_limited;
