@@ -136,7 +136,7 @@ std::string open_port(Port& port, std::uint16_t queues, rte_mempool* pool) {
     // its MTU is the kernel interface's: what limits it is the ring frame
     // size (framesz). The ethdev keeps the MTU it takes; the limit checked
     // is the frame's.
-    const std::uint32_t frame = exists ? kAfPacketDefaultFrame : vdev_arg(vdev_args, "framesz", kAfPacketDefaultFrame);
+    const std::uint32_t frame = vdev_arg(vdev_args, "framesz", kAfPacketDefaultFrame);  // "" for an existing device
     const std::uint32_t overhead = kAfPacketFrameOverhead + max_frame_size(0);
     max_mtu = frame > overhead ? frame - overhead : 0;
     ethdev_mtu = static_cast<std::uint16_t>(std::min<std::uint32_t>(port.mtu, device_max_mtu(info)));

@@ -1807,23 +1807,11 @@ void Worker::send_ipv6(Port& port, NeighborTable& neigh, rte_mbuf* m, const std:
 }
 
 void Worker::send_packet_too_big(Port& port, const std::uint8_t* offending, std::size_t len) {
-  if (port.v6.empty() || !may_send_icmp_error()) return;
-  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
-  if (e == nullptr) {
-    counters_.drop(DpDrop::kNoMbuf);
-    return;
-  }
-  net::Ipv6Address ours{};
-  std::memcpy(ours.data(), port.v6.front().addr.data(), 16);
-  const std::size_t n = net::build_icmpv6_packet_too_big(rte_pktmbuf_mtod(e, std::uint8_t*),
-                                                         rte_pktmbuf_tailroom(e), offending, len, ours,
-                                                         settings_.tunnel_mtu);
-  if (n == 0) {
-    rte_pktmbuf_free(e);
-    return;
-  }
-  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
-  send_icmpv6_error(port, e, offending + 8);  // the offender's source address
+  if (port.v6.empty()) return;
+  rte_mbuf* e = icmp_error([&](std::uint8_t* out, std::size_t cap) {
+    return net::build_icmpv6_packet_too_big(out, cap, offending, len, port.v6.front().addr, settings_.tunnel_mtu);
+  });
+  if (e != nullptr) send_icmpv6_error(port, e, offending + 8);  // the offender's source address
 }
 
 void Worker::send_icmpv6_error(Port& port, rte_mbuf* e, const std::uint8_t* src) {
@@ -1838,71 +1826,39 @@ void Worker::send_icmpv6_error(Port& port, rte_mbuf* e, const std::uint8_t* src)
 }
 
 void Worker::send_time_exceeded_v6(Port& port, const std::uint8_t* offending, std::size_t len) {
-  if (port.v6.empty() || !may_send_icmp_error()) return;
-  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
-  if (e == nullptr) {
-    counters_.drop(DpDrop::kNoMbuf);
-    return;
-  }
-  net::Ipv6Address ours{};
-  std::memcpy(ours.data(), port.v6.front().addr.data(), 16);
-  const std::size_t n = net::build_icmpv6_time_exceeded(rte_pktmbuf_mtod(e, std::uint8_t*),
-                                                        rte_pktmbuf_tailroom(e), offending, len, ours);
-  if (n == 0) {
-    rte_pktmbuf_free(e);
-    return;
-  }
-  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
-  send_icmpv6_error(port, e, offending + 8);
+  if (port.v6.empty()) return;
+  rte_mbuf* e = icmp_error([&](std::uint8_t* out, std::size_t cap) {
+    return net::build_icmpv6_time_exceeded(out, cap, offending, len, port.v6.front().addr);
+  });
+  if (e != nullptr) send_icmpv6_error(port, e, offending + 8);
 }
 
-void Worker::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
-                               std::size_t len) {
-  if (!may_send_icmp_error()) return;
-  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
-  if (e == nullptr) {
-    counters_.drop(DpDrop::kNoMbuf);
-    return;
-  }
-  net::Ipv4Address us{};
-  const std::uint32_t ours = port.primary_v4();
-  std::memcpy(us.data(), &ours, 4);
-  auto* out = rte_pktmbuf_mtod(e, std::uint8_t*);
-  const std::size_t n = net::build_icmpv4_frag_needed(out, rte_pktmbuf_tailroom(e), offending, len, us,
-                                                      settings_.tunnel_mtu);
-  if (n == 0) {  // the RFCs forbid an error here (e.g. the packet was itself an error)
-    rte_pktmbuf_free(e);
-    return;
-  }
-  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
-  std::uint32_t src = 0;
-  std::memcpy(&src, offending + 12, 4);
-  ++counters_.icmp_errors;
-  send_ipv4(port, neigh, e, port.next_hop(src));
-}
-
-void Worker::send_time_exceeded(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
-                                 std::size_t len) {
-  if (port.v4.empty() || !may_send_icmp_error()) return;
-  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
-  if (e == nullptr) {
-    counters_.drop(DpDrop::kNoMbuf);
-    return;
-  }
-  net::Ipv4Address us{};
-  const std::uint32_t ours = port.primary_v4();
-  std::memcpy(us.data(), &ours, 4);
-  const std::size_t n = net::build_icmpv4_time_exceeded(rte_pktmbuf_mtod(e, std::uint8_t*),
-                                                        rte_pktmbuf_tailroom(e), offending, len, us);
-  if (n == 0) {  // not for an ICMP error, a fragment after the first, a broadcast...
-    rte_pktmbuf_free(e);
-    return;
-  }
-  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+// IPv4 errors out of `port`, from its first address, to the offender's
+// next hop.
+void Worker::send_icmpv4_error(Port& port, NeighborTable& neigh, rte_mbuf* e, const std::uint8_t* offending) {
   std::uint32_t src = 0;
   std::memcpy(&src, offending + net::kIpv4SrcOffset, 4);
   ++counters_.icmp_errors;
   send_ipv4(port, neigh, e, port.next_hop(src));
+}
+
+void Worker::send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
+                               std::size_t len) {
+  const net::Ipv4Address us = v4_bytes(port.primary_v4());
+  rte_mbuf* e = icmp_error([&](std::uint8_t* out, std::size_t cap) {
+    return net::build_icmpv4_frag_needed(out, cap, offending, len, us, settings_.tunnel_mtu);
+  });
+  if (e != nullptr) send_icmpv4_error(port, neigh, e, offending);
+}
+
+void Worker::send_time_exceeded(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
+                                 std::size_t len) {
+  if (port.v4.empty()) return;
+  const net::Ipv4Address us = v4_bytes(port.primary_v4());
+  rte_mbuf* e = icmp_error([&](std::uint8_t* out, std::size_t cap) {
+    return net::build_icmpv4_time_exceeded(out, cap, offending, len, us);
+  });
+  if (e != nullptr) send_icmpv4_error(port, neigh, e, offending);
 }
 
 // The source is the gateway's own tunnel address (interface.addresses) of
@@ -1910,27 +1866,13 @@ void Worker::send_time_exceeded(Port& port, NeighborTable& neigh, const std::uin
 // accept it (WireGuard checks inner sources against the gateway's allowed
 // IPs on the peer's side), and a tunnel address is what peers route to us.
 void Worker::tunnel_time_exceeded(PeerCtx& from, const std::uint8_t* offending, std::size_t len, bool v6) {
-  const bool have = v6 ? settings_.self_v6.has_value() : settings_.self_v4 != 0;
-  if (!have || !may_send_icmp_error()) return;
-  rte_mbuf* e = rte_pktmbuf_alloc(pool_);
-  if (e == nullptr) {
-    counters_.drop(DpDrop::kNoMbuf);
-    return;
-  }
-  auto* out = rte_pktmbuf_mtod(e, std::uint8_t*);
-  std::size_t n = 0;
-  if (v6) {
-    n = net::build_icmpv6_time_exceeded(out, rte_pktmbuf_tailroom(e), offending, len, *settings_.self_v6);
-  } else {
-    net::Ipv4Address us{};
-    std::memcpy(us.data(), &settings_.self_v4, 4);
-    n = net::build_icmpv4_time_exceeded(out, rte_pktmbuf_tailroom(e), offending, len, us);
-  }
-  if (n == 0) {
-    rte_pktmbuf_free(e);
-    return;
-  }
-  rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+  if (v6 ? !settings_.self_v6 : settings_.self_v4 == 0) return;
+  const net::Ipv4Address us = v4_bytes(settings_.self_v4);
+  rte_mbuf* e = icmp_error([&](std::uint8_t* out, std::size_t cap) {
+    return v6 ? net::build_icmpv6_time_exceeded(out, cap, offending, len, *settings_.self_v6)
+              : net::build_icmpv4_time_exceeded(out, cap, offending, len, us);
+  });
+  if (e == nullptr) return;
   ++counters_.icmp_errors;
   // Our own packet about the peer's own: no policy stage (kChecked).
   to_peer(from, e, Origin::kChecked);

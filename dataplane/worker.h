@@ -293,6 +293,32 @@ class Worker final : public wg::DeviceHost {
     ++counters_.icmp_errors_limited;
     return false;
   }
+  // An ICMP error the data plane originates, in a fresh mbuf: within the
+  // budget, `build(out, cap)` writes the IP packet and returns its length
+  // (0: the RFCs forbid an error for this packet). nullptr when there is
+  // nothing to send (budget spent, no mbuf: counted, or nothing built).
+  template <typename Build>
+  rte_mbuf* icmp_error(Build&& build) noexcept {
+    if (!may_send_icmp_error()) return nullptr;
+    rte_mbuf* e = rte_pktmbuf_alloc(pool_);
+    if (e == nullptr) {
+      counters_.drop(DpDrop::kNoMbuf);
+      return nullptr;
+    }
+    const std::size_t n = build(rte_pktmbuf_mtod(e, std::uint8_t*), rte_pktmbuf_tailroom(e));
+    if (n == 0) {
+      rte_pktmbuf_free(e);
+      return nullptr;
+    }
+    rte_pktmbuf_append(e, static_cast<std::uint16_t>(n));
+    return e;
+  }
+  static net::Ipv4Address v4_bytes(std::uint32_t addr) noexcept {  // network order in, bytes out
+    net::Ipv4Address a{};
+    std::memcpy(a.data(), &addr, 4);
+    return a;
+  }
+  void send_icmpv4_error(Port& port, NeighborTable& neigh, rte_mbuf* e, const std::uint8_t* offending);
   // ICMPv6 errors out of `port` go to the offender directly when on-link,
   // else to the port's IPv6 gateway.
   void send_icmpv6_error(Port& port, rte_mbuf* e, const std::uint8_t* offender);
