@@ -138,9 +138,14 @@ inline constexpr unsigned kMoonRingSize = 1024;
 // is set by the owner when it adds the peer to its device and cleared when
 // it removes it; the rest (staged packets, the timer wheel entry, what was
 // last reported to the control process) belongs to the owner.
-// Cache-line aligned: the timer node, id, owner and peer (what every packet
-// reads) share the first line; the stats copies and the staged ring come
-// after. Allocated from a huge-page slab (wireguard/huge_pages.h).
+// The packet paths do not read it per packet: the global id and the
+// deadline the timer entry is armed for have copies on the wg::Peer's
+// per-message lines (Peer::host_id, PeerTimers::arm_earlier), and the LAN
+// path finds owner and peer in Shared::refs. It is read to stage a packet,
+// to move the timer entry, and by the exit, policy and hub paths.
+// Cache-line aligned: the timer node, id, owner and peer share the first
+// line; the stats copies and the staged ring come after. Allocated from a
+// huge-page slab (wireguard/huge_pages.h).
 struct alignas(64) PeerCtx : TimerNode, wg::OnHugeSlab<PeerCtx> {
   std::uint32_t id = 0;      // global id: what the allowed-IPs tables return
   std::uint16_t owner = 0;   // worker index

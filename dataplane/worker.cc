@@ -254,12 +254,13 @@ wg::Peer* Worker::add_peer(PeerCtx& ctx, const PeerSettings& ps) {
   ctx.peer = peer;
   shared_.refs[ctx.id].peer = peer;  // the LAN path's copy (shared.h, PeerRef)
   peer->user = &ctx;
+  peer->host_id = ctx.id;
   if (ps.has_psk) device_->set_preshared_key(*peer, ps.preshared_key);
   peer->endpoint = ps.endpoint;
   owned_.push_back(&ctx);
   owned_count_.store(owned_.size(), std::memory_order_relaxed);
   device_->set_persistent_keepalive(*peer, ps.persistent_keepalive, now_);
-  rearm(ctx);
+  rearm(*peer);
   return peer;
 }
 
@@ -747,7 +748,7 @@ void Worker::run_handshakes() {
     device_->receive_handshake(rte_pktmbuf_mtod_offset(h.m, std::uint8_t*, h.wg_off), h.wg_len,
                                h.src, now_, &routing);
     ++counters_.handshakes_in;
-    if (routing.peer != nullptr) rearm(*static_cast<PeerCtx*>(routing.peer->user));
+    if (routing.peer != nullptr) rearm(*routing.peer);
     if (routing.foreign) {
       // Another worker owns this initiator: it completes the handshake,
       // trusting the MAC and cookie checks done here.
@@ -856,10 +857,11 @@ void Worker::poll_handoff() {
           queue_handshake(m, outer_source(m, f.wg_off), f.wg_off, f.wg_len, f.arg != 0);
           break;
         case HandoffKind::kInner:
-          // The peer may have been removed while the packet was on the ring.
-          if (PeerCtx* to = f.peer < shared_.peers.size() ? shared_.peers[f.peer].get() : nullptr;
+          // The peer may have been removed while the packet was on the ring
+          // (PeerRef::peer is this owner's to write and read).
+          if (const PeerRef* to = f.peer < shared_.refs.size() ? &shared_.refs[f.peer] : nullptr;
               to != nullptr && to->owner == id_ && to->peer != nullptr)
-            tunnel_out(*to, m, static_cast<Origin>(f.arg));
+            tunnel_out(*to->peer, m, static_cast<Origin>(f.arg));
           else
             drop(m, DpDrop::kNoRoute);
           break;
@@ -979,7 +981,7 @@ void Worker::decrypt_flush() {
   auto finish_run = [&] {
     if (run_kp == nullptr) return;
     device_->received(*run_peer, *run_kp, run_bytes, run_data, run_src, now_);
-    rearm(*static_cast<PeerCtx*>(run_peer->user));
+    rearm(*run_peer);
     run_kp = nullptr;
   };
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
@@ -1006,7 +1008,6 @@ void Worker::decrypt_flush() {
     // Read back from the frame: carrying it in RxItem cost a copy that
     // stalled on store forwarding (so does building it in a temporary).
     outer_source_into(run_src, it.m, it.wg_off);
-    auto* ctx = static_cast<PeerCtx*>(it.slot.peer->user);
     ++counters_.decrypted;
     if (pt_len == 0) {  // keepalive
       rte_pktmbuf_free(it.m);
@@ -1015,7 +1016,7 @@ void Worker::decrypt_flush() {
     // Strip outer headers and the WireGuard header; the tag and padding go
     // once the inner length is known.
     rte_pktmbuf_adj(it.m, static_cast<std::uint16_t>(it.wg_off + wg::kDataHeaderLen));
-    route_inner(*ctx, it.m, ids[2 * i], ids[2 * i + 1]);
+    route_inner(*it.slot.peer, it.m, ids[2 * i], ids[2 * i + 1]);
   }
   finish_run();
   rx_count_ = 0;
@@ -1028,8 +1029,12 @@ void Worker::decrypt_flush() {
 // destination (kNoPeer when none matched), done for the burst by the caller.
 // route_inner and forward_inner inline into the decrypt loop (and the
 // policy stage): a call each per decrypted packet was measurable at 64 B.
-[[gnu::always_inline]] inline void Worker::route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id,
+// What this reads of the sending peer per packet is on its wg::Peer lines
+// (host_id); its PeerCtx (`from`, a cold line at 100 000 peers) only on the
+// paths that need more (exit, policy, errors).
+[[gnu::always_inline]] inline void Worker::route_inner(wg::Peer& from_peer, rte_mbuf* m, std::uint32_t src_id,
                                                        std::uint32_t dst_id) {
+  PeerCtx& from = *static_cast<PeerCtx*>(from_peer.user);
   auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
   // The plaintext still ends with the tag (and padding): not part of the packet.
   const std::uint16_t avail = static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - wg::kTagLen);
@@ -1041,7 +1046,7 @@ void Worker::decrypt_flush() {
   if (!check_ipv4(m, reinterpret_cast<const std::uint8_t*>(ip), avail, h, false)) return;
   rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - h.total_len));
   // Cryptokey routing: the inner source must be one the peer may use.
-  if (src_id != from.id) {
+  if (src_id != from_peer.host_id) {
     drop(m, DpDrop::kBadInnerSource);
     return;
   }
@@ -1547,7 +1552,6 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     if (ids[k] == kNoPeer) continue;
     const PeerRef& r = shared_.refs[ids[k]];
     if (r.owner != id_ || r.peer == nullptr) continue;
-    rte_prefetch0(r.ctx);
     r.peer->prefetch();
   }
   // Pass 3: MTU, TTL, to the peer's owner.
@@ -1577,7 +1581,7 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     if (r.owner != id_)
       to_peer(*r.ctx, m, Origin::kLan);
     else if (r.peer != nullptr)
-      tunnel_out(*r.ctx, m, Origin::kLan);
+      tunnel_out(*r.peer, m, Origin::kLan);
     else
       drop(m, DpDrop::kNoRoute);  // its device refused it (netmap_service.h)
   }
@@ -1884,7 +1888,7 @@ void Worker::to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin) {
       drop(m, DpDrop::kNoRoute);
       return;
     }
-    tunnel_out(peer, m, origin);
+    tunnel_out(*peer.peer, m, origin);
     return;
   }
   Handoff* f = handoff_of(m, shared_.handoff_field);
@@ -1895,7 +1899,7 @@ void Worker::to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin) {
 }
 
 // Inline: once per packet into a tunnel (poll_lan's loop above all).
-[[gnu::always_inline]] inline void Worker::tunnel_out(PeerCtx& peer, rte_mbuf* m, Origin origin) {
+[[gnu::always_inline]] inline void Worker::tunnel_out(wg::Peer& peer, rte_mbuf* m, Origin origin) {
   // TCP toward a tunnel: clamp the SYN's MSS so segments fit the tunnel MTU
   // without fragmentation (idempotent, so staged packets may pass twice).
   // The clamp parses (and checksums) the header again, so it is skipped
@@ -1921,7 +1925,8 @@ void Worker::to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin) {
   enc_items_[enc_count_++] = TxItem{m, &peer, origin};
 }
 
-void Worker::stage(PeerCtx& p, rte_mbuf* m) {
+void Worker::stage(wg::Peer& peer, rte_mbuf* m) {
+  PeerCtx& p = *static_cast<PeerCtx*>(peer.user);
   if (p.staged_count == kMaxStaged) {
     // Oldest gives way, as the Linux module's staged queue does.
     drop(p.staged[p.staged_head], DpDrop::kStagedOverflow);
@@ -1946,13 +1951,13 @@ void Worker::encrypt_flush() {
   // current keypairs, kPrefetchAhead packets ahead of prepare_send(): at
   // 100 000 peers these misses overlap instead of queueing packet by packet
   // (the PeerCtx lines were asked for by poll_lan).
-  for (std::uint16_t i = 0; i < count; ++i) enc_items_[i].peer->peer->prefetch();
+  for (std::uint16_t i = 0; i < count; ++i) enc_items_[i].peer->prefetch();
   for (std::uint16_t i = 0; i < count && i < kPrefetchAhead; ++i)
-    wg::Device::prefetch_send(*enc_items_[i].peer->peer);
+    wg::Device::prefetch_send(*enc_items_[i].peer);
   for (std::uint16_t i = 0; i < count; ++i) {
-    if (i + kPrefetchAhead < count) wg::Device::prefetch_send(*enc_items_[i + kPrefetchAhead].peer->peer);
+    if (i + kPrefetchAhead < count) wg::Device::prefetch_send(*enc_items_[i + kPrefetchAhead].peer);
     TxItem it = enc_items_[i];
-    wg::Peer& peer = *it.peer->peer;
+    wg::Peer& peer = *it.peer;
     if (!peer.endpoint.valid()) {
       device_->count(wg::Drop::kNoEndpoint);
       rte_pktmbuf_free(it.m);
@@ -1964,8 +1969,8 @@ void Worker::encrypt_flush() {
     }
     wg::TxSlot slot;
     if (device_->prepare_send(peer, now_, slot) != wg::Drop::kOk) {
-      stage(*it.peer, it.m);
-      rearm(*it.peer);  // a handshake may have started: its retransmit timer
+      stage(peer, it.m);
+      rearm(peer);  // a handshake may have started: its retransmit timer
       continue;
     }
     const std::uint16_t len = rte_pktmbuf_data_len(it.m);
@@ -1987,13 +1992,13 @@ void Worker::encrypt_flush() {
   aead_->encrypt(ops, n);
   // complete_send() and the timer re-arm once per run of packets to the same
   // peer (device.h: once per peer per burst), not once per packet.
-  PeerCtx* run = nullptr;
+  wg::Peer* run = nullptr;
   std::size_t run_bytes = 0;
   std::uint16_t run_sent = 0;
   bool run_data = false;
   auto finish_run = [&] {
     if (run == nullptr || run_sent == 0) return;
-    device_->complete_send(*run->peer, now_, run_bytes, run_data);
+    device_->complete_send(*run, now_, run_bytes, run_data);
     rearm(*run);
   };
   for (std::uint16_t i = 0; i < n; ++i) {
@@ -2006,7 +2011,7 @@ void Worker::encrypt_flush() {
       run_data = false;
     }
     const std::uint16_t wg_len = rte_pktmbuf_data_len(m);
-    if (!send_outer(m, run->peer->endpoint)) continue;
+    if (!send_outer(m, run->endpoint)) continue;
     ++counters_.encrypted;
     run_bytes += wg_len;
     ++run_sent;
@@ -2045,13 +2050,13 @@ void Worker::flush_staged(wg::Peer& peer, bool keepalive_if_empty) {
       counters_.drop(DpDrop::kNoMbuf);
       return;
     }
-    tunnel_out(*p, m, Origin::kChecked);  // an empty packet: a keepalive
+    tunnel_out(peer, m, Origin::kChecked);  // an empty packet: a keepalive
   } else {
     while (p->staged_count) {
       rte_mbuf* m = p->staged[p->staged_head];
       p->staged_head = static_cast<std::uint16_t>((p->staged_head + 1) % kMaxStaged);
       --p->staged_count;
-      tunnel_out(*p, m, Origin::kChecked);
+      tunnel_out(peer, m, Origin::kChecked);
     }
   }
   encrypt_flush();
@@ -2070,20 +2075,24 @@ void Worker::purge_staged(wg::Peer& peer) {
 
 // Timers run from the per-lcore wheel (timer_wheel.h), armed lazily: after
 // every device call for a peer, rearm() moves its entry only when the peer's
-// next deadline came EARLIER; an entry that fires early just re-arms.
-void Worker::rearm(PeerCtx& p) noexcept {
-  const wg::Nanos due = p.peer->timers.next_deadline();
-  if (due != 0 && (!wheel_->scheduled(p) || due < p.deadline)) wheel_->schedule(p, due);
+// next deadline came EARLIER; an entry that fires early just re-arms. The
+// decision reads the peer's own lines (PeerTimers::arm_earlier keeps the
+// armed deadline there): the entry, in the PeerCtx, is touched only when it
+// moves.
+void Worker::rearm(wg::Peer& peer) noexcept {
+  wg::Nanos at = 0;
+  if (peer.timers.arm_earlier(at)) wheel_->schedule(*static_cast<PeerCtx*>(peer.user), at);
 }
 
 void Worker::run_timers() {
   wheel_->advance(
       now_.mono,
       [this](TimerNode& node) {
-        auto& p = static_cast<PeerCtx&>(node);
-        const wg::Nanos due = p.peer->timers.next_deadline();
-        if (due != 0 && due <= now_.mono) device_->expire_timers(*p.peer, now_);
-        rearm(p);
+        wg::Peer& peer = *static_cast<PeerCtx&>(node).peer;
+        peer.timers.host_disarmed();
+        const wg::Nanos due = peer.timers.next_deadline();
+        if (due != 0 && due <= now_.mono) device_->expire_timers(peer, now_);
+        rearm(peer);
       },
       kTimerBudget);
 }
@@ -2191,7 +2200,7 @@ void Worker::apply(Command& c) {
       c.peer->exit_node = c.settings.exit_node;  // read only here, by the owner
       if (peer->timers.persistent_keepalive() != c.settings.persistent_keepalive)
         device_->set_persistent_keepalive(*peer, c.settings.persistent_keepalive, now_);
-      rearm(*c.peer);
+      rearm(*peer);
       break;
     }
     case Command::Kind::kRemovePeer: {

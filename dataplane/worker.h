@@ -23,12 +23,12 @@
 //        anything else: the TAP or a counted drop.
 //      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
 //      pre-checks (Device::prepare_receive; what each index slot names,
-//      the keypair's receive line, the peer's and the PeerCtx lines,
-//      prefetched together a few packets ahead) -> one
+//      the keypair's receive line and the peer's two lines, prefetched
+//      together a few packets ahead) -> one
 //      AeadBurst::decrypt -> the inner sources and destinations looked up
 //      in the allowed-IPs LPM together -> per packet: the replay window
-//      (Device::accept_receive), the source check, TTL -> with a policy,
-//      the burst classified by rte_acl (policy_flush, IPv6 in its own
+//      (Device::accept_receive), the source check (Peer::host_id), TTL
+//      -> with a policy, the burst classified by rte_acl (policy_flush, IPv6 in its own
 //      batch and context: policy_flush6: accept and note, a reply of a
 //      noted flow, or policy_denied) -> route the inner packet:
 //      (hub) to another peer (through the encrypt batch, or to its owner),
@@ -61,9 +61,13 @@
 //      flush per port; idle back-off.
 //
 // Nothing here allocates, locks or throws per packet. The prefetches are
-// hints: at 100 000 peers every packet's per-peer state (index slot,
-// keypair, peer, PeerCtx) is a cache miss, and asking for a whole burst's
-// lines a stage ahead lets those misses overlap (docs/perf.md).
+// hints: at 100 000 peers every packet's per-peer state (index slot or
+// PeerRef, keypair line, the peer's two lines) is a cache miss, and asking
+// for a whole burst's lines a stage ahead lets those misses overlap
+// (docs/perf.md). The PeerCtx is not read per packet: what the packet paths
+// need of it (the global id, the armed timer deadline) is kept on the
+// peer's lines; it is touched to stage a packet, to move the timer entry,
+// and on the exit, policy and hub paths.
 #pragma once
 
 #include <rte_ether.h>
@@ -210,7 +214,7 @@ class Worker final : public wg::DeviceHost {
                        std::uint16_t wg_len, bool macs_checked);
   void flush_rx();
   void decrypt_flush();
-  inline void route_inner(PeerCtx& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
+  inline void route_inner(wg::Peer& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
   // After the checks of route_inner (and the policy): to a peer, a LAN or
   // the exit.
   inline void forward_inner(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h, std::uint32_t dst_id);
@@ -261,7 +265,7 @@ class Worker final : public wg::DeviceHost {
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   // m starts at the inner IP header: to the encrypt batch, or to the owner.
   void to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin);
-  inline void tunnel_out(PeerCtx& peer, rte_mbuf* m, Origin origin);
+  inline void tunnel_out(wg::Peer& peer, rte_mbuf* m, Origin origin);
   void send_frag_needed(Port& port, NeighborTable& neigh, const std::uint8_t* offending,
                         std::size_t len);
   // ICMP time exceeded for a packet whose TTL / hop limit ran out here:
@@ -323,7 +327,7 @@ class Worker final : public wg::DeviceHost {
   // else to the port's IPv6 gateway.
   void send_icmpv6_error(Port& port, rte_mbuf* e, const std::uint8_t* offender);
   void encrypt_flush();
-  void stage(PeerCtx& peer, rte_mbuf* m);
+  void stage(wg::Peer& peer, rte_mbuf* m);
   void send_ipv4(Port& port, NeighborTable& neigh, rte_mbuf* m, std::uint32_t next_hop);
   // send_ipv4 for the packet paths of worker.cc: inlined there (a resolved
   // next hop is a few stores and the TX buffer); send_ipv4 is its
@@ -340,7 +344,7 @@ class Worker final : public wg::DeviceHost {
   void tx_flush();
   void run_handshakes();
   void run_timers();
-  void rearm(PeerCtx& p) noexcept;
+  void rearm(wg::Peer& peer) noexcept;
   bool poll_commands();  // true when any was applied
   void apply(Command& c);
   // Refreshes the peers' stats copies (PeerCtx::stats_*) in slices, and
@@ -429,7 +433,7 @@ class Worker final : public wg::DeviceHost {
   // Encrypt batch.
   struct TxItem {
     rte_mbuf* m;
-    PeerCtx* peer;
+    wg::Peer* peer;  // its PeerCtx is peer->user
     Origin origin;
   };
   TxItem enc_items_[kBurst * 2];

@@ -119,7 +119,7 @@ Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src, Ins
   clear_handshake_index(*peer);
   Handshake& hs = peer->handshake;
   std::uint32_t index = 0;
-  if (!indices_.insert(IndexEntry::Kind::kHandshake, peer, nullptr, index, peer->user)) {
+  if (!indices_.insert(IndexEntry::Kind::kHandshake, peer, nullptr, index)) {
     hs.clear();
     return drop(Drop::kIndexTableFull);
   }
@@ -174,7 +174,7 @@ Drop Device::start_session(Peer& peer, Instant now) noexcept {
     return Drop::kUnexpectedHandshake;
   }
   kp->peer = &peer;
-  indices_.replace(kp->local_index, IndexEntry::Kind::kKeypair, &peer, kp.get(), peer.user);
+  indices_.replace(kp->local_index, IndexEntry::Kind::kKeypair, &peer, kp.get());
   const bool initiator = kp->initiator;
   peer.keypairs.add(std::move(kp), indices_);
   peer.timers.session_derived(now.mono);
@@ -266,9 +266,11 @@ void Device::keep_key_fresh_sent(Peer& peer, Instant now) noexcept {
 void Device::keep_key_fresh_received(Peer& peer, Instant now) noexcept {
   // If we initiated this session and only receive on it, rekey shortly
   // before it would be rejected: the peer, as responder, will not.
+  // The age first: the flag lies off the peer's per-message lines.
   const Keypair* kp = peer.keypairs.current();
-  if (kp != nullptr && kp->initiator && !peer.sent_lastminute_handshake &&
-      now.mono - kp->birth >= kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout) {
+  if (kp != nullptr && kp->initiator &&
+      now.mono - kp->birth >= kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout &&
+      !peer.sent_lastminute_handshake) {
     peer.sent_lastminute_handshake = true;
     initiate_handshake(peer, now);
   }
@@ -292,7 +294,7 @@ Drop Device::initiate_handshake(Peer& peer, Instant now, bool retry) noexcept {
   Handshake& hs = peer.handshake;
   hs.clear();
   std::uint32_t index = 0;
-  if (!indices_.insert(IndexEntry::Kind::kHandshake, &peer, nullptr, index, peer.user))
+  if (!indices_.insert(IndexEntry::Kind::kHandshake, &peer, nullptr, index))
     return drop(Drop::kIndexTableFull);
   hs.local_index = index;
   MessageInitiation init;

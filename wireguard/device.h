@@ -177,16 +177,14 @@ class Device {
   }
   // What receiving reads after the index slot, all named by the slot, so
   // the misses go out together rather than one behind the other: the
-  // keypair's receive line, the peer's hot lines and the line at
-  // Peer::user as it was when the index was made (the caller's per-peer
-  // context; only a hint, never dereferenced here).
+  // keypair's receive line and the peer's two per-message lines (which
+  // also hold what the caller reads per message: Peer::host_id, user).
   void prefetch_receive_state(const std::uint8_t* msg) const noexcept {
     const IndexEntry* e = indices_.find(load_le32(msg + 4));
     if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair) {
       e->keypair->prefetch_receive();
       __builtin_prefetch(e->peer, 1);
       __builtin_prefetch(reinterpret_cast<const char*>(e->peer) + 64, 1);
-      if (e->user != nullptr) __builtin_prefetch(e->user, 1);
     }
   }
   // Before prepare_send() for a burst, once peer.prefetch() has had time:

@@ -25,7 +25,7 @@ IndexTable::IndexTable(std::size_t max_entries) : table_(max_entries, "IndexTabl
 IndexTable::~IndexTable() = default;
 
 bool IndexTable::insert(IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
-                        std::uint32_t& index_out, const void* user) noexcept {
+                        std::uint32_t& index_out) noexcept {
   if (!is_entry_kind(kind) || table_.size() >= table_.capacity()) return false;
 
   for (int draw = 0; draw < kMaxIndexDraws; ++draw) {
@@ -34,7 +34,7 @@ bool IndexTable::insert(IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
     index = (index & ~tag_mask_) | tag_value_;
     if (index == 0) continue;
 
-    switch (table_.insert(IndexEntry{index, kind, peer, keypair, user})) {
+    switch (table_.insert(IndexEntry{index, kind, peer, keypair})) {
       case Table::InsertResult::kInserted:
         index_out = index;
         return true;
@@ -48,7 +48,7 @@ bool IndexTable::insert(IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
 }
 
 bool IndexTable::replace(std::uint32_t index, IndexEntry::Kind kind, Peer* peer,
-                         Keypair* keypair, const void* user) noexcept {
+                         Keypair* keypair) noexcept {
   if (!is_entry_kind(kind) || index == 0) return false;
   IndexEntry* const e = table_.find(index);
   if (e == nullptr) return false;
@@ -56,7 +56,6 @@ bool IndexTable::replace(std::uint32_t index, IndexEntry::Kind kind, Peer* peer,
   e->kind = kind;
   e->peer = peer;
   e->keypair = keypair;
-  e->user = user;
   return true;
 }
 

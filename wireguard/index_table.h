@@ -27,8 +27,8 @@ namespace moongate::wg {
 class Peer;
 struct Keypair;
 
-// 32 bytes, so slots never straddle two cache lines (at 24 a quarter of
-// them did): a data message's look-up is one line.
+// 32 bytes (24 used), so slots never straddle two cache lines (at 24 a
+// quarter of them did): a data message's look-up is one line.
 struct alignas(32) IndexEntry {
   // kFree is the slot state of an empty slot, not an entry kind.
   enum class Kind : std::uint8_t { kFree = 0, kHandshake, kKeypair };
@@ -36,11 +36,6 @@ struct alignas(32) IndexEntry {
   Kind kind = Kind::kFree;
   Peer* peer = nullptr;
   Keypair* keypair = nullptr;  // for kKeypair
-  // Peer::user when the entry was made (Device passes it): lets a burst
-  // caller prefetch its per-peer context together with the peer instead of
-  // after it (Device::prefetch_receive_state). A hint only, never
-  // dereferenced.
-  const void* user = nullptr;
 };
 static_assert(sizeof(IndexEntry) == 32, "an index slot is a power-of-two fraction of a cache line");
 
@@ -56,15 +51,14 @@ class IndexTable {
   // Picks a fresh random index not in use and records the entry. Returns
   // false when the table is full (or `kind` is kFree, which is a slot state
   // rather than an entry kind).
-  // `user`: IndexEntry::user (the table never dereferences it, nor `peer`).
+  // The table never dereferences `peer` or `keypair`.
   [[nodiscard]] bool insert(IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
-                            std::uint32_t& index_out, const void* user = nullptr) noexcept;
+                            std::uint32_t& index_out) noexcept;
 
   // Re-points an existing index (a handshake whose index becomes a keypair's
   // keeps the index, as the peer will address data to it). False if absent
   // (or `kind` is kFree).
-  bool replace(std::uint32_t index, IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
-               const void* user = nullptr) noexcept;
+  bool replace(std::uint32_t index, IndexEntry::Kind kind, Peer* peer, Keypair* keypair) noexcept;
 
   // nullptr when absent. Inline: called for every data packet. The pointer
   // is valid until the next remove() (which may move entries), so hold on

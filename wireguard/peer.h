@@ -2,6 +2,7 @@
 // and counters. Owned by the Device; on the data plane, by one lcore.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "crypto/secret.h"
@@ -16,10 +17,14 @@
 namespace moongate::wg {
 
 // Laid out for the packet paths: what every data message reads or writes
-// (keypairs, timers, endpoint, byte counters, the caller's pointer) comes
-// first and fills the first two cache lines; the handshake state and the
-// cookie, used a few times per two minutes, follow. Cache-line aligned so
-// that holds; allocated from a huge-page slab (huge_pages.h).
+// (keypairs, timers with the host's armed wake-up, endpoint, byte
+// counters, the caller's id and pointer) fills exactly the first two cache
+// lines; the handshake state and the cookie, used a few times per two
+// minutes, follow. The caller's per-packet needs live here too (host_id,
+// PeerTimers::arm_earlier) so that a data message touches two lines of
+// per-peer state besides its keypair, not three: at 100 000 peers each one
+// is a cache miss. Cache-line aligned so that holds; allocated from a
+// huge-page slab (huge_pages.h).
 class alignas(64) Peer : public OnHugeSlab<Peer> {
  public:
   explicit Peer(const crypto::PublicKey& public_key) noexcept : public_key_(public_key) {}
@@ -28,17 +33,22 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
 
   const crypto::PublicKey& public_key() const noexcept { return public_key_; }
 
-  // --- per data message ---
+  // --- per data message (the first two lines) ---
   Keypairs keypairs;
   PeerTimers timers;
   Endpoint endpoint;
+  // Free for the caller: a number it knows the peer by (the data plane's
+  // global id, which its allowed-IPs tables return: the source check of
+  // every decrypted packet compares against it).
+  std::uint32_t host_id = 0;
   // Counters as `wg show` reports them: UDP payload bytes of every message.
   std::uint64_t rx_bytes = 0;
   std::uint64_t tx_bytes = 0;
   // Free for the caller (its staged-packet queue, route state, ...).
   void* user = nullptr;
-  bool sent_lastminute_handshake = false;  // see Device::keep_key_fresh_received
 
+  // --- per handshake ---
+  bool sent_lastminute_handshake = false;  // see Device::keep_key_fresh_received
   // --- per handshake ---
   bool sent_any_handshake = false;
   Nanos last_sent_handshake = 0;      // rate limit: one initiation per REKEY_TIMEOUT
@@ -57,5 +67,14 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
  private:
   crypto::PublicKey public_key_;
 };
+
+// The per-message fields above end within the first two lines. Checked
+// where the layout is defined (offsetof is only conditionally supported on
+// a class that is not standard-layout, hence the pragma).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+static_assert(offsetof(Peer, user) + sizeof(void*) <= 128,
+              "a data message touches the peer's first two lines only");
+#pragma GCC diagnostic pop
 
 }  // namespace moongate::wg

@@ -28,6 +28,8 @@ void PeerTimers::stop() noexcept {
   zero_key_material_ = persistent_keepalive_ = 0;
   handshake_attempts_ = 0;
   need_another_keepalive_ = false;
+  // host_armed_ stays: the host's entry is still armed where it was, and
+  // fires (early, finding nothing due) like any other.
 }
 
 static bool due(Nanos& deadline, Nanos now) noexcept {

@@ -119,6 +119,41 @@ TEST(PeerTimers, NextDeadlineIsTheEarliest) {
   EXPECT_EQ(t.next_deadline(), kT0 + kKeepaliveTimeout);
 }
 
+// The host's lazy arming: it is told to move its entry only when the
+// earliest deadline comes before the one it is armed for, not when one
+// moves later (as every packet's keepalive push does); after its entry goes
+// off it is told again.
+TEST(PeerTimers, HostIsAskedToArmOnlyForAnEarlierDeadline) {
+  PeerTimers t;
+  Nanos at = 0;
+  EXPECT_FALSE(t.arm_earlier(at));  // nothing armed: nothing to do
+  t.session_derived(kT0);            // zero_key_material in 3 x REJECT
+  ASSERT_TRUE(t.arm_earlier(at));
+  EXPECT_EQ(at, kT0 + 3 * kRejectAfterTime);
+  EXPECT_EQ(t.host_armed_at(), at);
+  EXPECT_FALSE(t.arm_earlier(at));  // the same deadline: stays
+
+  t.data_received(kT0 + kSecond);  // keepalive, earlier
+  ASSERT_TRUE(t.arm_earlier(at));
+  EXPECT_EQ(at, kT0 + kSecond + kKeepaliveTimeout);
+
+  // Later deadlines never move the entry: it fires early instead.
+  t.any_authenticated_packet_sent();  // cancels the keepalive
+  EXPECT_FALSE(t.arm_earlier(at));
+  EXPECT_EQ(t.host_armed_at(), kT0 + kSecond + kKeepaliveTimeout);
+
+  // The entry went off (early): the next call arms the current earliest.
+  t.host_disarmed();
+  EXPECT_EQ(t.host_armed_at(), 0u);
+  ASSERT_TRUE(t.arm_earlier(at));
+  EXPECT_EQ(at, kT0 + 3 * kRejectAfterTime);
+
+  // stop() leaves the host's entry as it is (it fires, finding nothing).
+  t.stop();
+  EXPECT_EQ(t.host_armed_at(), kT0 + 3 * kRejectAfterTime);
+  EXPECT_FALSE(t.arm_earlier(at));
+}
+
 // --- through the device --------------------------------------------------
 
 TEST_F(PairTest, KeepaliveIsSentWhenOnlyReceiving) {
