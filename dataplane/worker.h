@@ -22,9 +22,9 @@
 //        policy: classified on its owner's encrypt path, as from a LAN);
 //        anything else: the TAP or a counted drop.
 //      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
-//      pre-checks (Device::prepare_receive; what each index slot names,
-//      the keypair's receive line and the peer's two lines, prefetched
-//      together a few packets ahead) -> one
+//      pre-checks (Device::prepare_receive; the keypair receive line each
+//      index slot names prefetched 12 packets ahead; then the peers' two
+//      lines for the burst) -> one
 //      AeadBurst::decrypt -> the inner sources and destinations looked up
 //      in the allowed-IPs LPM together -> per packet: the replay window
 //      (Device::accept_receive), the source check (Peer::host_id), TTL

@@ -169,23 +169,20 @@ class Device {
   // A caller holding a burst of data messages lets the cache misses of all
   // of them overlap instead of paying them one after the other: for every
   // message prefetch_receive_index(), then for every one
-  // prefetch_receive_state() (it reads the index slot the first asked for),
-  // then prepare_receive() and complete_receive(). `msg` is a data message
-  // (classify_message()).
+  // prefetch_receive_keypair() (it reads the index slot the first asked
+  // for), then prepare_receive(); the peers of the messages that passed
+  // (RxSlot::peer, Peer::prefetch) before complete_receive(). `msg` is a
+  // data message (classify_message()).
   void prefetch_receive_index(const std::uint8_t* msg) const noexcept {
     indices_.prefetch(load_le32(msg + 4));
   }
-  // What receiving reads after the index slot, all named by the slot, so
-  // the misses go out together rather than one behind the other: the
-  // keypair's receive line and the peer's two per-message lines (which
-  // also hold what the caller reads per message: Peer::host_id, user).
-  void prefetch_receive_state(const std::uint8_t* msg) const noexcept {
+  // The keypair's receive line, named by the index slot: all that
+  // prepare_receive() reads after the slot. The peer's lines are read only
+  // after the AEAD, so asking for them here would only crowd the misses
+  // the pre-checks wait on (docs/perf.md).
+  void prefetch_receive_keypair(const std::uint8_t* msg) const noexcept {
     const IndexEntry* e = indices_.find(load_le32(msg + 4));
-    if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair) {
-      e->keypair->prefetch_receive();
-      __builtin_prefetch(e->peer, 1);
-      __builtin_prefetch(reinterpret_cast<const char*>(e->peer) + 64, 1);
-    }
+    if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair) e->keypair->prefetch_receive();
   }
   // Before prepare_send() for a burst, once peer.prefetch() has had time:
   // the keypair prepare_send() will use.
