@@ -1454,10 +1454,10 @@ void Worker::prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt
     if (encrypt) {
       end += wg::kDataHeaderLen + wg::kTagLen;  // padding and tag (the header moves the data)
       if (rte_pktmbuf_headroom(pkts[i]) >= RTE_CACHE_LINE_SIZE)
-        __builtin_prefetch(d - RTE_CACHE_LINE_SIZE, 1);
+        rte_prefetch0(d - RTE_CACHE_LINE_SIZE);
     }
     end = std::min<std::size_t>(end, kPrefetchLines * RTE_CACHE_LINE_SIZE);
-    for (std::size_t off = 0; off < end; off += RTE_CACHE_LINE_SIZE) __builtin_prefetch(d + off, 1);
+    for (std::size_t off = 0; off < end; off += RTE_CACHE_LINE_SIZE) rte_prefetch0(d + off);
   }
 }
 

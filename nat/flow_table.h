@@ -36,6 +36,7 @@
 
 #include "dataplane/timer_wheel.h"
 #include "wireguard/open_table.h"
+#include "wireguard/prefetch.h"
 
 namespace moongate::nat {
 
@@ -97,7 +98,7 @@ class FlowTable {
   // Finds the key's slot (prefetched before) and prefetches its flow.
   void prefetch_flow(const FlowKey& k, bool inside) const noexcept {
     if (const Slot* s = inside ? inside_.find(k) : outside_.find(k))
-      __builtin_prefetch(&flows_[s->index()]);
+      prefetch_line(&flows_[s->index()]);
   }
   void prefetch_outside(const FlowKey& k) const noexcept { outside_.prefetch(k); }
 

@@ -31,6 +31,7 @@
 
 #include "dataplane/timer_wheel.h"
 #include "policy/compile.h"
+#include "wireguard/prefetch.h"
 #include "wireguard/open_table.h"
 
 namespace moongate::policy {
@@ -60,7 +61,7 @@ class BasicEstablished {
   }
   void prefetch_entry(const Pkt& p, bool reply) const noexcept {
     if (p.proto == 0 || (reply && p.initiating)) return;
-    if (const Slot* s = table_.find(lookup_key(p, reply))) __builtin_prefetch(&entries_[s->entry]);
+    if (const Slot* s = table_.find(lookup_key(p, reply))) prefetch_line(&entries_[s->entry]);
   }
 
   std::size_t size() const noexcept { return capacity_ - free_count_; }

@@ -16,6 +16,7 @@
 #include "crypto/secret.h"
 #include "wireguard/constants.h"
 #include "wireguard/huge_pages.h"
+#include "wireguard/prefetch.h"
 #include "wireguard/replay.h"
 
 namespace moongate::wg {
@@ -65,8 +66,8 @@ struct alignas(64) Keypair : OnHugeSlab<Keypair> {
 
   // Asks the cache for the line receiving or sending reads. Hints only:
   // burst callers issue them for a whole burst so the misses overlap.
-  void prefetch_receive() const noexcept { __builtin_prefetch(recv_key.data(), 1); }
-  void prefetch_send() const noexcept { __builtin_prefetch(send_key.data(), 1); }
+  void prefetch_receive() const noexcept { prefetch_line(recv_key.data()); }
+  void prefetch_send() const noexcept { prefetch_line(send_key.data()); }
 };
 static_assert(sizeof(crypto::SecretKey) == 32 && sizeof(ReplayWindow) == 16 + 8 * ReplayWindow::kRingBlocks,
               "the receive line holds the receive key, age, role and the replay head");

@@ -45,6 +45,7 @@
 #include <utility>
 
 #include "wireguard/huge_pages.h"
+#include "wireguard/prefetch.h"
 
 namespace moongate::wg {
 
@@ -114,8 +115,8 @@ class OpenTable {
   // first, so the cache misses overlap instead of queueing one by one.
   void prefetch(const Key& key) const noexcept {
     const Slot* s = &slots_[home(key)];
-    __builtin_prefetch(s);
-    __builtin_prefetch(reinterpret_cast<const char*>(s + 1) - 1);
+    prefetch_line(s);
+    prefetch_line(reinterpret_cast<const char*>(s + 1) - 1);
   }
 
   // Stores `entry`, which must be live, under its key: kDuplicate when the

@@ -10,6 +10,7 @@
 #include "wireguard/cookie.h"
 #include "wireguard/endpoint.h"
 #include "wireguard/huge_pages.h"
+#include "wireguard/prefetch.h"
 #include "wireguard/keypair.h"
 #include "wireguard/noise.h"
 #include "wireguard/timers.h"
@@ -60,8 +61,8 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
   // A cache hint for a data message to or from this peer: the first two
   // lines (above). Burst callers issue it for a whole burst.
   void prefetch() const noexcept {
-    __builtin_prefetch(this);
-    __builtin_prefetch(reinterpret_cast<const char*>(this) + 64);
+    prefetch_line(this);
+    prefetch_line(reinterpret_cast<const char*>(this) + 64);
   }
 
  private:
