@@ -2,9 +2,14 @@
 //
 //   bench_relay load --port P --key HEX --pid PID [--tls] [--pairs N]
 //                    [--seconds S] [--size BYTES] [--window W] [--suite TLS_...]
+//                    [--bind-port B]
 //     N sender/receiver pairs on loopback, each sender keeping at most W
 //     packets in flight to its receiver; reports packets/s and the relay's
 //     CPU per relayed packet (utime+stime of PID from /proc/PID/stat).
+//     --bind-port: pair i connects from ports B+2i and B+2i+1, so that with
+//     the relay on a fixed port SO_REUSEPORT puts them on the same shards
+//     in every run (its hash of the addresses is fixed until reboot): A/B
+//     comparisons of a cross-shard (or same-shard) pair.
 //   bench_relay idle --port P --key HEX --pid PID [--tls] [--conns N] [--sources K]
 //                    [--procs M] [--hold S]
 //     N connections through the handshake, from 127.0.0.1..127.0.0.K (one
@@ -100,7 +105,7 @@ struct Bench {
   int ep = -1;
   std::vector<std::unique_ptr<Conn>> conns;
 
-  Conn* open(const char* source) {
+  Conn* open(const char* source, int source_port = 0) {
     auto c = std::make_unique<Conn>();
     crypto_box_keypair(c->pub.data(), c->priv.data());
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -112,7 +117,18 @@ struct Bench {
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
-    if (source) {
+    if (source_port) {
+      // A fixed port: the previous run's connection may be in TIME_WAIT
+      // (loopback may reuse it: net.ipv4.tcp_tw_reuse).
+      setsockopt(c->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+      sa.sin_port = htons(static_cast<std::uint16_t>(source_port));
+      if (bind(c->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        std::perror("bind");
+        std::exit(1);
+      }
+      sa.sin_port = 0;
+    } else if (source) {
       // The port is picked at connect() for the whole 4-tuple, not at
       // bind() for the address alone: each source address then has the
       // whole ephemeral range towards the relay.
@@ -282,6 +298,7 @@ int main(int argc, char** argv) {
   Bench b;
   int pid = 0, pairs = 1, conns = 1000, sources = 1, window = 64;
   int procs = 0;  // idle: 0 = as few as the descriptor limit allows
+  int bind_port = 0;  // load: 0 = ephemeral source ports
   double seconds = 5, hold = 0;
   std::string suite;  // TLS 1.3 suite to offer alone; default: OpenSSL's offer
   std::size_t size = 1200;
@@ -301,6 +318,7 @@ int main(int argc, char** argv) {
     else if (a == "--window") window = std::atoi(next().c_str());
     else if (a == "--hold") hold = std::atof(next().c_str());
     else if (a == "--procs") procs = std::atoi(next().c_str());
+    else if (a == "--bind-port") bind_port = std::atoi(next().c_str());
     else if (a == "--suite") suite = next();
     else return 2;
   }
@@ -390,7 +408,10 @@ int main(int argc, char** argv) {
   b.ep = epoll_create1(EPOLL_CLOEXEC);
   // load
   std::vector<std::pair<Conn*, Conn*>> p;
-  for (int i = 0; i < pairs; ++i) p.emplace_back(b.open(nullptr), b.open(nullptr));
+  for (int i = 0; i < pairs; ++i) {
+    Conn* sender = b.open(nullptr, bind_port ? bind_port + 2 * i : 0);
+    p.emplace_back(sender, b.open(nullptr, bind_port ? bind_port + 2 * i + 1 : 0));
+  }
   const double t_ready = mono() + 20;
   for (;;) {
     bool all = true;
