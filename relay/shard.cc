@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -343,11 +344,23 @@ std::string Shard::init() {
   server_ = std::make_unique<derp::Server>(std::move(sc), *this);
 
   io_uring_params p{};
-  // Set up here, used from the shard thread: no SINGLE_ISSUER (it binds the creator).
-  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+  // Completions run only when the shard asks for them (DEFER_TASKRUN), which
+  // needs SINGLE_ISSUER: the ring starts disabled and the shard's thread
+  // enables it, so that thread is the issuer (run()).
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+            IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED;
   p.cq_entries = kRingEntries * 4;
   int r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
+  ring_disabled_ = r == 0;
   if (r < 0) {
+    p = {};
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+    p.cq_entries = kRingEntries * 4;
+    r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
+  }
+  if (r < 0) {
+    p = {};
+    p.cq_entries = kRingEntries * 4;
     p.flags = IORING_SETUP_CQSIZE;
     r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
   }
@@ -622,6 +635,8 @@ void Shard::arm_accept(std::uint32_t a) {
 }
 
 void Shard::run() {
+  // liburing 2.3 declares io_uring_enable_rings() but does not export it.
+  if (ring_disabled_) syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
   accepts_.resize(listeners_.size() * kAcceptsInFlight);
   for (std::uint32_t a = 0; a < accepts_.size(); ++a) arm_accept(a);
   for (auto& u : udp_socks_) arm_udp(*u);

@@ -195,6 +195,7 @@ class Shard final : public derp::Events, public UdpOut {
   const unsigned index_;
   io_uring ring_{};
   bool ring_ok_ = false;
+  bool ring_disabled_ = false;  // set up disabled: run() enables it on the shard's thread
   std::unique_ptr<derp::Server> server_;
   std::vector<int> listeners_;       // DERP listener, then the plain-HTTP one
   std::vector<bool> listener_plain_;
