@@ -10,9 +10,9 @@
 
 namespace moongate::config {
 
-inline constexpr std::array<std::string_view, 18> kRelayKeys = {
+inline constexpr std::array<std::string_view, 19> kRelayKeys = {
     "addr",          "hostname",  "certdir",       "plain",      "http_port",  "stun_port",
-    "shards",        "key_file",  "mesh_key_file", "mesh_with",  "mesh_insecure", "admission",
+    "shards",        "conn_table", "key_file",  "mesh_key_file", "mesh_with",  "mesh_insecure", "admission",
     "rate_limit",    "rate_burst", "verbose",      "moon_config", "bootstrap_dns_names",
     "unpublished_bootstrap_dns_names"};
 

@@ -2,16 +2,25 @@
 //
 //   bench_relay load --port P --key HEX --pid PID [--tls] [--pairs N]
 //                    [--seconds S] [--size BYTES] [--window W] [--suite TLS_...]
+//                    [--bind-port B]
 //     N sender/receiver pairs on loopback, each sender keeping at most W
 //     packets in flight to its receiver; reports packets/s and the relay's
 //     CPU per relayed packet (utime+stime of PID from /proc/PID/stat).
-//   bench_relay idle --port P --key HEX --pid PID [--tls] [--conns N] [--sources K] [--hold S]
-//     N connections through the handshake, from 127.0.0.1..127.0.0.K (past
-//     the ephemeral port range of one source address), then held; reports
-//     the relay's VmRSS growth per connection.
+//     --bind-port: pair i connects from ports B+2i and B+2i+1, so that with
+//     the relay on a fixed port SO_REUSEPORT puts them on the same shards
+//     in every run (its hash of the addresses is fixed until reboot): A/B
+//     comparisons of a cross-shard (or same-shard) pair.
+//   bench_relay idle --port P --key HEX --pid PID [--tls] [--conns N] [--sources K]
+//                    [--procs M] [--hold S]
+//     N connections through the handshake, from 127.0.0.1..127.0.0.K (one
+//     source address has ~28 000 ephemeral ports towards the relay's one
+//     address and port), then held; reports the relay's VmRSS growth per
+//     connection. The connections are spread over M client processes
+//     (default: as few as fit under RLIMIT_NOFILE's hard limit, less 1 000,
+//     each): one process cannot hold more descriptors than that.
 //
-// One thread, epoll, non-blocking sockets; the DERP framing is the
-// project's derp/ codec, the crypto libsodium's.
+// One thread per process, epoll, non-blocking sockets; the DERP framing is
+// the project's derp/ codec, the crypto libsodium's.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,6 +31,8 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,7 +105,7 @@ struct Bench {
   int ep = -1;
   std::vector<std::unique_ptr<Conn>> conns;
 
-  Conn* open(const char* source) {
+  Conn* open(const char* source, int source_port = 0) {
     auto c = std::make_unique<Conn>();
     crypto_box_keypair(c->pub.data(), c->priv.data());
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -106,7 +117,22 @@ struct Bench {
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
-    if (source) {
+    if (source_port) {
+      // A fixed port: the previous run's connection may be in TIME_WAIT
+      // (loopback may reuse it: net.ipv4.tcp_tw_reuse).
+      setsockopt(c->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+      sa.sin_port = htons(static_cast<std::uint16_t>(source_port));
+      if (bind(c->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        std::perror("bind");
+        std::exit(1);
+      }
+      sa.sin_port = 0;
+    } else if (source) {
+      // The port is picked at connect() for the whole 4-tuple, not at
+      // bind() for the address alone: each source address then has the
+      // whole ephemeral range towards the relay.
+      setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
       inet_pton(AF_INET, source, &sa.sin_addr);
       if (bind(c->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
         std::perror("bind");
@@ -215,12 +241,49 @@ struct Bench {
   }
 };
 
-void raise_nofile() {
+// The descriptors this process may have open.
+long raise_nofile() {
   rlimit r{1 << 20, 1 << 20};
   if (setrlimit(RLIMIT_NOFILE, &r) != 0) {
     getrlimit(RLIMIT_NOFILE, &r);
     r.rlim_cur = r.rlim_max;
     setrlimit(RLIMIT_NOFILE, &r);
+  }
+  getrlimit(RLIMIT_NOFILE, &r);
+  return r.rlim_cur == RLIM_INFINITY ? (1l << 30) : static_cast<long>(r.rlim_cur);
+}
+
+// One client process of `idle`: connections first .. first+conns-1 through
+// the handshake (source address 127.0.0.(1 + i % sources)), then "ready\n"
+// on ready_fd, then held (the relay's keepalives read) until stop_fd says
+// stop (EOF). Exits 1 if a connection breaks.
+[[noreturn]] void idle_child(Bench& b, int first, int conns, int sources, int ready_fd, int stop_fd) {
+  b.ep = epoll_create1(EPOLL_CLOEXEC);
+  const double t0 = mono();
+  int opened = 0;
+  std::size_t ready = 0;
+  char src[32];
+  while (ready < static_cast<std::size_t>(conns)) {
+    // At most 512 handshakes outstanding per process: the relay's accept
+    // backlog and our own CPU stay out of the measurement.
+    while (opened < conns && opened - static_cast<int>(ready) < 512) {
+      std::snprintf(src, sizeof src, "127.0.0.%d", 1 + (first + opened) % sources);
+      b.open(src);
+      ++opened;
+    }
+    b.poll(10);
+    ready = 0;
+    for (auto& c : b.conns) ready += c->ready;
+    if (mono() - t0 > 600) {
+      std::fprintf(stderr, "bench_relay: only %zu of %d handshakes in 600 s\n", ready, conns);
+      std::_Exit(1);
+    }
+  }
+  if (write(ready_fd, "ready\n", 6) != 6) std::_Exit(1);
+  for (;;) {
+    pollfd p{stop_fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) std::_Exit(0);  // the parent closed it (or died)
+    b.poll(100);
   }
 }
 
@@ -234,6 +297,8 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   Bench b;
   int pid = 0, pairs = 1, conns = 1000, sources = 1, window = 64;
+  int procs = 0;  // idle: 0 = as few as the descriptor limit allows
+  int bind_port = 0;  // load: 0 = ephemeral source ports
   double seconds = 5, hold = 0;
   std::string suite;  // TLS 1.3 suite to offer alone; default: OpenSSL's offer
   std::size_t size = 1200;
@@ -252,11 +317,12 @@ int main(int argc, char** argv) {
     else if (a == "--size") size = static_cast<std::size_t>(std::atol(next().c_str()));
     else if (a == "--window") window = std::atoi(next().c_str());
     else if (a == "--hold") hold = std::atof(next().c_str());
+    else if (a == "--procs") procs = std::atoi(next().c_str());
+    else if (a == "--bind-port") bind_port = std::atoi(next().c_str());
     else if (a == "--suite") suite = next();
     else return 2;
   }
-  raise_nofile();
-  b.ep = epoll_create1(EPOLL_CLOEXEC);
+  const long nofile = raise_nofile();
   if (b.tls) {
     b.ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(b.ctx, SSL_VERIFY_NONE, nullptr);
@@ -269,46 +335,83 @@ int main(int argc, char** argv) {
   }
 
   if (mode == "idle") {
+    // Each process keeps 1 000 descriptors spare (epoll, pipes, stdio).
+    const long per_proc_max = std::max(1l, nofile - 1000);
+    if (procs <= 0) procs = static_cast<int>((conns + per_proc_max - 1) / per_proc_max);
+    if ((conns + procs - 1) / procs > per_proc_max) {
+      std::fprintf(stderr, "bench_relay: %d connections in %d processes: more than %ld each (RLIMIT_NOFILE)\n",
+                   conns, procs, per_proc_max);
+      return 2;
+    }
     const long rss0 = rss_kib(pid);
     const double t0 = mono();
-    int opened = 0;
-    std::size_t ready = 0;
-    char src[32];
-    while (ready < static_cast<std::size_t>(conns)) {
-      // At most 512 handshakes outstanding: the relay's accept backlog and
-      // our own CPU stay out of the measurement.
-      while (opened < conns && opened - static_cast<int>(ready) < 512) {
-        std::snprintf(src, sizeof src, "127.0.0.%d", 1 + opened % sources);
-        b.open(src);
-        ++opened;
+    int stop[2];
+    if (pipe2(stop, O_CLOEXEC) != 0) return 1;
+    std::vector<int> ready_fds;
+    std::vector<pid_t> kids;
+    for (int k = 0, first = 0; k < procs; ++k) {
+      const int n = conns / procs + (k < conns % procs ? 1 : 0);
+      int rp[2];
+      if (pipe2(rp, O_CLOEXEC) != 0) return 1;
+      const pid_t kid = fork();
+      if (kid < 0) return 1;
+      if (kid == 0) {
+        ::close(rp[0]);
+        ::close(stop[1]);
+        idle_child(b, first, n, sources, rp[1], stop[0]);
       }
-      b.poll(10);
-      ready = 0;
-      for (auto& c : b.conns) ready += c->ready;
-      if (mono() - t0 > 600) {
-        std::fprintf(stderr, "bench_relay: only %zu of %d handshakes in 600 s\n", ready, conns);
-        return 1;
-      }
+      ::close(rp[1]);
+      ready_fds.push_back(rp[0]);
+      kids.push_back(kid);
+      first += n;
     }
-    // Let the relay settle (its per-second housekeeping), then measure.
-    const double settle = mono() + 2;
-    while (mono() < settle) b.poll(100);
-    const long rss1 = rss_kib(pid);
-    std::printf("idle conns=%d tls=%d handshake_s=%.1f rss_before_kib=%ld rss_after_kib=%ld "
-                "per_conn_bytes=%.0f\n",
-                conns, b.tls ? 1 : 0, mono() - t0 - 2, rss0, rss1,
-                static_cast<double>(rss1 - rss0) * 1024.0 / conns);
-    std::fflush(stdout);
-    // --hold: keep the connections open a while longer, to look inside the
-    // relay (heap statistics) while they are.
-    const double hold_until = mono() + hold;
-    while (mono() < hold_until) b.poll(100);
-    return 0;
+    ::close(stop[0]);
+    // Every process says ready (or dies: EOF on its pipe).
+    bool ok = true;
+    for (int fd : ready_fds) {
+      char buf[8];
+      ok = ok && read(fd, buf, sizeof buf) == 6;
+      ::close(fd);
+    }
+    const double t_ready = mono();
+    if (ok) {
+      // Let the relay settle (its per-second housekeeping gives idle
+      // connections' buffers back), then measure.
+      struct timespec settle{2, 0};
+      nanosleep(&settle, nullptr);
+      const long rss1 = rss_kib(pid);
+      std::printf("idle conns=%d tls=%d procs=%d sources=%d handshake_s=%.1f rss_before_kib=%ld "
+                  "rss_after_kib=%ld per_conn_bytes=%.0f\n",
+                  conns, b.tls ? 1 : 0, procs, sources, t_ready - t0, rss0, rss1,
+                  static_cast<double>(rss1 - rss0) * 1024.0 / conns);
+      std::fflush(stdout);
+      // --hold: keep the connections open a while longer, to look inside
+      // the relay (heap statistics) while they are.
+      const double hold_until = mono() + hold;
+      while (mono() < hold_until) {
+        struct timespec tick{0, 100'000'000};
+        nanosleep(&tick, nullptr);
+      }
+    } else {
+      std::fprintf(stderr, "bench_relay: a client process failed\n");
+    }
+    ::close(stop[1]);  // the children stop
+    int failed = 0;
+    for (pid_t kid : kids) {
+      int st = 0;
+      waitpid(kid, &st, 0);
+      failed += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    return ok && failed == 0 ? 0 : 1;
   }
 
+  b.ep = epoll_create1(EPOLL_CLOEXEC);
   // load
   std::vector<std::pair<Conn*, Conn*>> p;
-  for (int i = 0; i < pairs; ++i) p.emplace_back(b.open(nullptr), b.open(nullptr));
+  for (int i = 0; i < pairs; ++i) {
+    Conn* sender = b.open(nullptr, bind_port ? bind_port + 2 * i : 0);
+    p.emplace_back(sender, b.open(nullptr, bind_port ? bind_port + 2 * i + 1 : 0));
+  }
   const double t_ready = mono() + 20;
   for (;;) {
     bool all = true;

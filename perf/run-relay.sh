@@ -6,13 +6,17 @@
 #     (utime+stime from /proc/<pid>/stat), 1 and 8 pairs, plain and TLS,
 #     1 and 2 shards
 #   - memory per idle connection (VmRSS growth / connections), plain and
-#     TLS, connections from 127.0.0.1..127.0.0.5
+#     TLS, connections from 127.0.0.1..127.0.0.8
 #
 # Usage: perf/run-relay.sh [--build-dir DIR] [--seconds S] [--idle N]
 #   DIR defaults to $MOONGATE_PERF_BUILD_DIR, else build-perf.
-#   --idle N: idle connections to hold (default 100000). Each process needs
-#   N descriptors: without CAP_SYS_RESOURCE the hard RLIMIT_NOFILE caps N
-#   (the script lowers N to fit and says so).
+#   --idle N: idle connections to hold (default 100000). The relay keeps
+#   them in io_uring registered-file tables, one per shard, each capped by
+#   the kernel at RLIMIT_NOFILE: the idle runs use enough shards for N with
+#   a fifth to spare (SO_REUSEPORT spreads connections unevenly). The client
+#   side is bench_relay in as many processes as RLIMIT_NOFILE requires
+#   (each holds at most the hard limit less 1 000), from 8 source addresses
+#   (~28 000 ephemeral ports each towards the relay).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,14 +37,14 @@ perf_release_build "$build" relay/moongate-relay -Dfuzz=disabled
 ninja -C "$build" perf/bench_relay
 perf_result_facts relay
 
-# Descriptors: ask for enough, else fit under the hard limit (minus slack).
-ulimit -n $((idle + 1000)) 2>/dev/null || true
-hard=$(ulimit -Hn)
-note=""
-if [ "$hard" != unlimited ] && [ "$idle" -gt $((hard - 1000)) ]; then
-  note="idle connections capped at $((hard - 1000)) by RLIMIT_NOFILE (hard limit $hard, no CAP_SYS_RESOURCE)"
-  idle=$((hard - 1000))
-fi
+# The relay's file table per shard: min(65536, RLIMIT_NOFILE), the soft
+# limit as the relay raises it (to the hard one, or 1048576 if it may).
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+nofile=$(ulimit -n)
+[ "$nofile" = unlimited ] && nofile=1048576
+table=$((nofile < 65536 ? nofile : 65536))
+idle_shards=$(( (idle * 6 / 5 + table - 1) / table ))
+[ "$idle_shards" -ge 2 ] || idle_shards=2
 
 tmp=$(mktemp -d)
 relay_pid=""
@@ -101,21 +105,29 @@ load=$(cut -d ' ' -f 1-3 /proc/loadavg)
     done
   done
   echo
-  echo "| mode | idle connections | relay RSS before (KiB) | after (KiB) | bytes per connection | handshakes took (s) |"
-  echo "|---|---|---|---|---|---|"
+  echo "| mode | idle connections | relay shards | client processes | relay RSS before (KiB) | after (KiB) | bytes per connection | handshakes took (s) |"
+  echo "|---|---|---|---|---|---|---|---|"
   for tls in 0 1; do
-    start_relay 2 $tls
+    start_relay $idle_shards $tls
     flag=""
     [ $tls = 1 ] && flag=--tls
     line=$("$build/perf/bench_relay" idle $flag --port "$port" --key "$key" --pid "$relay_pid" \
-      --conns "$idle" --sources 5)
+      --conns "$idle" --sources 8)
     stop_relay
     mode=plain
     [ $tls = 1 ] && mode=TLS
-    echo "$line" | sed -n "s/.*conns=\([0-9]*\).*handshake_s=\([0-9.]*\) rss_before_kib=\([0-9]*\) rss_after_kib=\([0-9]*\) per_conn_bytes=\([0-9]*\).*/| $mode | \1 | \3 | \4 | \5 | \2 |/p"
+    echo "$line" | sed -n "s/.*conns=\([0-9]*\).*procs=\([0-9]*\).*handshake_s=\([0-9.]*\) rss_before_kib=\([0-9]*\) rss_after_kib=\([0-9]*\) per_conn_bytes=\([0-9]*\).*/| $mode | \1 | $idle_shards | \2 | \4 | \5 | \6 | \3 |/p"
   done
   echo
-  perf_result_footer "load average at start: $load${note:+; $note}"
+  echo "Idle connections: the relay's $idle_shards shards each hold up to $table in io_uring's"
+  echo "registered-file table (the kernel caps a ring's table at RLIMIT_NOFILE, $nofile here), so"
+  echo "$idle_shards shards hold $((idle_shards * table)), a fifth more than asked (SO_REUSEPORT's spread is"
+  echo "uneven). The clients need one descriptor each: bench_relay splits them over processes of"
+  echo "at most $(($(ulimit -Hn) - 1000)) (RLIMIT_NOFILE's hard limit less 1 000), from 127.0.0.1..8."
+  echo "Bytes per connection include each shard's sibling routes to the keys of the other shards"
+  echo "and the receive buffers the handshakes touched (fixed per shard)."
+  echo
+  perf_result_footer "load average at start: $load"
 } > "$base.md"
 cat "$base.md"
 echo

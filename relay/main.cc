@@ -82,8 +82,9 @@ bool load_key(const std::string& path, crypto::SecretKey& priv, std::string& err
   return true;
 }
 
-// Every connection is a descriptor: take as many as allowed (root may lift
-// the hard limit up to fs.nr_open).
+// Take as many descriptors as allowed (root may lift the hard limit up to
+// fs.nr_open): the soft limit caps each shard's registered-file table (the
+// kernel's rule), and without a table every connection is a descriptor.
 void raise_nofile() {
   rlimit r{1 << 20, 1 << 20};
   if (setrlimit(RLIMIT_NOFILE, &r) == 0) return;
@@ -224,6 +225,11 @@ int main(int argc, char** argv) {
   std::printf("moongate-relay: derp %s port %u (%s), %u shards\n", o.addr.empty() ? "*" : o.addr.c_str(),
               relay->bound_port, o.plain ? "plain HTTP, debug mode" : "TLS", n);
   std::printf("moongate-relay: public key %s\n", derp::key_hex(relay->public_key).c_str());
+  // What caps the connections: the table of each shard, or descriptors.
+  if (const unsigned slots = relay->shards[0]->table_slots())
+    std::printf("moongate-relay: connections in io_uring file tables, %u per shard\n", slots);
+  else
+    std::printf("moongate-relay: connections on ordinary descriptors\n");
   if (relay->tls && relay->tls->self_signed())
     std::printf("moongate-relay: self-signed certificate; derpMap CertName: \"%s\"\n",
                 relay->tls->pin().c_str());

@@ -80,6 +80,10 @@ std::string usage() {
                           self-signed certificate and its sha256-raw: pin is printed
   --stun-port N           STUN on UDP N (default 3478; -1 = off, 0 = ephemeral)
   --shards N              io_uring threads (default: one per CPU)
+  --conn-table N          connections each shard holds in io_uring's registered-file
+                          table, outside the descriptor table (default 65536, capped
+                          at RLIMIT_NOFILE); more are refused and counted; 0 = ordinary
+                          descriptors
   --key-file FILE         server private key, 64 hex digits (created when missing)
   --mesh-key-file FILE    mesh key, 64 hex digits, shared by the region's relays
   --mesh-with PEER        another relay of the region (host:port or https://host[:port],
@@ -290,6 +294,12 @@ bool parse_options_only(int argc, char** argv, Options& o, std::string& error) {
       if (!value(v)) return false;
       if (!number(v, o.shards) || o.shards > 256) {
         error = "--shards: want 0..256, got " + v;
+        return false;
+      }
+    } else if (a == "--conn-table") {
+      if (!value(v)) return false;
+      if (!number(v, o.conn_table) || o.conn_table < 0 || o.conn_table > kMaxConnTable) {
+        error = "--conn-table: want 0.." + std::to_string(kMaxConnTable) + ", got " + v;
         return false;
       }
     } else if (a == "--bootstrap-dns-names" || a == "--unpublished-bootstrap-dns-names") {

@@ -18,6 +18,13 @@ struct MeshPeer {
   bool tls = true;
 };
 
+// Registered-file slots per shard unless --conn-table says otherwise: the
+// kernel allocates 16 bytes per slot up front (a file pointer and a tag;
+// 1 MiB per shard here), so the default is not the 1 048 576 descriptors
+// the systemd unit allows.
+inline constexpr int kDefaultConnTable = 65536;
+inline constexpr int kMaxConnTable = 1 << 20;  // the kernel's IORING_MAX_FIXED_FILES
+
 struct Options {
   std::string addr = "";          // bind address, "" = all (dual-stack)
   std::uint16_t port = 443;       // 0 = ephemeral (tests)
@@ -27,6 +34,11 @@ struct Options {
   std::string hostname;           // certificate name; an IP gets a self-signed cert
   int stun_port = 3478;           // -1 = off, 0 = ephemeral
   unsigned shards = 0;            // 0 = one per CPU
+  // Slots of each shard's io_uring registered-file table, which holds the
+  // accepted connections (not the process's descriptor table); -1 = the
+  // default (kDefaultConnTable, capped at RLIMIT_NOFILE), 0 = ordinary
+  // descriptors.
+  int conn_table = -1;
   std::string key_file;           // server private key (hex); created when missing
   std::string mesh_key_file;      // 64 hex digits shared by the region's relays
   std::vector<MeshPeer> mesh_with;
@@ -50,7 +62,7 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error);
 
 // Applies the `relay:` section of a YAML document (the keys are the flags'
 // names without the dashes, with '_' or '-': addr, hostname, certdir, plain,
-// http_port, stun_port, shards, key_file, mesh_key_file, mesh_with (a list),
+// http_port, stun_port, shards, conn_table, key_file, mesh_key_file, mesh_with (a list),
 // mesh_insecure, admission, rate_limit, rate_burst, verbose, moon_config —
 // relative to the YAML file —, bootstrap_dns_names and
 // unpublished_bootstrap_dns_names: a list or a comma-separated string).

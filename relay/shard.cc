@@ -7,9 +7,12 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <malloc.h>
 #include <cstring>
@@ -84,6 +87,8 @@ bool is_loopback(const derp::IpPort& a) {
   return a.ip[15] == 1;
 }
 
+}  // namespace
+
 int bind_socket(int type, const std::string& addr, std::uint16_t port, std::string& error) {
   sockaddr_storage ss{};
   socklen_t len;
@@ -117,6 +122,9 @@ int bind_socket(int type, const std::string& addr, std::uint16_t port, std::stri
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  // Accepted sockets inherit it (the unit test Listener.AcceptedSocketsInheritNoDelay
+  // shows it): a direct descriptor cannot be given to setsockopt().
+  if (type == SOCK_STREAM) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     error = "bind " + (addr.empty() ? std::string("*") : addr) + ":" + std::to_string(port) + ": " +
             std::strerror(errno);
@@ -131,6 +139,8 @@ int bind_socket(int type, const std::string& addr, std::uint16_t port, std::stri
   return fd;
 }
 
+namespace {
+
 std::uint16_t bound_port(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -141,7 +151,7 @@ std::uint16_t bound_port(int fd) {
 }  // namespace
 
 struct Shard::Conn {
-  int fd = -1;
+  int fd = -1;  // a registered-file slot when `direct`, else a descriptor
   std::uint32_t slot = 0, gen = 0;
   enum Phase : std::uint8_t { kHttp, kDerp, kMesh } phase = kHttp;
   bool plain_port = false;
@@ -161,6 +171,9 @@ struct Shard::Conn {
   std::uint64_t last_rx = 0;
   bool idle_released = false;  // buffers given back since the last read
   bool tls_counted = false;  // handshake end counted (lean or OpenSSL)
+  // Here, in the padding before addr, they cost no bytes per connection.
+  bool direct = false;  // fd is a slot of the ring's registered-file table
+  bool shutdown_armed = false;
   derp::IpPort addr;
   std::unique_ptr<TlsConn> tls;
   std::unique_ptr<WsReader> ws;  // DERP inside WebSocket (browser clients)
@@ -233,6 +246,7 @@ std::string Relay::metrics() const {
   std::string out;
   std::array<std::uint64_t, static_cast<std::size_t>(derp::Counter::kCount)> sum{};
   std::uint64_t conns = 0, clients = 0, io = 0, wto = 0, drops = 0, links = 0, remotes = 0;
+  std::uint64_t slots = 0, full = 0, accept_errors = 0;
   for (const auto& s : shards) {
     for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += s->published[i].load(std::memory_order_relaxed);
     conns += s->pub_connections.load(std::memory_order_relaxed);
@@ -242,6 +256,9 @@ std::string Relay::metrics() const {
     drops += s->pub_ring_drops.load(std::memory_order_relaxed);
     links += s->pub_mesh_links_up.load(std::memory_order_relaxed);
     remotes = std::max<std::uint64_t>(remotes, s->pub_remotes.load(std::memory_order_relaxed));
+    slots += s->table_slots();
+    full += s->pub_table_full.load(std::memory_order_relaxed);
+    accept_errors += s->pub_accept_errors.load(std::memory_order_relaxed);
   }
   for (std::size_t i = 0; i < sum.size(); ++i) {
     const auto c = static_cast<derp::Counter>(i);
@@ -261,6 +278,13 @@ std::string Relay::metrics() const {
   gauge("moongate_relay_shards", "io_uring shards", shards.size());
   out += "moongate_relay_socket_write_timeouts_total " + std::to_string(wto) + "\n";
   out += "moongate_relay_shard_ring_drops_total " + std::to_string(drops) + "\n";
+  gauge("moongate_relay_conn_table_slots",
+        "io_uring registered-file slots for connections, summed over shards (0: ordinary descriptors)", slots);
+  out += "# HELP moongate_relay_accept_refused_total connections not taken, by reason (table_full: "
+         "closed by the kernel, every slot in use; error: accept failed, e.g. no descriptor left)\n"
+         "# TYPE moongate_relay_accept_refused_total counter\n";
+  out += "moongate_relay_accept_refused_total{reason=\"table_full\"} " + std::to_string(full) + "\n";
+  out += "moongate_relay_accept_refused_total{reason=\"error\"} " + std::to_string(accept_errors) + "\n";
   for (unsigned i = 0; i < shards.size(); ++i)
     for (const auto& u : shards[i]->udp) u->metrics(out, i);
   tls_metrics(out);
@@ -295,9 +319,10 @@ void Relay::tls_metrics(std::string& out) const {
 Shard::Shard(Relay& relay, unsigned index) : relay_(relay), index_(index) {}
 
 Shard::~Shard() {
+  // Direct descriptors close with the ring (io_uring_queue_exit below).
   for (Conn* c : conns_)
     if (c) {
-      if (c->fd >= 0) ::close(c->fd);
+      if (c->fd >= 0 && !c->direct) ::close(c->fd);
       delete c;
     }
   for (int fd : listeners_) ::close(fd);
@@ -319,11 +344,23 @@ std::string Shard::init() {
   server_ = std::make_unique<derp::Server>(std::move(sc), *this);
 
   io_uring_params p{};
-  // Set up here, used from the shard thread: no SINGLE_ISSUER (it binds the creator).
-  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+  // Completions run only when the shard asks for them (DEFER_TASKRUN), which
+  // needs SINGLE_ISSUER: the ring starts disabled and the shard's thread
+  // enables it, so that thread is the issuer (run()).
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+            IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED;
   p.cq_entries = kRingEntries * 4;
   int r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
+  ring_disabled_ = r == 0;
   if (r < 0) {
+    p = {};
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+    p.cq_entries = kRingEntries * 4;
+    r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
+  }
+  if (r < 0) {
+    p = {};
+    p.cq_entries = kRingEntries * 4;
     p.flags = IORING_SETUP_CQSIZE;
     r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
   }
@@ -350,6 +387,28 @@ std::string Shard::init() {
                           io_uring_buf_ring_mask(kBufCount), static_cast<int>(i));
   io_uring_buf_ring_advance(br_, kBufCount);
   plain_buf_.resize(64 << 10);
+
+  // The registered-file table for accepted connections: sparse (every slot
+  // empty), as large as asked but no larger than RLIMIT_NOFILE, the
+  // kernel's cap per ring (main has raised the soft limit to the hard one).
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  std::uint64_t want = relay_.opts.conn_table < 0 ? static_cast<std::uint64_t>(kDefaultConnTable)
+                                                  : static_cast<std::uint64_t>(relay_.opts.conn_table);
+  if (nofile.rlim_cur != RLIM_INFINITY) want = std::min<std::uint64_t>(want, nofile.rlim_cur);
+  if (want > 0) {
+    r = io_uring_register_files_sparse(&ring_, static_cast<unsigned>(want));
+    if (r == 0) {
+      table_slots_ = static_cast<unsigned>(want);
+    } else {
+      // Old kernels (sparse tables came in 5.19) or no memory for the
+      // table: ordinary descriptors work, within RLIMIT_NOFILE.
+      static std::atomic<bool> said{false};
+      if (!said.exchange(true))
+        std::fprintf(stderr, "moongate-relay: no io_uring registered-file table (%s): connections use "
+                     "ordinary descriptors\n", std::strerror(-r));
+    }
+  }
 
   std::string error;
   const std::uint16_t port = index_ == 0 ? relay_.opts.port : relay_.bound_port;
@@ -447,7 +506,7 @@ io_uring_sqe* Shard::sqe() {
   return s;
 }
 
-Shard::Conn* Shard::new_conn(int fd) {
+Shard::Conn* Shard::new_conn(int fd, bool direct) {
   std::uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -458,6 +517,7 @@ Shard::Conn* Shard::new_conn(int fd) {
   }
   Conn* c = new Conn;
   c->fd = fd;
+  c->direct = direct;
   c->slot = slot;
   c->gen = next_gen_++;  // tells a stale completion from the slot's next owner
   conns_[slot] = c;
@@ -471,10 +531,15 @@ Shard::Conn* Shard::conn_of(std::uint32_t slot, std::uint32_t gen) {
   return c && c->gen == gen ? c : nullptr;
 }
 
+void Shard::prep_fd(io_uring_sqe* s, const Conn& c) {
+  if (c.direct) s->flags |= IOSQE_FIXED_FILE;
+}
+
 void Shard::arm_recv(Conn& c) {
   if (c.recv_armed || c.closing) return;
   io_uring_sqe* s = sqe();
   io_uring_prep_recv(s, c.fd, nullptr, 0, 0);
+  prep_fd(s, c);
   s->flags |= IOSQE_BUFFER_SELECT;
   s->buf_group = kBufGroup;
   io_uring_sqe_set_data64(s, tag(kRecv, c.slot, c.gen));
@@ -550,12 +615,30 @@ bool Shard::send(std::span<const std::uint8_t> d, const sockaddr_storage& to, so
   return true;
 }
 
-void Shard::run() {
-  for (std::size_t i = 0; i < listeners_.size(); ++i) {
-    io_uring_sqe* s = sqe();
-    io_uring_prep_multishot_accept(s, listeners_[i], nullptr, nullptr, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(s, tag(kAccept, static_cast<std::uint32_t>(i), 0));
+// Accept number a (on listener a / kAcceptsInFlight) into a free slot of
+// the table the kernel picks, or as an ordinary descriptor.
+void Shard::arm_accept(std::uint32_t a) {
+  Accept& acc = accepts_[a];
+  acc.len = sizeof acc.addr;
+  io_uring_sqe* s = sqe();
+  const int listener = listeners_[a / kAcceptsInFlight];
+  if (table_slots_) {
+    // A direct accept takes no SOCK_CLOEXEC (-EINVAL): the slot is never a
+    // descriptor to inherit. liburing 2.3's prep_accept_direct adds one to
+    // the index it is given, so the "allocate" index is written here.
+    io_uring_prep_accept(s, listener, reinterpret_cast<sockaddr*>(&acc.addr), &acc.len, 0);
+    s->file_index = IORING_FILE_INDEX_ALLOC;
+  } else {
+    io_uring_prep_accept(s, listener, reinterpret_cast<sockaddr*>(&acc.addr), &acc.len, SOCK_CLOEXEC);
   }
+  io_uring_sqe_set_data64(s, tag(kAccept, a, 0));
+}
+
+void Shard::run() {
+  // liburing 2.3 declares io_uring_enable_rings() but does not export it.
+  if (ring_disabled_) syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+  accepts_.resize(listeners_.size() * kAcceptsInFlight);
+  for (std::uint32_t a = 0; a < accepts_.size(); ++a) arm_accept(a);
   for (auto& u : udp_socks_) arm_udp(*u);
   for (std::size_t k = 0; k < udp.size(); ++k) arm_udp_event(k);
   arm_event();
@@ -632,12 +715,7 @@ void Shard::handle(io_uring_cqe* cqe, std::uint64_t now) {
   const auto gen = static_cast<std::uint32_t>(ud >> 32);
   switch (op) {
     case kAccept:
-      on_accept(static_cast<int>(slot), cqe->res, now);
-      if (!(cqe->flags & IORING_CQE_F_MORE) && !relay_.stop) {
-        io_uring_sqe* s = sqe();
-        io_uring_prep_multishot_accept(s, listeners_[slot], nullptr, nullptr, SOCK_CLOEXEC);
-        io_uring_sqe_set_data64(s, tag(kAccept, slot, 0));
-      }
+      on_accept(slot, cqe->res, now);
       return;
     case kRecv: {
       Conn* c = conn_of(slot, gen);
@@ -690,21 +768,47 @@ void Shard::handle(io_uring_cqe* cqe, std::uint64_t now) {
       if (cqe->res >= 0) udp[slot]->on_event(now, *this);
       if (!relay_.stop) arm_udp_event(slot);
       return;
+    case kShutdown: {
+      Conn* c = conn_of(slot, gen);
+      if (!c) return;
+      c->shutdown_armed = false;
+      reap(*c);
+      return;
+    }
     case kIgnore:
       return;
   }
 }
 
-void Shard::on_accept(int listener, int res, std::uint64_t) {
-  if (res < 0) return;  // EMFILE and friends: the listener stays armed
-  const int fd = res;
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  Conn* c = new_conn(fd);
-  c->plain_port = listener_plain_[static_cast<std::size_t>(listener)];
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) c->addr = ipport_of(ss);
+void Shard::on_accept(std::uint32_t a, int res, std::uint64_t) {
+  if (res < 0) {
+    if (relay_.stop) return;
+    if (res == -ENFILE && table_slots_) {
+      // Every slot in use: the kernel accepted the connection and closed it.
+      ++table_full_;
+      arm_accept(a);
+      return;
+    }
+    if (res == -EINVAL && table_slots_) {
+      // A kernel with a table but without allocating accepts (before 5.19).
+      static std::atomic<bool> said{false};
+      if (!said.exchange(true))
+        std::fprintf(stderr, "moongate-relay: io_uring cannot accept into its file table: connections use "
+                     "ordinary descriptors\n");
+      table_slots_ = 0;
+      arm_accept(a);
+      return;
+    }
+    // EMFILE and friends leave the connection queued: try again at the
+    // next tick rather than spin on the same error.
+    ++accept_errors_;
+    accept_retry_.push_back(a);
+    return;
+  }
+  Conn* c = new_conn(res, table_slots_ != 0);
+  c->plain_port = listener_plain_[a / kAcceptsInFlight];
+  c->addr = ipport_of(accepts_[a].addr);
+  if (!relay_.stop) arm_accept(a);
   if (relay_.tls && !c->plain_port)
     c->tls = std::make_unique<TlsConn>(relay_.tls->ctx(), true, &c->tx_pending, &ciphers_);
   arm_recv(*c);
@@ -953,6 +1057,7 @@ void Shard::start_send(Conn& c) {
   c.tx_off = 0;
   io_uring_sqe* s = sqe();
   io_uring_prep_send(s, c.fd, c.tx_inflight.data(), c.tx_inflight.size(), MSG_NOSIGNAL);
+  prep_fd(s, c);
   io_uring_sqe_set_data64(s, tag(kSend, c.slot, c.gen));
   c.send_armed = true;
   c.send_since = mono_ns();
@@ -973,6 +1078,7 @@ void Shard::on_send(Conn& c, int res, std::uint64_t now) {
     io_uring_sqe* s = sqe();
     io_uring_prep_send(s, c.fd, c.tx_inflight.data() + c.tx_off, c.tx_inflight.size() - c.tx_off,
                        MSG_NOSIGNAL);
+    prep_fd(s, c);
     io_uring_sqe_set_data64(s, tag(kSend, c.slot, c.gen));
     c.send_armed = true;
     c.send_since = now;
@@ -1014,7 +1120,18 @@ void Shard::close_conn(Conn& c, const char* why) {
   }
   if (MeshLink* l = link_of(c)) mesh_down(*l, mono_ns());
   // Wakes a pending receive (it completes with 0) so the slot can be freed.
-  shutdown(c.fd, SHUT_RDWR);
+  if (c.direct) {
+    // The kernel runs a shutdown on a worker thread and looks the slot up
+    // only there: the slot is closed after it completes, or the shutdown
+    // could hit the next connection accepted into the slot.
+    io_uring_sqe* s = sqe();
+    io_uring_prep_shutdown(s, c.fd, SHUT_RDWR);
+    prep_fd(s, c);
+    io_uring_sqe_set_data64(s, tag(kShutdown, c.slot, c.gen));
+    c.shutdown_armed = true;
+  } else {
+    shutdown(c.fd, SHUT_RDWR);
+  }
   if (c.recv_armed) {
     io_uring_sqe* s = sqe();
     io_uring_prep_cancel64(s, tag(kRecv, c.slot, c.gen), 0);
@@ -1040,8 +1157,16 @@ void Shard::reap_closed() {
     if (!c) continue;
     c->reap_queued = false;
     // Still in flight: the completion will queue it again.
-    if (!c->closing || c->recv_armed || c->send_armed || c->connecting) continue;
-    ::close(c->fd);
+    if (!c->closing || c->recv_armed || c->send_armed || c->connecting || c->shutdown_armed) continue;
+    if (c->direct) {
+      // The slot is free once this runs (before the next accept can take
+      // it); an operation still holding the file keeps the socket alive.
+      io_uring_sqe* s = sqe();
+      io_uring_prep_close_direct(s, static_cast<unsigned>(c->fd));
+      io_uring_sqe_set_data64(s, tag(kIgnore, 0, 0));
+    } else {
+      ::close(c->fd);
+    }
     conns_[slot] = nullptr;
     free_slots_.push_back(slot);
     --io_conns_;
@@ -1233,6 +1358,8 @@ void Shard::publish() {
   pub_io_conns.store(io_conns_, std::memory_order_relaxed);
   pub_write_timeouts.store(write_timeouts_, std::memory_order_relaxed);
   pub_ring_drops.store(ring_drops_, std::memory_order_relaxed);
+  pub_table_full.store(table_full_, std::memory_order_relaxed);
+  pub_accept_errors.store(accept_errors_, std::memory_order_relaxed);
   pub_remotes.store(server_->remotes(), std::memory_order_relaxed);
   for (std::size_t i = 0; i < tls_closes_.size(); ++i)
     pub_tls_closes[i].store(tls_closes_[i], std::memory_order_relaxed);
@@ -1259,6 +1386,11 @@ void Shard::timers(std::uint64_t now) {
       }
     }
     paused_.swap(still);
+  }
+  if (!accept_retry_.empty() && !relay_.stop) {
+    auto retry = std::move(accept_retry_);
+    accept_retry_.clear();
+    for (std::uint32_t a : retry) arm_accept(a);
   }
   for (std::size_t k = 0; k < udp.size(); ++k) {
     current_udp_ = k;  // what on_tick sends leaves from the service's socket
@@ -1322,7 +1454,7 @@ void Shard::mesh_dial(MeshLink& l, std::uint64_t now) {
   const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   freeaddrinfo(res);
   if (fd < 0) return;
-  Conn* c = new_conn(fd);
+  Conn* c = new_conn(fd, false);  // few and outgoing: ordinary descriptors
   c->phase = Conn::kMesh;
   for (std::size_t i = 0; i < links_.size(); ++i)
     if (links_[i].get() == &l) c->link = static_cast<int>(i);

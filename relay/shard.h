@@ -4,7 +4,8 @@
 //
 // Per loop iteration:
 //   1. submit queued SQEs and wait (at most 100 ms) for completions
-//   2. completions: accept -> new connection (HTTP first); recv -> TLS
+//   2. completions: accept -> new connection (HTTP first), its descriptor
+//      a slot of the ring's registered-file table (below); recv -> TLS
 //      decrypt -> HTTP head or derp::Server::receive(); send -> next write;
 //      eventfd -> drain the inboxes from other shards; UDP -> service
 //   3. connections the server asked to write: pull output from the server
@@ -17,9 +18,20 @@
 // are announced through SPSC byte rings (one per ordered pair of shards),
 // and packets for them cross the same rings. Mesh links (connections to the
 // region's other relays) all live on shard 0 as routes kMeshRouteBase + i.
+//
+// Accepted connections are io_uring direct descriptors: accepted into the
+// ring's registered-file table (a free slot picked by the kernel), used by
+// every operation with IOSQE_FIXED_FILE and closed with close_direct. They
+// do not count against RLIMIT_NOFILE's descriptor table and spare the
+// kernel a descriptor lookup per operation; the table itself is capped at
+// RLIMIT_NOFILE per ring, so shards together hold more. A full table
+// refuses the connection (the kernel accepts and closes it; counted). Mesh
+// links and, when the kernel cannot register a table, every connection
+// use ordinary descriptors.
 #pragma once
 
 #include <liburing.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <atomic>
@@ -47,6 +59,15 @@ inline constexpr derp::Route kMeshRouteBase = 1000;
 inline constexpr std::size_t kShardRingBytes = 8 << 20;
 // Datagrams read with one recvmmsg after a UDP receive completion.
 inline constexpr unsigned kUdpBurst = 16;
+// Single-shot accepts kept in flight per listener, each with its own
+// address buffer: a multishot accept into the table would report no peer
+// address, and getpeername() needs an ordinary descriptor.
+inline constexpr unsigned kAcceptsInFlight = 8;
+
+// A TCP listener as the shards make theirs (SO_REUSEPORT, TCP_NODELAY that
+// accepted connections inherit, backlog 4096), or a UDP socket; -1 with
+// `error`. Exposed for the unit test of what accepted sockets inherit.
+int bind_socket(int type, const std::string& addr, std::uint16_t port, std::string& error);
 
 class Shard;
 
@@ -97,7 +118,10 @@ class Shard final : public derp::Events, public UdpOut {
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(TlsClose::kCount) + 1> pub_tls_closes{};
   std::atomic<std::uint64_t> pub_tls_lean{0}, pub_tls_openssl{0};
   std::atomic<std::uint64_t> pub_connections{0}, pub_clients{0}, pub_io_conns{0},
-      pub_write_timeouts{0}, pub_ring_drops{0}, pub_mesh_links_up{0}, pub_remotes{0};
+      pub_write_timeouts{0}, pub_ring_drops{0}, pub_mesh_links_up{0}, pub_remotes{0},
+      pub_table_full{0}, pub_accept_errors{0};
+  // Registered-file slots of this shard (0: ordinary descriptors); set by init().
+  unsigned table_slots() const { return table_slots_; }
   std::vector<std::unique_ptr<UdpService>> udp;
 
   // Admission answers from the admitter's thread.
@@ -108,7 +132,8 @@ class Shard final : public derp::Events, public UdpOut {
   struct UdpSock;
   struct UdpSend;
   struct MeshLink;
-  enum Op : std::uint8_t { kAccept, kRecv, kSend, kEvent, kUdpRecv, kUdpSend, kUdpEvent, kConnect, kIgnore };
+  enum Op : std::uint8_t { kAccept, kRecv, kSend, kEvent, kUdpRecv, kUdpSend, kUdpEvent, kConnect, kShutdown,
+                     kIgnore };
 
   // derp::Events
   void want_write(derp::ConnId c) override;
@@ -130,7 +155,9 @@ class Shard final : public derp::Events, public UdpOut {
     return std::uint64_t{gen} << 32 | std::uint64_t{slot} << 8 | op;
   }
   void handle(io_uring_cqe* cqe, std::uint64_t now);
-  void on_accept(int listener, int res, std::uint64_t now);
+  void arm_accept(std::uint32_t a);
+  void on_accept(std::uint32_t a, int res, std::uint64_t now);
+  void prep_fd(io_uring_sqe* s, const Conn& c);
   void on_recv(Conn& c, int res, std::uint32_t flags, std::uint64_t now);
   void on_send(Conn& c, int res, std::uint64_t now);
   void on_plain(Conn& c, std::span<const std::uint8_t> data, std::uint64_t now);
@@ -142,7 +169,7 @@ class Shard final : public derp::Events, public UdpOut {
   void tls_fail(Conn& c);
   void reap(Conn& c);
   void reap_closed();
-  Conn* new_conn(int fd);
+  Conn* new_conn(int fd, bool direct);
   Conn* conn_of(std::uint32_t slot, std::uint32_t gen);
   void timers(std::uint64_t now);
   void drain_inbox(std::uint64_t now);
@@ -168,9 +195,20 @@ class Shard final : public derp::Events, public UdpOut {
   const unsigned index_;
   io_uring ring_{};
   bool ring_ok_ = false;
+  bool ring_disabled_ = false;  // set up disabled: run() enables it on the shard's thread
   std::unique_ptr<derp::Server> server_;
   std::vector<int> listeners_;       // DERP listener, then the plain-HTTP one
   std::vector<bool> listener_plain_;
+  // Accepts in flight: kAcceptsInFlight per listener, accept a on listener
+  // a / kAcceptsInFlight; each keeps its peer's address until it completes.
+  struct Accept {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+  };
+  std::vector<Accept> accepts_;
+  std::vector<std::uint32_t> accept_retry_;  // re-armed at the next tick (EMFILE)
+  unsigned table_slots_ = 0;  // registered-file slots; 0 = ordinary descriptors
+  std::uint64_t table_full_ = 0, accept_errors_ = 0;
   std::vector<Conn*> conns_;
   std::vector<std::uint32_t> free_slots_;
   std::vector<std::uint32_t> of_derp_;  // derp ConnId -> slot

@@ -5,6 +5,7 @@
 usage: test_relay.py <moongate-relay> [test-name ...]
 """
 import hashlib
+import http.client
 import json
 import http.server
 import os
@@ -755,6 +756,115 @@ def ten_thousand_connections():
     finally:
         for s in socks:
             s.close()
+        r.stop()
+
+
+def watch_address_of(w, key, timeout=5.0):
+    """The ip (16 bytes) and port a mesh watcher `w` hears for `key` in PeerPresent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        p = w.read_until_type(PEER_PRESENT, timeout=max(0.05, deadline - time.monotonic()))
+        if p[:32] == key:
+            return p[32:48], struct.unpack(">H", p[48:50])[0]
+
+
+def refused_at_once(port):
+    """A connection the relay does not take: the kernel accepts it and the
+    relay's full table closes it, so a request gets EOF or a reset."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(b"GET /derp HTTP/1.1\r\nHost: x\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n\r\n")
+        return s.recv(4096) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    finally:
+        s.close()
+
+
+LOOPBACK_MAPPED = b"\0" * 10 + b"\xff\xff" + bytes([127, 0, 0, 1])
+
+
+@test
+def connection_table_full_is_a_counted_refusal():
+    """Accepted connections live in io_uring's registered-file table
+    (--conn-table slots per shard). The peer's real address still reaches
+    PeerPresent; a connection past the last slot is closed at once and
+    counted while those already in keep being served; a freed slot is taken
+    again. --conn-table 0: ordinary descriptors, the same service."""
+    tmp = tempfile.mkdtemp(prefix="r1k-table-")
+    mesh_key = os.urandom(32)
+    mk = os.path.join(tmp, "mesh.key")
+    write_key_file(mk, mesh_key)
+    try:
+        table_full_refusals(mk, mesh_key)
+        ordinary_descriptors(mk, mesh_key)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def table_full_refusals(mk, mesh_key):
+    r = Relay(BIN, "--conn-table", "8", "--mesh-key-file", mk, shards=1)
+    try:
+        # Eight slots, eight clients: nothing else (not even /debug/varz)
+        # connects before they are all in.
+        w = DerpClient("127.0.0.1", r.port, mesh_key=mesh_key)
+        a = DerpClient("127.0.0.1", r.port)
+        b = DerpClient("127.0.0.1", r.port)
+        fillers = [DerpClient("127.0.0.1", r.port) for _ in range(5)]
+        w.write_frame(WATCH_CONNS)
+        ip, port = watch_address_of(w, a.pub)
+        assert ip == LOOPBACK_MAPPED and port == a.sock.getsockname()[1], (ip, port)
+        for _ in range(3):
+            assert refused_at_once(r.port), "a connection past the table was served"
+        exchange(a, b)
+        exchange(b, a, 1400)
+        # One leaves: its slot is free once the relay has closed it. Until
+        # then a /debug/varz request may itself be refused: count those too.
+        fillers[0].close()
+        retries = 0
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                v = r.varz()
+            except (OSError, http.client.HTTPException):
+                retries += 1
+                assert time.monotonic() < deadline, "the freed slot was never taken again"
+                time.sleep(0.02)
+                continue
+            # The counters are published every 100 ms. Exactly our refusals:
+            # a request cut off for any other reason (say, an operation of the
+            # previous connection reaching the next one in its slot) fails here.
+            if v['moongate_relay_accept_refused_total{reason="table_full"}'] == 3 + retries:
+                break
+            assert v['moongate_relay_accept_refused_total{reason="table_full"}'] < 3 + retries, v
+            assert time.monotonic() < deadline, v
+            time.sleep(0.05)
+        assert v["moongate_relay_conn_table_slots"] == 8, v
+        assert v['moongate_relay_accept_refused_total{reason="error"}'] == 0, v
+        exchange(a, b)
+        for c in [w, a, b] + fillers[1:]:
+            c.close()
+        assert r.alive()
+    finally:
+        r.stop()
+
+
+def ordinary_descriptors(mk, mesh_key):
+    """What a kernel without the table gets."""
+    r = Relay(BIN, "--conn-table", "0", "--mesh-key-file", mk, shards=1)
+    try:
+        w = DerpClient("127.0.0.1", r.port, mesh_key=mesh_key)
+        a = DerpClient("127.0.0.1", r.port)
+        b = DerpClient("127.0.0.1", r.port)
+        w.write_frame(WATCH_CONNS)
+        ip, port = watch_address_of(w, a.pub)
+        assert ip == LOOPBACK_MAPPED and port == a.sock.getsockname()[1], (ip, port)
+        exchange(a, b)
+        r.wait_varz("moongate_relay_derp_connections", lambda n: n == 3)
+        assert r.varz()["moongate_relay_conn_table_slots"] == 0
+        for c in (w, a, b):
+            c.close()
+    finally:
         r.stop()
 
 
