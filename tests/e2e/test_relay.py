@@ -802,18 +802,25 @@ def connection_table_full_is_a_counted_refusal():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def watcher_and_pair(r, mesh_key):
+    """A mesh watcher and two clients; the watcher sees the first one's real
+    address (PeerPresent), which the relay learnt at accept."""
+    w = DerpClient("127.0.0.1", r.port, mesh_key=mesh_key)
+    a = DerpClient("127.0.0.1", r.port)
+    b = DerpClient("127.0.0.1", r.port)
+    w.write_frame(WATCH_CONNS)
+    ip, port = watch_address_of(w, a.pub)
+    assert ip == LOOPBACK_MAPPED and port == a.sock.getsockname()[1], (ip, port)
+    return w, a, b
+
+
 def table_full_refusals(mk, mesh_key):
     r = Relay(BIN, "--conn-table", "8", "--mesh-key-file", mk, shards=1)
     try:
         # Eight slots, eight clients: nothing else (not even /debug/varz)
         # connects before they are all in.
-        w = DerpClient("127.0.0.1", r.port, mesh_key=mesh_key)
-        a = DerpClient("127.0.0.1", r.port)
-        b = DerpClient("127.0.0.1", r.port)
+        w, a, b = watcher_and_pair(r, mesh_key)
         fillers = [DerpClient("127.0.0.1", r.port) for _ in range(5)]
-        w.write_frame(WATCH_CONNS)
-        ip, port = watch_address_of(w, a.pub)
-        assert ip == LOOPBACK_MAPPED and port == a.sock.getsockname()[1], (ip, port)
         for _ in range(3):
             assert refused_at_once(r.port), "a connection past the table was served"
         exchange(a, b)
@@ -853,12 +860,7 @@ def ordinary_descriptors(mk, mesh_key):
     """What a kernel without the table gets."""
     r = Relay(BIN, "--conn-table", "0", "--mesh-key-file", mk, shards=1)
     try:
-        w = DerpClient("127.0.0.1", r.port, mesh_key=mesh_key)
-        a = DerpClient("127.0.0.1", r.port)
-        b = DerpClient("127.0.0.1", r.port)
-        w.write_frame(WATCH_CONNS)
-        ip, port = watch_address_of(w, a.pub)
-        assert ip == LOOPBACK_MAPPED and port == a.sock.getsockname()[1], (ip, port)
+        w, a, b = watcher_and_pair(r, mesh_key)
         exchange(a, b)
         r.wait_varz("moongate_relay_derp_connections", lambda n: n == 3)
         assert r.varz()["moongate_relay_conn_table_slots"] == 0
