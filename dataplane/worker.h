@@ -28,9 +28,9 @@
 //      AeadBurst::decrypt -> the inner sources and destinations looked up
 //      in the allowed-IPs LPM together -> per packet: the replay window
 //      (Device::accept_receive), the source check (Peer::host_id), TTL
-//      -> with a policy, the burst classified by rte_acl (policy_flush, IPv6 in its own
-//      batch and context: policy_flush6: accept and note, a reply of a
-//      noted flow, or policy_denied) -> route the inner packet:
+//      -> with a policy, the burst classified by rte_acl (policy_flush,
+//      IPv6 in its own batch and context: policy_flush6: accept and note,
+//      a reply of a noted flow, or policy_denied) -> route the inner packet:
 //      (hub) to another peer (through the encrypt batch, or to its owner),
 //      to a LAN next hop, or the exit: an exit_node peer's packet to an
 //      internet destination out of the WAN, IPv4 NAT'ed as a burst
