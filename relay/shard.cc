@@ -343,26 +343,26 @@ std::string Shard::init() {
   sc.seed = 0x9e3779b97f4a7c15ull * (index_ + 1);
   server_ = std::make_unique<derp::Server>(std::move(sc), *this);
 
-  io_uring_params p{};
   // Completions run only when the shard asks for them (DEFER_TASKRUN), which
   // needs SINGLE_ISSUER: the ring starts disabled and the shard's thread
-  // enables it, so that thread is the issuer (run()).
-  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-            IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED;
-  p.cq_entries = kRingEntries * 4;
-  int r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
-  ring_disabled_ = r == 0;
-  if (r < 0) {
-    p = {};
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+  // enables it, so that thread is the issuer (run()). Older kernels get the
+  // first set they take.
+  constexpr unsigned kSetups[] = {
+      IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+          IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED,
+      IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN,
+      IORING_SETUP_CQSIZE,
+  };
+  int r = -EINVAL;
+  for (unsigned flags : kSetups) {
+    io_uring_params p{};
+    p.flags = flags;
     p.cq_entries = kRingEntries * 4;
     r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
-  }
-  if (r < 0) {
-    p = {};
-    p.cq_entries = kRingEntries * 4;
-    p.flags = IORING_SETUP_CQSIZE;
-    r = io_uring_queue_init_params(kRingEntries, &ring_, &p);
+    if (r == 0) {
+      ring_disabled_ = (flags & IORING_SETUP_R_DISABLED) != 0;
+      break;
+    }
   }
   if (r < 0) return std::string("io_uring_queue_init: ") + std::strerror(-r);
   ring_ok_ = true;
