@@ -9,8 +9,8 @@
 The moon's identity and World are made by `moongatectl moon`; the clients
 are tests/zerotier/ztref.py's (the Client of test_moon.py, run from the wan
 namespace: this process enters it with setns), so every byte the data plane
-sends is checked by an independent implementation. Checked, as in
-test_moon.py: HELLO -> OK(HELLO) with the World; WHOIS and ECHO; A -> B
+sends is checked by an independent implementation. Checked, with the
+same protocol cases as test_moon.py (moon_cases.py): HELLO -> OK(HELLO) with the World; WHOIS and ECHO; A -> B
 relayed with RENDEZVOUS to both; the hop limit; forged MACs refused;
 MULTICAST_LIKE/GATHER; a fragmented packet relayed; an identity collision
 refused; an IPv6 client relayed to and from an IPv4 one (ND, the IPv6 UDP
@@ -28,7 +28,6 @@ import ctypes
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -43,6 +42,7 @@ from ztref import Identity  # noqa: E402
 from topology import Topology, sh, site_router_wiring  # noqa: E402
 from test_moon import Client, case, wait_for, load_identities, RESULTS, MOON  # noqa: E402
 from test_dataplane import telemetry, ping, dataplane_status  # noqa: E402
+import moon_cases  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 MOON_V4, MOON_V6, PORT = '192.0.2.2', '2001:db8::2', 9993
@@ -223,105 +223,6 @@ def main():
         def refusals():
             check_refusals(dp_bin, ctl_bin, moon)
 
-        def hello_ok_and_world():
-            assert a.hello() == b'', 'World sent to a client that does not orbit us'
-            got = a.hello(moons=[(moon.world['id'], 0)])
-            assert got == moon.world_bytes, 'World in OK(HELLO) differs from the .moon file'
-            pw = ztref.parse_world(got)
-            roots = [(r.serialize(), eps) for r, eps in pw['roots']]
-            msg = ztref.world_signed_message(pw['type'], pw['id'], pw['timestamp'], pw['update_key'], roots)
-            assert Identity.verify(pw['update_key'], msg, pw['signature']), 'World signature'
-            b.hello()
-            s = moon.wait_stat('hello_answered', lambda v: v >= 3)
-            assert s['hello_new_identity'] == 2 and s['peers'] == 2, s
-            return 'world %d bytes, 2 identities verified off the data plane\'s lcores' % len(got)
-
-        def whois_and_echo():
-            pid = os.urandom(8)
-            a.send(a.to_moon(ztref.VERB_WHOIS, b.id.address + moon.identity.address, pid))
-            body = a.expect_ok(ztref.VERB_WHOIS, pid)
-            got, used = Identity.parse(body)
-            got2, used2 = Identity.parse(body[used:])
-            assert (got.address, got.public) == (b.id.address, b.id.public)
-            assert (got2.address, got2.public) == (moon.identity.address, moon.identity.public)
-            pid = os.urandom(8)
-            payload = os.urandom(1000)
-            a.send(a.to_moon(ztref.VERB_ECHO, payload, pid))
-            assert a.expect_ok(ztref.VERB_ECHO, pid) == payload
-
-        def relay_with_rendezvous():
-            key_ab = a.id.agree(b.id.public)
-            payload = os.urandom(100)
-            a.send(ztref.armor(ztref.packet(b.id.address, a.id.address, ztref.VERB_FRAME, payload), key_ab, True))
-            got = {}
-            for _ in range(2):
-                d = b.recv()
-                if d[13:18] == a.id.address:
-                    got['relayed'] = d
-                else:
-                    got['rv_b'] = b.open(d)
-            got['rv_a'] = a.open(a.recv())
-            r = got['relayed']
-            assert r[18] & 7 == 1, 'hops %d' % (r[18] & 7)
-            p = ztref.dearmor(r, b.id.agree(a.id.public))
-            assert p is not None and p[28:] == payload, 'relayed packet does not authenticate at B'
-            for rv, other in ((got['rv_a'], b), (got['rv_b'], a)):
-                assert rv[27] & 0x1F == ztref.VERB_RENDEZVOUS
-                assert rv[29:34] == other.id.address
-                port, alen = struct.unpack('>HB', rv[34:37])
-                assert (port, alen, rv[37:41]) == (other.port, 4, socket.inet_aton('192.0.2.10')), rv[28:].hex()
-            s = moon.wait_stat('relayed', lambda v: v >= 1)
-            assert s['rendezvous_sent'] == 2, s
-
-        def hop_limit():
-            key_ab = a.id.agree(b.id.public)
-            before = moon.stats()['drop_hop_limit']
-            a.send(ztref.armor(ztref.packet(b.id.address, a.id.address, ztref.VERB_FRAME, b'h3', hops=3), key_ab, True))
-            a.send(ztref.armor(ztref.packet(b.id.address, a.id.address, ztref.VERB_FRAME, b'h4', hops=4), key_ab, True))
-            a.send(ztref.armor(ztref.packet(b.id.address, a.id.address, ztref.VERB_FRAME, b'h0'), key_ab, True))
-            d = b.recv()
-            assert d[18] & 7 == 4 and ztref.dearmor(d, key_ab)[28:] == b'h3'
-            assert ztref.dearmor(b.recv(), key_ab)[28:] == b'h0', 'the hops=4 packet was relayed'
-            moon.wait_stat('drop_hop_limit', lambda v: v == before + 1)
-
-        def forged_macs_refused():
-            before = moon.stats()['drop_bad_mac']
-            pid = os.urandom(8)
-            forged = bytearray(a.to_moon(ztref.VERB_ECHO, b'forged', pid))
-            forged[-1] ^= 0x40
-            a.send(forged)
-            wrong = ztref.armor(ztref.packet(moon.identity.address, a.id.address, ztref.VERB_ECHO, b'w', pid), b.key,
-                                True)
-            a.send(wrong)
-            pid2 = os.urandom(8)
-            a.send(a.to_moon(ztref.VERB_ECHO, b'good', pid2))
-            assert a.expect_ok(ztref.VERB_ECHO, pid2) == b'good', 'a forged packet was answered'
-            moon.wait_stat('drop_bad_mac', lambda v: v == before + 2)
-
-        def multicast_like_and_gather():
-            group = struct.pack('>Q', 0x8056c2e21c000001) + b'\xff' * 6 + struct.pack('>I', 0x7f000001)
-            b.send(b.to_moon(ztref.VERB_MULTICAST_LIKE, group, os.urandom(8)))
-            moon.wait_stat('multicast_likes', lambda v: v >= 1)
-            pid = os.urandom(8)
-            a.send(a.to_moon(ztref.VERB_MULTICAST_GATHER, group + bytes([0]) + struct.pack('>I', 16), pid))
-            body = a.expect_ok(ztref.VERB_MULTICAST_GATHER, pid)
-            assert body[:18] == group and body[24:] == b.id.address, body.hex()
-
-        def fragments_relayed():
-            key_ab = a.id.agree(b.id.public)
-            payload = os.urandom(2000)
-            p = bytearray(ztref.packet(b.id.address, a.id.address, ztref.VERB_FRAME, payload))
-            p[18] |= ztref.FLAG_FRAGMENTED
-            p = ztref.armor(bytes(p), key_ab, True)
-            head, rest = p[:1400], p[1400:]
-            a.send(head)
-            a.send(p[0:8] + p[8:13] + bytes([0xFF, (2 << 4) | 1, 0]) + rest)
-            got = [b.recv(), b.recv()]
-            h = [g for g in got if g[13] != 0xFF][0]
-            f = [g for g in got if g[13] == 0xFF][0]
-            back = ztref.dearmor(h + f[16:], b.id.agree(a.id.public))
-            assert back is not None and back[28:] == payload, 'reassembled relay does not authenticate at B'
-
         def ipv6_client_relayed_both_ways():
             # HELLO over IPv6: the surface address is the IPv6 one (Client.hello
             # checks it); then A (IPv4) <-> C (IPv6) through the moon.
@@ -343,18 +244,6 @@ def main():
             pid = os.urandom(8)
             c6.send(c6.to_moon(ztref.VERB_ECHO, b'v6 echo', pid))
             assert c6.expect_ok(ztref.VERB_ECHO, pid) == b'v6 echo'
-
-        def identity_collision_refused():
-            thief = Client(Identity.unchecked(a.id.address), moon, '192.0.2.20')
-            clients.append(thief)
-            pid = os.urandom(8)
-            thief.send(thief.hello_packet(pid, 1))
-            p = thief.open(thief.recv())
-            assert p[27] & 0x1F == ztref.VERB_ERROR and p[37] == 0x04, p[27:].hex()
-            pid = os.urandom(8)
-            b.send(b.to_moon(ztref.VERB_WHOIS, a.id.address, pid))
-            got, _ = Identity.parse(b.expect_ok(ztref.VERB_WHOIS, pid))
-            assert got.public == a.id.public, 'the thief replaced the real identity'
 
         def flood_with_ping_and_wireguard():
             # A baseline the moon thread has caught up with (its counters are
@@ -472,9 +361,9 @@ def main():
             assert rc == 0, 'exit %d\n%s' % (rc, out[-3000:])
             assert 'moon peers 3' in out and 'ERROR: AddressSanitizer' not in out, out[-3000:]
 
-        for fn in (refusals, hello_ok_and_world, whois_and_echo, relay_with_rendezvous, hop_limit,
-                   forged_macs_refused, multicast_like_and_gather, fragments_relayed, ipv6_client_relayed_both_ways,
-                   identity_collision_refused, flood_with_ping_and_wireguard, status_file):
+        shared = moon_cases.cases(a, b, moon, clients, '192.0.2.10', '192.0.2.20',
+                                  lambda ident, ip: Client(ident, moon, ip))
+        for fn in [refusals] + shared + [ipv6_client_relayed_both_ways, flood_with_ping_and_wireguard, status_file]:
             case(fn)
         st = moon.dp_stats()
         print('data plane: %s; moon: %s' % (
