@@ -28,19 +28,14 @@ FlowTable::FlowTable(std::size_t capacity, std::uint64_t seed, std::uint64_t now
 }
 
 Flow* FlowTable::find_inside(const FlowKey& k, std::uint64_t now_ns) noexcept {
-  const Slot* s = inside_.find(k);
-  if (s == nullptr) return nullptr;
-  Flow& f = flows_[s->index()];
-  if (f.expires > now_ns) return &f;
-  // Its time passed before its timer fired: free it now, so the key can be
-  // mapped afresh (bounded work: two erases).
-  release(f);
-  ++expired_early_;
-  return nullptr;
+  return find_live(inside_.find(k), now_ns);
 }
 
 Flow* FlowTable::find_outside(const FlowKey& k, std::uint64_t now_ns) noexcept {
-  const Slot* s = outside_.find(k);
+  return find_live(outside_.find(k), now_ns);
+}
+
+Flow* FlowTable::find_live(const Slot* s, std::uint64_t now_ns) noexcept {
   if (s == nullptr) return nullptr;
   Flow& f = flows_[s->index()];
   if (f.expires > now_ns) return &f;

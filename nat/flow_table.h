@@ -160,6 +160,9 @@ class FlowTable {
   };
   using Table = wg::OpenTable<Slot, Traits>;
 
+  // The flow a found slot names, or nullptr (the slot absent, or the flow
+  // expired: then released).
+  Flow* find_live(const Slot* s, std::uint64_t now_ns) noexcept;
   void release(Flow& f) noexcept;
 
   std::size_t capacity_;
