@@ -20,7 +20,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from topology import Topology, sh, wait_for, wg_keypair  # noqa: E402
+from topology import Topology, sh, tcp_echo_server, wait_for, wg_keypair  # noqa: E402
 
 RESULTS = []
 
@@ -140,24 +140,7 @@ def assert_pings(ns, dst, count=5):
 
 # A TCP echo server (dual stack, port 2222) and its client, for the
 # exception path: the client sends 100 KiB and expects it back.
-ECHO_SERVER = r"""
-import socket, threading
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", 2222))
-s.listen(8)
-def serve(c):
-    with c:
-        while True:
-            d = c.recv(65536)
-            if not d:
-                return
-            c.sendall(d)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-"""
+ECHO_SERVER = tcp_echo_server(2222)
 ECHO_CLIENT = r"""
 import socket, sys
 data = bytes(range(256)) * 400

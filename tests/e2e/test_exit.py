@@ -35,7 +35,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from topology import Topology, sh, wait_for, wg_keypair  # noqa: E402
+from topology import Topology, sh, tcp_echo_server, wait_for, wg_keypair  # noqa: E402
 
 RESULTS = []
 INET = "198.51.100.10"
@@ -322,23 +322,7 @@ while True:
 """
 
 # A TCP echo server that keeps connections open (the full-table case).
-TCP_ECHO = r"""
-import socket, threading
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7008))
-s.listen(8)
-def serve(c):
-    with c:
-        while True:
-            d = c.recv(4096)
-            if not d:
-                return
-            c.sendall(d)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-"""
+TCP_ECHO = tcp_echo_server(7008)
 
 # In the client: one TCP connection kept open across the table filling up.
 # Reads commands on stdin: "send" -> one echo round trip ("ok"/"fail");
@@ -469,6 +453,27 @@ def main():
     return 1 if failed or not RESULTS else 0
 
 
+def udp6_echo(topo, t):
+    """A UDP echo on the internet host's [INET6]:7010 (UDP_ECHO over IPv6),
+    then "hello" from alice until one comes back (at most 5 tries, 2 s
+    each): returns "<tries> <source the host saw> hello"."""
+    topo.spawn(["python3", "-c", UDP_ECHO.replace("AF_INET,", "AF_INET6,").replace('"0.0.0.0"', '"::"')
+                .replace("7007", "7010")], ns=t["inet"])
+    wait_for("udp6 echo", lambda: ":7010" in sh("ss", "-lun", ns=t["inet"], capture=True))
+    return sh("python3", "-c", f"""
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(2)
+for i in range(5):
+    s.sendto(b"hello", ("{INET6}", 7010))
+    try:
+        print(i + 1, s.recvfrom(2048)[0].decode())
+        break
+    except socket.timeout:
+        pass
+""", ns=t["cli"], capture=True, timeout=30)
+
+
 def run_v6_exit(topo, t):
     def case(name):
         return globals()["case"](f"{name} [1w, no policy]")
@@ -477,22 +482,8 @@ def run_v6_exit(topo, t):
     def _():
         got, out = ping(t["cli"], INET6, count=3)
         assert got == 3, f"{got}/3\n{out}"
-        topo.spawn(["python3", "-c", UDP_ECHO.replace("AF_INET,", "AF_INET6,").replace('"0.0.0.0"', '"::"')
-                    .replace("7007", "7010")], ns=t["inet"])
-        wait_for("udp6 echo", lambda: ":7010" in sh("ss", "-lun", ns=t["inet"], capture=True))
-        out = sh("python3", "-c", f"""
-import socket
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.settimeout(2)
-for i in range(5):
-    s.sendto(b"hello", ("{INET6}", 7010))
-    try:
-        print(s.recvfrom(2048)[0].decode())
-        break
-    except socket.timeout:
-        pass
-""", ns=t["cli"], capture=True, timeout=30)
-        assert out.strip() == "2001:db8:100:2::1 hello", f"echo: {out!r}"
+        _, *echo = udp6_echo(topo, t).split()
+        assert echo == ["2001:db8:100:2::1", "hello"], f"echo: {echo!r}"
         # Bob is no exit node: his IPv6 to the internet is dropped too.
         before = nat_stats(topo, t["dp"]).get("dp_drop_not_exit", 0)
         got, _ = ping(t["cli2"], INET6, count=2)
@@ -502,7 +493,7 @@ for i in range(5):
         # Unsolicited inbound to alice's routed address: open without a policy.
         got, pout = ping(t["inet"], "2001:db8:100:2::1", count=2)
         assert got == 2, f"inbound ping6 {got}/2\n{pout}"
-        return f"ping6 3/3; the host saw {out.split()[0]}; bob not_exit +2; inbound ping6 2/2"
+        return f"ping6 3/3; the host saw {echo[0]}; bob not_exit +2; inbound ping6 2/2"
     _()
 
 
@@ -565,21 +556,7 @@ for i in range(5):
         before = nat_stats(topo, t["dp"])
         got, out = ping(t["cli"], INET6, count=3)
         assert got == 3, f"alice's ping6 {got}/3\n{out}"
-        topo.spawn(["python3", "-c", UDP_ECHO.replace("AF_INET,", "AF_INET6,").replace('"0.0.0.0"', '"::"')
-                    .replace("7007", "7010")], ns=t["inet"])
-        wait_for("udp6 echo", lambda: ":7010" in sh("ss", "-lun", ns=t["inet"], capture=True))
-        out = sh("python3", "-c", f"""
-import socket
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.settimeout(2)
-for i in range(5):
-    s.sendto(b"hello", ("{INET6}", 7010))
-    try:
-        print(i + 1, s.recvfrom(2048)[0].decode())
-        break
-    except socket.timeout:
-        pass
-""", ns=t["cli"], capture=True, timeout=30)
+        out = udp6_echo(topo, t)
         sent, *echo = out.split()
         assert echo == ["2001:db8:100:2::1", "hello"], f"echo: {out!r}"
         mid = nat_stats(topo, t["dp"])

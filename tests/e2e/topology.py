@@ -126,6 +126,30 @@ class Topology:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def tcp_echo_server(port):
+    """A Python script (for `python3 -c`) serving TCP echo on every address
+    of its namespace, IPv4 and IPv6, on `port`; each connection is echoed
+    until the client closes it."""
+    return r"""
+import socket, threading
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", %d))
+s.listen(8)
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+""" % port
+
+
 def site_router_wiring(topo, remote_subnets=("10.20.0",), dataplane_gw=True):
     """The benchmarks' subnet-router topology, up to the gateway itself.
 
