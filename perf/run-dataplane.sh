@@ -2,7 +2,8 @@
 # Builds moongate in release mode and runs the data-plane benchmark
 # (dp::Gateway over rte_eth_from_rings ethdevs, no kernel) for each peer
 # count, saving one Markdown table (with machine, commit and date) and a
-# JSON copy under docs/perf-results/dataplane-<date>.{md,json}.
+# JSON copy under docs/perf-results/dataplane-<date>.{md,json}, and the
+# recycled mode's plot (perf/plot-dataplane.py) as dataplane-<date>.svg.
 #
 # Usage: perf/run-dataplane.sh [--build-dir DIR] [--full] [--peers 1,1000,...]
 #                              [--no-hugepages] [bench_dataplane options...] [-- EAL args]
@@ -146,7 +147,17 @@ PY
   # Other work on a shared machine shows in the numbers: the load goes with them.
   perf_result_footer "load average (1, 5, 15 min) $load_before at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
 } > "$base.md"
+# The plot docs/perf.md shows (recycled mode; a cold-only run has none).
+plot=""
+if grep -q '"mode": "recycled"' "$base.json"; then
+  if python3 "$root/perf/plot-dataplane.py" "$base.json" "$base.svg"; then
+    plot=" and $base.svg"
+    echo "![throughput and share of the ceiling](./$(basename "$base").svg)" >> "$base.md"
+  else
+    echo "run-dataplane.sh: no plot (above); the table and JSON are saved" >&2
+  fi
+fi
 cat "$base.md"
 echo
-echo "Saved $base.md and $base.json"
+echo "Saved $base.md, $base.json$plot"
 exit $status
