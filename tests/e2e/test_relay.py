@@ -988,6 +988,157 @@ def debug_vars_json_counters_move():
         r.stop()
 
 
+def shard_of_new_client(r, make, before):
+    """Opens a client and returns it with the shard it landed on, read from
+    the per-shard gauge (published every 100 ms: a bounded wait)."""
+    c = make()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        v = r.varz()
+        now = [v['moongate_relay_shard_derp_connections{shard="%d"}' % i] for i in range(2)]
+        grew = [i for i in range(2) if now[i] > before[i]]
+        if grew:
+            before[grew[0]] += 1
+            return c, grew[0]
+        time.sleep(0.02)
+    raise AssertionError("the new client never showed in a shard's gauge")
+
+
+def split_pair(r, make):
+    """Two clients on different shards (SO_REUSEPORT decides: open until
+    both shards have one; the others are closed)."""
+    before = [0, 0]
+    on = {}
+    extra = []
+    for _ in range(40):
+        c, shard = shard_of_new_client(r, make, before)
+        if shard in on:
+            extra.append(c)
+        else:
+            on[shard] = c
+        if len(on) == 2:
+            break
+    assert len(on) == 2, "40 connections all landed on one shard"
+    for c in extra:
+        c.close()
+    return on[0], on[1]
+
+
+def numbered(i, size=1200):
+    return struct.pack(">I", i) + bytes(size - 4)
+
+
+def migration_moves_a_split_pair(tls, *extra):
+    args = ["--migrate-min-packets", "20", "--migrate-hold", "30", *extra]
+    if tls:
+        r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", "--http-port", "0", *args,
+                  shards=2, plain=False)
+    else:
+        r = Relay(BIN, *args, shards=2)
+    try:
+        a, b = split_pair(r, lambda: DerpClient("127.0.0.1", r.port, tls=tls))  # a on shard 0, b on 1
+        sent = 0
+        got = {id(a): set(), id(b): set()}
+
+        def batch(n=8):
+            # n packets each way, then every one of them read: nothing in
+            # flight between batches, so the move happens inside one, and a
+            # lost packet is a timeout here.
+            nonlocal sent
+            for k in range(n):
+                a.send_packet(b.pub, numbered(sent + k))
+                b.send_packet(a.pub, numbered(sent + k))
+            for rx, tx in ((b, a), (a, b)):
+                for _ in range(n):
+                    src, data = rx.recv_packet(timeout=5)
+                    assert src == tx.pub and len(data) == 1200
+                    seq = struct.unpack(">I", data[:4])[0]
+                    assert sent <= seq < sent + n and seq not in got[id(rx)], "duplicate or stray %d" % seq
+                    got[id(rx)].add(seq)
+            sent += n
+
+        deadline = time.monotonic() + 20
+        moved = None
+        while time.monotonic() < deadline:
+            batch()
+            v = r.varz()
+            if (v["moongate_relay_migrations_total"] >= 1
+                    and v['moongate_relay_shard_derp_connections{shard="0"}'] == 2):
+                moved = v
+                break
+        assert moved, "the split pair never moved: %r" % {k: x for k, x in r.varz().items() if "migrat" in k}
+        # b (shard 1) went to a's shard 0: moves only go down.
+        assert moved['moongate_relay_shard_derp_connections{shard="1"}'] == 0
+        assert moved["moongate_relay_migrations_total"] == 1
+        # Same shard now: packets stop crossing the shard ring (counters are
+        # published every 100 ms: read them once that has passed).
+        for _ in range(5):
+            batch()
+        time.sleep(0.25)
+        before = r.varz()["moongate_relay_packets_forwarded_out_total"]
+        for _ in range(20):
+            batch()
+        time.sleep(0.25)
+        v = r.varz()
+        assert v["moongate_relay_packets_forwarded_out_total"] == before, "still crossing shards"
+        assert v["moongate_relay_migrations_total"] == 1, "moved again"
+        # Nothing lost, both ways, across the move.
+        assert got[id(a)] == set(range(sent)) and got[id(b)] == set(range(sent))
+        assert v["moongate_relay_drop_queue_full_total"] == 0
+        a.ping()
+        b.ping()
+        a.close()
+        b.close()
+        assert r.alive()
+    finally:
+        r.stop()
+
+
+@test
+def migration_plain():
+    """A pair split across 2 shards ends up on one (shard 0), relaying both
+    ways with no packet lost during the move."""
+    migration_moves_a_split_pair(False)
+
+
+@test
+def migration_tls():
+    """The same over TLS: the record layer's state moves with the socket."""
+    migration_moves_a_split_pair(True)
+
+
+@test
+def migration_ordinary_descriptors():
+    """Connections that are ordinary descriptors (--conn-table 0) move too,
+    without io_uring's descriptor passing."""
+    migration_moves_a_split_pair(False, "--conn-table", "0")
+
+
+@test
+def migration_off_keeps_the_pair_split():
+    """--migrate off: the same traffic, no move, the pair keeps crossing."""
+    r = Relay(BIN, "--migrate", "off", "--migrate-min-packets", "20", shards=2)
+    try:
+        a, b = split_pair(r, lambda: DerpClient("127.0.0.1", r.port))
+        before = r.varz()["moongate_relay_packets_forwarded_out_total"]
+        # Past the two one-second windows a move needs.
+        deadline = time.monotonic() + 2.5
+        n = 0
+        while time.monotonic() < deadline:
+            exchange(a, b)
+            exchange(b, a)
+            n += 2
+        time.sleep(0.25)
+        v = r.varz()
+        assert v["moongate_relay_migrations_total"] == 0
+        assert v['moongate_relay_shard_derp_connections{shard="1"}'] == 1
+        assert v["moongate_relay_packets_forwarded_out_total"] >= before + n
+        a.close()
+        b.close()
+    finally:
+        r.stop()
+
+
 def main():
     global BIN
     BIN = sys.argv[1]

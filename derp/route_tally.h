@@ -1,0 +1,57 @@
+// Which route a client's packets go to and come from, per window: what the
+// relay's shards look at to decide whether a connection should move to the
+// shard its peers are on (relay/migration.h).
+//
+// Per packet: one note() with the route of the other end (kLocalRoute: a
+// client of this server; a sibling shard's or mesh peer's route; kOtherRoute:
+// a mesh connection delivering). Per window: roll() returns how many packets
+// there were and how many of them were with the window's candidate route,
+// counted exactly. The candidate of the next window is this window's
+// majority vote (Boyer-Moore: a route with more than half of the packets
+// always wins it), so a route that takes over is measured from the window
+// after it did: a decision needs two windows, and costs four integers per
+// connection rather than a count per route.
+#pragma once
+
+#include <cstdint>
+
+namespace moongate::derp {
+
+using Route = std::uint32_t;
+
+inline constexpr Route kLocalRoute = ~Route{0};
+inline constexpr Route kOtherRoute = ~Route{0} - 1;
+
+struct RouteTally {
+  struct Window {
+    std::uint32_t total = 0;      // packets sent or received in the window
+    std::uint32_t candidate = 0;  // of those, with `route`
+    Route route = kLocalRoute;
+  };
+
+  void note(Route r) noexcept {
+    ++total_;
+    if (r == cand_) ++cand_n_;
+    if (r == vote_) {
+      ++vote_n_;
+    } else if (vote_n_ == 0) {
+      vote_ = r;
+      vote_n_ = 1;
+    } else {
+      --vote_n_;
+    }
+  }
+
+  Window roll() noexcept {
+    const Window w{total_, cand_n_, cand_};
+    if (vote_n_ > 0) cand_ = vote_;
+    total_ = cand_n_ = vote_n_ = 0;
+    return w;
+  }
+
+ private:
+  std::uint32_t total_ = 0, cand_n_ = 0, vote_n_ = 0;
+  Route cand_ = kLocalRoute, vote_ = kLocalRoute;
+};
+
+}  // namespace moongate::derp
