@@ -5,12 +5,15 @@
 // Per packet: one note() with the route of the other end (kLocalRoute: a
 // client of this server; a sibling shard's or mesh peer's route; kOtherRoute:
 // a mesh connection delivering). Per window: roll() returns how many packets
-// there were and how many of them were with the window's candidate route,
-// counted exactly. The candidate of the next window is this window's
-// majority vote (Boyer-Moore: a route with more than half of the packets
-// always wins it), so a route that takes over is measured from the window
-// after it did: a decision needs two windows, and costs four integers per
-// connection rather than a count per route.
+// there were and how many of them were with the window's candidate route.
+// The candidate is the previous window's majority vote (Boyer-Moore: a
+// route with more than half of the packets always wins it), or, when that
+// window had no vote left (a new connection, a quiet or evenly split
+// window), the route of this window's first packet. Its count is exact
+// from then on, so the share it gives is never more than the true one: a
+// new conversation is judged after one window, a shift within one after
+// two. Four integers per connection
+// rather than a count per route.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +34,10 @@ struct RouteTally {
 
   void note(Route r) noexcept {
     ++total_;
+    if (open_) {
+      cand_ = r;
+      open_ = false;
+    }
     if (r == cand_) ++cand_n_;
     if (r == vote_) {
       ++vote_n_;
@@ -44,7 +51,8 @@ struct RouteTally {
 
   Window roll() noexcept {
     const Window w{total_, cand_n_, cand_};
-    if (vote_n_ > 0) cand_ = vote_;
+    open_ = vote_n_ == 0;
+    if (!open_) cand_ = vote_;
     total_ = cand_n_ = vote_n_ = 0;
     return w;
   }
@@ -52,6 +60,7 @@ struct RouteTally {
  private:
   std::uint32_t total_ = 0, cand_n_ = 0, vote_n_ = 0;
   Route cand_ = kLocalRoute, vote_ = kLocalRoute;
+  bool open_ = true;  // the next packet's route becomes the candidate
 };
 
 }  // namespace moongate::derp

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <malloc.h>
@@ -1510,27 +1511,30 @@ void Shard::timers(std::uint64_t now) {
 // Once a second: every client connection's tally is rolled, and the rule
 // (migration.h) judges the ones that could move.
 void Shard::consider_moves(std::uint64_t now) {
+  // Keys moved long enough ago: every shard has heard of the move.
+  std::erase_if(moved_, [&](const MovedKey& m) { return m.until <= now; });
+  // Shard 0 is no shard's lower neighbour: its connections never move.
+  if (!migrate_ok_ || index_ == 0) return;
   loads_.resize(relay_.shards.size());
   for (std::size_t i = 0; i < loads_.size(); ++i)
     loads_[i] = relay_.shards[i]->load.load(std::memory_order_relaxed);
   for (Conn* c : conns_) {
     if (!c || c->closing || c->phase != Conn::kDerp || c->derp == kNone) continue;
     const derp::RouteTally::Window w = server_->roll_tally(c->derp);
+    if (c->moving) continue;
+    const MoveDecision d = decide_move(relay_.opts.migrate, index_, loads_, w, c->last_move, now);
+    if (d.verdict == MoveVerdict::kStay) continue;
     // Only the user-space TLS record layer (or plain TCP) moves: an OpenSSL
     // connection (TLS 1.2, another suite) is left where it is.
-    if (!migrate_ok_ || index_ == 0 || c->moving || c->paused || c->close_after_send ||
-        (c->tls && !c->tls->lean()) || !server_->movable(c->derp))
+    if (c->paused || c->close_after_send || (c->tls && !c->tls->lean()) || !server_->movable(c->derp))
       continue;
-    const MoveDecision d = decide_move(relay_.opts.migrate, index_, loads_, w, c->last_move, now);
     if (d.verdict == MoveVerdict::kRefusedFull) {
       ++move_refused_full_;
-    } else if (d.verdict == MoveVerdict::kMove) {
-      ++loads_[d.target];  // the next decisions of this pass see it
-      begin_move(*c, d.target);
+      continue;
     }
+    ++loads_[d.target];  // the next decisions of this pass see it
+    begin_move(*c, d.target);
   }
-  // Keys moved long enough ago: every shard has heard of the move.
-  std::erase_if(moved_, [&](const MovedKey& m) { return m.until <= now; });
 }
 
 void Shard::begin_move(Conn& c, unsigned to) {
@@ -1636,7 +1640,10 @@ void Shard::finish_move(Conn& c, int target_fd, std::uint64_t now) {
   free_slots_.push_back(c.slot);
   --io_conns_;
   load.fetch_sub(1, std::memory_order_relaxed);
-  moved_.push_back(MovedKey{m->client.key, to, now + kMovedForwardNs});
+  const MovedKey mk{m->client.key, to, now + kMovedForwardNs};
+  moved_.insert(std::lower_bound(moved_.begin(), moved_.end(), mk,
+                                 [](const MovedKey& a, const MovedKey& b) { return a.key < b.key; }),
+                mk);
   c.moving = false;
   c.last_move = now;
   m->fd = target_fd;
@@ -1655,13 +1662,13 @@ void Shard::finish_move(Conn& c, int target_fd, std::uint64_t now) {
 // on to where it went, behind the kRecMigrate record.
 bool Shard::pass_on_moved(const derp::Key& dst, std::span<const std::uint8_t> keys,
                           std::span<const std::uint8_t> data) {
-  if (server_->is_connected(dst)) return false;
-  for (const MovedKey& m : moved_) {
-    if (m.key != dst) continue;
-    push_record(m.to, kRecForward, keys, data, !pending_ctrl_[m.to].empty());
-    return true;
-  }
-  return false;
+  // moved_ is sorted by key (a binary search per packet while it is not
+  // empty); the key may also have connected here again since.
+  const auto it = std::lower_bound(moved_.begin(), moved_.end(), dst,
+                                   [](const MovedKey& m, const derp::Key& k) { return m.key < k; });
+  if (it == moved_.end() || it->key != dst || server_->is_connected(dst)) return false;
+  push_record(it->to, kRecForward, keys, data, !pending_ctrl_[it->to].empty());
+  return true;
 }
 
 void Shard::adopt(std::unique_ptr<Move> m, unsigned from, std::uint64_t now) {

@@ -283,7 +283,7 @@ class Shard final : public derp::Events, public UdpOut {
     unsigned to;
     std::uint64_t until;
   };
-  std::vector<MovedKey> moved_;  // keys moved away lately: packets for them are passed on
+  std::vector<MovedKey> moved_;  // keys moved away lately, sorted: packets for them are passed on
   std::vector<std::uint32_t> loads_;
   std::uint64_t moves_ = 0, move_refused_full_ = 0, move_refused_transfer_ = 0;
   // provided receive buffers

@@ -21,33 +21,48 @@ std::string send_frame(const Key& to, std::span<const std::uint8_t> data) {
   return f;
 }
 
-TEST(RouteTally, MajorityIsMeasuredFromTheNextWindow) {
+TEST(RouteTally, FirstRouteOfAWindowIsTheCandidate) {
   RouteTally t;
-  for (int i = 0; i < 90; ++i) t.note(3);
-  for (int i = 0; i < 10; ++i) t.note(kLocalRoute);
-  auto w = t.roll();
+  for (int i = 0; i < 100; ++i) t.note(2);
+  const auto w = t.roll();
+  EXPECT_EQ(w.route, 2u);
   EXPECT_EQ(w.total, 100u);
-  EXPECT_EQ(w.route, kLocalRoute);  // the candidate of the first window
-  EXPECT_EQ(w.candidate, 10u);
-  for (int i = 0; i < 95; ++i) t.note(3);
-  for (int i = 0; i < 5; ++i) t.note(1);
-  w = t.roll();
-  EXPECT_EQ(w.route, 3u);
-  EXPECT_EQ(w.total, 100u);
-  EXPECT_EQ(w.candidate, 95u);  // counted exactly
-  w = t.roll();  // a quiet window
-  EXPECT_EQ(w.total, 0u);
+  EXPECT_EQ(w.candidate, 100u);
+  EXPECT_EQ(t.roll().total, 0u);  // a quiet window
 }
 
-TEST(RouteTally, NoMajorityKeepsTheCandidate) {
+TEST(RouteTally, MajorityIsMeasuredFromTheNextWindow) {
+  RouteTally t;
+  for (int i = 0; i < 10; ++i) t.note(kLocalRoute);
+  for (int i = 0; i < 90; ++i) t.note(3);
+  auto w = t.roll();
+  EXPECT_EQ(w.total, 100u);
+  EXPECT_EQ(w.route, kLocalRoute);  // the first packet's
+  EXPECT_EQ(w.candidate, 10u);
+  for (int i = 0; i < 5; ++i) t.note(1);
+  for (int i = 0; i < 95; ++i) t.note(3);
+  w = t.roll();
+  EXPECT_EQ(w.route, 3u);  // the last window's majority
+  EXPECT_EQ(w.total, 100u);
+  EXPECT_EQ(w.candidate, 95u);  // counted exactly
+}
+
+TEST(RouteTally, AnEvenSplitIsNoMajority) {
   RouteTally t;
   for (int i = 0; i < 60; ++i) t.note(2);
   t.roll();
-  // Alternating between three routes: none has half.
-  for (int i = 0; i < 99; ++i) t.note(static_cast<Route>(i % 3));
-  const auto w = t.roll();
+  // Routes 1 and 2 in turn: neither has more than half, the vote ends empty.
+  for (int i = 0; i < 100; ++i) t.note(static_cast<Route>(1 + i % 2));
+  auto w = t.roll();
   EXPECT_EQ(w.route, 2u);
-  EXPECT_EQ(w.candidate, 33u);
+  EXPECT_EQ(w.candidate, 50u);
+  // So the next window starts open: its first packet's route is measured.
+  t.note(0);
+  for (int i = 0; i < 9; ++i) t.note(1);
+  w = t.roll();
+  EXPECT_EQ(w.route, 0u);
+  EXPECT_EQ(w.candidate, 1u);
+  EXPECT_EQ(w.total, 10u);
 }
 
 // Shard 0 has x; shard 1 has c, which talks only to x (through route 0).
