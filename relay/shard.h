@@ -43,12 +43,13 @@
 // A move that cannot be done (T's table full, a kernel without
 // IORING_MSG_SEND_FD: migration then stops on the shard) is counted and
 // the connection carries on where it is. What a move keeps: every byte the
-// client sent (unread bytes wait in the socket, a partial TLS record and
-// partial frame move), every frame queued for it (the queues' drop-oldest
-// limits apply as always), the order of frames from any one sender on S
-// or T. Frames in flight to S from T's clients may arrive after newer
-// ones T delivers directly, and with 3+ shards frames from a third shard
-// may overtake each other once: DERP carries datagrams.
+// client sent, in order (unread bytes wait in the socket, a partial TLS
+// record and partial frame move), every frame queued for it or on its way
+// to it (the queues' drop-oldest limits and a full ring's drops apply as
+// always), the order of frames to it from any one sender on S. From a
+// sender on another shard, frames already on their way to S (passed on in
+// step 4) may arrive after newer ones that went straight to T: DERP
+// carries datagrams.
 //
 // Accepted connections are io_uring direct descriptors: accepted into the
 // ring's registered-file table (a free slot picked by the kernel), used by
