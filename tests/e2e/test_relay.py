@@ -1028,7 +1028,7 @@ def numbered(i, size=1200):
     return struct.pack(">I", i) + bytes(size - 4)
 
 
-def migration_moves_a_split_pair(tls, *extra):
+def migration_moves_a_split_pair(tls, *extra, half_frame=False):
     args = ["--migrate-min-packets", "20", "--migrate-hold", "30", *extra]
     if tls:
         r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", "--http-port", "0", *args,
@@ -1040,27 +1040,39 @@ def migration_moves_a_split_pair(tls, *extra):
         sent = 0
         got = {id(a): set(), id(b): set()}
 
-        def batch(n=8):
-            # n packets each way, then every one of them read: nothing in
-            # flight between batches, so the move happens inside one, and a
-            # lost packet is a timeout here.
+        def batch(n=24, both=True):
+            # n packets each way (within the 32 a client's queue holds), then
+            # every one of them read: a lost packet is a timeout here.
             nonlocal sent
             for k in range(n):
                 a.send_packet(b.pub, numbered(sent + k))
-                b.send_packet(a.pub, numbered(sent + k))
-            for rx, tx in ((b, a), (a, b)):
+                if both:
+                    b.send_packet(a.pub, numbered(sent + k))
+            for rx, tx in ((b, a), (a, b)) if both else ((b, a),):
                 for _ in range(n):
                     src, data = rx.recv_packet(timeout=5)
                     assert src == tx.pub and len(data) == 1200
                     seq = struct.unpack(">I", data[:4])[0]
                     assert sent <= seq < sent + n and seq not in got[id(rx)], "duplicate or stray %d" % seq
                     got[id(rx)].add(seq)
+            if not both:
+                got[id(a)].update(range(sent, sent + n))  # nothing was sent that way
             sent += n
 
+        def published(v):
+            # Each shard publishes every 100 ms: wait until the sums show
+            # every packet so far (each one queued to its receiver once).
+            return r.wait_varz("moongate_relay_packets_sent_total", lambda x: x >= 2 * sent - v)
+
+        if half_frame:
+            # b starts a SendPacket and stops half-way: the partial frame
+            # (and under TLS the record state) must move with it.
+            special = struct.pack(">BI", SEND_PACKET, 32 + 1200) + a.pub + numbered(999999)
+            b.sock.sendall(special[:700])
         deadline = time.monotonic() + 20
         moved = None
         while time.monotonic() < deadline:
-            batch()
+            batch(both=not half_frame)
             v = r.varz()
             if (v["moongate_relay_migrations_total"] >= 1
                     and v['moongate_relay_shard_derp_connections{shard="0"}'] == 2):
@@ -1070,15 +1082,19 @@ def migration_moves_a_split_pair(tls, *extra):
         # b (shard 1) went to a's shard 0: moves only go down.
         assert moved['moongate_relay_shard_derp_connections{shard="1"}'] == 0
         assert moved["moongate_relay_migrations_total"] == 1
-        # Same shard now: packets stop crossing the shard ring (counters are
-        # published every 100 ms: read them once that has passed).
+        one_way = sent if half_frame else 0  # packets a "got" that were never sent
+        if half_frame:
+            b.sock.sendall(special[700:])
+            src, data = a.recv_packet(timeout=5)
+            assert src == b.pub and data == numbered(999999)
+        # Same shard now: packets stop crossing the shard ring.
         for _ in range(5):
             batch()
-        time.sleep(0.25)
+        published(one_way)
         before = r.varz()["moongate_relay_packets_forwarded_out_total"]
         for _ in range(20):
             batch()
-        time.sleep(0.25)
+        v = published(one_way)
         v = r.varz()
         assert v["moongate_relay_packets_forwarded_out_total"] == before, "still crossing shards"
         assert v["moongate_relay_migrations_total"] == 1, "moved again"
@@ -1108,6 +1124,14 @@ def migration_tls():
 
 
 @test
+def migration_carries_a_half_sent_frame():
+    """A frame the moving client had sent half of arrives whole once it
+    sends the rest to the new shard, plain and TLS."""
+    migration_moves_a_split_pair(False, half_frame=True)
+    migration_moves_a_split_pair(True, half_frame=True)
+
+
+@test
 def migration_ordinary_descriptors():
     """Connections that are ordinary descriptors (--conn-table 0) move too,
     without io_uring's descriptor passing."""
@@ -1128,7 +1152,7 @@ def migration_off_keeps_the_pair_split():
             exchange(a, b)
             exchange(b, a)
             n += 2
-        time.sleep(0.25)
+        v = r.wait_varz("moongate_relay_packets_sent_total", lambda x: x >= n)
         v = r.varz()
         assert v["moongate_relay_migrations_total"] == 0
         assert v['moongate_relay_shard_derp_connections{shard="1"}'] == 1
