@@ -1132,6 +1132,62 @@ def migration_carries_a_half_sent_frame():
 
 
 @test
+def migration_of_many_pairs_at_once():
+    """Six pairs split across 2 shards, all streaming both ways: six moves
+    (several in one shard's tick), every packet delivered."""
+    r = Relay(BIN, "--migrate-min-packets", "20", "--migrate-margin-min", "100", shards=2)
+    try:
+        before = [0, 0]
+        on = {0: [], 1: []}
+        extra = []
+        for _ in range(80):
+            c, shard = shard_of_new_client(r, lambda: DerpClient("127.0.0.1", r.port), before)
+            (on[shard] if len(on[shard]) < 6 else extra).append(c)
+            if len(on[0]) == 6 and len(on[1]) == 6:
+                break
+        assert len(on[0]) == 6 and len(on[1]) == 6, "SO_REUSEPORT never gave 6 to each shard"
+        for c in extra:
+            c.close()
+        pairs = list(zip(on[0], on[1]))
+        sent = 0
+        got = {id(c): set() for p in pairs for c in p}
+
+        def batch(n=16):
+            nonlocal sent
+            for a, b in pairs:
+                for k in range(n):
+                    a.send_packet(b.pub, numbered(sent + k))
+                    b.send_packet(a.pub, numbered(sent + k))
+            for a, b in pairs:
+                for rx, tx in ((b, a), (a, b)):
+                    for _ in range(n):
+                        src, data = rx.recv_packet(timeout=5)
+                        assert src == tx.pub
+                        got[id(rx)].add(struct.unpack(">I", data[:4])[0])
+            sent += n
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            batch()
+            v = r.varz()
+            if v["moongate_relay_migrations_total"] >= 6 and \
+                    v['moongate_relay_shard_derp_connections{shard="0"}'] == 12:
+                break
+        for _ in range(3):
+            batch()
+        v = r.varz()
+        assert v["moongate_relay_migrations_total"] == 6, v["moongate_relay_migrations_total"]
+        assert v['moongate_relay_shard_derp_connections{shard="1"}'] == 0
+        assert all(g == set(range(sent)) for g in got.values()), "a packet was lost"
+        assert v["moongate_relay_drop_queue_full_total"] == 0
+        for p in pairs:
+            for c in p:
+                c.close()
+    finally:
+        r.stop()
+
+
+@test
 def migration_ordinary_descriptors():
     """Connections that are ordinary descriptors (--conn-table 0) move too,
     without io_uring's descriptor passing."""
