@@ -4,19 +4,24 @@
 //
 // Per packet: one note() with the route of the other end (kLocalRoute: a
 // client of this server; a sibling shard's or mesh peer's route; kOtherRoute:
-// a mesh connection delivering). Per window: roll() returns how many packets
-// there were and how many of them were with the window's candidate route.
+// a mesh connection delivering) and the other end's key. Per window: roll()
+// returns how many packets there were, how many of them were with the
+// window's candidate route, and whether the connection's own key is above
+// every key it exchanged packets with through that route (the move rule's
+// tie-break: of two clients talking, only one may move to the other).
 // The candidate is the previous window's majority vote (Boyer-Moore: a
 // route with more than half of the packets always wins it), or, when that
 // window had no vote left (a new connection, a quiet or evenly split
 // window), the route of this window's first packet. Its count is exact
 // from then on, so the share it gives is never more than the true one: a
 // new conversation is judged after one window, a shift within one after
-// two. Four integers per connection
-// rather than a count per route.
+// two. A few integers and one key per connection rather than a count per
+// route.
 #pragma once
 
 #include <cstdint>
+
+#include "derp/frame.h"
 
 namespace moongate::derp {
 
@@ -30,15 +35,19 @@ struct RouteTally {
     std::uint32_t total = 0;      // packets sent or received in the window
     std::uint32_t candidate = 0;  // of those, with `route`
     Route route = kLocalRoute;
+    bool above_peers = false;     // own key > every peer key seen through `route`
   };
 
-  void note(Route r) noexcept {
+  void note(Route r, const Key& peer) noexcept {
     ++total_;
     if (open_) {
       cand_ = r;
       open_ = false;
     }
-    if (r == cand_) ++cand_n_;
+    if (r == cand_) {
+      ++cand_n_;
+      if (peer > peer_max_) peer_max_ = peer;
+    }
     if (r == vote_) {
       ++vote_n_;
     } else if (vote_n_ == 0) {
@@ -49,11 +58,12 @@ struct RouteTally {
     }
   }
 
-  Window roll() noexcept {
-    const Window w{total_, cand_n_, cand_};
+  Window roll(const Key& own) noexcept {
+    const Window w{total_, cand_n_, cand_, cand_n_ > 0 && own > peer_max_};
     open_ = vote_n_ == 0;
     if (!open_) cand_ = vote_;
     total_ = cand_n_ = vote_n_ = 0;
+    peer_max_ = Key{};
     return w;
   }
 
@@ -61,6 +71,7 @@ struct RouteTally {
   std::uint32_t total_ = 0, cand_n_ = 0, vote_n_ = 0;
   Route cand_ = kLocalRoute, vote_ = kLocalRoute;
   bool open_ = true;  // the next packet's route becomes the candidate
+  Key peer_max_{};    // the largest peer key seen through cand_ this window
 };
 
 }  // namespace moongate::derp

@@ -463,8 +463,8 @@ void Server::handle_send(Conn& c, std::span<const std::uint8_t> payload, std::ui
   if (auto it = clients_.find(dst); it != clients_.end()) {
     if (it->second.superseded && forward_to_sibling(c.key, dst, data)) return;
     Conn& d = *conns_[it->second.conns.back()];
-    c.tally.note(kLocalRoute);
-    d.tally.note(kLocalRoute);
+    c.tally.note(kLocalRoute, dst);
+    d.tally.note(kLocalRoute, c.key);
     enqueue_packet(d, c.key, data);
     note_sent_to(d, c.key);
     return;
@@ -472,7 +472,7 @@ void Server::handle_send(Conn& c, std::span<const std::uint8_t> payload, std::ui
   if (auto it = remote_.find(dst); it != remote_.end() && !it->second.empty()) {
     count(Counter::packets_forwarded_out);
     const Route r = it->second.back().route;
-    c.tally.note(r);
+    c.tally.note(r, dst);
     events_.forward(r, c.key, dst, data);
     return;
   }
@@ -507,7 +507,7 @@ bool Server::deliver(const Key& src, const Key& dst, std::span<const std::uint8_
   }
   count(Counter::packets_forwarded_in);
   Conn& d = *conns_[it->second.conns.back()];
-  d.tally.note(from);
+  d.tally.note(from, src);
   enqueue_packet(d, src, data);
   note_sent_to(d, src);
   return true;
@@ -824,7 +824,7 @@ bool Server::movable(ConnId id) const {
 
 RouteTally::Window Server::roll_tally(ConnId id) noexcept {
   Conn* c = get(id);
-  return c ? c->tally.roll() : RouteTally::Window{};
+  return c ? c->tally.roll(c->key) : RouteTally::Window{};
 }
 
 void Server::detach(ConnId id, Route to, MovedClient& out) {

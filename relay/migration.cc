@@ -20,7 +20,7 @@ MoveDecision decide_move(const MigrationConfig& cfg, unsigned shard, std::span<c
   if (!cfg.enabled || w.total == 0 || w.total < cfg.min_packets) return d;
   // Routes below the shard count are the sibling shards; local, mesh and
   // "other" routes are not somewhere to move to.
-  if (w.route >= loads.size() || w.route >= shard) return d;
+  if (w.route >= loads.size() || w.route == shard || !w.above_peers) return d;
   if (std::uint64_t{w.candidate} * 100 < std::uint64_t{w.total} * cfg.share_pct) return d;
   if (last_move != 0 && (now < last_move || now - last_move < cfg.hold_ns)) return d;
   d.target = w.route;

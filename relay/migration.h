@@ -8,15 +8,19 @@
 // (derp/route_tally.h) is judged:
 //   1. at least `min_packets` packets sent or received in the window
 //   2. at least `share_pct` % of them with clients on one other shard T
-//   3. T is lower-numbered than this shard: moves only go down, so no
-//      connection ever moves back (no oscillation), and a packet a shard
-//      passes on after a move only goes to a lower shard (no loop)
-//   4. the connection's last move is at least `hold_ns` old
+//   3. its key is above every key it exchanged packets with through T: of
+//      two clients talking, only one ever moves towards the other (no
+//      swap, so no oscillation: the pair moves once and is then local),
+//      and which one is as good as random, so moves go up as often as down
+//      (no shard collects every pair)
+//   4. the connection's last move is at least `hold_ns` old (the options
+//      keep it above the 5 s a shard passes on packets for a key that left:
+//      a passed-on packet cannot meet a second move of its key, so it
+//      cannot loop)
 //   5. T would hold no more than its fair share of the relay's DERP
 //      connections plus a margin: fair = ceil(total / shards), margin =
 //      max(margin_pct % of fair, margin_min). Otherwise the move is refused
-//      (counted) and the pair stays split, so one shard cannot take every
-//      connection.
+//      (counted) and the pair stays split.
 #pragma once
 
 #include <cstdint>

@@ -95,10 +95,11 @@ std::string usage() {
   --migrate on|off        move a client connection to the shard of the peers it talks
                           to (default on; needs 2+ shards; docs/relay.md, Migration)
   --migrate-share PCT     ... when at least PCT % of its packets in a second were with
-                          clients on one lower-numbered shard (default 90)
+                          clients on one other shard, all with lower keys (default 90)
   --migrate-min-packets N ... and it sent or received at least N packets in that second
                           (default 256)
-  --migrate-hold S        ... and it has not moved in the last S seconds (default 10)
+  --migrate-hold S        ... and it has not moved in the last S seconds (5..86400,
+                          default 10)
   --migrate-margin PCT    ... and that shard would hold no more than its fair share of
   --migrate-margin-min N  connections plus max(PCT % of it, N) (defaults 25, 4); else the
                           move is refused and counted
@@ -402,8 +403,10 @@ bool parse_options_only(int argc, char** argv, Options& o, std::string& error) {
     } else if (a == "--migrate-hold") {
       if (!value(v)) return false;
       std::uint32_t n;
-      if (!number(v, n) || n > 86400) {
-        error = "--migrate-hold: want 0..86400 seconds, got " + v;
+      // Not below the 5 s a shard passes on packets for a key that moved
+      // away (shard.cc): a key cannot move twice while they are on their way.
+      if (!number(v, n) || n < 5 || n > 86400) {
+        error = "--migrate-hold: want 5..86400 seconds, got " + v;
         return false;
       }
       o.migrate.hold_ns = std::uint64_t{n} * 1'000'000'000ull;

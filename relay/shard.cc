@@ -1364,7 +1364,7 @@ void Shard::drain_inbox(std::uint64_t now) {
         case kRecForward:
           std::memcpy(k.data(), p, 32);
           std::memcpy(k2.data(), p + 32, 32);
-          if (!moved_.empty() && pass_on_moved(k2, {p, 64}, {p + 64, n - 64})) break;
+          if (!moved_.empty() && pass_on_moved(k2, {p, 64}, {p + 64, n - 64}, now)) break;
           server_->deliver(k, k2, {p + 64, n - 64}, now, false, from);
           break;
         case kRecForwardMesh:
@@ -1513,8 +1513,7 @@ void Shard::timers(std::uint64_t now) {
 void Shard::consider_moves(std::uint64_t now) {
   // Keys moved long enough ago: every shard has heard of the move.
   std::erase_if(moved_, [&](const MovedKey& m) { return m.until <= now; });
-  // Shard 0 is no shard's lower neighbour: its connections never move.
-  if (!migrate_ok_ || index_ == 0) return;
+  if (!migrate_ok_) return;
   loads_.resize(relay_.shards.size());
   for (std::size_t i = 0; i < loads_.size(); ++i)
     loads_[i] = relay_.shards[i]->load.load(std::memory_order_relaxed);
@@ -1641,9 +1640,10 @@ void Shard::finish_move(Conn& c, int target_fd, std::uint64_t now) {
   --io_conns_;
   load.fetch_sub(1, std::memory_order_relaxed);
   const MovedKey mk{m->client.key, to, now + kMovedForwardNs};
-  moved_.insert(std::lower_bound(moved_.begin(), moved_.end(), mk,
-                                 [](const MovedKey& a, const MovedKey& b) { return a.key < b.key; }),
-                mk);
+  const auto at = std::lower_bound(moved_.begin(), moved_.end(), mk,
+                                   [](const MovedKey& a, const MovedKey& b) { return a.key < b.key; });
+  if (at != moved_.end() && at->key == mk.key) *at = mk;  // one entry per key: the latest move
+  else moved_.insert(at, mk);
   c.moving = false;
   c.last_move = now;
   m->fd = target_fd;
@@ -1661,12 +1661,14 @@ void Shard::finish_move(Conn& c, int target_fd, std::uint64_t now) {
 // Packets for a key that moved away, from shards that had not heard yet:
 // on to where it went, behind the kRecMigrate record.
 bool Shard::pass_on_moved(const derp::Key& dst, std::span<const std::uint8_t> keys,
-                          std::span<const std::uint8_t> data) {
+                          std::span<const std::uint8_t> data, std::uint64_t now) {
   // moved_ is sorted by key (a binary search per packet while it is not
-  // empty); the key may also have connected here again since.
+  // empty); the key may also have connected here again since. An entry
+  // counts for exactly kMovedForwardNs, no more than the move rule's hold:
+  // a packet passed on cannot find its key moved on again, so it cannot loop.
   const auto it = std::lower_bound(moved_.begin(), moved_.end(), dst,
                                    [](const MovedKey& m, const derp::Key& k) { return m.key < k; });
-  if (it == moved_.end() || it->key != dst || server_->is_connected(dst)) return false;
+  if (it == moved_.end() || it->key != dst || it->until <= now || server_->is_connected(dst)) return false;
   push_record(it->to, kRecForward, keys, data, !pending_ctrl_[it->to].empty());
   return true;
 }

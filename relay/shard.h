@@ -20,8 +20,9 @@
 // region's other relays) all live on shard 0 as routes kMeshRouteBase + i.
 //
 // Migration (relay/migration.h has the rule): a client connection whose
-// packets go (almost) all to clients of one lower-numbered shard moves
-// there, so the pair's packets stop crossing rings. On the old shard S:
+// packets go (almost) all to clients of one other shard moves there (of two
+// clients talking, the one with the higher key), so the pair's packets stop
+// crossing rings. On the old shard S:
 //   1. begin: reading stops (the armed receive is cancelled; bytes it
 //      already brought are handled), nothing new is sent; T's connection
 //      count is raised at once (the rule's view of T)
@@ -224,7 +225,7 @@ class Shard final : public derp::Events, public UdpOut {
   void finish_move(Conn& c, int target_fd, std::uint64_t now);
   void adopt(std::unique_ptr<Move> m, unsigned from, std::uint64_t now);
   bool pass_on_moved(const derp::Key& dst, std::span<const std::uint8_t> keys,
-                     std::span<const std::uint8_t> data);
+                     std::span<const std::uint8_t> data, std::uint64_t now);
   bool inbox_pending();
   void arm_event();
   void arm_udp(UdpSock& u);

@@ -1037,18 +1037,21 @@ def migration_moves_a_split_pair(tls, *extra, half_frame=False):
         r = Relay(BIN, *args, shards=2)
     try:
         a, b = split_pair(r, lambda: DerpClient("127.0.0.1", r.port, tls=tls))  # a on shard 0, b on 1
+        # Of the two, the one with the higher key moves.
+        mover, stays, to = (b, a, 0) if b.pub > a.pub else (a, b, 1)
         sent = 0
         got = {id(a): set(), id(b): set()}
 
         def batch(n=24, both=True):
             # n packets each way (within the 32 a client's queue holds), then
-            # every one of them read: a lost packet is a timeout here.
+            # every one of them read: a lost packet is a timeout here. One
+            # way: to the mover only (its own writes wait for the half frame).
             nonlocal sent
             for k in range(n):
-                a.send_packet(b.pub, numbered(sent + k))
+                stays.send_packet(mover.pub, numbered(sent + k))
                 if both:
-                    b.send_packet(a.pub, numbered(sent + k))
-            for rx, tx in ((b, a), (a, b)) if both else ((b, a),):
+                    mover.send_packet(stays.pub, numbered(sent + k))
+            for rx, tx in ((mover, stays), (stays, mover)) if both else ((mover, stays),):
                 for _ in range(n):
                     src, data = rx.recv_packet(timeout=5)
                     assert src == tx.pub and len(data) == 1200
@@ -1056,7 +1059,7 @@ def migration_moves_a_split_pair(tls, *extra, half_frame=False):
                     assert sent <= seq < sent + n and seq not in got[id(rx)], "duplicate or stray %d" % seq
                     got[id(rx)].add(seq)
             if not both:
-                got[id(a)].update(range(sent, sent + n))  # nothing was sent that way
+                got[id(stays)].update(range(sent, sent + n))  # nothing was sent that way
             sent += n
 
         def published(v):
@@ -1065,28 +1068,27 @@ def migration_moves_a_split_pair(tls, *extra, half_frame=False):
             return r.wait_varz("moongate_relay_packets_sent_total", lambda x: x >= 2 * sent - v)
 
         if half_frame:
-            # b starts a SendPacket and stops half-way: the partial frame
-            # (and under TLS the record state) must move with it.
-            special = struct.pack(">BI", SEND_PACKET, 32 + 1200) + a.pub + numbered(999999)
-            b.sock.sendall(special[:700])
+            # The mover starts a SendPacket and stops half-way: the partial
+            # frame (and under TLS the record state) must move with it.
+            special = struct.pack(">BI", SEND_PACKET, 32 + 1200) + stays.pub + numbered(999999)
+            mover.sock.sendall(special[:700])
         deadline = time.monotonic() + 20
         moved = None
         while time.monotonic() < deadline:
             batch(both=not half_frame)
             v = r.varz()
             if (v["moongate_relay_migrations_total"] >= 1
-                    and v['moongate_relay_shard_derp_connections{shard="0"}'] == 2):
+                    and v['moongate_relay_shard_derp_connections{shard="%d"}' % to] == 2):
                 moved = v
                 break
         assert moved, "the split pair never moved: %r" % {k: x for k, x in r.varz().items() if "migrat" in k}
-        # b (shard 1) went to a's shard 0: moves only go down.
-        assert moved['moongate_relay_shard_derp_connections{shard="1"}'] == 0
+        assert moved['moongate_relay_shard_derp_connections{shard="%d"}' % (1 - to)] == 0
         assert moved["moongate_relay_migrations_total"] == 1
         one_way = sent if half_frame else 0  # packets a "got" that were never sent
         if half_frame:
-            b.sock.sendall(special[700:])
-            src, data = a.recv_packet(timeout=5)
-            assert src == b.pub and data == numbered(999999)
+            mover.sock.sendall(special[700:])
+            src, data = stays.recv_packet(timeout=5)
+            assert src == mover.pub and data == numbered(999999)
         # Same shard now: packets stop crossing the shard ring.
         for _ in range(5):
             batch()
@@ -1112,8 +1114,8 @@ def migration_moves_a_split_pair(tls, *extra, half_frame=False):
 
 @test
 def migration_plain():
-    """A pair split across 2 shards ends up on one (shard 0), relaying both
-    ways with no packet lost during the move."""
+    """A pair split across 2 shards ends up on one (the higher key's moves),
+    relaying both ways with no packet lost during the move."""
     migration_moves_a_split_pair(False)
 
 
@@ -1134,7 +1136,8 @@ def migration_carries_a_half_sent_frame():
 @test
 def migration_of_many_pairs_at_once():
     """Six pairs split across 2 shards, all streaming both ways: six moves
-    (several in one shard's tick), every packet delivered."""
+    (several in one tick, both ways between the shards), every packet
+    delivered."""
     r = Relay(BIN, "--migrate-min-packets", "20", "--migrate-margin-min", "100", shards=2)
     try:
         before = [0, 0]
@@ -1170,14 +1173,21 @@ def migration_of_many_pairs_at_once():
         while time.monotonic() < deadline:
             batch()
             v = r.varz()
-            if v["moongate_relay_migrations_total"] >= 6 and \
-                    v['moongate_relay_shard_derp_connections{shard="0"}'] == 12:
+            if v["moongate_relay_migrations_total"] >= 6:
                 break
+        # Moved up or down by their keys: the pairs stop crossing shards.
         for _ in range(3):
             batch()
+        before = r.wait_varz("moongate_relay_packets_sent_total", lambda x: x >= 12 * sent)
+        before = r.varz()
+        for _ in range(5):
+            batch()
+        r.wait_varz("moongate_relay_packets_sent_total", lambda x: x >= 12 * sent)
         v = r.varz()
         assert v["moongate_relay_migrations_total"] == 6, v["moongate_relay_migrations_total"]
-        assert v['moongate_relay_shard_derp_connections{shard="1"}'] == 0
+        assert v["moongate_relay_packets_forwarded_out_total"] == \
+            before["moongate_relay_packets_forwarded_out_total"], "a pair still crosses shards"
+        assert sum(v['moongate_relay_shard_derp_connections{shard="%d"}' % i] for i in range(2)) == 12
         assert all(g == set(range(sent)) for g in got.values()), "a packet was lost"
         assert v["moongate_relay_drop_queue_full_total"] == 0
         for p in pairs:

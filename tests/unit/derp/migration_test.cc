@@ -21,27 +21,36 @@ std::string send_frame(const Key& to, std::span<const std::uint8_t> data) {
   return f;
 }
 
+Key key_of(std::uint8_t b) {
+  Key k{};
+  k.fill(b);
+  return k;
+}
+
 TEST(RouteTally, FirstRouteOfAWindowIsTheCandidate) {
   RouteTally t;
-  for (int i = 0; i < 100; ++i) t.note(2);
-  const auto w = t.roll();
+  const Key own = key_of(5), peer = key_of(3);
+  for (int i = 0; i < 100; ++i) t.note(2, peer);
+  const auto w = t.roll(own);
   EXPECT_EQ(w.route, 2u);
   EXPECT_EQ(w.total, 100u);
   EXPECT_EQ(w.candidate, 100u);
-  EXPECT_EQ(t.roll().total, 0u);  // a quiet window
+  EXPECT_TRUE(w.above_peers);
+  EXPECT_EQ(t.roll(own).total, 0u);  // a quiet window
 }
 
 TEST(RouteTally, MajorityIsMeasuredFromTheNextWindow) {
   RouteTally t;
-  for (int i = 0; i < 10; ++i) t.note(kLocalRoute);
-  for (int i = 0; i < 90; ++i) t.note(3);
-  auto w = t.roll();
+  const Key own = key_of(5), peer = key_of(3);
+  for (int i = 0; i < 10; ++i) t.note(kLocalRoute, peer);
+  for (int i = 0; i < 90; ++i) t.note(3, peer);
+  auto w = t.roll(own);
   EXPECT_EQ(w.total, 100u);
   EXPECT_EQ(w.route, kLocalRoute);  // the first packet's
   EXPECT_EQ(w.candidate, 10u);
-  for (int i = 0; i < 5; ++i) t.note(1);
-  for (int i = 0; i < 95; ++i) t.note(3);
-  w = t.roll();
+  for (int i = 0; i < 5; ++i) t.note(1, peer);
+  for (int i = 0; i < 95; ++i) t.note(3, peer);
+  w = t.roll(own);
   EXPECT_EQ(w.route, 3u);  // the last window's majority
   EXPECT_EQ(w.total, 100u);
   EXPECT_EQ(w.candidate, 95u);  // counted exactly
@@ -49,20 +58,41 @@ TEST(RouteTally, MajorityIsMeasuredFromTheNextWindow) {
 
 TEST(RouteTally, AnEvenSplitIsNoMajority) {
   RouteTally t;
-  for (int i = 0; i < 60; ++i) t.note(2);
-  t.roll();
+  const Key own = key_of(5), peer = key_of(3);
+  for (int i = 0; i < 60; ++i) t.note(2, peer);
+  t.roll(own);
   // Routes 1 and 2 in turn: neither has more than half, the vote ends empty.
-  for (int i = 0; i < 100; ++i) t.note(static_cast<Route>(1 + i % 2));
-  auto w = t.roll();
+  for (int i = 0; i < 100; ++i) t.note(static_cast<Route>(1 + i % 2), peer);
+  auto w = t.roll(own);
   EXPECT_EQ(w.route, 2u);
   EXPECT_EQ(w.candidate, 50u);
   // So the next window starts open: its first packet's route is measured.
-  t.note(0);
-  for (int i = 0; i < 9; ++i) t.note(1);
-  w = t.roll();
+  t.note(0, peer);
+  for (int i = 0; i < 9; ++i) t.note(1, peer);
+  w = t.roll(own);
   EXPECT_EQ(w.route, 0u);
   EXPECT_EQ(w.candidate, 1u);
   EXPECT_EQ(w.total, 10u);
+}
+
+// The tie-break: above every key seen through the candidate route, and
+// only through it, in this window only.
+TEST(RouteTally, AbovePeersThroughTheCandidateRoute) {
+  RouteTally t;
+  const Key own = key_of(5);
+  for (int i = 0; i < 50; ++i) t.note(1, key_of(3));
+  t.note(1, key_of(4));
+  t.note(2, key_of(9));  // another route: not the candidate's
+  auto w = t.roll(own);
+  EXPECT_EQ(w.route, 1u);
+  EXPECT_TRUE(w.above_peers);
+  t.note(1, key_of(3));
+  t.note(1, key_of(6));  // one peer above us: the other end may move, not us
+  w = t.roll(own);
+  EXPECT_FALSE(w.above_peers);
+  t.note(1, key_of(3));
+  EXPECT_TRUE(t.roll(own).above_peers);  // a new window forgets key 6
+  EXPECT_FALSE(t.roll(own).above_peers);  // no packet: nothing to be above
 }
 
 // Shard 0 has x; shard 1 has c, which talks only to x (through route 0).
