@@ -1603,7 +1603,7 @@ void Shard::on_move_fd(std::uint32_t slot, std::uint32_t gen, int res, std::uint
   }
   if (res < 0) {
     ++move_refused_transfer_;
-    if (res == -EINVAL || res == -EOPNOTSUPP || res == -EBADFD) {
+    if (res == -EINVAL || res == -EOPNOTSUPP) {
       // A kernel without IORING_MSG_SEND_FD (before 6.0): no migration here.
       migrate_ok_ = false;
       static std::atomic<bool> said{false};
@@ -1656,6 +1656,32 @@ void Shard::finish_move(Conn& c, int target_fd, std::uint64_t now) {
   if (relay_.opts.verbose)
     std::fprintf(stderr, "moongate-relay: shard %u: moved %s:%u to shard %u\n", index_,
                  ip_string(raw->client.addr).c_str(), raw->client.addr.port, to);
+}
+
+void Shard::free_moves_in_flight() {
+  auto free_record = [](const std::uint8_t* rec) {
+    if (rec[4] != kRecMigrate) return;
+    Move* m;
+    std::memcpy(&m, rec + 5, sizeof m);
+    if (!m->conn->direct && m->fd >= 0) ::close(m->fd);  // a slot closes with its ring
+    delete m;
+  };
+  std::vector<std::uint8_t> rec;
+  for (unsigned from = 0; from < relay_.shards.size(); ++from) {
+    if (from == index_) continue;
+    auto& q = relay_.ring(from, index_);
+    while (q.read_available() >= 5) {
+      rec.resize(4);
+      q.pop(rec.data(), 4);
+      const std::uint32_t len = derp::get_be32(rec.data());
+      rec.resize(4 + len);
+      q.pop(rec.data() + 4, len);
+      free_record(rec.data());
+    }
+  }
+  for (auto& v : pending_ctrl_)
+    for (const std::string& r : v) free_record(reinterpret_cast<const std::uint8_t*>(r.data()));
+  pending_ctrl_.clear();
 }
 
 // Packets for a key that moved away, from shards that had not heard yet:

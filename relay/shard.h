@@ -141,6 +141,9 @@ class Shard final : public derp::Events, public UdpOut {
   void start();
   void join();
   void wake();  // from another thread: drain the inbox
+  // Once every shard has stopped: connections still on their way to this
+  // shard, or waiting to leave it, are freed.
+  void free_moves_in_flight();
   // After pushing to this shard's rings: wake it only if it is (about to
   // be) asleep; a busy shard drains its rings every loop iteration.
   void wake_if_sleeping();
