@@ -1646,16 +1646,17 @@ void Shard::finish_move(Conn& c, int target_fd, std::uint64_t now) {
   else moved_.insert(at, mk);
   c.moving = false;
   c.last_move = now;
+  ++moves_;
+  if (relay_.opts.verbose)
+    std::fprintf(stderr, "moongate-relay: shard %u: moving %s:%u to shard %u\n", index_,
+                 ip_string(c.addr).c_str(), c.addr.port, to);
   m->fd = target_fd;
   m->conn.reset(&c);
+  // From the push on the target owns it (it may adopt it at once).
   Move* raw = m.release();
   std::uint8_t ptr[sizeof raw];
   std::memcpy(ptr, &raw, sizeof raw);
   push_record(to, kRecMigrate, ptr, {}, true);
-  ++moves_;
-  if (relay_.opts.verbose)
-    std::fprintf(stderr, "moongate-relay: shard %u: moved %s:%u to shard %u\n", index_,
-                 ip_string(raw->client.addr).c_str(), raw->client.addr.port, to);
 }
 
 void Shard::free_moves_in_flight() {
