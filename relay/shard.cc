@@ -1513,7 +1513,12 @@ void Shard::timers(std::uint64_t now) {
 void Shard::consider_moves(std::uint64_t now) {
   // Keys moved long enough ago: every shard has heard of the move.
   std::erase_if(moved_, [&](const MovedKey& m) { return m.until <= now; });
-  if (!migrate_ok_) return;
+  // Nothing moves while announcements wait for room in a full shard ring:
+  // a key's PeerAdd must reach every shard before the key can move, or it
+  // would arrive after the move and point back here.
+  bool backlog = false;
+  for (const auto& v : pending_ctrl_) backlog = backlog || !v.empty();
+  if (!migrate_ok_ || backlog) return;
   loads_.resize(relay_.shards.size());
   for (std::size_t i = 0; i < loads_.size(); ++i)
     loads_[i] = relay_.shards[i]->load.load(std::memory_order_relaxed);
