@@ -1011,7 +1011,10 @@ def split_pair(r, make):
     on = {}
     extra = []
     for _ in range(40):
-        c, shard = shard_of_new_client(r, make, before)
+        try:
+            c, shard = shard_of_new_client(r, make, before)
+        except (Closed, OSError):  # a shard with a full file table refuses it
+            continue
         if shard in on:
             extra.append(c)
         else:
@@ -1193,6 +1196,73 @@ def migration_of_many_pairs_at_once():
         for p in pairs:
             for c in p:
                 c.close()
+    finally:
+        r.stop()
+
+
+@test
+def migration_refused_when_the_target_table_is_full():
+    """The target shard's file table is full (--conn-table 2): passing the
+    socket fails, the refusal is counted, and the pair carries on split
+    with nothing lost."""
+    r = Relay(BIN, "--conn-table", "2", "--migrate-min-packets", "20", shards=2)
+    plain_varz = r.varz
+
+    def varz():
+        # /debug/varz needs a slot too: a request that lands on a full
+        # shard is refused, the next one comes from another source port.
+        for _ in range(100):
+            try:
+                return plain_varz()
+            except OSError:
+                continue
+        raise AssertionError("/debug/varz never answered")
+    r.varz = varz
+    try:
+        a, b = split_pair(r, lambda: DerpClient("127.0.0.1", r.port))  # a on shard 0, b on 1
+        mover, stays, to = (b, a, 0) if b.pub > a.pub else (a, b, 1)
+        # One more client on the target shard fills its two slots. Others
+        # land on the mover's shard (closed again), or find it full.
+        for shard in range(2):
+            r.wait_varz('moongate_relay_shard_derp_connections{shard="%d"}' % shard, lambda x: x == 1)
+        before = [1, 1]
+        filler = None
+        for _ in range(60):
+            try:
+                c, shard = shard_of_new_client(r, lambda: DerpClient("127.0.0.1", r.port), before)
+            except (Closed, ConnectionError, OSError, AssertionError):
+                continue
+            if shard == to:
+                filler = c
+                break
+            c.close()
+            r.wait_varz('moongate_relay_shard_derp_connections{shard="%d"}' % shard, lambda x: x == 1)
+            before[shard] -= 1
+        assert filler, "no client landed on shard %d" % to
+        sent = 0
+        got = {id(a): set(), id(b): set()}
+        deadline = time.monotonic() + 20
+        refused = 0
+        while time.monotonic() < deadline and refused < 2:
+            for k in range(16):
+                a.send_packet(b.pub, numbered(sent + k))
+                b.send_packet(a.pub, numbered(sent + k))
+            for rx, tx in ((b, a), (a, b)):
+                for _ in range(16):
+                    src, data = rx.recv_packet(timeout=5)
+                    assert src == tx.pub
+                    got[id(rx)].add(struct.unpack(">I", data[:4])[0])
+            sent += 16
+            refused = r.varz()['moongate_relay_migrations_refused_total{reason="transfer"}']
+        assert refused >= 2, "the move was never tried"
+        v = r.varz()
+        assert v["moongate_relay_migrations_total"] == 0
+        assert v['moongate_relay_shard_derp_connections{shard="%d"}' % (1 - to)] == 1  # still there
+        assert got[id(a)] == set(range(sent)) and got[id(b)] == set(range(sent)), "a packet was lost"
+        exchange(mover, stays)
+        exchange(stays, mover)
+        for c in (a, b, filler):
+            c.close()
     finally:
         r.stop()
 
