@@ -15,10 +15,13 @@
 // window), the route of this window's first packet. Its count is exact
 // from then on, so the share it gives is never more than the true one: a
 // new conversation is judged after one window, a shift within one after
-// two. A few integers and one key per connection rather than a count per
-// route.
+// two. Keys are compared by their first 8 bytes (as a big-endian number):
+// two keys alike there (made so on purpose) are neither above the other,
+// and then neither end moves. A few integers per connection rather than a
+// count per route.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "derp/frame.h"
@@ -35,7 +38,7 @@ struct RouteTally {
     std::uint32_t total = 0;      // packets sent or received in the window
     std::uint32_t candidate = 0;  // of those, with `route`
     Route route = kLocalRoute;
-    bool above_peers = false;     // own key > every peer key seen through `route`
+    bool above_peers = false;     // own key above every peer key seen through `route` (rank())
   };
 
   void note(Route r, const Key& peer) noexcept {
@@ -46,7 +49,7 @@ struct RouteTally {
     }
     if (r == cand_) {
       ++cand_n_;
-      if (peer > peer_max_) peer_max_ = peer;
+      peer_max_ = std::max(peer_max_, rank(peer));
     }
     if (r == vote_) {
       ++vote_n_;
@@ -59,19 +62,26 @@ struct RouteTally {
   }
 
   Window roll(const Key& own) noexcept {
-    const Window w{total_, cand_n_, cand_, cand_n_ > 0 && own > peer_max_};
+    const Window w{total_, cand_n_, cand_, cand_n_ > 0 && rank(own) > peer_max_};
     open_ = vote_n_ == 0;
     if (!open_) cand_ = vote_;
     total_ = cand_n_ = vote_n_ = 0;
-    peer_max_ = Key{};
+    peer_max_ = 0;
     return w;
+  }
+
+  // A key's place in the tie-break order: its first 8 bytes, big-endian.
+  static std::uint64_t rank(const Key& k) noexcept {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = v << 8 | k[static_cast<std::size_t>(i)];
+    return v;
   }
 
  private:
   std::uint32_t total_ = 0, cand_n_ = 0, vote_n_ = 0;
   Route cand_ = kLocalRoute, vote_ = kLocalRoute;
   bool open_ = true;  // the next packet's route becomes the candidate
-  Key peer_max_{};    // the largest peer key seen through cand_ this window
+  std::uint64_t peer_max_ = 0;  // the highest peer rank seen through cand_ this window
 };
 
 }  // namespace moongate::derp

@@ -93,6 +93,11 @@ TEST(RouteTally, AbovePeersThroughTheCandidateRoute) {
   t.note(1, key_of(3));
   EXPECT_TRUE(t.roll(own).above_peers);  // a new window forgets key 6
   EXPECT_FALSE(t.roll(own).above_peers);  // no packet: nothing to be above
+  // Keys alike in their first 8 bytes: neither is above the other.
+  Key twin = own;
+  twin[31] ^= 1;
+  t.note(1, twin);
+  EXPECT_FALSE(t.roll(own).above_peers);
 }
 
 // Shard 0 has x; shard 1 has c, which talks only to x (through route 0).
