@@ -83,9 +83,10 @@ start_relay() {
   http=$(sed -n 's/.*http port \([0-9]*\).*/\1/p' "$out")
   [ -n "$http" ] || http=$port
 }
-# varz NAME: a counter of the running relay
+# varz NAME: a counter of the running relay (python3, as common.sh uses it)
 varz() {
-  curl -s "http://127.0.0.1:$http/debug/varz" | sed -n "s/^$1 \([0-9]*\)\$/\1/p"
+  python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://127.0.0.1:$http/debug/varz" | sed -n "s/^$1 \([0-9]*\)\$/\1/p"
 }
 stop_relay() {
   kill "$relay_pid"
