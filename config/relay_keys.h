@@ -10,10 +10,11 @@
 
 namespace moongate::config {
 
-inline constexpr std::array<std::string_view, 19> kRelayKeys = {
+inline constexpr std::array<std::string_view, 25> kRelayKeys = {
     "addr",          "hostname",  "certdir",       "plain",      "http_port",  "stun_port",
     "shards",        "conn_table", "key_file",  "mesh_key_file", "mesh_with",  "mesh_insecure", "admission",
-    "rate_limit",    "rate_burst", "verbose",      "moon_config", "bootstrap_dns_names",
+    "rate_limit",    "rate_burst", "migrate", "migrate_share", "migrate_min_packets", "migrate_hold",
+    "migrate_margin", "migrate_margin_min", "verbose",      "moon_config", "bootstrap_dns_names",
     "unpublished_bootstrap_dns_names"};
 
 // Keys taking true or false, and keys taking a list (or one value).

@@ -101,6 +101,7 @@ struct Server::Conn {
   Buf* inflight[kMaxQueue + kMaxDiscoQueue];
   std::uint8_t n_inflight = 0;
   std::size_t inflight_off = 0;  // bytes of the in-flight sequence already written
+  RouteTally tally;  // whom its packets went to and came from (shard migration)
 };
 
 std::size_t Server::KeyHash::operator()(const Key& k) const noexcept {
@@ -462,13 +463,17 @@ void Server::handle_send(Conn& c, std::span<const std::uint8_t> payload, std::ui
   if (auto it = clients_.find(dst); it != clients_.end()) {
     if (it->second.superseded && forward_to_sibling(c.key, dst, data)) return;
     Conn& d = *conns_[it->second.conns.back()];
+    c.tally.note(kLocalRoute, dst);
+    d.tally.note(kLocalRoute, c.key);
     enqueue_packet(d, c.key, data);
     note_sent_to(d, c.key);
     return;
   }
   if (auto it = remote_.find(dst); it != remote_.end() && !it->second.empty()) {
     count(Counter::packets_forwarded_out);
-    events_.forward(it->second.back().route, c.key, dst, data);
+    const Route r = it->second.back().route;
+    c.tally.note(r, dst);
+    events_.forward(r, c.key, dst, data);
     return;
   }
   const bool disco = is_disco(data);
@@ -491,7 +496,7 @@ void Server::handle_send(Conn& c, std::span<const std::uint8_t> payload, std::ui
 }
 
 bool Server::deliver(const Key& src, const Key& dst, std::span<const std::uint8_t> data,
-                     std::uint64_t, bool to_sibling) {
+                     std::uint64_t, bool to_sibling, Route from) {
   auto it = clients_.find(dst);
   if (it == clients_.end() || (to_sibling && it->second.superseded)) {
     if (to_sibling && forward_to_sibling(src, dst, data)) return true;
@@ -502,6 +507,7 @@ bool Server::deliver(const Key& src, const Key& dst, std::span<const std::uint8_
   }
   count(Counter::packets_forwarded_in);
   Conn& d = *conns_[it->second.conns.back()];
+  d.tally.note(from, src);
   enqueue_packet(d, src, data);
   note_sent_to(d, src);
   return true;
@@ -807,6 +813,143 @@ void Server::close_peer(const Key& key) {
   if (it == clients_.end()) return;
   const std::vector<ConnId> ids = it->second.conns;
   for (ConnId id : ids) fail(*conns_[id], CloseReason::kClosedByMesh, Counter::not_permitted);
+}
+
+bool Server::movable(ConnId id) const {
+  const Conn* c = get(id);
+  if (!c || c->state != State::kActive || c->mesh || c->watcher) return false;
+  auto it = clients_.find(c->key);
+  return it != clients_.end() && it->second.conns.size() == 1 && !remote_.count(c->key);
+}
+
+RouteTally::Window Server::roll_tally(ConnId id) noexcept {
+  Conn* c = get(id);
+  return c ? c->tally.roll(c->key) : RouteTally::Window{};
+}
+
+void Server::detach(ConnId id, Route to, MovedClient& out) {
+  Conn& c = *conns_[id];
+  out.key = c.key;
+  out.addr = c.addr;
+  out.info = c.info;
+  out.prober = c.prober;
+  out.preferred = c.preferred;
+  out.created = c.created;
+  out.next_keepalive = c.next_keepalive;
+  out.tokens = c.tokens;
+  out.tokens_at = c.tokens_at;
+  out.gone_tokens = c.gone_tokens;
+  out.gone_at = c.gone_at;
+  if (c.rx) out.rx.assign(reinterpret_cast<const char*>(c.rx->data()), c.rx->len);
+  // What output() handed out and sent() has not covered yet goes first
+  // (the I/O layer has none when it moves a connection: it reports every
+  // byte it takes), then the control frames, then the queues.
+  std::size_t skip = c.inflight_off;
+  if (skip < c.ctrl_inflight.size()) out.ctrl.append(c.ctrl_inflight, skip);
+  skip = skip > c.ctrl_inflight.size() ? skip - c.ctrl_inflight.size() : 0;
+  for (std::size_t i = 0; i < c.n_inflight; ++i) {
+    Buf* b = c.inflight[i];
+    if (skip >= b->len) {
+      skip -= b->len;
+      continue;
+    }
+    out.ctrl.append(reinterpret_cast<const char*>(b->data()) + skip, b->len - skip);
+    skip = 0;
+  }
+  out.ctrl += c.ctrl;
+  auto take = [&](auto& ring, std::vector<std::string>& to_list) {
+    while (!ring.empty()) {
+      Buf* b = ring.pop();
+      to_list.emplace_back(reinterpret_cast<const char*>(b->data()), b->len);
+      pool_.put(b);
+    }
+  };
+  take(c.pkts, out.pkts);
+  take(c.disco, out.disco);
+  free_queues(c);
+  clients_.erase(c.key);
+  if (c.watcher) std::erase(watchers_, c.id);
+  remote_[c.key].push_back(RemoteRoute{to, true, c.addr, present_flags(c)});
+  delete &c;
+  conns_[id] = nullptr;
+  free_ids_.push_back(id);
+  --live_;
+}
+
+ConnId Server::adopt(MovedClient&& m, Route from, std::uint64_t now) {
+  ConnId id;
+  if (!free_ids_.empty()) {
+    id = free_ids_.back();
+    free_ids_.pop_back();
+  } else {
+    id = static_cast<ConnId>(conns_.size());
+    conns_.push_back(nullptr);
+  }
+  Conn* c = new Conn;
+  c->id = id;
+  c->state = State::kActive;
+  c->key = m.key;
+  c->addr = m.addr;
+  c->info = std::move(m.info);
+  c->prober = m.prober;
+  c->preferred = m.preferred;
+  c->created = m.created;
+  c->next_keepalive = m.next_keepalive;
+  c->tokens = m.tokens;
+  c->tokens_at = m.tokens_at;
+  c->gone_tokens = m.gone_tokens;
+  c->gone_at = m.gone_at;
+  conns_[id] = c;
+  ++live_;
+  bool rx_lost = false;
+  if (!m.rx.empty()) {
+    // Room for the whole frame once its header is known, as receive() keeps it.
+    std::size_t need = kHeaderLen;
+    if (m.rx.size() >= kHeaderLen)
+      need += get_header(reinterpret_cast<const std::uint8_t*>(m.rx.data())).length;
+    if (Buf* b = pool_.get(std::max(need, m.rx.size()))) {
+      std::memcpy(b->data(), m.rx.data(), m.rx.size());
+      b->len = static_cast<std::uint32_t>(m.rx.size());
+      c->rx = b;
+    } else {
+      rx_lost = true;
+    }
+  }
+  c->ctrl = std::move(m.ctrl);
+  auto put = [&](auto& ring, const std::vector<std::string>& frames) {
+    for (const std::string& f : frames) {
+      Buf* b = pool_.get(f.size());
+      if (!b) {
+        count(Counter::drop_no_memory);
+        continue;
+      }
+      std::memcpy(b->data(), f.data(), f.size());
+      b->len = static_cast<std::uint32_t>(f.size());
+      ring.push(b);
+    }
+  };
+  put(c->pkts, m.pkts);
+  put(c->disco, m.disco);
+  if (has_output(id)) c->write_wait_since = now;
+  ClientSet& set = clients_[c->key];
+  set.conns.push_back(id);
+  set.superseded = false;
+  remove_remote(c->key, from, now);  // the key is a client here now: nobody hears of it
+  // Without its partial frame the stream cannot go on: it ends as any
+  // connection does (the caller sees !is_active and closes the socket).
+  if (rx_lost) fail(*c, CloseReason::kNoMemory, Counter::drop_no_memory);
+  return id;
+}
+
+void Server::move_remote(const Key& key, Route from, Route to, const IpPort& addr, std::uint8_t flags) {
+  auto& v = remote_[key];
+  std::erase_if(v, [&](const RemoteRoute& r) { return r.route == to; });
+  for (RemoteRoute& r : v)
+    if (r.route == from) {
+      r = RemoteRoute{to, true, addr, flags};
+      return;
+    }
+  v.push_back(RemoteRoute{to, true, addr, flags});
 }
 
 bool Server::is_connected(const Key& key) const { return clients_.count(key) != 0; }

@@ -19,6 +19,10 @@
 //   4. tick()       keepalives, the 10 s handshake limit, the 2 s write limit
 //   5. closed()     the socket is gone: the client is unregistered, watchers
 //                   get PeerGone, peers it sent to get PeerGone(disconnected)
+//   or detach()     the connection moves to a sibling shard (relay/shard.h,
+//                   Migration): its state leaves as a MovedClient, the key
+//                   becomes a route to that shard, nobody is told; the
+//                   sibling's adopt() registers it as silently
 //
 // One Server per shard (thread); nothing here is shared across threads.
 // Other shards and mesh peers are "routes": keys they announce are added with
@@ -42,6 +46,7 @@
 #include "derp/buffer_pool.h"
 #include "derp/frame.h"
 #include "derp/handshake.h"
+#include "derp/route_tally.h"
 
 namespace moongate::derp {
 
@@ -103,6 +108,26 @@ enum class CloseReason : std::uint8_t {
 const char* close_reason_name(CloseReason r) noexcept;
 
 enum class Admission : std::uint8_t { kAllow, kDeny, kPending };
+
+// A client connection's state on its way to another shard's Server: what
+// it is, what it was sending and what was queued for it. Frames are copied
+// out of the old server's buffer pool (each Server has its own).
+struct MovedClient {
+  Key key{};
+  IpPort addr;
+  ClientInfo info;
+  bool prober = false;
+  bool preferred = false;
+  std::uint64_t created = 0;
+  std::uint64_t next_keepalive = 0;
+  double tokens = 0;
+  std::uint64_t tokens_at = 0;
+  double gone_tokens = 0;
+  std::uint64_t gone_at = 0;
+  std::string rx;    // a partial frame read from the client
+  std::string ctrl;  // output not yet taken by the I/O layer: control frames first
+  std::vector<std::string> pkts, disco;  // queued RecvPacket frames, oldest first
+};
 
 struct ServerConfig {
   crypto::SecretKey private_key;
@@ -185,12 +210,32 @@ class Server {
   // A packet forwarded to this server for a local client; never forwarded
   // to a mesh peer again. `to_sibling`: a client on a sibling shard may take
   // it (one more hop; shards hand over with to_sibling false, so no loops).
+  // `from`: the route it came through, for the tally (kOtherRoute: a mesh
+  // connection).
   bool deliver(const Key& src, const Key& dst, std::span<const std::uint8_t> data,
-               std::uint64_t now, bool to_sibling = true);
+               std::uint64_t now, bool to_sibling = true, Route from = kOtherRoute);
   // Closes every local connection of `key` (ClosePeer from a mesh peer).
   void close_peer(const Key& key);
   // Sends `frame` (a whole frame) to every watcher; e.g. a health message.
   void send_ctrl(ConnId c, std::span<const std::uint8_t> frame);
+
+  // --- moving a client to a sibling shard ---
+  // An active client connection, not a mesh peer or watcher, and its key's
+  // only connection anywhere in the relay (no sibling or mesh route for it).
+  bool movable(ConnId c) const;
+  // Its packets since the last call (derp/route_tally.h).
+  RouteTally::Window roll_tally(ConnId c) noexcept;
+  // Takes a movable() connection out: its state into `out`, the key now
+  // reached through sibling route `to`. Frees c; nobody is told (the client
+  // is still connected, elsewhere).
+  void detach(ConnId c, Route to, MovedClient& out);
+  // The sibling's side: registers the client (active, writable: the I/O
+  // layer asks for output itself) and drops the key's route `from`; nobody
+  // is told.
+  ConnId adopt(MovedClient&& m, Route from, std::uint64_t now);
+  // Another shard passed a client from route `from` to route `to`: the
+  // key's route changes, silently.
+  void move_remote(const Key& key, Route from, Route to, const IpPort& addr, std::uint8_t flags);
 
   // --- introspection ---
   std::uint64_t counter(Counter k) const noexcept { return counters_[static_cast<std::size_t>(k)]; }

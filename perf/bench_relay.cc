@@ -2,7 +2,7 @@
 //
 //   bench_relay load --port P --key HEX --pid PID [--tls] [--pairs N]
 //                    [--seconds S] [--size BYTES] [--window W] [--suite TLS_...]
-//                    [--bind-port B]
+//                    [--bind-port B] [--warmup S]
 //     N sender/receiver pairs on loopback, each sender keeping at most W
 //     packets in flight to its receiver; reports packets/s and the relay's
 //     CPU per relayed packet (utime+stime of PID from /proc/PID/stat).
@@ -10,6 +10,8 @@
 //     the relay on a fixed port SO_REUSEPORT puts them on the same shards
 //     in every run (its hash of the addresses is fixed until reboot): A/B
 //     comparisons of a cross-shard (or same-shard) pair.
+//     --warmup: seconds of load before the measured ones (default 1); a
+//     relay moving a split pair to one shard does so within ~2 s.
 //   bench_relay idle --port P --key HEX --pid PID [--tls] [--conns N] [--sources K]
 //                    [--procs M] [--hold S]
 //     N connections through the handshake, from 127.0.0.1..127.0.0.K (one
@@ -299,7 +301,7 @@ int main(int argc, char** argv) {
   int pid = 0, pairs = 1, conns = 1000, sources = 1, window = 64;
   int procs = 0;  // idle: 0 = as few as the descriptor limit allows
   int bind_port = 0;  // load: 0 = ephemeral source ports
-  double seconds = 5, hold = 0;
+  double seconds = 5, hold = 0, warmup = 1;
   std::string suite;  // TLS 1.3 suite to offer alone; default: OpenSSL's offer
   std::size_t size = 1200;
   for (int i = 2; i < argc; ++i) {
@@ -314,6 +316,7 @@ int main(int argc, char** argv) {
     else if (a == "--conns") conns = std::atoi(next().c_str());
     else if (a == "--sources") sources = std::atoi(next().c_str());
     else if (a == "--seconds") seconds = std::atof(next().c_str());
+    else if (a == "--warmup") warmup = std::atof(next().c_str());
     else if (a == "--size") size = static_cast<std::size_t>(std::atol(next().c_str()));
     else if (a == "--window") window = std::atoi(next().c_str());
     else if (a == "--hold") hold = std::atof(next().c_str());
@@ -443,7 +446,7 @@ int main(int argc, char** argv) {
       b.poll(1);
     }
   };
-  run(1.0);  // warm up
+  run(warmup);
   std::uint64_t r0 = 0;
   for (auto& pr : p) r0 += pr.second->received;
   const double c0 = cpu_of(pid), t0 = mono();

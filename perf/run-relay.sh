@@ -8,8 +8,10 @@
 #   - memory per idle connection (VmRSS growth / connections), plain and
 #     TLS, connections from 127.0.0.1..127.0.0.8
 #
-# Usage: perf/run-relay.sh [--build-dir DIR] [--seconds S] [--idle N]
+# Usage: perf/run-relay.sh [--build-dir DIR] [--seconds S] [--warmup S] [--idle N]
 #   DIR defaults to $MOONGATE_PERF_BUILD_DIR, else build-perf.
+#   --warmup S: load before the measured seconds (default 3: a split pair
+#   is moved to one shard within ~2 s, docs/relay.md, Migration).
 #   --idle N: idle connections to hold (default 100000). The relay keeps
 #   them in io_uring registered-file tables, one per shard, each capped by
 #   the kernel at RLIMIT_NOFILE: the idle runs use enough shards for N with
@@ -23,11 +25,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cmdline="perf/run-relay.sh $*"
 build=${MOONGATE_PERF_BUILD_DIR:-build-perf}
 seconds=10
+warmup=3
 idle=100000
 while [ $# -gt 0 ]; do
   case $1 in
     --build-dir) build=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
     --idle) idle=$2; shift 2 ;;
     *) echo "run-relay.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -54,10 +58,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# start_relay SHARDS TLS(0|1): sets $relay_pid $port $key
+# start_relay SHARDS TLS(0|1): sets $relay_pid $port $key $http (the port of /debug/varz)
 start_relay() {
   if [ "$2" = 1 ]; then
-    set -- "$1" --hostname 127.0.0.1 --certdir "$tmp"
+    set -- "$1" --hostname 127.0.0.1 --certdir "$tmp" --http-port 0
   else
     set -- "$1" --plain
   fi
@@ -76,6 +80,13 @@ start_relay() {
   done
   port=$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$out" | head -n 1)
   key=$(sed -n 's/.*public key \([0-9a-f]*\).*/\1/p' "$out")
+  http=$(sed -n 's/.*http port \([0-9]*\).*/\1/p' "$out")
+  [ -n "$http" ] || http=$port
+}
+# varz NAME: a counter of the running relay (python3, as common.sh uses it)
+varz() {
+  python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://127.0.0.1:$http/debug/varz" | sed -n "s/^$1 \([0-9]*\)\$/\1/p"
 }
 stop_relay() {
   kill "$relay_pid"
@@ -85,8 +96,8 @@ stop_relay() {
 
 load=$(cut -d ' ' -f 1-3 /proc/loadavg)
 {
-  echo "| mode | shards | pairs | packets/s | relay CPU per packet (us) |"
-  echo "|---|---|---|---|---|"
+  echo "| mode | shards | pairs | packets/s | relay CPU per packet (us) | connections moved | packets across shards |"
+  echo "|---|---|---|---|---|---|---|"
   for tls in 0 1; do
     for shards in 1 2; do
       for pairs in 1 8; do
@@ -94,16 +105,21 @@ load=$(cut -d ' ' -f 1-3 /proc/loadavg)
         flag=""
         [ $tls = 1 ] && flag=--tls
         line=$("$build/perf/bench_relay" load $flag --port "$port" --key "$key" --pid "$relay_pid" \
-          --pairs $pairs --seconds "$seconds" --size 1200)
+          --pairs $pairs --seconds "$seconds" --warmup "$warmup" --size 1200)
+        moved=$(varz moongate_relay_migrations_total)
+        across=$(varz moongate_relay_packets_forwarded_out_total)
         stop_relay
         pps=$(echo "$line" | sed -n 's/.* pps=\([0-9]*\).*/\1/p')
         us=$(echo "$line" | sed -n 's/.*us_per_packet=\([0-9.]*\).*/\1/p')
         mode=plain
         [ $tls = 1 ] && mode=TLS
-        echo "| $mode | $shards | $pairs | $pps | $us |"
+        echo "| $mode | $shards | $pairs | $pps | $us | $moved | $across |"
       done
     done
   done
+  echo
+  echo "Connections moved, packets across shards: the relay's /debug/varz counters at the end of"
+  echo "the run (warm-up included: ${warmup} s, then ${seconds} s measured)."
   echo
   echo "| mode | idle connections | relay shards | client processes | relay RSS before (KiB) | after (KiB) | bytes per connection | handshakes took (s) |"
   echo "|---|---|---|---|---|---|---|---|"

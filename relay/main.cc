@@ -249,5 +249,6 @@ int main(int argc, char** argv) {
   relay->stop = true;
   for (auto& s : relay->shards) s->wake();
   for (auto& s : relay->shards) s->join();
+  for (auto& s : relay->shards) s->free_moves_in_flight();
   return 0;
 }

@@ -92,6 +92,17 @@ std::string usage() {
   --admission MODE        open | keys:FILE | netmap:INTERFACE | url:http://HOST[:PORT]/PATH
   --rate-limit BYTES      per-client receive limit in bytes/s (default off)
   --rate-burst BYTES      its burst (default rate/10)
+  --migrate on|off        move a client connection to the shard of the peers it talks
+                          to (default on; needs 2+ shards; docs/relay.md, Migration)
+  --migrate-share PCT     ... when at least PCT % of its packets in a second were with
+                          clients on one other shard, all with lower keys (default 90)
+  --migrate-min-packets N ... and it sent or received at least N packets in that second
+                          (default 256)
+  --migrate-hold S        ... and it has not moved in the last S seconds (5..86400,
+                          default 10)
+  --migrate-margin PCT    ... and that shard would hold no more than its fair share of
+  --migrate-margin-min N  connections plus max(PCT % of it, N) (defaults 25, 4); else the
+                          move is refused and counted
   --verbose               log connections
   --bootstrap-dns-names NAMES
                           serve /bootstrap-dns: these host names (comma-separated,
@@ -361,6 +372,44 @@ bool parse_options_only(int argc, char** argv, Options& o, std::string& error) {
         return false;
       }
       (a == "--rate-limit" ? o.rate_bytes_per_second : o.rate_burst_bytes) = n;
+    } else if (a == "--migrate") {
+      if (!value(v)) return false;
+      if (v == "on" || v == "true") {
+        o.migrate.enabled = true;
+      } else if (v == "off" || v == "false") {
+        o.migrate.enabled = false;
+      } else {
+        error = "--migrate: want on or off, got " + v;
+        return false;
+      }
+    } else if (a == "--migrate-share" || a == "--migrate-margin") {
+      if (!value(v)) return false;
+      std::uint32_t n;
+      const std::uint32_t max = a == "--migrate-share" ? 100 : 1000;
+      if (!number(v, n) || n > max || (a == "--migrate-share" && n < 51)) {
+        error = a + ": want " + (a == "--migrate-share" ? "51" : "0") + ".." + std::to_string(max) +
+                " (percent), got " + v;
+        return false;
+      }
+      (a == "--migrate-share" ? o.migrate.share_pct : o.migrate.margin_pct) = n;
+    } else if (a == "--migrate-min-packets" || a == "--migrate-margin-min") {
+      if (!value(v)) return false;
+      std::uint32_t n;
+      if (!number(v, n)) {
+        error = a + ": not a count: " + v;
+        return false;
+      }
+      (a == "--migrate-min-packets" ? o.migrate.min_packets : o.migrate.margin_min) = n;
+    } else if (a == "--migrate-hold") {
+      if (!value(v)) return false;
+      std::uint32_t n;
+      // Not below the 5 s a shard passes on packets for a key that moved
+      // away (shard.cc): a key cannot move twice while they are on their way.
+      if (!number(v, n) || n < 5 || n > 86400) {
+        error = "--migrate-hold: want 5..86400 seconds, got " + v;
+        return false;
+      }
+      o.migrate.hold_ns = std::uint64_t{n} * 1'000'000'000ull;
     } else {
       error = "unknown flag " + a;
       return false;

@@ -8,6 +8,7 @@
 
 #include "relay/admission.h"
 #include "relay/bootstrap_dns.h"
+#include "relay/migration.h"
 #include "relay/udp_service.h"
 
 namespace moongate::relay {
@@ -46,6 +47,9 @@ struct Options {
   AdmissionConfig admission;
   std::uint32_t rate_bytes_per_second = 0;
   std::uint32_t rate_burst_bytes = 0;
+  // Moving client connections to their peers' shard (relay/migration.h):
+  // --migrate on|off and the rule's thresholds.
+  MigrationConfig migrate;
   bool verbose = false;
   std::string moon_config;        // a moongate-moon YAML (`moon:` section): host the moon too
   BootstrapDnsConfig bootstrap_dns;  // /bootstrap-dns names (none: an empty answer)
@@ -63,7 +67,8 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error);
 // Applies the `relay:` section of a YAML document (the keys are the flags'
 // names without the dashes, with '_' or '-': addr, hostname, certdir, plain,
 // http_port, stun_port, shards, conn_table, key_file, mesh_key_file, mesh_with (a list),
-// mesh_insecure, admission, rate_limit, rate_burst, verbose, moon_config —
+// mesh_insecure, admission, rate_limit, rate_burst, migrate, migrate_share, migrate_min_packets,
+// migrate_hold, migrate_margin, migrate_margin_min, verbose, moon_config —
 // relative to the YAML file —, bootstrap_dns_names and
 // unpublished_bootstrap_dns_names: a list or a comma-separated string).
 // Errors read `<source>:<line>:<col>: relay.<key>: <message>` at the value

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <malloc.h>
@@ -37,6 +38,9 @@ constexpr std::size_t kUdpBurstBytes = 65536;
 constexpr std::size_t kMeshMaxBacklog = 16 << 20;
 constexpr std::uint64_t kTickNs = 100'000'000;
 constexpr std::uint64_t kWriteTimeoutNs = 2 * derp::kSecond;
+// How long a shard passes on packets for a key that moved away: those other
+// shards sent before they heard of the move (ring latency, far below this).
+constexpr std::uint64_t kMovedForwardNs = 5 * derp::kSecond;
 
 std::uint64_t mono_ns() {
   timespec ts;
@@ -54,6 +58,9 @@ enum Rec : std::uint8_t {
   kRecMeshRemove,      // route(4), key
   kRecRouteDown,       // route(4)
   kRecClosePeer,       // key: a mesh peer's ClosePeer
+  kRecMigrate,         // Move* (host order): a connection moved here (shard.h, Migration)
+  kRecPeerMoved,       // key, ip(16), port(2), flags(1), from(4): the key moved from shard `from` to the sender
+  kRecDropSlot,        // slot(4): a table slot a move filled here, for a connection that closed meanwhile
 };
 
 derp::IpPort ipport_of(const sockaddr_storage& ss) {
@@ -174,6 +181,10 @@ struct Shard::Conn {
   // Here, in the padding before addr, they cost no bytes per connection.
   bool direct = false;  // fd is a slot of the ring's registered-file table
   bool shutdown_armed = false;
+  bool moving = false;     // migration begun (shard.h): no reads, no new sends
+  bool move_sent = false;  // the descriptor's transfer to move_to is in flight
+  std::uint32_t move_to = 0;
+  std::uint64_t last_move = 0;
   derp::IpPort addr;
   std::unique_ptr<TlsConn> tls;
   std::unique_ptr<WsReader> ws;  // DERP inside WebSocket (browser clients)
@@ -181,6 +192,13 @@ struct Shard::Conn {
   std::string tx_pending;
   std::string tx_inflight;
   std::size_t tx_off = 0;
+};
+
+// A connection on its way from one shard to another (kRecMigrate).
+struct Shard::Move {
+  std::unique_ptr<Conn> conn;
+  derp::MovedClient client;
+  int fd = -1;  // on the target: its table slot when conn->direct, else the descriptor
 };
 
 struct Shard::UdpSock {
@@ -246,7 +264,7 @@ std::string Relay::metrics() const {
   std::string out;
   std::array<std::uint64_t, static_cast<std::size_t>(derp::Counter::kCount)> sum{};
   std::uint64_t conns = 0, clients = 0, io = 0, wto = 0, drops = 0, links = 0, remotes = 0;
-  std::uint64_t slots = 0, full = 0, accept_errors = 0;
+  std::uint64_t slots = 0, full = 0, accept_errors = 0, moves = 0, refused_full = 0, refused_transfer = 0;
   for (const auto& s : shards) {
     for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += s->published[i].load(std::memory_order_relaxed);
     conns += s->pub_connections.load(std::memory_order_relaxed);
@@ -259,6 +277,9 @@ std::string Relay::metrics() const {
     slots += s->table_slots();
     full += s->pub_table_full.load(std::memory_order_relaxed);
     accept_errors += s->pub_accept_errors.load(std::memory_order_relaxed);
+    moves += s->pub_moves.load(std::memory_order_relaxed);
+    refused_full += s->pub_move_refused_full.load(std::memory_order_relaxed);
+    refused_transfer += s->pub_move_refused_transfer.load(std::memory_order_relaxed);
   }
   for (std::size_t i = 0; i < sum.size(); ++i) {
     const auto c = static_cast<derp::Counter>(i);
@@ -285,6 +306,20 @@ std::string Relay::metrics() const {
          "# TYPE moongate_relay_accept_refused_total counter\n";
   out += "moongate_relay_accept_refused_total{reason=\"table_full\"} " + std::to_string(full) + "\n";
   out += "moongate_relay_accept_refused_total{reason=\"error\"} " + std::to_string(accept_errors) + "\n";
+  out += "# HELP moongate_relay_shard_derp_connections DERP connections per shard\n"
+         "# TYPE moongate_relay_shard_derp_connections gauge\n";
+  for (unsigned i = 0; i < shards.size(); ++i)
+    out += "moongate_relay_shard_derp_connections{shard=\"" + std::to_string(i) + "\"} " +
+           std::to_string(shards[i]->pub_connections.load(std::memory_order_relaxed)) + "\n";
+  out += "# HELP moongate_relay_migrations_total client connections moved to the shard of their peers\n"
+         "# TYPE moongate_relay_migrations_total counter\n";
+  out += "moongate_relay_migrations_total " + std::to_string(moves) + "\n";
+  out += "# HELP moongate_relay_migrations_refused_total moves the rule asked for and did not get, by "
+         "reason (target_full: the shard would hold more than its share plus the margin, counted once "
+         "a second per connection; transfer: the socket could not be passed to its ring)\n"
+         "# TYPE moongate_relay_migrations_refused_total counter\n";
+  out += "moongate_relay_migrations_refused_total{reason=\"target_full\"} " + std::to_string(refused_full) + "\n";
+  out += "moongate_relay_migrations_refused_total{reason=\"transfer\"} " + std::to_string(refused_transfer) + "\n";
   for (unsigned i = 0; i < shards.size(); ++i)
     for (const auto& u : shards[i]->udp) u->metrics(out, i);
   tls_metrics(out);
@@ -450,6 +485,7 @@ std::string Shard::init() {
   event_fd_ = eventfd(0, EFD_CLOEXEC);
   if (event_fd_ < 0) return "eventfd failed";
   dirty_.assign(relay_.shards.size(), false);
+  migrate_ok_ = relay_.opts.migrate.enabled && relay_.shards.size() > 1;
   pending_ctrl_.resize(relay_.shards.size());
   if (index_ == 0) {
     for (std::size_t i = 0; i < relay_.opts.mesh_with.size(); ++i) {
@@ -536,7 +572,7 @@ void Shard::prep_fd(io_uring_sqe* s, const Conn& c) {
 }
 
 void Shard::arm_recv(Conn& c) {
-  if (c.recv_armed || c.closing) return;
+  if (c.recv_armed || c.closing || c.moving) return;
   io_uring_sqe* s = sqe();
   io_uring_prep_recv(s, c.fd, nullptr, 0, 0);
   prep_fd(s, c);
@@ -697,6 +733,7 @@ void Shard::run() {
       for (std::uint32_t slot : retry)
         if (slot < conns_.size() && conns_[slot]) arm_recv(*conns_[slot]);
     }
+    advance_moves(now);
     reap_closed();
     flush_pending_ctrl();
     for (unsigned s = 0; s < dirty_.size(); ++s)
@@ -775,6 +812,9 @@ void Shard::handle(io_uring_cqe* cqe, std::uint64_t now) {
       reap(*c);
       return;
     }
+    case kMoveFd:
+      on_move_fd(slot, gen, cqe->res, now);
+      return;
     case kIgnore:
       return;
   }
@@ -816,6 +856,7 @@ void Shard::on_accept(std::uint32_t a, int res, std::uint64_t) {
 
 void Shard::on_recv(Conn& c, int res, std::uint32_t flags, std::uint64_t now) {
   c.recv_armed = false;
+  if (res == -ECANCELED && c.moving && !c.closing) return;  // stopped for a move (begin_move)
   if (res == -ENOBUFS) {  // every provided buffer is in use: try again shortly
     recv_retry_.push_back(c.slot);
     return;
@@ -1001,6 +1042,7 @@ void Shard::on_http(Conn& c, std::uint64_t now) {
   std::string().swap(c.http_in);
   c.phase = Conn::kDerp;
   c.derp = server_->open(c.addr, now);
+  load.fetch_add(1, std::memory_order_relaxed);
   if (of_derp_.size() <= c.derp) of_derp_.resize(c.derp + 1, kNone);
   of_derp_[c.derp] = c.slot;
   // ServerKey was queued inside open(), before the slot was known.
@@ -1009,7 +1051,8 @@ void Shard::on_http(Conn& c, std::uint64_t now) {
 }
 
 void Shard::flush(Conn& c) {
-  if (c.closing || c.send_armed || c.connecting) return;
+  // A moving connection's output stays in the server's queues: it moves with them.
+  if (c.closing || c.send_armed || c.connecting || c.moving) return;
   if (c.phase == Conn::kDerp && c.derp != kNone) {
     iovec iov[49];
     std::size_t n = server_->output(c.derp, iov + 1, 48);
@@ -1109,6 +1152,7 @@ void Shard::close_conn(Conn& c, const char* why) {
     return;
   }
   c.closing = true;
+  if (c.moving) abort_move(c);
   if (relay_.opts.verbose)
     std::fprintf(stderr, "moongate-relay: shard %u: close %s:%u: %s\n", index_,
                  ip_string(c.addr).c_str(), c.addr.port, why);
@@ -1117,6 +1161,7 @@ void Shard::close_conn(Conn& c, const char* why) {
     c.derp = kNone;
     of_derp_[id] = kNone;
     server_->closed(id, mono_ns());
+    load.fetch_sub(1, std::memory_order_relaxed);
   }
   if (MeshLink* l = link_of(c)) mesh_down(*l, mono_ns());
   // Wakes a pending receive (it completes with 0) so the slot can be freed.
@@ -1157,7 +1202,9 @@ void Shard::reap_closed() {
     if (!c) continue;
     c->reap_queued = false;
     // Still in flight: the completion will queue it again.
-    if (!c->closing || c->recv_armed || c->send_armed || c->connecting || c->shutdown_armed) continue;
+    if (!c->closing || c->recv_armed || c->send_armed || c->connecting || c->shutdown_armed ||
+        c->move_sent)
+      continue;
     if (c->direct) {
       // The slot is free once this runs (before the next accept can take
       // it); an operation still holding the file keeps the socket alive.
@@ -1317,7 +1364,8 @@ void Shard::drain_inbox(std::uint64_t now) {
         case kRecForward:
           std::memcpy(k.data(), p, 32);
           std::memcpy(k2.data(), p + 32, 32);
-          server_->deliver(k, k2, {p + 64, n - 64}, now, false);
+          if (!moved_.empty() && pass_on_moved(k2, {p, 64}, {p + 64, n - 64}, now)) break;
+          server_->deliver(k, k2, {p + 64, n - 64}, now, false, from);
           break;
         case kRecForwardMesh:
           std::memcpy(k.data(), p + 4, 32);
@@ -1343,6 +1391,26 @@ void Shard::drain_inbox(std::uint64_t now) {
           std::memcpy(k.data(), p, 32);
           server_->close_peer(k);
           break;
+        case kRecMigrate: {
+          Move* m;
+          std::memcpy(&m, p, sizeof m);
+          adopt(std::unique_ptr<Move>(m), from, now);
+          break;
+        }
+        case kRecPeerMoved: {
+          std::memcpy(k.data(), p, 32);
+          derp::IpPort a;
+          std::memcpy(a.ip.data(), p + 32, 16);
+          a.port = static_cast<std::uint16_t>(p[48] << 8 | p[49]);
+          server_->move_remote(k, derp::get_be32(p + 51), from, a, p[50]);
+          break;
+        }
+        case kRecDropSlot: {
+          io_uring_sqe* s = sqe();
+          io_uring_prep_close_direct(s, derp::get_be32(p));
+          io_uring_sqe_set_data64(s, tag(kIgnore, 0, 0));
+          break;
+        }
         default:
           break;
       }
@@ -1360,6 +1428,9 @@ void Shard::publish() {
   pub_ring_drops.store(ring_drops_, std::memory_order_relaxed);
   pub_table_full.store(table_full_, std::memory_order_relaxed);
   pub_accept_errors.store(accept_errors_, std::memory_order_relaxed);
+  pub_moves.store(moves_, std::memory_order_relaxed);
+  pub_move_refused_full.store(move_refused_full_, std::memory_order_relaxed);
+  pub_move_refused_transfer.store(move_refused_transfer_, std::memory_order_relaxed);
   pub_remotes.store(server_->remotes(), std::memory_order_relaxed);
   for (std::size_t i = 0; i < tls_closes_.size(); ++i)
     pub_tls_closes[i].store(tls_closes_[i], std::memory_order_relaxed);
@@ -1400,6 +1471,7 @@ void Shard::timers(std::uint64_t now) {
   if (now < next_second_) return;
   next_second_ = now + derp::kSecond;
   server_->tick(now);
+  consider_moves(now);
   // Sends that made no progress for 2 s: the peer stopped reading.
   // Connections quiet for a second give their buffers back (OpenSSL's
   // record buffers, a partial TLS record, output capacity): memory per idle
@@ -1432,6 +1504,251 @@ void Shard::timers(std::uint64_t now) {
     malloc_trim(0);
     tls_lean_since_trim_ = 0;
   }
+}
+
+// --- migration (flow in shard.h) ---
+
+// Once a second: every client connection's tally is rolled, and the rule
+// (migration.h) judges the ones that could move.
+void Shard::consider_moves(std::uint64_t now) {
+  // Keys moved long enough ago: every shard has heard of the move.
+  std::erase_if(moved_, [&](const MovedKey& m) { return m.until <= now; });
+  // Nothing moves while announcements wait for room in a full shard ring:
+  // a key's PeerAdd must reach every shard before the key can move, or it
+  // would arrive after the move and point back here.
+  bool backlog = false;
+  for (const auto& v : pending_ctrl_) backlog = backlog || !v.empty();
+  if (!migrate_ok_ || backlog) return;
+  loads_.resize(relay_.shards.size());
+  for (std::size_t i = 0; i < loads_.size(); ++i)
+    loads_[i] = relay_.shards[i]->load.load(std::memory_order_relaxed);
+  for (Conn* c : conns_) {
+    if (!c || c->closing || c->phase != Conn::kDerp || c->derp == kNone) continue;
+    const derp::RouteTally::Window w = server_->roll_tally(c->derp);
+    if (c->moving) continue;
+    const MoveDecision d = decide_move(relay_.opts.migrate, index_, loads_, w, c->last_move, now);
+    if (d.verdict == MoveVerdict::kStay) continue;
+    // Only the user-space TLS record layer (or plain TCP) moves: an OpenSSL
+    // connection (TLS 1.2, another suite) is left where it is.
+    if (c->paused || c->close_after_send || (c->tls && !c->tls->lean()) || !server_->movable(c->derp))
+      continue;
+    if (d.verdict == MoveVerdict::kRefusedFull) {
+      ++move_refused_full_;
+      continue;
+    }
+    ++loads_[d.target];  // the next decisions of this pass see it
+    begin_move(*c, d.target);
+  }
+}
+
+void Shard::begin_move(Conn& c, unsigned to) {
+  c.moving = true;
+  c.move_to = to;
+  relay_.shards[to]->load.fetch_add(1, std::memory_order_relaxed);
+  if (c.recv_armed) {
+    // Completes with -ECANCELED, or with bytes that arrived first (handled
+    // here as usual).
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, tag(kRecv, c.slot, c.gen), 0);
+    io_uring_sqe_set_data64(s, tag(kIgnore, 0, 0));
+  }
+  moving_.push_back(SlotGen{c.slot, c.gen});
+}
+
+// The move is off (the connection closes, or the transfer failed): the
+// target's count goes back.
+void Shard::abort_move(Conn& c) {
+  if (!c.moving) return;
+  c.moving = false;
+  relay_.shards[c.move_to]->load.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Shard::advance_moves(std::uint64_t now) {
+  if (moving_.empty()) return;
+  auto batch = std::move(moving_);
+  moving_.clear();
+  for (const SlotGen& sg : batch) {
+    Conn* c = conn_of(sg.slot, sg.gen);
+    if (!c || !c->moving || c->closing) continue;
+    if (c->recv_armed || c->send_armed) {
+      moving_.push_back(sg);
+      continue;
+    }
+    if (!c->direct) {
+      finish_move(*c, c->fd, now);  // an ordinary descriptor works on any thread
+      continue;
+    }
+    // IORING_MSG_SEND_FD (kernel 6.0): liburing 2.3 has no helper for it.
+    // The target ring allocates the slot and posts nothing; our completion
+    // carries the slot.
+    io_uring_sqe* s = sqe();
+    io_uring_prep_rw(IORING_OP_MSG_RING, s, relay_.shards[c->move_to]->ring_.ring_fd,
+                     reinterpret_cast<void*>(static_cast<std::uintptr_t>(IORING_MSG_SEND_FD)), 0, 0);
+    s->addr3 = static_cast<std::uint64_t>(c->fd);
+    s->file_index = IORING_FILE_INDEX_ALLOC;
+    s->msg_ring_flags = IORING_MSG_RING_CQE_SKIP;
+    io_uring_sqe_set_data64(s, tag(kMoveFd, c->slot, c->gen));
+    c->move_sent = true;
+  }
+}
+
+void Shard::on_move_fd(std::uint32_t slot, std::uint32_t gen, int res, std::uint64_t now) {
+  Conn* c = conn_of(slot, gen);
+  if (!c) return;
+  c->move_sent = false;
+  if (c->closing) {
+    // Closed meanwhile: the slot the target filled must not leak.
+    if (res >= 0) {
+      std::uint8_t b[4];
+      derp::put_be32(b, static_cast<std::uint32_t>(res));
+      push_record(c->move_to, kRecDropSlot, b, {}, true);
+    }
+    reap(*c);
+    return;
+  }
+  if (res < 0) {
+    ++move_refused_transfer_;
+    if (res == -EINVAL || res == -EOPNOTSUPP) {
+      // A kernel without IORING_MSG_SEND_FD (before 6.0): no migration here.
+      migrate_ok_ = false;
+      static std::atomic<bool> said{false};
+      if (!said.exchange(true))
+        std::fprintf(stderr, "moongate-relay: io_uring cannot pass a connection to another shard (%s): "
+                     "no migration\n", std::strerror(-res));
+    }
+    abort_move(*c);
+    arm_recv(*c);
+    if (!c->flush_queued) {
+      c->flush_queued = true;
+      to_flush_.push_back(c->slot);
+    }
+    return;
+  }
+  finish_move(*c, res, now);
+}
+
+void Shard::finish_move(Conn& c, int target_fd, std::uint64_t now) {
+  const unsigned to = c.move_to;
+  auto m = std::make_unique<Move>();
+  server_->detach(c.derp, to, m->client);
+  of_derp_[c.derp] = kNone;
+  c.derp = kNone;
+  if (c.tls) c.tls->detach_ciphers();
+  if (c.direct) {
+    // The target's slot holds the socket now; this one only lets go.
+    io_uring_sqe* s = sqe();
+    io_uring_prep_close_direct(s, static_cast<unsigned>(c.fd));
+    io_uring_sqe_set_data64(s, tag(kIgnore, 0, 0));
+  }
+  conns_[c.slot] = nullptr;
+  free_slots_.push_back(c.slot);
+  --io_conns_;
+  load.fetch_sub(1, std::memory_order_relaxed);
+  const MovedKey mk{m->client.key, to, now + kMovedForwardNs};
+  const auto at = std::lower_bound(moved_.begin(), moved_.end(), mk,
+                                   [](const MovedKey& a, const MovedKey& b) { return a.key < b.key; });
+  if (at != moved_.end() && at->key == mk.key) *at = mk;  // one entry per key: the latest move
+  else moved_.insert(at, mk);
+  c.moving = false;
+  c.last_move = now;
+  ++moves_;
+  if (relay_.opts.verbose)
+    std::fprintf(stderr, "moongate-relay: shard %u: moving %s:%u to shard %u\n", index_,
+                 ip_string(c.addr).c_str(), c.addr.port, to);
+  m->fd = target_fd;
+  m->conn.reset(&c);
+  // From the push on the target owns it (it may adopt it at once).
+  Move* raw = m.release();
+  std::uint8_t ptr[sizeof raw];
+  std::memcpy(ptr, &raw, sizeof raw);
+  push_record(to, kRecMigrate, ptr, {}, true);
+}
+
+void Shard::free_moves_in_flight() {
+  auto free_record = [](const std::uint8_t* rec) {
+    if (rec[4] != kRecMigrate) return;
+    Move* m;
+    std::memcpy(&m, rec + 5, sizeof m);
+    if (!m->conn->direct && m->fd >= 0) ::close(m->fd);  // a slot closes with its ring
+    delete m;
+  };
+  std::vector<std::uint8_t> rec;
+  for (unsigned from = 0; from < relay_.shards.size(); ++from) {
+    if (from == index_) continue;
+    auto& q = relay_.ring(from, index_);
+    while (q.read_available() >= 5) {
+      rec.resize(4);
+      q.pop(rec.data(), 4);
+      const std::uint32_t len = derp::get_be32(rec.data());
+      rec.resize(4 + len);
+      q.pop(rec.data() + 4, len);
+      free_record(rec.data());
+    }
+  }
+  for (auto& v : pending_ctrl_)
+    for (const std::string& r : v) free_record(reinterpret_cast<const std::uint8_t*>(r.data()));
+  pending_ctrl_.clear();
+}
+
+// Packets for a key that moved away, from shards that had not heard yet:
+// on to where it went, behind the kRecMigrate record.
+bool Shard::pass_on_moved(const derp::Key& dst, std::span<const std::uint8_t> keys,
+                          std::span<const std::uint8_t> data, std::uint64_t now) {
+  // moved_ is sorted by key (a binary search per packet while it is not
+  // empty); the key may also have connected here again since. An entry
+  // counts for exactly kMovedForwardNs, no more than the move rule's hold:
+  // a packet passed on cannot find its key moved on again, so it cannot loop.
+  const auto it = std::lower_bound(moved_.begin(), moved_.end(), dst,
+                                   [](const MovedKey& m, const derp::Key& k) { return m.key < k; });
+  if (it == moved_.end() || it->key != dst || it->until <= now || server_->is_connected(dst)) return false;
+  push_record(it->to, kRecForward, keys, data, !pending_ctrl_[it->to].empty());
+  return true;
+}
+
+void Shard::adopt(std::unique_ptr<Move> m, unsigned from, std::uint64_t now) {
+  Conn* c = m->conn.release();
+  std::uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<std::uint32_t>(conns_.size());
+    conns_.push_back(nullptr);
+  }
+  c->fd = m->fd;
+  c->slot = slot;
+  c->gen = next_gen_++;
+  c->recv_armed = c->send_armed = c->flush_queued = c->reap_queued = false;
+  c->moving = c->move_sent = false;
+  c->last_move = now;
+  conns_[slot] = c;
+  ++io_conns_;
+  if (c->tls) c->tls->attach_ciphers(&ciphers_);
+  // Its load was counted here when the move began.
+  const derp::Key key = m->client.key;
+  const derp::IpPort addr = m->client.addr;
+  const std::uint8_t flags =
+      static_cast<std::uint8_t>(derp::kPresentIsRegular | (m->client.prober ? derp::kPresentIsProber : 0));
+  c->derp = server_->adopt(std::move(m->client), from, now);
+  if (of_derp_.size() <= c->derp) of_derp_.resize(c->derp + 1, kNone);
+  of_derp_[c->derp] = slot;
+  if (!server_->is_active(c->derp)) {
+    close_conn(*c, "no memory for a moved connection");
+    return;
+  }
+  std::uint8_t body[32 + 16 + 2 + 1 + 4];
+  std::memcpy(body, key.data(), 32);
+  std::memcpy(body + 32, addr.ip.data(), 16);
+  body[48] = static_cast<std::uint8_t>(addr.port >> 8);
+  body[49] = static_cast<std::uint8_t>(addr.port);
+  body[50] = flags;
+  derp::put_be32(body + 51, from);
+  for (unsigned s = 0; s < relay_.shards.size(); ++s)
+    if (s != index_ && s != from) push_record(s, kRecPeerMoved, body, {}, true);
+  if (c->paused) paused_.push_back(slot);
+  else arm_recv(*c);
+  c->flush_queued = true;
+  to_flush_.push_back(slot);
 }
 
 // --- mesh links (shard 0) ---

@@ -19,6 +19,39 @@
 // and packets for them cross the same rings. Mesh links (connections to the
 // region's other relays) all live on shard 0 as routes kMeshRouteBase + i.
 //
+// Migration (relay/migration.h has the rule): a client connection whose
+// packets go (almost) all to clients of one other shard moves there (of two
+// clients talking, the one with the higher key), so the pair's packets stop
+// crossing rings. On the old shard S:
+//   1. begin: reading stops (the armed receive is cancelled; bytes it
+//      already brought are handled), nothing new is sent; T's connection
+//      count is raised at once (the rule's view of T)
+//   2. once no receive or send is in flight: the socket goes to T's ring,
+//      a direct descriptor by IORING_OP_MSG_RING (IORING_MSG_SEND_FD into a
+//      slot T's table allocates, no completion on T: the slot comes back in
+//      S's completion), an ordinary descriptor as it is
+//   3. derp::Server::detach(): the client's state (partial frame, queued
+//      frames, counters) leaves S's server, the key becomes a route to T;
+//      the TLS record layer's keys leave S's AEAD contexts; S's slot is
+//      closed; a kRecMigrate record hands T the connection (the Conn
+//      object itself: TLS and WebSocket state, output not yet sent)
+//   4. for a few seconds, packets for the key that other shards had already
+//      sent to S are passed on to T (behind the kRecMigrate record)
+// On T, at the kRecMigrate record: derp::Server::adopt(), the record
+// layer's keys join T's contexts, the route to S is dropped, the other
+// shards hear kRecPeerMoved (their route for the key changes from S to T,
+// silently), reading resumes and queued output is sent.
+// A move that cannot be done (T's table full, a kernel without
+// IORING_MSG_SEND_FD: migration then stops on the shard) is counted and
+// the connection carries on where it is. What a move keeps: every byte the
+// client sent, in order (unread bytes wait in the socket, a partial TLS
+// record and partial frame move), every frame queued for it or on its way
+// to it (the queues' drop-oldest limits and a full ring's drops apply as
+// always), the order of frames to it from any one sender on S. From a
+// sender on another shard, frames already on their way to S (passed on in
+// step 4) may arrive after newer ones that went straight to T: DERP
+// carries datagrams.
+//
 // Accepted connections are io_uring direct descriptors: accepted into the
 // ring's registered-file table (a free slot picked by the kernel), used by
 // every operation with IOSQE_FIXED_FILE and closed with close_direct. They
@@ -108,6 +141,9 @@ class Shard final : public derp::Events, public UdpOut {
   void start();
   void join();
   void wake();  // from another thread: drain the inbox
+  // Once every shard has stopped: connections still on their way to this
+  // shard, or waiting to leave it, are freed.
+  void free_moves_in_flight();
   // After pushing to this shard's rings: wake it only if it is (about to
   // be) asleep; a busy shard drains its rings every loop iteration.
   void wake_if_sleeping();
@@ -119,7 +155,12 @@ class Shard final : public derp::Events, public UdpOut {
   std::atomic<std::uint64_t> pub_tls_lean{0}, pub_tls_openssl{0};
   std::atomic<std::uint64_t> pub_connections{0}, pub_clients{0}, pub_io_conns{0},
       pub_write_timeouts{0}, pub_ring_drops{0}, pub_mesh_links_up{0}, pub_remotes{0},
-      pub_table_full{0}, pub_accept_errors{0};
+      pub_table_full{0}, pub_accept_errors{0}, pub_moves{0}, pub_move_refused_full{0},
+      pub_move_refused_transfer{0};
+  // DERP connections on this shard plus moves to it under way: the
+  // migration rule's view of the shard's load. Raised by a shard that moves
+  // a connection here, lowered by this one when a connection leaves.
+  std::atomic<std::uint32_t> load{0};
   // Registered-file slots of this shard (0: ordinary descriptors); set by init().
   unsigned table_slots() const { return table_slots_; }
   std::vector<std::unique_ptr<UdpService>> udp;
@@ -132,8 +173,9 @@ class Shard final : public derp::Events, public UdpOut {
   struct UdpSock;
   struct UdpSend;
   struct MeshLink;
+  struct Move;
   enum Op : std::uint8_t { kAccept, kRecv, kSend, kEvent, kUdpRecv, kUdpSend, kUdpEvent, kConnect, kShutdown,
-                     kIgnore };
+                     kMoveFd, kIgnore };
 
   // derp::Events
   void want_write(derp::ConnId c) override;
@@ -177,6 +219,16 @@ class Shard final : public derp::Events, public UdpOut {
                    std::span<const std::uint8_t> b, bool must);
   void flush_pending_ctrl();
   void publish();
+  // migration
+  void consider_moves(std::uint64_t now);
+  void begin_move(Conn& c, unsigned to);
+  void abort_move(Conn& c);
+  void advance_moves(std::uint64_t now);
+  void on_move_fd(std::uint32_t slot, std::uint32_t gen, int res, std::uint64_t now);
+  void finish_move(Conn& c, int target_fd, std::uint64_t now);
+  void adopt(std::unique_ptr<Move> m, unsigned from, std::uint64_t now);
+  bool pass_on_moved(const derp::Key& dst, std::span<const std::uint8_t> keys,
+                     std::span<const std::uint8_t> data, std::uint64_t now);
   bool inbox_pending();
   void arm_event();
   void arm_udp(UdpSock& u);
@@ -225,6 +277,20 @@ class Shard final : public derp::Events, public UdpOut {
   std::uint32_t next_gen_ = 1;
   std::uint64_t write_timeouts_ = 0;
   std::uint64_t ring_drops_ = 0;
+  // migration
+  bool migrate_ok_ = false;  // on, 2+ shards, and the kernel took the first transfer
+  struct SlotGen {
+    std::uint32_t slot, gen;
+  };
+  std::vector<SlotGen> moving_;  // moves waiting for their receive or send to complete
+  struct MovedKey {
+    derp::Key key;
+    unsigned to;
+    std::uint64_t until;
+  };
+  std::vector<MovedKey> moved_;  // keys moved away lately, sorted: packets for them are passed on
+  std::vector<std::uint32_t> loads_;
+  std::uint64_t moves_ = 0, move_refused_full_ = 0, move_refused_transfer_ = 0;
   // provided receive buffers
   io_uring_buf_ring* br_ = nullptr;
   std::uint8_t* br_mem_ = nullptr;

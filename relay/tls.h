@@ -84,6 +84,16 @@ class TlsConn {
   // Drives the handshake (client side needs this to send its hello).
   Result handshake() noexcept;
   void set_out(std::string* out) noexcept;
+  // The connection moves to another shard (relay/shard.h, Migration): the
+  // record layer's keys leave this shard's AEAD contexts (on the old
+  // shard's thread), then join the new shard's (on its thread).
+  void detach_ciphers() noexcept {
+    if (records_) records_->detach_ciphers();
+  }
+  void attach_ciphers(RecordCiphers* ciphers) noexcept {
+    ciphers_ = ciphers;
+    if (records_) records_->attach_ciphers(*ciphers);
+  }
   void set_sni(const std::string& host) noexcept;
   // Frees record buffers (OpenSSL's ~17 KiB each, or TlsRecords' partial
   // record) while nothing is buffered; false when data is pending.

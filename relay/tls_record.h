@@ -173,6 +173,20 @@ class TlsRecords {
   // Sends a KeyUpdate and moves to the next write key (RFC 8446 §4.6.3).
   bool update_write_key(bool request_peer_update, std::string& out) noexcept;
 
+  // Moving to another shard's RecordCiphers (TlsConn::detach_ciphers):
+  // the expanded keys are wiped from the old contexts, and the keys get ids
+  // of the new owner. Between the two nothing may be opened or sealed.
+  void detach_ciphers() noexcept {
+    ciphers_->forget(false, read_.id);
+    ciphers_->forget(true, write_.id);
+    read_.id = write_.id = 0;
+  }
+  void attach_ciphers(RecordCiphers& ciphers) noexcept {
+    ciphers_ = &ciphers;
+    read_.id = ciphers.new_key_id(false);
+    write_.id = ciphers.new_key_id(true);
+  }
+
   // Frees the partial-record buffer when it holds nothing; false when a
   // record is still incomplete.
   bool release() noexcept;

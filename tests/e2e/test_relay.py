@@ -988,6 +988,317 @@ def debug_vars_json_counters_move():
         r.stop()
 
 
+def shard_of_new_client(r, make, before):
+    """Opens a client and returns it with the shard it landed on, read from
+    the per-shard gauge (published every 100 ms: a bounded wait)."""
+    c = make()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        v = r.varz()
+        now = [v['moongate_relay_shard_derp_connections{shard="%d"}' % i] for i in range(2)]
+        grew = [i for i in range(2) if now[i] > before[i]]
+        if grew:
+            before[grew[0]] += 1
+            return c, grew[0]
+        time.sleep(0.02)
+    raise AssertionError("the new client never showed in a shard's gauge")
+
+
+def split_pair(r, make):
+    """Two clients on different shards (SO_REUSEPORT decides: open until
+    both shards have one; the others are closed)."""
+    before = [0, 0]
+    on = {}
+    extra = []
+    for _ in range(40):
+        try:
+            c, shard = shard_of_new_client(r, make, before)
+        except (Closed, OSError):  # a shard with a full file table refuses it
+            continue
+        if shard in on:
+            extra.append(c)
+        else:
+            on[shard] = c
+        if len(on) == 2:
+            break
+    assert len(on) == 2, "40 connections all landed on one shard"
+    for c in extra:
+        c.close()
+    return on[0], on[1]
+
+
+def numbered(i, size=1200):
+    return struct.pack(">I", i) + bytes(size - 4)
+
+
+def migration_moves_a_split_pair(tls, *extra, half_frame=False):
+    args = ["--migrate-min-packets", "20", "--migrate-hold", "30", *extra]
+    if tls:
+        r = Relay(BIN, "--hostname", "127.0.0.1", "--certdir", "/nonexistent", "--http-port", "0", *args,
+                  shards=2, plain=False)
+    else:
+        r = Relay(BIN, *args, shards=2)
+    try:
+        a, b = split_pair(r, lambda: DerpClient("127.0.0.1", r.port, tls=tls))  # a on shard 0, b on 1
+        # Of the two, the one with the higher key moves.
+        mover, stays, to = (b, a, 0) if b.pub > a.pub else (a, b, 1)
+        sent = 0
+        got = {id(a): set(), id(b): set()}
+
+        def batch(n=24, both=True):
+            # n packets each way (within the 32 a client's queue holds), then
+            # every one of them read: a lost packet is a timeout here. One
+            # way: to the mover only (its own writes wait for the half frame).
+            nonlocal sent
+            for k in range(n):
+                stays.send_packet(mover.pub, numbered(sent + k))
+                if both:
+                    mover.send_packet(stays.pub, numbered(sent + k))
+            for rx, tx in ((mover, stays), (stays, mover)) if both else ((mover, stays),):
+                for _ in range(n):
+                    src, data = rx.recv_packet(timeout=5)
+                    assert src == tx.pub and len(data) == 1200
+                    seq = struct.unpack(">I", data[:4])[0]
+                    assert sent <= seq < sent + n and seq not in got[id(rx)], "duplicate or stray %d" % seq
+                    got[id(rx)].add(seq)
+            if not both:
+                got[id(stays)].update(range(sent, sent + n))  # nothing was sent that way
+            sent += n
+
+        def published(v):
+            # Each shard publishes every 100 ms: wait until the sums show
+            # every packet so far (each one queued to its receiver once).
+            return r.wait_varz("moongate_relay_packets_sent_total", lambda x: x >= 2 * sent - v)
+
+        if half_frame:
+            # The mover starts a SendPacket and stops half-way: the partial
+            # frame (and under TLS the record state) must move with it.
+            special = struct.pack(">BI", SEND_PACKET, 32 + 1200) + stays.pub + numbered(999999)
+            mover.sock.sendall(special[:700])
+        deadline = time.monotonic() + 20
+        moved = None
+        while time.monotonic() < deadline:
+            batch(both=not half_frame)
+            v = r.varz()
+            if (v["moongate_relay_migrations_total"] >= 1
+                    and v['moongate_relay_shard_derp_connections{shard="%d"}' % to] == 2):
+                moved = v
+                break
+        assert moved, "the split pair never moved: %r" % {k: x for k, x in r.varz().items() if "migrat" in k}
+        assert moved['moongate_relay_shard_derp_connections{shard="%d"}' % (1 - to)] == 0
+        assert moved["moongate_relay_migrations_total"] == 1
+        one_way = sent if half_frame else 0  # packets a "got" that were never sent
+        if half_frame:
+            mover.sock.sendall(special[700:])
+            src, data = stays.recv_packet(timeout=5)
+            assert src == mover.pub and data == numbered(999999)
+        # Same shard now: packets stop crossing the shard ring.
+        for _ in range(5):
+            batch()
+        published(one_way)
+        before = r.varz()["moongate_relay_packets_forwarded_out_total"]
+        for _ in range(20):
+            batch()
+        v = published(one_way)
+        v = r.varz()
+        assert v["moongate_relay_packets_forwarded_out_total"] == before, "still crossing shards"
+        assert v["moongate_relay_migrations_total"] == 1, "moved again"
+        # Nothing lost, both ways, across the move.
+        assert got[id(a)] == set(range(sent)) and got[id(b)] == set(range(sent))
+        assert v["moongate_relay_drop_queue_full_total"] == 0
+        a.ping()
+        b.ping()
+        a.close()
+        b.close()
+        assert r.alive()
+    finally:
+        r.stop()
+
+
+@test
+def migration_plain():
+    """A pair split across 2 shards ends up on one (the higher key's moves),
+    relaying both ways with no packet lost during the move."""
+    migration_moves_a_split_pair(False)
+
+
+@test
+def migration_tls():
+    """The same over TLS: the record layer's state moves with the socket."""
+    migration_moves_a_split_pair(True)
+
+
+@test
+def migration_carries_a_half_sent_frame():
+    """A frame the moving client had sent half of arrives whole once it
+    sends the rest to the new shard, plain and TLS."""
+    migration_moves_a_split_pair(False, half_frame=True)
+    migration_moves_a_split_pair(True, half_frame=True)
+
+
+@test
+def migration_of_many_pairs_at_once():
+    """Six pairs split across 2 shards, all streaming both ways: six moves
+    (several in one tick, both ways between the shards), every packet
+    delivered."""
+    r = Relay(BIN, "--migrate-min-packets", "20", "--migrate-margin-min", "100", shards=2)
+    try:
+        before = [0, 0]
+        on = {0: [], 1: []}
+        extra = []
+        for _ in range(80):
+            c, shard = shard_of_new_client(r, lambda: DerpClient("127.0.0.1", r.port), before)
+            (on[shard] if len(on[shard]) < 6 else extra).append(c)
+            if len(on[0]) == 6 and len(on[1]) == 6:
+                break
+        assert len(on[0]) == 6 and len(on[1]) == 6, "SO_REUSEPORT never gave 6 to each shard"
+        for c in extra:
+            c.close()
+        pairs = list(zip(on[0], on[1]))
+        sent = 0
+        got = {id(c): set() for p in pairs for c in p}
+
+        def batch(n=16):
+            nonlocal sent
+            for a, b in pairs:
+                for k in range(n):
+                    a.send_packet(b.pub, numbered(sent + k))
+                    b.send_packet(a.pub, numbered(sent + k))
+            for a, b in pairs:
+                for rx, tx in ((b, a), (a, b)):
+                    for _ in range(n):
+                        src, data = rx.recv_packet(timeout=5)
+                        assert src == tx.pub
+                        got[id(rx)].add(struct.unpack(">I", data[:4])[0])
+            sent += n
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            batch()
+            v = r.varz()
+            if v["moongate_relay_migrations_total"] >= 6:
+                break
+        # Moved up or down by their keys: the pairs stop crossing shards.
+        for _ in range(3):
+            batch()
+        before = r.wait_varz("moongate_relay_packets_sent_total", lambda x: x >= 12 * sent)
+        before = r.varz()
+        for _ in range(5):
+            batch()
+        r.wait_varz("moongate_relay_packets_sent_total", lambda x: x >= 12 * sent)
+        v = r.varz()
+        assert v["moongate_relay_migrations_total"] == 6, v["moongate_relay_migrations_total"]
+        assert v["moongate_relay_packets_forwarded_out_total"] == \
+            before["moongate_relay_packets_forwarded_out_total"], "a pair still crosses shards"
+        assert sum(v['moongate_relay_shard_derp_connections{shard="%d"}' % i] for i in range(2)) == 12
+        assert all(g == set(range(sent)) for g in got.values()), "a packet was lost"
+        assert v["moongate_relay_drop_queue_full_total"] == 0
+        for p in pairs:
+            for c in p:
+                c.close()
+    finally:
+        r.stop()
+
+
+@test
+def migration_refused_when_the_target_table_is_full():
+    """The target shard's file table is full (--conn-table 2): passing the
+    socket fails, the refusal is counted, and the pair carries on split
+    with nothing lost."""
+    r = Relay(BIN, "--conn-table", "2", "--migrate-min-packets", "20", shards=2)
+    plain_varz = r.varz
+
+    def varz():
+        # /debug/varz needs a slot too: a request that lands on a full
+        # shard is refused, the next one comes from another source port.
+        for _ in range(100):
+            try:
+                return plain_varz()
+            except OSError:
+                continue
+        raise AssertionError("/debug/varz never answered")
+    r.varz = varz
+    try:
+        a, b = split_pair(r, lambda: DerpClient("127.0.0.1", r.port))  # a on shard 0, b on 1
+        mover, stays, to = (b, a, 0) if b.pub > a.pub else (a, b, 1)
+        # One more client on the target shard fills its two slots. Others
+        # land on the mover's shard (closed again), or find it full.
+        for shard in range(2):
+            r.wait_varz('moongate_relay_shard_derp_connections{shard="%d"}' % shard, lambda x: x == 1)
+        before = [1, 1]
+        filler = None
+        for _ in range(60):
+            try:
+                c, shard = shard_of_new_client(r, lambda: DerpClient("127.0.0.1", r.port), before)
+            except (Closed, ConnectionError, OSError, AssertionError):
+                continue
+            if shard == to:
+                filler = c
+                break
+            c.close()
+            r.wait_varz('moongate_relay_shard_derp_connections{shard="%d"}' % shard, lambda x: x == 1)
+            before[shard] -= 1
+        assert filler, "no client landed on shard %d" % to
+        sent = 0
+        got = {id(a): set(), id(b): set()}
+        deadline = time.monotonic() + 20
+        refused = 0
+        while time.monotonic() < deadline and refused < 2:
+            for k in range(16):
+                a.send_packet(b.pub, numbered(sent + k))
+                b.send_packet(a.pub, numbered(sent + k))
+            for rx, tx in ((b, a), (a, b)):
+                for _ in range(16):
+                    src, data = rx.recv_packet(timeout=5)
+                    assert src == tx.pub
+                    got[id(rx)].add(struct.unpack(">I", data[:4])[0])
+            sent += 16
+            refused = r.varz()['moongate_relay_migrations_refused_total{reason="transfer"}']
+        assert refused >= 2, "the move was never tried"
+        v = r.varz()
+        assert v["moongate_relay_migrations_total"] == 0
+        assert v['moongate_relay_shard_derp_connections{shard="%d"}' % (1 - to)] == 1  # still there
+        assert got[id(a)] == set(range(sent)) and got[id(b)] == set(range(sent)), "a packet was lost"
+        exchange(mover, stays)
+        exchange(stays, mover)
+        for c in (a, b, filler):
+            c.close()
+    finally:
+        r.stop()
+
+
+@test
+def migration_ordinary_descriptors():
+    """Connections that are ordinary descriptors (--conn-table 0) move too,
+    without io_uring's descriptor passing."""
+    migration_moves_a_split_pair(False, "--conn-table", "0")
+
+
+@test
+def migration_off_keeps_the_pair_split():
+    """--migrate off: the same traffic, no move, the pair keeps crossing."""
+    r = Relay(BIN, "--migrate", "off", "--migrate-min-packets", "20", shards=2)
+    try:
+        a, b = split_pair(r, lambda: DerpClient("127.0.0.1", r.port))
+        before = r.varz()["moongate_relay_packets_forwarded_out_total"]
+        # Past the two one-second windows a move needs.
+        deadline = time.monotonic() + 2.5
+        n = 0
+        while time.monotonic() < deadline:
+            exchange(a, b)
+            exchange(b, a)
+            n += 2
+        v = r.wait_varz("moongate_relay_packets_sent_total", lambda x: x >= n)
+        v = r.varz()
+        assert v["moongate_relay_migrations_total"] == 0
+        assert v['moongate_relay_shard_derp_connections{shard="1"}'] == 1
+        assert v["moongate_relay_packets_forwarded_out_total"] >= before + n
+        a.close()
+        b.close()
+    finally:
+        r.stop()
+
+
 def main():
     global BIN
     BIN = sys.argv[1]

@@ -352,6 +352,40 @@ TEST_P(TlsRecordTest, CutRecordsAreBuffered) {
   }
 }
 
+// A connection moving to another shard (relay/shard.h, Migration): its
+// keys leave one shard's AEAD contexts for another's with a record cut
+// across the move; both directions carry on, and the old shard's contexts
+// are not used again.
+TEST_P(TlsRecordTest, MovesToAnotherShardsCiphers) {
+  RecordCiphers other;  // the new shard's: outlives the connection, as a shard's does
+  Pair p(GetParam().openssl_name);
+  ASSERT_TRUE(p.handshake());
+  ASSERT_TRUE(p.server->lean());
+  const auto before = pattern(3000, 1);
+  p.client_write(before);
+  ASSERT_TRUE(p.server->write(before));
+  ASSERT_TRUE(p.to_client());
+  const auto cut = pattern(5000, 2);
+  p.client_write(cut);
+  const std::string wire = p.client_bytes();
+  p.received.clear();
+  ASSERT_TRUE(p.to_server(wire.substr(0, 3100)));  // the first record and part of the second
+  EXPECT_TRUE(p.server->records()->partial());
+
+  p.server->detach_ciphers();
+  const auto rekeys = p.ciphers.rekeys();
+  p.server->attach_ciphers(&other);
+  ASSERT_TRUE(p.to_server(wire.substr(3100)));
+  EXPECT_EQ(p.received.substr(p.received.size() - cut.size()), as_string(cut));
+  const auto after = pattern(7000, 3);
+  p.client_received.clear();
+  ASSERT_TRUE(p.server->write(after));
+  ASSERT_TRUE(p.to_client());
+  EXPECT_EQ(p.client_received, as_string(after));
+  EXPECT_EQ(p.ciphers.rekeys(), rekeys);  // the old shard's contexts were not used again
+  EXPECT_EQ(other.rekeys(), 2u);          // one key schedule per direction on the new one
+}
+
 TEST_P(TlsRecordTest, TamperedRecordsAreRejected) {
   // Any flipped bit: header (additional data), body or tag.
   for (std::size_t at : {1, 2, 5, 6, 50, 1200 + 5 + 1 + 15}) {
