@@ -866,6 +866,12 @@ void Server::detach(ConnId id, Route to, MovedClient& out) {
   };
   take(c.pkts, out.pkts);
   take(c.disco, out.disco);
+  // The keys it heard from here go with it (sent_to_ is keyed by sender: a
+  // walk, but a move is rare: one per connection per --migrate-hold).
+  for (auto it = sent_to_.begin(); it != sent_to_.end();) {
+    if (it->second.erase(c.key) != 0) out.senders.push_back(it->first);
+    it = it->second.empty() ? sent_to_.erase(it) : std::next(it);
+  }
   free_queues(c);
   clients_.erase(c.key);
   if (c.watcher) std::erase(watchers_, c.id);
@@ -930,6 +936,7 @@ ConnId Server::adopt(MovedClient&& m, Route from, std::uint64_t now) {
   };
   put(c->pkts, m.pkts);
   put(c->disco, m.disco);
+  for (const Key& src : m.senders) sent_to_[src].insert(c->key);
   if (has_output(id)) c->write_wait_since = now;
   ClientSet& set = clients_[c->key];
   set.conns.push_back(id);

@@ -127,6 +127,9 @@ struct MovedClient {
   std::string rx;    // a partial frame read from the client
   std::string ctrl;  // output not yet taken by the I/O layer: control frames first
   std::vector<std::string> pkts, disco;  // queued RecvPacket frames, oldest first
+  // Keys that sent it packets through the old server: when one of them
+  // leaves, the new server owes it PeerGone(disconnected), as derper does.
+  std::vector<Key> senders;
 };
 
 struct ServerConfig {

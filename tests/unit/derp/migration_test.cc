@@ -182,6 +182,47 @@ TEST(ServerMove, QueuesPartialFrameAndRoutesMoveSilently) {
   EXPECT_EQ(s0.rec.local.back(), std::make_pair(t.c.pub, false));
 }
 
+// derper's rule, across a move: a client that received from x hears
+// PeerGone(disconnected) when x leaves, whichever shard it is on by then.
+TEST(ServerMove, SendersGoneFollowTheMovedClient) {
+  auto gone_key = [](const Frame& f) {
+    Key k{};
+    if (f.payload.size() >= k.size()) std::copy_n(f.payload.begin(), k.size(), k.begin());
+    return k;
+  };
+  TwoShards t;
+  auto& s0 = t.s0;
+  auto& s1 = t.s1;
+  // y (on shard 1, as c) and x (on shard 0) both send to c.
+  auto y = s1.connect();
+  s1.read(y);
+  s0.server.add_remote(y.pub, 1, true, {}, kPresentIsRegular, 1);
+  s1.send(y, t.c.pub, numbered(1));
+  s1.server.deliver(t.x.pub, t.c.pub, numbered(2), 1, false, 0);
+  EXPECT_EQ(s1.read(t.c).size(), 2u);
+  MovedClient m;
+  s1.server.detach(t.c.id, 0, m);
+  ASSERT_EQ(m.senders.size(), 2u);
+  t.c.id = s0.server.adopt(std::move(m), 1, 3);
+  s0.read(t.c);
+  // y leaves shard 1: shard 0 hears it as the route's removal.
+  s1.server.closed(y.id, 4);
+  s0.server.remove_remote(y.pub, 1, 4);
+  auto f = s0.read(t.c);
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].type, FrameType::kPeerGone);
+  EXPECT_EQ(gone_key(f[0]), y.pub);
+  EXPECT_EQ(f[0].payload[32], static_cast<std::uint8_t>(PeerGoneReason::kDisconnected));
+  // x, local to shard 0 now, leaves too: the same.
+  s0.server.closed(t.x.id, 5);
+  f = s0.read(t.c);
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].type, FrameType::kPeerGone);
+  EXPECT_EQ(gone_key(f[0]), t.x.pub);
+  // And shard 1 kept nothing of c's senders.
+  EXPECT_EQ(s1.server.counter(Counter::peer_gone_disconnected), 0u);
+}
+
 TEST(ServerMove, OnlyALonelyClientMoves) {
   ServerConfig cfg = Harness::make_config();
   Key mesh;
