@@ -152,15 +152,18 @@ std::uint64_t Server::next_keepalive(std::uint64_t now) noexcept {
   return now + cfg_.keepalive_ns + (cfg_.keepalive_jitter_ns ? rng_ % cfg_.keepalive_jitter_ns : 0);
 }
 
-ConnId Server::open(const IpPort& remote, std::uint64_t now) {
-  ConnId id;
+ConnId Server::new_id() {
   if (!free_ids_.empty()) {
-    id = free_ids_.back();
+    const ConnId id = free_ids_.back();
     free_ids_.pop_back();
-  } else {
-    id = static_cast<ConnId>(conns_.size());
-    conns_.push_back(nullptr);
+    return id;
   }
+  conns_.push_back(nullptr);
+  return static_cast<ConnId>(conns_.size() - 1);
+}
+
+ConnId Server::open(const IpPort& remote, std::uint64_t now) {
+  const ConnId id = new_id();
   Conn* c = new Conn;
   c->id = id;
   c->addr = remote;
@@ -883,14 +886,7 @@ void Server::detach(ConnId id, Route to, MovedClient& out) {
 }
 
 ConnId Server::adopt(MovedClient&& m, Route from, std::uint64_t now) {
-  ConnId id;
-  if (!free_ids_.empty()) {
-    id = free_ids_.back();
-    free_ids_.pop_back();
-  } else {
-    id = static_cast<ConnId>(conns_.size());
-    conns_.push_back(nullptr);
-  }
+  const ConnId id = new_id();
   Conn* c = new Conn;
   c->id = id;
   c->state = State::kActive;

@@ -283,6 +283,8 @@ class Server {
   void enqueue_packet(Conn& d, const Key& src, std::span<const std::uint8_t> data);
   void enqueue_ctrl(Conn& c, const std::uint8_t* frame, std::size_t n);
   void note_output(Conn& c);
+  // A free slot of conns_ (a freed one first), for open() and adopt().
+  ConnId new_id();
   void note_sent_to(Conn& d, const Key& src);
   void fail(Conn& c, CloseReason r, Counter k);
   void unregister(Conn& c, std::uint64_t now);
