@@ -542,15 +542,18 @@ io_uring_sqe* Shard::sqe() {
   return s;
 }
 
-Shard::Conn* Shard::new_conn(int fd, bool direct) {
-  std::uint32_t slot;
+std::uint32_t Shard::new_slot() {
   if (!free_slots_.empty()) {
-    slot = free_slots_.back();
+    const std::uint32_t slot = free_slots_.back();
     free_slots_.pop_back();
-  } else {
-    slot = static_cast<std::uint32_t>(conns_.size());
-    conns_.push_back(nullptr);
+    return slot;
   }
+  conns_.push_back(nullptr);
+  return static_cast<std::uint32_t>(conns_.size() - 1);
+}
+
+Shard::Conn* Shard::new_conn(int fd, bool direct) {
+  const std::uint32_t slot = new_slot();
   Conn* c = new Conn;
   c->fd = fd;
   c->direct = direct;
@@ -1707,14 +1710,7 @@ bool Shard::pass_on_moved(const derp::Key& dst, std::span<const std::uint8_t> ke
 
 void Shard::adopt(std::unique_ptr<Move> m, unsigned from, std::uint64_t now) {
   Conn* c = m->conn.release();
-  std::uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<std::uint32_t>(conns_.size());
-    conns_.push_back(nullptr);
-  }
+  const std::uint32_t slot = new_slot();
   c->fd = m->fd;
   c->slot = slot;
   c->gen = next_gen_++;

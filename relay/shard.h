@@ -211,6 +211,8 @@ class Shard final : public derp::Events, public UdpOut {
   void tls_fail(Conn& c);
   void reap(Conn& c);
   void reap_closed();
+  // A free slot of conns_ (a freed one first), for new_conn() and adopt().
+  std::uint32_t new_slot();
   Conn* new_conn(int fd, bool direct);
   Conn* conn_of(std::uint32_t slot, std::uint32_t gen);
   void timers(std::uint64_t now);
