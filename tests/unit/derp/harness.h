@@ -72,6 +72,17 @@ class Harness {
     crypto_box_keypair(cfg.public_key.data(), cfg.private_key.data());
     return cfg;
   }
+  // The mesh key of make_mesh_config(): what a mesh peer presents.
+  static Key mesh_key() {
+    Key k;
+    k.fill(1);
+    return k;
+  }
+  static ServerConfig make_mesh_config() {
+    ServerConfig cfg = make_config();
+    cfg.mesh_key = mesh_key();
+    return cfg;
+  }
 
   struct Client {
     ConnId id = 0;

@@ -224,11 +224,8 @@ TEST(ServerMove, SendersGoneFollowTheMovedClient) {
 }
 
 TEST(ServerMove, OnlyALonelyClientMoves) {
-  ServerConfig cfg = Harness::make_config();
-  Key mesh;
-  mesh.fill(1);
-  cfg.mesh_key = mesh;
-  Harness h(std::move(cfg));
+  const Key mesh = Harness::mesh_key();
+  Harness h(Harness::make_mesh_config());
   auto a = h.connect();
   auto a2 = h.connect(1, std::nullopt, &a);  // a second connection of a's key
   auto m = h.connect(1, mesh);
@@ -244,11 +241,8 @@ TEST(ServerMove, OnlyALonelyClientMoves) {
 }
 
 TEST(ServerMove, MoveRemoteSwapsTheRouteSilently) {
-  ServerConfig cfg = Harness::make_config();
-  Key mesh;
-  mesh.fill(1);
-  cfg.mesh_key = mesh;
-  Harness h(std::move(cfg));
+  const Key mesh = Harness::mesh_key();
+  Harness h(Harness::make_mesh_config());
   auto w = h.connect(1, mesh);
   h.server.receive(w.id, bytes(frame_bytes(FrameType::kWatchConns, {})), 1);
   auto b = h.connect();

@@ -194,11 +194,7 @@ TEST(Server, WatchersSeePresentAndGone) {
 }
 
 TEST(Server, MeshOnlyFramesNeedTheMeshKey) {
-  ServerConfig cfg = Harness::make_config();
-  Key mesh;
-  mesh.fill(1);
-  cfg.mesh_key = mesh;
-  Harness h(std::move(cfg));
+  Harness h(Harness::make_mesh_config());
   Key wrong;
   wrong.fill(2);
   auto a = h.connect(1, wrong);
@@ -214,11 +210,8 @@ TEST(Server, MeshOnlyFramesNeedTheMeshKey) {
 }
 
 TEST(Server, ForwardPacketFromMeshIsDeliveredNotReforwarded) {
-  ServerConfig cfg = Harness::make_config();
-  Key mesh;
-  mesh.fill(1);
-  cfg.mesh_key = mesh;
-  Harness h(std::move(cfg));
+  const Key mesh = Harness::mesh_key();
+  Harness h(Harness::make_mesh_config());
   auto m = h.connect(1, mesh), b = h.connect();
   h.read(b);
   Key src, far;
@@ -428,11 +421,8 @@ TEST(Server, RateLimitPausesReadingNeverDrops) {
 }
 
 TEST(Server, ClosePeerFromMesh) {
-  ServerConfig cfg = Harness::make_config();
-  Key mesh;
-  mesh.fill(1);
-  cfg.mesh_key = mesh;
-  Harness h(std::move(cfg));
+  const Key mesh = Harness::mesh_key();
+  Harness h(Harness::make_mesh_config());
   auto m = h.connect(1, mesh), a = h.connect();
   h.server.receive(m.id, bytes(frame_bytes(FrameType::kClosePeer, a.pub)), 1);
   ASSERT_EQ(h.rec.closes.size(), 1u);
@@ -441,11 +431,8 @@ TEST(Server, ClosePeerFromMesh) {
 }
 
 TEST(Server, SiblingRemovalTellsWatchersAndSenders) {
-  ServerConfig cfg = Harness::make_config();
-  Key mesh;
-  mesh.fill(1);
-  cfg.mesh_key = mesh;
-  Harness h(std::move(cfg));
+  const Key mesh = Harness::mesh_key();
+  Harness h(Harness::make_mesh_config());
   auto w = h.connect(1, mesh);
   h.server.receive(w.id, bytes(frame_bytes(FrameType::kWatchConns, {})), 1);
   auto b = h.connect();
