@@ -5,7 +5,16 @@
 //                    [--bind-port B] [--warmup S]
 //     N sender/receiver pairs on loopback, each sender keeping at most W
 //     packets in flight to its receiver; reports packets/s and the relay's
-//     CPU per relayed packet (utime+stime of PID from /proc/PID/stat).
+//     CPU per relayed packet (utime+stime of PID from /proc/PID/stat), and
+//     the packets the relay dropped (lost=: its per-client queues drop the
+//     oldest when a burst outruns the socket).
+//     Each packet carries its sequence number (the payload's first 8
+//     bytes), and a packet counts as no longer in flight once it or a later
+//     one arrived: DERP keeps a pair's order, so a gap is a drop. Counting
+//     arrivals instead would shrink the window by every drop for the rest
+//     of the run (32 drops while a split pair was moved left W = 64 at 32,
+//     and the pair in a lock-step with the client that cost the relay
+//     ~40 % more CPU per packet: docs/perf.md).
 //     --bind-port: pair i connects from ports B+2i and B+2i+1, so that with
 //     the relay on a fixed port SO_REUSEPORT puts them on the same shards
 //     in every run (its hash of the addresses is fixed until reboot): A/B
@@ -39,6 +48,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -94,7 +104,8 @@ struct Conn {
   derp::Key pub{};
   std::string out;
   std::string in;
-  std::uint64_t received = 0;
+  std::uint64_t received = 0;  // RecvPacket frames that arrived
+  std::uint64_t through = 0;   // the highest sequence number received, plus 1
   std::uint64_t sent = 0;
   bool want_out = false;
 };
@@ -220,7 +231,12 @@ struct Bench {
       const auto h = derp::get_header(reinterpret_cast<const std::uint8_t*>(c.in.data()) + off);
       if (c.in.size() - off < derp::kHeaderLen + h.length) break;
       if (h.type == derp::FrameType::kServerInfo) c.ready = true;
-      if (h.type == derp::FrameType::kRecvPacket) ++c.received;
+      if (h.type == derp::FrameType::kRecvPacket && h.length >= derp::kKeyLen + 8) {
+        ++c.received;
+        std::uint64_t seq;
+        std::memcpy(&seq, c.in.data() + off + derp::kHeaderLen + derp::kKeyLen, 8);
+        c.through = std::max(c.through, seq + 1);
+      }
       off += derp::kHeaderLen + h.length;
     }
     c.in.erase(0, off);
@@ -325,6 +341,10 @@ int main(int argc, char** argv) {
     else if (a == "--suite") suite = next();
     else return 2;
   }
+  if (mode == "load" && size < 8) {
+    std::fprintf(stderr, "bench_relay: --size must be at least 8 (the packet's sequence number)\n");
+    return 2;
+  }
   const long nofile = raise_nofile();
   if (b.tls) {
     b.ctx = SSL_CTX_new(TLS_client_method());
@@ -428,16 +448,18 @@ int main(int argc, char** argv) {
   }
   std::vector<std::uint8_t> payload(size, 0x5a);
   std::string frame(derp::kHeaderLen + derp::kKeyLen + size, '\0');
+  char* const seq_at = frame.data() + derp::kHeaderLen + derp::kKeyLen;
   auto run = [&](double dur) {
     const double end = mono() + dur;
     while (mono() < end) {
       for (auto& [s, r] : p) {
         if (s->out.size() > (1 << 20)) continue;
-        const std::uint64_t inflight = s->sent - r->received;
+        const std::uint64_t inflight = s->sent - r->through;
         if (inflight >= static_cast<std::uint64_t>(window)) continue;
         derp::encode_packet(reinterpret_cast<std::uint8_t*>(frame.data()), derp::FrameType::kSendPacket,
                             r->pub, payload);
         for (std::uint64_t k = inflight; k < static_cast<std::uint64_t>(window); ++k) {
+          std::memcpy(seq_at, &s->sent, 8);
           s->out += frame;
           ++s->sent;
         }
@@ -447,17 +469,23 @@ int main(int argc, char** argv) {
     }
   };
   run(warmup);
-  std::uint64_t r0 = 0;
-  for (auto& pr : p) r0 += pr.second->received;
+  std::uint64_t r0 = 0, through0 = 0;
+  for (auto& pr : p) r0 += pr.second->received, through0 += pr.second->through;
   const double c0 = cpu_of(pid), t0 = mono();
   run(seconds);
-  std::uint64_t r1 = 0;
-  for (auto& pr : p) r1 += pr.second->received;
+  std::uint64_t r1 = 0, through1 = 0;
+  for (auto& pr : p) r1 += pr.second->received, through1 += pr.second->through;
   const double c1 = cpu_of(pid), t1 = mono();
   const double pkts = static_cast<double>(r1 - r0);
+  // Dropped by the relay (sent, a later one arrived, never arrived
+  // itself): in the whole run, warm-up included, and in the measured part.
+  std::uint64_t lost = 0;
+  for (auto& [s, r] : p) lost += r->through - r->received;
+  const std::uint64_t lost_measured = (through1 - through0) - (r1 - r0);
   std::printf("load pairs=%d tls=%d size=%zu seconds=%.1f packets=%.0f pps=%.0f server_cpu_s=%.2f "
-              "us_per_packet=%.3f\n",
+              "us_per_packet=%.3f lost=%llu lost_measured=%llu\n",
               pairs, b.tls ? 1 : 0, size, t1 - t0, pkts, pkts / (t1 - t0), c1 - c0,
-              (c1 - c0) * 1e6 / pkts);
+              (c1 - c0) * 1e6 / pkts, static_cast<unsigned long long>(lost),
+              static_cast<unsigned long long>(lost_measured));
   return 0;
 }

@@ -96,8 +96,8 @@ stop_relay() {
 
 load=$(cut -d ' ' -f 1-3 /proc/loadavg)
 {
-  echo "| mode | shards | pairs | packets/s | relay CPU per packet (us) | connections moved | packets across shards |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| mode | shards | pairs | packets/s | relay CPU per packet (us) | connections moved | packets across shards | packets dropped (whole run / measured) |"
+  echo "|---|---|---|---|---|---|---|---|"
   for tls in 0 1; do
     for shards in 1 2; do
       for pairs in 1 8; do
@@ -111,15 +111,19 @@ load=$(cut -d ' ' -f 1-3 /proc/loadavg)
         stop_relay
         pps=$(echo "$line" | sed -n 's/.* pps=\([0-9]*\).*/\1/p')
         us=$(echo "$line" | sed -n 's/.*us_per_packet=\([0-9.]*\).*/\1/p')
+        lost=$(echo "$line" | sed -n 's/.* lost=\([0-9]*\).*/\1/p')
+        lost_measured=$(echo "$line" | sed -n 's/.*lost_measured=\([0-9]*\).*/\1/p')
         mode=plain
         [ $tls = 1 ] && mode=TLS
-        echo "| $mode | $shards | $pairs | $pps | $us | $moved | $across |"
+        echo "| $mode | $shards | $pairs | $pps | $us | $moved | $across | $lost / $lost_measured |"
       done
     done
   done
   echo
   echo "Connections moved, packets across shards: the relay's /debug/varz counters at the end of"
-  echo "the run (warm-up included: ${warmup} s, then ${seconds} s measured)."
+  echo "the run (warm-up included: ${warmup} s, then ${seconds} s measured). Packets dropped: by the"
+  echo "relay's drop-oldest client queues, as bench_relay counts them (sequence numbers: a packet"
+  echo "that never arrived while a later one did), in the whole run and in the measured seconds."
   echo
   echo "| mode | idle connections | relay shards | client processes | relay RSS before (KiB) | after (KiB) | bytes per connection | handshakes took (s) |"
   echo "|---|---|---|---|---|---|---|---|"
