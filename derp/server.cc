@@ -542,20 +542,18 @@ void Server::enqueue_packet(Conn& d, const Key& src, std::span<const std::uint8_
     return;
   }
   b->len = static_cast<std::uint32_t>(encode_packet(b->data(), FrameType::kRecvPacket, src, data));
-  const bool disco = is_disco(data);
-  if (disco) {
-    if (d.disco.count >= cfg_.disco_queue_depth) {
-      pool_.put(d.disco.pop());
-      count(Counter::drop_queue_full);
+  auto push = [&](auto& queue, std::size_t depth) {
+    if (queue.count >= depth) {
+      events_.make_room(d.id);  // may take the queues (output() and sent() on d)
+      if (queue.count >= depth) {
+        pool_.put(queue.pop());
+        count(Counter::drop_queue_full);
+      }
     }
-    d.disco.push(b);
-  } else {
-    if (d.pkts.count >= cfg_.queue_depth) {
-      pool_.put(d.pkts.pop());
-      count(Counter::drop_queue_full);
-    }
-    d.pkts.push(b);
-  }
+    queue.push(b);
+  };
+  if (is_disco(data)) push(d.disco, cfg_.disco_queue_depth);
+  else push(d.pkts, cfg_.queue_depth);
   count(Counter::packets_sent);
   count(Counter::bytes_sent, data.size());
   note_output(d);

@@ -174,6 +174,12 @@ class Events {
   // A mesh peer sent ClosePeer for a key with no connection here: sibling
   // shards should close theirs (Server::close_peer there).
   virtual void close_peer_elsewhere(const Key& /*key*/) {}
+  // c's packet queue is full and a packet for it arrived: the I/O layer may
+  // take the queued bytes now (output() and sent(), as for a write), if its
+  // own buffer for c has room. Only what it cannot take is dropped (the
+  // oldest first): a burst that arrives all at once, such as a batch from
+  // another shard's ring, is not a slow reader.
+  virtual void make_room(ConnId /*c*/) {}
 };
 
 class Server {

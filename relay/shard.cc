@@ -37,6 +37,8 @@ constexpr std::size_t kUdpSendSlots = 256;
 constexpr std::size_t kUdpBurstBytes = 65536;
 constexpr std::size_t kMeshMaxBacklog = 16 << 20;
 constexpr std::uint64_t kTickNs = 100'000'000;
+// A connection's next send batch while one is in flight (Shard::stage).
+constexpr std::size_t kStageMax = 128 << 10;
 constexpr std::uint64_t kWriteTimeoutNs = 2 * derp::kSecond;
 // How long a shard passes on packets for a key that moved away: those other
 // shards sent before they heard of the move (ring latency, far below this).
@@ -171,6 +173,7 @@ struct Shard::Conn {
   bool paused = false;
   bool mesh_head_done = false;
   bool reap_queued = false;
+  bool stage_failed = false;  // make_room() could not seal: flush() closes it
   std::uint32_t derp = kNone;
   int link = -1;
   std::uint64_t resume_at = 0;
@@ -1054,8 +1057,28 @@ void Shard::on_http(Conn& c, std::uint64_t now) {
 }
 
 void Shard::flush(Conn& c) {
-  // A moving connection's output stays in the server's queues: it moves with them.
-  if (c.closing || c.send_armed || c.connecting || c.moving) return;
+  if (c.stage_failed && !c.closing) {
+    tls_fail(c);
+    return;
+  }
+  // A moving connection's output stays where it is (the server's queues,
+  // tx_pending): it moves with them.
+  if (c.moving) return;
+  if (!stage(c)) {
+    tls_fail(c);
+    return;
+  }
+  start_send(c);
+}
+
+// The server's queued output for c into tx_pending, sealed when TLS: all of
+// it when no send is in flight, else as the next send's batch, up to
+// kStageMax (the rest waits in the server's queues, which drop the oldest:
+// a reader that slow is behind the kernel's buffer too). false: the TLS
+// record layer failed (the caller closes).
+bool Shard::stage(Conn& c) {
+  if (c.closing || c.connecting || c.moving) return true;
+  if (c.send_armed && c.tx_pending.size() >= kStageMax) return true;
   if (c.phase == Conn::kDerp && c.derp != kNone) {
     iovec iov[49];
     std::size_t n = server_->output(c.derp, iov + 1, 48);
@@ -1071,10 +1094,7 @@ void Shard::flush(Conn& c) {
       ++n;
     }
     if (c.tls) {
-      if (!c.tls->writev(first, n, plain_buf_)) {
-        tls_fail(c);
-        return;
-      }
+      if (!c.tls->writev(first, n, plain_buf_)) return false;
     } else {
       for (std::size_t i = 0; i < n; ++i)
         c.tx_pending.append(static_cast<const char*>(first[i].iov_base), first[i].iov_len);
@@ -1086,15 +1106,32 @@ void Shard::flush(Conn& c) {
     if (l && l->client && (!c.tls || c.tls->handshake_done())) {
       std::string& out = l->client->output();
       if (!out.empty()) {
-        if (!put_out(c.tls, c.tx_pending, {reinterpret_cast<const std::uint8_t*>(out.data()), out.size()})) {
-          tls_fail(c);
-          return;
-        }
+        if (!put_out(c.tls, c.tx_pending, {reinterpret_cast<const std::uint8_t*>(out.data()), out.size()}))
+          return false;
         out.clear();
       }
     }
   }
-  start_send(c);
+  return true;
+}
+
+// Called from inside the server (enqueue): nothing here may close c, which
+// would free the server's record of it under the caller. A sealing failure
+// is left for flush().
+void Shard::make_room(derp::ConnId id) {
+  const std::uint32_t slot = id < of_derp_.size() ? of_derp_[id] : kNone;
+  if (slot == kNone) return;
+  Conn* c = conns_[slot];
+  if (!c || c->stage_failed || c->moving) return;
+  if (!stage(*c)) {
+    c->stage_failed = true;
+  } else {
+    start_send(*c);
+  }
+  if (!c->flush_queued) {
+    c->flush_queued = true;
+    to_flush_.push_back(slot);
+  }
 }
 
 void Shard::start_send(Conn& c) {

@@ -187,6 +187,7 @@ class Shard final : public derp::Events, public UdpOut {
   void local_peer(const derp::Key& key, const derp::IpPort& addr, std::uint8_t flags,
                   bool present) override;
   void close_peer_elsewhere(const derp::Key& key) override;
+  void make_room(derp::ConnId c) override;
   // UdpOut
   bool send(std::span<const std::uint8_t> datagram, const sockaddr_storage& to,
             socklen_t to_len) override;
@@ -206,6 +207,7 @@ class Shard final : public derp::Events, public UdpOut {
   void on_http(Conn& c, std::uint64_t now);
   void arm_recv(Conn& c);
   void flush(Conn& c);
+  bool stage(Conn& c);
   void start_send(Conn& c);
   void close_conn(Conn& c, const char* why);
   void tls_fail(Conn& c);

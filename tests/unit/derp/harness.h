@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ struct Recorder : Events {
   };
   std::vector<Fwd> forwards;
   std::vector<std::pair<Key, bool>> local;
+  int room_asked = 0;
+  std::function<void(ConnId)> on_make_room;  // what the I/O layer does then
 
   void want_write(ConnId c) override { wants.push_back(c); }
   void close(ConnId c, CloseReason r) override { closes.emplace_back(c, r); }
@@ -45,6 +48,10 @@ struct Recorder : Events {
   }
   void local_peer(const Key& k, const IpPort&, std::uint8_t, bool present) override {
     local.emplace_back(k, present);
+  }
+  void make_room(ConnId c) override {
+    ++room_asked;
+    if (on_make_room) on_make_room(c);
   }
   bool closed(ConnId c) const {
     for (auto& [id, r] : closes)
@@ -112,9 +119,9 @@ class Harness {
     return c;
   }
 
-  // Drains the server's output for c (as a socket write that takes it all)
-  // and returns the frames.
-  std::vector<Frame> read(Client& c, std::uint64_t now = 1) {
+  // Takes the server's output for c into c.inbox, as a socket write that
+  // takes it all.
+  void take(Client& c, std::uint64_t now = 1) {
     iovec iov[64];
     while (server.has_output(c.id)) {
       std::size_t n = server.output(c.id, iov, 64), total = 0;
@@ -124,6 +131,10 @@ class Harness {
       }
       server.sent(c.id, total, now);
     }
+  }
+  // Drains the server's output for c and returns the frames.
+  std::vector<Frame> read(Client& c, std::uint64_t now = 1) {
+    take(c, now);
     std::vector<Frame> out;
     while (c.inbox.size() >= kHeaderLen) {
       Header h = get_header(reinterpret_cast<const std::uint8_t*>(c.inbox.data()));

@@ -259,7 +259,37 @@ TEST(Server, FullQueueDropsTheOldest) {
   EXPECT_EQ(f.front().payload[32], 8);  // 0..7 dropped
   EXPECT_EQ(f.back().payload[32], 39);
   EXPECT_EQ(h.server.counter(Counter::drop_queue_full), 8u);
+  EXPECT_EQ(h.rec.room_asked, 8);  // the I/O layer took nothing each time
   EXPECT_EQ(h.server.pool().in_use(), 0u);
+}
+
+// A burst larger than the queue, for a reader that keeps up (its I/O layer
+// takes the queue each time it fills): nothing dropped, in order. The
+// relay's shards receive packets from each other in such bursts.
+TEST(Server, FullQueueAsksTheIoLayerForRoomFirst) {
+  Harness h;
+  auto a = h.connect(), b = h.connect();
+  h.read(a);
+  h.read(b);
+  h.rec.on_make_room = [&](ConnId c) {
+    ASSERT_EQ(c, b.id);
+    h.take(b);
+  };
+  for (int i = 0; i < 100; ++i) h.send(a, b.pub, payload_of(10, static_cast<std::uint8_t>(i)));
+  EXPECT_EQ(h.rec.room_asked, 3);  // at packets 33, 65 and 97
+  auto f = h.read(b);
+  ASSERT_EQ(f.size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(f[static_cast<std::size_t>(i)].type, FrameType::kRecvPacket);
+    EXPECT_EQ(f[static_cast<std::size_t>(i)].payload[32], i);
+  }
+  EXPECT_EQ(h.server.counter(Counter::drop_queue_full), 0u);
+  EXPECT_EQ(h.server.pool().in_use(), 0u);
+  // Disco packets have their own queue (8): the same.
+  for (int i = 0; i < 20; ++i) h.send(a, b.pub, disco_packet());
+  EXPECT_EQ(h.rec.room_asked, 5);  // at disco packets 9 and 17
+  EXPECT_EQ(h.read(b).size(), 20u);
+  EXPECT_EQ(h.server.counter(Counter::drop_queue_full), 0u);
 }
 
 TEST(Server, InFlightBuffersSurviveNewPackets) {
