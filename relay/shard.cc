@@ -267,7 +267,8 @@ std::string Relay::metrics() const {
   std::string out;
   std::array<std::uint64_t, static_cast<std::size_t>(derp::Counter::kCount)> sum{};
   std::uint64_t conns = 0, clients = 0, io = 0, wto = 0, drops = 0, links = 0, remotes = 0;
-  std::uint64_t slots = 0, full = 0, accept_errors = 0, moves = 0, refused_full = 0, refused_transfer = 0;
+  std::uint64_t slots = 0, full = 0, accept_errors = 0, moves = 0, refused_full = 0, refused_transfer = 0,
+                passed_on = 0;
   for (const auto& s : shards) {
     for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += s->published[i].load(std::memory_order_relaxed);
     conns += s->pub_connections.load(std::memory_order_relaxed);
@@ -283,6 +284,7 @@ std::string Relay::metrics() const {
     moves += s->pub_moves.load(std::memory_order_relaxed);
     refused_full += s->pub_move_refused_full.load(std::memory_order_relaxed);
     refused_transfer += s->pub_move_refused_transfer.load(std::memory_order_relaxed);
+    passed_on += s->pub_passed_on.load(std::memory_order_relaxed);
   }
   for (std::size_t i = 0; i < sum.size(); ++i) {
     const auto c = static_cast<derp::Counter>(i);
@@ -323,6 +325,10 @@ std::string Relay::metrics() const {
          "# TYPE moongate_relay_migrations_refused_total counter\n";
   out += "moongate_relay_migrations_refused_total{reason=\"target_full\"} " + std::to_string(refused_full) + "\n";
   out += "moongate_relay_migrations_refused_total{reason=\"transfer\"} " + std::to_string(refused_transfer) + "\n";
+  out += "# HELP moongate_relay_migration_passed_on_total packets another shard sent for a client that "
+         "had just moved away, passed on to its new shard\n"
+         "# TYPE moongate_relay_migration_passed_on_total counter\n";
+  out += "moongate_relay_migration_passed_on_total " + std::to_string(passed_on) + "\n";
   for (unsigned i = 0; i < shards.size(); ++i)
     for (const auto& u : shards[i]->udp) u->metrics(out, i);
   tls_metrics(out);
@@ -1061,8 +1067,8 @@ void Shard::flush(Conn& c) {
     tls_fail(c);
     return;
   }
-  // A moving connection's output stays where it is (the server's queues,
-  // tx_pending): it moves with them.
+  // A moving connection sends nothing: its output (the server's queues,
+  // tx_pending) moves with it.
   if (c.moving) return;
   if (!stage(c)) {
     tls_fail(c);
@@ -1077,7 +1083,7 @@ void Shard::flush(Conn& c) {
 // a reader that slow is behind the kernel's buffer too). false: the TLS
 // record layer failed (the caller closes).
 bool Shard::stage(Conn& c) {
-  if (c.closing || c.connecting || c.moving) return true;
+  if (c.closing || c.connecting) return true;
   if (c.send_armed && c.tx_pending.size() >= kStageMax) return true;
   if (c.phase == Conn::kDerp && c.derp != kNone) {
     iovec iov[49];
@@ -1122,7 +1128,9 @@ void Shard::make_room(derp::ConnId id) {
   const std::uint32_t slot = id < of_derp_.size() ? of_derp_[id] : kNone;
   if (slot == kNone) return;
   Conn* c = conns_[slot];
-  if (!c || c->stage_failed || c->moving) return;
+  if (!c || c->stage_failed) return;
+  // A moving connection stages too (no send: start_send() waits for the
+  // new shard), so packets arriving during the move are not dropped.
   if (!stage(*c)) {
     c->stage_failed = true;
   } else {
@@ -1135,7 +1143,7 @@ void Shard::make_room(derp::ConnId id) {
 }
 
 void Shard::start_send(Conn& c) {
-  if (c.send_armed || c.closing || c.tx_pending.empty()) return;
+  if (c.send_armed || c.closing || c.moving || c.tx_pending.empty()) return;
   c.tx_inflight.swap(c.tx_pending);
   c.tx_off = 0;
   io_uring_sqe* s = sqe();
@@ -1175,7 +1183,9 @@ void Shard::on_send(Conn& c, int res, std::uint64_t now) {
     return;
   }
   flush(c);
-  if (!c.send_armed && c.tx_pending.capacity() > 4096) std::string().swap(c.tx_pending);
+  // A moving connection keeps what is staged (flush() sends nothing then):
+  // only an empty string gives its capacity back.
+  if (!c.send_armed && c.tx_pending.empty() && c.tx_pending.capacity() > 4096) std::string().swap(c.tx_pending);
 }
 
 // A TLS failure: the record layer's reason is counted, OpenSSL's are not
@@ -1471,6 +1481,7 @@ void Shard::publish() {
   pub_moves.store(moves_, std::memory_order_relaxed);
   pub_move_refused_full.store(move_refused_full_, std::memory_order_relaxed);
   pub_move_refused_transfer.store(move_refused_transfer_, std::memory_order_relaxed);
+  pub_passed_on.store(passed_on_, std::memory_order_relaxed);
   pub_remotes.store(server_->remotes(), std::memory_order_relaxed);
   for (std::size_t i = 0; i < tls_closes_.size(); ++i)
     pub_tls_closes[i].store(tls_closes_[i], std::memory_order_relaxed);
@@ -1742,6 +1753,7 @@ bool Shard::pass_on_moved(const derp::Key& dst, std::span<const std::uint8_t> ke
                                    [](const MovedKey& m, const derp::Key& k) { return m.key < k; });
   if (it == moved_.end() || it->key != dst || it->until <= now || server_->is_connected(dst)) return false;
   push_record(it->to, kRecForward, keys, data, !pending_ctrl_[it->to].empty());
+  ++passed_on_;
   return true;
 }
 

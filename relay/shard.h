@@ -156,7 +156,7 @@ class Shard final : public derp::Events, public UdpOut {
   std::atomic<std::uint64_t> pub_connections{0}, pub_clients{0}, pub_io_conns{0},
       pub_write_timeouts{0}, pub_ring_drops{0}, pub_mesh_links_up{0}, pub_remotes{0},
       pub_table_full{0}, pub_accept_errors{0}, pub_moves{0}, pub_move_refused_full{0},
-      pub_move_refused_transfer{0};
+      pub_move_refused_transfer{0}, pub_passed_on{0};
   // DERP connections on this shard plus moves to it under way: the
   // migration rule's view of the shard's load. Raised by a shard that moves
   // a connection here, lowered by this one when a connection leaves.
@@ -295,6 +295,7 @@ class Shard final : public derp::Events, public UdpOut {
   std::vector<MovedKey> moved_;  // keys moved away lately, sorted: packets for them are passed on
   std::vector<std::uint32_t> loads_;
   std::uint64_t moves_ = 0, move_refused_full_ = 0, move_refused_transfer_ = 0;
+  std::uint64_t passed_on_ = 0;  // packets for a key that had moved away, sent after it (pass_on_moved)
   // provided receive buffers
   io_uring_buf_ring* br_ = nullptr;
   std::uint8_t* br_mem_ = nullptr;
