@@ -573,6 +573,19 @@ Shard::Conn* Shard::new_conn(int fd, bool direct) {
   return c;
 }
 
+// The connection behind a DERP connection id (nullptr once it is gone).
+Shard::Conn* Shard::conn_of_derp(derp::ConnId id) {
+  const std::uint32_t slot = id < of_derp_.size() ? of_derp_[id] : kNone;
+  return slot == kNone ? nullptr : conns_[slot];
+}
+
+// Flushed at the end of this loop iteration (run()), once however often asked.
+void Shard::queue_flush(Conn& c) {
+  if (c.flush_queued) return;
+  c.flush_queued = true;
+  to_flush_.push_back(c.slot);
+}
+
 Shard::Conn* Shard::conn_of(std::uint32_t slot, std::uint32_t gen) {
   if (slot >= conns_.size()) return nullptr;
   Conn* c = conns_[slot];
@@ -912,9 +925,8 @@ void Shard::on_recv(Conn& c, int res, std::uint32_t flags, std::uint64_t now) {
     reap(c);
     return;
   }
-  if (!c.tx_pending.empty() && !c.flush_queued) {  // TLS handshake records, HTTP responses
-    c.flush_queued = true;
-    to_flush_.push_back(c.slot);
+  if (!c.tx_pending.empty()) {  // TLS handshake records, HTTP responses
+    queue_flush(c);
   }
   if (c.paused) {
     paused_.push_back(c.slot);
@@ -946,12 +958,8 @@ void Shard::on_plain(Conn& c, std::span<const std::uint8_t> data, std::uint64_t 
               const std::size_t hl = ws_header(h, kWsPong, payload.size());
               std::string pong(reinterpret_cast<const char*>(h), hl);
               pong.append(reinterpret_cast<const char*>(payload.data()), payload.size());
-              if (put_out(c.tls, c.tx_pending,
-                          {reinterpret_cast<const std::uint8_t*>(pong.data()), pong.size()}) &&
-                  !c.flush_queued) {
-                c.flush_queued = true;
-                to_flush_.push_back(c.slot);
-              }
+              if (put_out(c.tls, c.tx_pending, {reinterpret_cast<const std::uint8_t*>(pong.data()), pong.size()}))
+                queue_flush(c);
             });
         if (st != WsReader::Status::kOk) {
           close_conn(c, st == WsReader::Status::kClosed ? "websocket close" : "websocket protocol error");
@@ -1001,10 +1009,7 @@ void Shard::on_plain(Conn& c, std::span<const std::uint8_t> data, std::uint64_t 
         close_conn(c, "mesh stream broken");
         return;
       }
-      if (!l->client->output().empty() && !c.flush_queued) {
-        c.flush_queued = true;
-        to_flush_.push_back(c.slot);
-      }
+      if (!l->client->output().empty()) queue_flush(c);
       return;
     }
     case Conn::kHttp:
@@ -1125,9 +1130,7 @@ bool Shard::stage(Conn& c) {
 // would free the server's record of it under the caller. A sealing failure
 // is left for flush().
 void Shard::make_room(derp::ConnId id) {
-  const std::uint32_t slot = id < of_derp_.size() ? of_derp_[id] : kNone;
-  if (slot == kNone) return;
-  Conn* c = conns_[slot];
+  Conn* c = conn_of_derp(id);
   if (!c || c->stage_failed) return;
   // A moving connection stages too (no send: start_send() waits for the
   // new shard), so packets arriving during the move are not dropped.
@@ -1136,10 +1139,7 @@ void Shard::make_room(derp::ConnId id) {
   } else {
     start_send(*c);
   }
-  if (!c->flush_queued) {
-    c->flush_queued = true;
-    to_flush_.push_back(slot);
-  }
+  queue_flush(*c);
 }
 
 void Shard::start_send(Conn& c) {
@@ -1274,17 +1274,11 @@ void Shard::reap_closed() {
 // --- derp::Events ---
 
 void Shard::want_write(derp::ConnId id) {
-  const std::uint32_t slot = id < of_derp_.size() ? of_derp_[id] : kNone;
-  if (slot == kNone) return;
-  Conn* c = conns_[slot];
-  if (!c || c->flush_queued) return;
-  c->flush_queued = true;
-  to_flush_.push_back(slot);
+  if (Conn* c = conn_of_derp(id)) queue_flush(*c);
 }
 
 void Shard::close(derp::ConnId id, derp::CloseReason r) {
-  const std::uint32_t slot = id < of_derp_.size() ? of_derp_[id] : kNone;
-  if (slot != kNone && conns_[slot]) to_close_.push_back(CloseReq{slot, conns_[slot]->gen, r});
+  if (Conn* c = conn_of_derp(id)) to_close_.push_back(CloseReq{c->slot, c->gen, r});
 }
 
 derp::Admission Shard::admit(derp::ConnId id, const derp::Key& client, const derp::ClientInfo&,
@@ -1669,10 +1663,7 @@ void Shard::on_move_fd(std::uint32_t slot, std::uint32_t gen, int res, std::uint
     }
     abort_move(*c);
     arm_recv(*c);
-    if (!c->flush_queued) {
-      c->flush_queued = true;
-      to_flush_.push_back(c->slot);
-    }
+    queue_flush(*c);
     return;
   }
   finish_move(*c, res, now);
@@ -1792,8 +1783,7 @@ void Shard::adopt(std::unique_ptr<Move> m, unsigned from, std::uint64_t now) {
     if (s != index_ && s != from) push_record(s, kRecPeerMoved, body, {}, true);
   if (c->paused) paused_.push_back(slot);
   else arm_recv(*c);
-  c->flush_queued = true;
-  to_flush_.push_back(slot);
+  queue_flush(*c);  // adopt() cleared flush_queued: what moved with it goes out
 }
 
 // --- mesh links (shard 0) ---
@@ -1874,11 +1864,7 @@ void Shard::mesh_forward(derp::Route route, const derp::Key& src, const derp::Ke
     return;
   }
   l.client->forward_packet(src, dst, data);
-  Conn* c = l.slot != kNone ? conns_[l.slot] : nullptr;
-  if (c && !c->flush_queued) {
-    c->flush_queued = true;
-    to_flush_.push_back(c->slot);
-  }
+  if (Conn* c = l.slot != kNone ? conns_[l.slot] : nullptr) queue_flush(*c);
 }
 
 }  // namespace moongate::relay

@@ -208,6 +208,8 @@ class Shard final : public derp::Events, public UdpOut {
   void arm_recv(Conn& c);
   void flush(Conn& c);
   bool stage(Conn& c);
+  void queue_flush(Conn& c);
+  Conn* conn_of_derp(derp::ConnId id);
   void start_send(Conn& c);
   void close_conn(Conn& c, const char* why);
   void tls_fail(Conn& c);
