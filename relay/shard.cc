@@ -431,6 +431,7 @@ std::string Shard::init() {
                           io_uring_buf_ring_mask(kBufCount), static_cast<int>(i));
   io_uring_buf_ring_advance(br_, kBufCount);
   plain_buf_.resize(64 << 10);
+  stage_buf_.resize(kTlsMaxPlain);
 
   // The registered-file table for accepted connections: sparse (every slot
   // empty), as large as asked but no larger than RLIMIT_NOFILE, the
@@ -1105,7 +1106,7 @@ bool Shard::stage(Conn& c) {
       ++n;
     }
     if (c.tls) {
-      if (!c.tls->writev(first, n, plain_buf_)) return false;
+      if (!c.tls->writev(first, n, stage_buf_)) return false;
     } else {
       for (std::size_t i = 0; i < n; ++i)
         c.tx_pending.append(static_cast<const char*>(first[i].iov_base), first[i].iov_len);

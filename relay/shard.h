@@ -303,6 +303,10 @@ class Shard final : public derp::Events, public UdpOut {
   std::uint8_t* br_mem_ = nullptr;
   // scratch
   std::vector<std::uint8_t> plain_buf_;
+  // OpenSSL-mode TLS gathers a send's frames here (stage()): not in
+  // plain_buf_, which holds the record being parsed when make_room() stages
+  // from inside a receive.
+  std::vector<std::uint8_t> stage_buf_;
   RecordCiphers ciphers_;  // AEAD contexts of the lean TLS connections
   std::array<std::uint64_t, static_cast<std::size_t>(TlsClose::kCount) + 1> tls_closes_{};
   std::uint64_t tls_lean_ = 0, tls_openssl_ = 0, tls_lean_since_trim_ = 0;
