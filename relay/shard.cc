@@ -926,9 +926,7 @@ void Shard::on_recv(Conn& c, int res, std::uint32_t flags, std::uint64_t now) {
     reap(c);
     return;
   }
-  if (!c.tx_pending.empty()) {  // TLS handshake records, HTTP responses
-    queue_flush(c);
-  }
+  if (!c.tx_pending.empty()) queue_flush(c);  // TLS handshake records, HTTP responses
   if (c.paused) {
     paused_.push_back(c.slot);
     return;
