@@ -344,7 +344,7 @@ class Worker final : public wg::DeviceHost {
   void tx_flush();
   void run_handshakes();
   void run_timers();
-  void rearm(wg::Peer& peer) noexcept;
+  inline void rearm(wg::Peer& peer) noexcept;
   bool poll_commands();  // true when any was applied
   void apply(Command& c);
   // Refreshes the peers' stats copies (PeerCtx::stats_*) in slices, and
@@ -359,6 +359,7 @@ class Worker final : public wg::DeviceHost {
                   bool nic_checked) noexcept;
 
   Port* lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept;
+  inline Port* lan_route(std::uint32_t dst, std::uint32_t& next_hop) noexcept;
   void update_now() noexcept;
 
   const std::uint16_t id_;
@@ -399,6 +400,16 @@ class Worker final : public wg::DeviceHost {
   std::unique_ptr<policy::Established6> established6_;  // with a policy (or one possible: --control)
   std::unique_ptr<policy::RuleCounters> rule_counters_; // with a policy (or one possible: --control)
   const Routing* routing_ = nullptr;  // this iteration's (loaded once per iteration)
+  // lan_port_for's latest answer (lan_route): the packets of a burst
+  // mostly go to a few hosts, and the scan of routes and ports was a call
+  // and a loop per packet (docs/perf.md). Only routing_'s static routes can
+  // change the answer (ports are fixed at start), so load_routing forgets
+  // it with a new Routing.
+  struct LanRouteMemo {
+    Port* port = nullptr;  // nullptr: nothing remembered
+    std::uint32_t dst = 0;
+    std::uint32_t next_hop = 0;
+  } lan_memo_;
   const PolicyState* policy_ = nullptr;  // routing_'s policy; nullptr: none, everything routed passes
   std::uint64_t counters_epoch_ = 0;     // the policy epoch rule_counters_ count for
   std::atomic<std::uint64_t> commands_done_{0};

@@ -194,23 +194,6 @@ void Device::handshake_complete(Peer& peer, Instant now) noexcept {
   ++peer.handshakes_completed;
 }
 
-Drop Device::prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now,
-                             RxSlot& slot) noexcept {
-  if (classify_message(msg, len) != MessageType::kData) return drop(Drop::kMalformed);
-  const IndexEntry* e = indices_.find(load_le32(msg + 4));
-  if (e == nullptr || e->kind != IndexEntry::Kind::kKeypair) return drop(Drop::kUnknownIndex);
-  Keypair* kp = e->keypair;
-  const std::uint64_t counter = load_le64(msg + 8);
-  if (kp->expired(now)) return drop(Drop::kKeypairExpired);
-  // Cheap pre-check so replays cost no decryption; the window is updated
-  // only once the tag has verified (complete_receive).
-  if (!kp->replay.check(counter, kRejectAfterMessages)) return drop(Drop::kReplay);
-  slot.keypair = kp;
-  slot.peer = e->peer;  // == kp->peer, from the line already read
-  slot.counter = counter;
-  return Drop::kOk;
-}
-
 Drop Device::complete_receive(const RxSlot& slot, std::size_t wire_len, std::size_t plaintext_len,
                               const Endpoint& src, Instant now) noexcept {
   if (Drop d = accept_receive(slot); d != Drop::kOk) return d;
@@ -218,22 +201,9 @@ Drop Device::complete_receive(const RxSlot& slot, std::size_t wire_len, std::siz
   return Drop::kOk;
 }
 
-void Device::received(Peer& peer, Keypair& kp, std::size_t wire_bytes, std::size_t data_messages,
-                      const Endpoint& src, Instant now) noexcept {
-  // Roaming: the last authenticated source wins. Compared first, as it
-  // rarely changes: the copy would dirty the line for nothing.
-  if (!(peer.endpoint == src)) peer.endpoint = src;
-  peer.rx_bytes += wire_bytes;
-  if (peer.keypairs.received_with(&kp, indices_)) {
-    handshake_complete(peer, now);
-    host_.flush_staged(peer, false);
-  }
-  keep_key_fresh_received(peer, now);
-  peer.timers.any_authenticated_packet_received();
-  peer.timers.any_authenticated_packet_traversal(now.mono);
-  // Per message, data_received() arms the keepalive timer, or notes that
-  // another is needed if it was armed: two calls say all that n do.
-  for (std::size_t i = 0; i < data_messages && i < 2; ++i) peer.timers.data_received(now.mono);
+void Device::received_next(Peer& peer, Instant now) noexcept {
+  handshake_complete(peer, now);
+  host_.flush_staged(peer, false);
 }
 
 // --- send ------------------------------------------------------------------
@@ -263,17 +233,9 @@ void Device::keep_key_fresh_sent(Peer& peer, Instant now) noexcept {
     initiate_handshake(peer, now);
 }
 
-void Device::keep_key_fresh_received(Peer& peer, Instant now) noexcept {
-  // If we initiated this session and only receive on it, rekey shortly
-  // before it would be rejected: the peer, as responder, will not.
-  // The age first: the flag lies off the peer's per-message lines.
-  const Keypair* kp = peer.keypairs.current();
-  if (kp != nullptr && kp->initiator &&
-      now.mono - kp->birth >= kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout &&
-      !peer.sent_lastminute_handshake) {
-    peer.sent_lastminute_handshake = true;
-    initiate_handshake(peer, now);
-  }
+void Device::send_lastminute_handshake(Peer& peer, Instant now) noexcept {
+  peer.sent_lastminute_handshake = true;
+  initiate_handshake(peer, now);
 }
 
 Drop Device::initiate_handshake(Peer& peer, Instant now, bool retry) noexcept {

@@ -85,12 +85,15 @@ std::size_t write_ipv4_header(std::uint8_t* out, std::size_t cap, const Ipv4Para
 // Inline: every forwarded packet passes here.
 inline bool ipv4_decrement_ttl(std::uint8_t* p, std::size_t len) noexcept {
   if (len < kIpv4HeaderLen || p[kIpv4TtlOffset] <= 1) return false;
-  // TTL is the high byte of the 16-bit word it shares with the protocol.
-  const std::uint16_t old_word = load_be16(p + kIpv4TtlOffset);
-  const auto new_word = static_cast<std::uint16_t>(old_word - 0x0100);
-  store_be16(p + kIpv4TtlOffset, new_word);
-  store_be16(p + kIpv4ChecksumOffset,
-             checksum_update16(load_be16(p + kIpv4ChecksumOffset), old_word, new_word));
+  --p[kIpv4TtlOffset];
+  // RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), where m is the word the TTL
+  // shares with the protocol (TTL the high byte) and m' = m - 0x0100 (no
+  // borrow: TTL >= 2). So ~m + m' = 0xFFFF - m + m - 0x0100 = 0xFEFF
+  // whatever the word: checksum_update16 with the old and new words folded
+  // into one constant, and the word itself never read.
+  std::uint32_t sum = static_cast<std::uint16_t>(~load_be16(p + kIpv4ChecksumOffset));
+  sum += 0xFEFF;
+  store_be16(p + kIpv4ChecksumOffset, checksum_finish(sum));
   return true;
 }
 
