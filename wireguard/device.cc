@@ -201,6 +201,22 @@ Drop Device::complete_receive(const RxSlot& slot, std::size_t wire_len, std::siz
   return Drop::kOk;
 }
 
+void Device::received(Peer& peer, Keypair& kp, std::size_t wire_bytes, std::size_t data_messages,
+                      const Endpoint& src, Instant now) noexcept {
+  // Roaming: the last authenticated source wins. Compared first, as it
+  // rarely changes: the copy would dirty the line for nothing.
+  if (!(peer.endpoint == src)) peer.endpoint = src;
+  peer.rx_bytes += wire_bytes;
+  if (peer.keypairs.received_with(&kp, indices_)) [[unlikely]]
+    received_next(peer, now);
+  keep_key_fresh_received(peer, now);
+  peer.timers.any_authenticated_packet_received();
+  peer.timers.any_authenticated_packet_traversal(now.mono);
+  // Per message, data_received() arms the keepalive timer, or notes that
+  // another is needed if it was armed: two calls say all that n do.
+  for (std::size_t i = 0; i < data_messages && i < 2; ++i) peer.timers.data_received(now.mono);
+}
+
 void Device::received_next(Peer& peer, Instant now) noexcept {
   handshake_complete(peer, now);
   host_.flush_staged(peer, false);
