@@ -39,9 +39,14 @@ struct Endpoint {
     return n + 2;
   }
 
+  // Fixed-size compares: memcmp with addr_len()'s variable length was a
+  // library call, and every received data message's roaming check makes
+  // one (docs/perf.md).
   friend bool operator==(const Endpoint& a, const Endpoint& b) noexcept {
-    return a.family == b.family && a.port == b.port &&
-           std::memcmp(a.addr, b.addr, a.addr_len()) == 0;
+    if (a.family != b.family || a.port != b.port) return false;
+    if (a.family == 4) return std::memcmp(a.addr, b.addr, 4) == 0;
+    if (a.family == 6) return std::memcmp(a.addr, b.addr, 16) == 0;
+    return true;  // no address to compare
   }
 
   std::string to_string() const;  // "1.2.3.4:51820" / "[::1]:51820" (messages.cc)
