@@ -945,10 +945,13 @@ void Worker::flush_rx() {
     ++kept;
   }
   rx_count_ = kept;
-  // The peers' two lines, read after the AEAD (replay window, endpoint,
-  // counters, timers, source check): the AEAD's hundreds of cycles per
-  // message cover them.
-  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch();
+  // The peers' two lines, read after the AEAD (endpoint, counters,
+  // timers, source check): the AEAD's hundreds of cycles per message cover
+  // their misses. Into L2 only: 64 more lines in L1 during the AEAD pushed
+  // out what the AEAD itself reads, which then cost it ~25 cycles per
+  // message at 100 000 peers (docs/perf.md); decrypt_flush moves them to L1
+  // once the AEAD is done.
+  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_l2();
   decrypt_flush();
 }
 
@@ -964,6 +967,9 @@ void Worker::decrypt_flush() {
                             it.slot.keypair->recv_key.data(), it.slot.counter, nullptr, 0};
   }
   aead_->decrypt(ops, rx_count_, ok);
+  // The peers' lines, in L2 since flush_rx: into L1 while the look-ups
+  // below run.
+  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch();
   // Inner IPv4 sources (cryptokey routing) and destinations (hub) looked
   // up together; other packets look up 0.0.0.0, which route_inner ignores.
   std::uint32_t addrs[2 * kBurst];

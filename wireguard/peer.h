@@ -64,6 +64,12 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
     prefetch_line(this);
     prefetch_line(reinterpret_cast<const char*>(this) + 64);
   }
+  // The same two lines into L2 only: for a caller that reads them after
+  // other heavy work (decrypt's AEAD), then asks again with prefetch().
+  void prefetch_l2() const noexcept {
+    prefetch_line_l2(this);
+    prefetch_line_l2(reinterpret_cast<const char*>(this) + 64);
+  }
 
  private:
   crypto::PublicKey public_key_;
