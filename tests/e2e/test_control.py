@@ -19,6 +19,8 @@ owning the netmap and the data plane following it over shared memory:
     peer loses no packet;
   - broken configuration files: one clear message with file and line, a
     non-zero exit, and the running appliance keeps its netmap.
+  - a static route changed by a reload applies at once, also to a
+    destination the data plane's per-lcore route memo already holds.
 
 usage: test_control.py DATAPLANE_BIN CONTROL_BIN MOONGATECTL_BIN
 """
@@ -466,6 +468,35 @@ def main():
             with open(t["cfg"], "w") as f:
                 f.write(good)
             return "; ".join(msgs)
+        _()
+
+        @case("control: a static route changed by a reload applies at once to a destination in use")
+        def _():
+            # Each lcore remembers the LAN route of its last destination
+            # (Worker::lan_route); a new Routing must make it forget. The
+            # remote site pings 10.11.0.2 (route 10.11.0.0/24 via 10.10.0.2),
+            # the route moves to a neighbour that does not exist, and the
+            # same destination must stop answering, then answer again.
+            good = open(t["cfg"]).read()
+            moved = good.replace("via: 10.10.0.2", "via: 10.10.0.99", 1)
+            assert moved != good
+            t.setdefault("restore", []).append((t["cfg"], good))
+
+            def reload_to(text):
+                with open(t["cfg"], "w") as f:
+                    f.write(text)
+                ctl(moongatectl, ifname, "reload")  # synchronous (inotify may reload it too)
+                published, _applied = generation(ifname)
+                wait_for("the reloaded netmap applied by the data plane",
+                         lambda: generation(ifname)[1] >= published, timeout=20)
+
+            first = assert_pings(t["rem"], "10.11.0.2", 3)
+            reload_to(moved)
+            got, out = ping(t["rem"], "10.11.0.2", count=3)
+            assert got == 0, f"10.11.0.2 still answered through the old route: {got}/3\n{out}"
+            reload_to(good)
+            back = assert_pings(t["rem"], "10.11.0.2", 3)
+            return f"via 10.10.0.2 {first}; via 10.10.0.99 0/3; back {back}"
         _()
 
         @case("control: scripts/moongate-up starts both, restarts a killed moongate-control, stops both")
