@@ -45,12 +45,9 @@ constexpr std::uint64_t kArpRetryNs = 1'000'000'000;
 constexpr std::uint32_t kMaxIdleSleepUs = 200;
 constexpr std::uint64_t kClockResync = 10'000'000;  // ns between clock reads (update_now)
 // How many packets ahead of its use a per-peer line is asked for, where a
-// stage reads what the previous one prefetched (keypairs behind peers and
-// index slots): enough packets of work to cover a memory access.
+// stage reads what the previous one prefetched (keypairs behind peers):
+// enough packets of work to cover a memory access.
 constexpr std::uint16_t kPrefetchAhead = 6;
-// The decrypt pre-checks' keypair lines: one line per message, nothing in
-// between to wait on, so further ahead (flush_rx).
-constexpr std::uint16_t kKeypairAhead = 12;
 // Lines of each received packet asked for at once (prefetch_burst).
 constexpr std::size_t kPrefetchLines = 4;
 
@@ -201,7 +198,10 @@ std::string Worker::init() {
   device_->set_private_key(settings_.private_key);
   // Our receiver indices name this worker, so any worker can route a
   // response or data message to us without a shared table.
-  device_->set_index_tag(kWorkerTagMask, worker_tag(id_));
+  if (!device_->set_index_tag(kWorkerTagMask, worker_tag(id_)))
+    throw std::runtime_error("max_peers " + std::to_string(settings_.max_peers) +
+                             " is too large: receiver indices need their top " +
+                             std::to_string(kWorkerTagBits) + " bits for the worker");
 
   txbufs_.resize(settings_.ports.size());
   handoff_out_.resize(shared_.workers());
@@ -802,7 +802,7 @@ void Worker::run_handshakes() {
     }
   }
   if (type == wg::MessageType::kData) {
-    // Collected for the burst (flush_rx); its index slot is asked for now.
+    // Collected for the burst (flush_rx); its receive line is asked for now.
     if (rx_count_ == kBurst) flush_rx();
     device_->prefetch_receive_index(msg);
     rx_items_[rx_count_++] = RxItem{m, {}, wg_off, wg_len};
@@ -914,27 +914,17 @@ void Worker::replicate_neighbor_frame(std::size_t port_index, rte_mbuf* m) {
 }
 
 // The data messages collected from this burst (wireguard_in asked for
-// their index slots): each stage below asks for what the next one reads, so
-// at 100 000 peers the cache misses of the whole burst (index slot ->
-// keypair receive line; then the peers' lines, read after the AEAD)
-// overlap, one burst after the other, instead of queueing packet by packet.
+// their receive lines, the index slots): each stage below asks for what the
+// next one reads, so at 100 000 peers the cache misses of the whole burst
+// (receive lines; then the peers' lines, read after the AEAD) overlap, one
+// burst after the other, instead of queueing packet by packet.
 void Worker::flush_rx() {
   if (rx_count_ == 0) return;
-  auto msg_of = [this](std::uint16_t i) {
-    return rte_pktmbuf_mtod_offset(rx_items_[i].m, const std::uint8_t*, rx_items_[i].wg_off);
-  };
-  // The keypair receive line each index slot names, kKeypairAhead messages
-  // ahead of its pre-checks: the one line they wait on, so it goes out
-  // alone and far ahead (12 measured 25-30 cycles per message better at
-  // 100 000 peers than the keypair and both peer lines 6 ahead, docs/perf.md).
-  for (std::uint16_t i = 0; i < rx_count_ && i < kKeypairAhead; ++i)
-    device_->prefetch_receive_keypair(msg_of(i));
-  // Expiry and replay pre-checks; what fails is freed (counted by the
-  // device) and the rest moves up.
+  // Expiry and replay pre-checks on each message's receive line (asked
+  // for by wireguard_in); what fails is freed (counted by the device) and
+  // the rest moves up.
   std::uint16_t kept = 0;
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
-    if (i + kKeypairAhead < rx_count_)
-      device_->prefetch_receive_keypair(msg_of(static_cast<std::uint16_t>(i + kKeypairAhead)));
     RxItem& it = rx_items_[i];
     const std::uint8_t* msg = rte_pktmbuf_mtod_offset(it.m, std::uint8_t*, it.wg_off);
     if (device_->prepare_receive(msg, it.wg_len, now_.mono, it.slot) != wg::Drop::kOk) {
@@ -964,7 +954,7 @@ void Worker::decrypt_flush() {
     std::uint8_t* msg = rte_pktmbuf_mtod_offset(it.m, std::uint8_t*, it.wg_off);
     const std::uint32_t ct_len = it.wg_len - wg::kDataMinLen;
     ops[i] = crypto::AeadOp{msg + wg::kDataHeaderLen, ct_len, msg + wg::kDataHeaderLen + ct_len,
-                            it.slot.keypair->recv_key.data(), it.slot.counter, nullptr, 0};
+                            it.slot.line->recv_key.data(), it.slot.counter, nullptr, 0};
   }
   aead_->decrypt(ops, rx_count_, ok);
   // The peers' lines, in L2 since flush_rx: into L1 while the look-ups
@@ -988,7 +978,7 @@ void Worker::decrypt_flush() {
   // Each message's counter goes into the replay window (accept_receive);
   // the rest of receiving (endpoint, byte counter, key confirmation, timers
   // and their wheel entry) once per run of messages under one keypair.
-  wg::Keypair* run_kp = nullptr;
+  wg::IndexSlot* run_kp = nullptr;
   wg::Peer* run_peer = nullptr;
   std::size_t run_bytes = 0;
   std::size_t run_data = 0;
@@ -1010,9 +1000,9 @@ void Worker::decrypt_flush() {
       rte_pktmbuf_free(it.m);  // a duplicate inside the burst, counted by the device
       continue;
     }
-    if (it.slot.keypair != run_kp) {
+    if (it.slot.line != run_kp) {
       finish_run();
-      run_kp = it.slot.keypair;
+      run_kp = it.slot.line;
       run_peer = it.slot.peer;
       run_bytes = 0;
       run_data = 0;

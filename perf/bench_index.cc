@@ -1,9 +1,11 @@
 // bench_index: receiver-index lookup, wg::IndexTable vs DPDK rte_hash.
 //
 // Every received data message is looked up by its 32-bit receiver index.
-// The protocol core does that with its own open-addressing IndexTable
-// (wireguard/index_table.h); the question is whether the DPDK data plane
-// should use rte_hash instead. One pinned lcore, N live entries, cycles
+// The protocol core does that with its own IndexTable (wireguard/
+// index_table.h: the index names its slot, which is the keypair's receive
+// line; it was an open-addressing hash table when this benchmark was
+// written); the question is whether the DPDK data plane should use
+// rte_hash instead. One pinned lcore, N live entries, cycles
 // per lookup (rte_rdtsc around each burst of 32 keys, summed over a pass
 // of --lookups keys; median over --reps passes) for:
 //   (a) find      wg::IndexTable::find, one key after the other
@@ -35,9 +37,9 @@
 // entry array as rte_malloc heap deltas) and churn, steady state at N live
 // entries: remove the oldest index, add a fresh random one (what a
 // completed handshake does), cycles per pair; for the IndexTable also the
-// longest walk any remove() or insert() made (slots examined, from
-// IndexTable::last_slots_touched): with backward-shift deletion that is the
-// bound on how long one update can hold up the lcore that owns the table.
+// most slots one remove() or insert() touched (now always one: no probing,
+// no shifting), the bound on how long one update can hold up the lcore
+// that owns the table.
 //
 // Usage: bench_index [--entries 4,4000,40000,400000] [--patterns random,dep,same,miss]
 //                    [--reps R] [--lookups L] [--churn C] [--lcore L]
@@ -58,6 +60,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <new>
 #include <random>
 #include <string>
@@ -100,7 +103,14 @@ namespace {
 
 namespace wg = moongate::wg;
 namespace crypto = moongate::crypto;
-using Kind = wg::IndexEntry::Kind;
+// rte_hash's entry array: what an index names, as the IndexTable's slot
+// held before it became the receive line (kind, peer, keypair).
+struct RteEntry {
+  std::uint32_t index = 0;
+  bool keypair = false;
+  wg::Peer* peer = nullptr;
+  wg::Keypair* kp = nullptr;
+};
 
 constexpr std::uint32_t kBurst = 32;
 // dataplane/handoff.h: kWorkerTagBits = 5, worker 1.
@@ -222,9 +232,13 @@ inline std::uint32_t dep_zero(std::uintptr_t v) noexcept {
   return z;
 }
 
-// What the data path reads from a found entry.
-inline std::uintptr_t consume(const wg::IndexEntry* e) noexcept {
-  return e == nullptr ? 1 : reinterpret_cast<std::uintptr_t>(e->keypair) + (e->kind == Kind::kKeypair);
+// What the data path reads from a found entry: the kind and the pointer
+// it goes on with (for the IndexTable, the receive line itself: its peer).
+inline std::uintptr_t consume(const wg::IndexSlot* e) noexcept {
+  return e == nullptr ? 1 : e->peer_bits + e->is_keypair();
+}
+inline std::uintptr_t consume(const RteEntry* e) noexcept {
+  return e == nullptr ? 1 : reinterpret_cast<std::uintptr_t>(e->kp) + e->keypair;
 }
 
 volatile std::uintptr_t g_sink;
@@ -241,16 +255,19 @@ struct Idx {
     g_thp_new = thp;
     table = std::make_unique<wg::IndexTable>(n);
     g_thp_new = false;
-    // What OpenTable allocates (wireguard/open_table.h): the slot array,
-    // plus the object. Computed rather than read from malloc statistics,
-    // which miss chunks recycled from the tcache.
+    // What the IndexTable allocates (wireguard/index_table.h): the slots
+    // (receive lines), the owner and free-slot arrays, plus the object.
+    // Computed rather than read from malloc statistics, which miss chunks
+    // recycled from the tcache.
     const std::size_t slots = table->slot_count();
-    bytes = sizeof(wg::IndexTable) + slots * sizeof(wg::IndexEntry);
-    table->set_tag(kTagMask, kTagValue);
+    bytes = sizeof(wg::IndexTable) + slots * (sizeof(wg::IndexSlot) + sizeof(wg::Keypair*) + sizeof(std::uint32_t));
+    if (!table->set_tag(kTagMask, kTagValue)) die("IndexTable too large for the tag");
     keys.reserve(n);
+    const crypto::SecretKey key;
     for (std::uint32_t i = 0; i < n; ++i) {
       std::uint32_t idx = 0;
-      if (!table->insert(Kind::kKeypair, nullptr, fake_kps[i], idx)) die("IndexTable insert failed");
+      if (table->insert(nullptr, idx) == nullptr || !table->make_keypair(idx, fake_kps[i], key, 1, false))
+        die("IndexTable insert failed");
       keys.push_back(idx);
     }
     huge_bytes = anon_huge_bytes() - h0;
@@ -260,7 +277,7 @@ struct Idx {
 // rte_hash over the same keys plus the position-indexed entry array.
 struct Rte {
   rte_hash* h = nullptr;
-  wg::IndexEntry* entries = nullptr;
+  RteEntry* entries = nullptr;
   std::uint32_t positions = 0;
   std::size_t bytes = 0;        // the rte_hash itself
   std::size_t entry_bytes = 0;  // the position-indexed entry array
@@ -281,15 +298,14 @@ struct Rte {
     if (h == nullptr) die(std::string("rte_hash_create: ") + rte_strerror(rte_errno));
     positions = static_cast<std::uint32_t>(rte_hash_max_key_id(h)) + 1;
     const std::size_t r1 = rte_heap_bytes();
-    entries = static_cast<wg::IndexEntry*>(
-        rte_zmalloc("bench_idx_entries", sizeof(wg::IndexEntry) * positions, 64));
+    entries = static_cast<RteEntry*>(rte_zmalloc("bench_idx_entries", sizeof(RteEntry) * positions, 64));
     if (entries == nullptr) die("rte_zmalloc entries");
     bytes = r1 - r0;
     entry_bytes = rte_heap_bytes() - r1;
     for (std::uint32_t i = 0; i < keys.size(); ++i) {
       const int pos = rte_hash_add_key(h, &keys[i]);
       if (pos < 0 || static_cast<std::uint32_t>(pos) >= positions) die("rte_hash_add_key failed");
-      entries[pos] = wg::IndexEntry{keys[i], Kind::kKeypair, nullptr, fake_kps[i]};
+      entries[pos] = RteEntry{keys[i], true, nullptr, fake_kps[i]};
     }
   }
   ~Rte() {
@@ -299,7 +315,7 @@ struct Rte {
   Rte(const Rte&) = delete;
   Rte& operator=(const Rte&) = delete;
 
-  const wg::IndexEntry* find(std::uint32_t k) const noexcept {
+  const RteEntry* find(std::uint32_t k) const noexcept {
     const int pos = rte_hash_lookup(h, &k);
     return pos < 0 ? nullptr : &entries[pos];
   }
@@ -441,6 +457,7 @@ Churn summarize(std::vector<double>& c) {
 // Steady-state churn on the IndexTable: remove the oldest index, insert a
 // fresh one (the table draws it with crypto::random_bytes).
 Churn churn_index(Idx& a, std::uint32_t ops, wg::Keypair* kp) {
+  const crypto::SecretKey key;
   std::vector<std::uint32_t> fifo = a.keys;
   std::vector<double> c;
   c.reserve(ops);
@@ -449,15 +466,13 @@ Churn churn_index(Idx& a, std::uint32_t ops, wg::Keypair* kp) {
   for (std::uint32_t i = 0; i < ops; ++i) {
     const std::uint64_t t0 = rte_rdtsc();
     a.table->remove(fifo[head]);
-    // Read between the two updates (insert() overwrites it): one load of a
-    // member the remove just wrote, inside the timed pair.
-    const std::size_t removed_walk = a.table->last_slots_touched();
     std::uint32_t idx = 0;
-    const bool ok = a.table->insert(Kind::kKeypair, nullptr, kp, idx);
+    const bool ok = a.table->insert(nullptr, idx) != nullptr && a.table->make_keypair(idx, kp, key, 1, false);
     const std::uint64_t t1 = rte_rdtsc();
     if (!ok) die("IndexTable churn insert failed");
-    max_remove = std::max(max_remove, removed_walk);
-    max_insert = std::max(max_insert, a.table->last_slots_touched());
+    // Every update touches one slot (no probing, no shifting).
+    max_remove = std::max<std::size_t>(max_remove, 1);
+    max_insert = std::max<std::size_t>(max_insert, 1);
     fifo[head] = idx;
     head = (head + 1) % fifo.size();
     c.push_back(static_cast<double>(t1 - t0));
@@ -479,14 +494,14 @@ Churn churn_rte(Rte& r, std::vector<std::uint32_t> fifo, std::uint32_t ops, wg::
   for (std::uint32_t i = 0; i < ops; ++i) {
     const std::uint64_t t0 = rte_rdtsc();
     const int old = rte_hash_del_key(r.h, &fifo[head]);
-    if (old >= 0) r.entries[old] = wg::IndexEntry{};
+    if (old >= 0) r.entries[old] = RteEntry{};
     std::uint32_t k = 0;
     do {
       crypto::random_bytes(&k, sizeof k);
       k = (k & ~kTagMask) | kTagValue;
     } while (k == 0 || rte_hash_lookup(r.h, &k) >= 0);
     const int pos = rte_hash_add_key(r.h, &k);
-    if (pos >= 0) r.entries[pos] = wg::IndexEntry{k, Kind::kKeypair, nullptr, kp};
+    if (pos >= 0) r.entries[pos] = RteEntry{k, true, nullptr, kp};
     const std::uint64_t t1 = rte_rdtsc();
     if (old < 0 || pos < 0) die("rte_hash churn failed");
     fifo[head] = k;
@@ -590,9 +605,10 @@ int main(int argc, char** argv) {
     Idx e(n, true, kps);
     Rte r(n, a.keys, kps);
     for (std::uint32_t i = 0; i < n; ++i) {
-      const wg::IndexEntry* x = a.table->find(a.keys[i]);
-      const wg::IndexEntry* y = r.find(a.keys[i]);
-      if (x == nullptr || y == nullptr || x->keypair != kps[i] || y->keypair != kps[i] || y->index != a.keys[i])
+      const wg::IndexSlot* x = a.table->find(a.keys[i]);
+      const RteEntry* y = r.find(a.keys[i]);
+      if (x == nullptr || y == nullptr || a.table->keypair_of(*x) != kps[i] || y->kp != kps[i] ||
+          y->index != a.keys[i])
         die("lookup check failed");
     }
     const std::vector<std::uint32_t> misses = make_misses(opt.lookups, a, e, rng);

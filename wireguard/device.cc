@@ -119,7 +119,7 @@ Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src, Ins
   clear_handshake_index(*peer);
   Handshake& hs = peer->handshake;
   std::uint32_t index = 0;
-  if (!indices_.insert(IndexEntry::Kind::kHandshake, peer, nullptr, index)) {
+  if (indices_.insert(peer, index) == nullptr) {
     hs.clear();
     return drop(Drop::kIndexTableFull);
   }
@@ -142,9 +142,9 @@ Drop Device::handle_initiation(const std::uint8_t* msg, const Endpoint& src, Ins
 Drop Device::handle_response(const std::uint8_t* msg, const Endpoint& src, Instant now,
                              HandshakeRouting* routing) noexcept {
   const auto& resp = *reinterpret_cast<const MessageResponse*>(msg);
-  const IndexEntry* e = indices_.find(load_le32(resp.receiver));
-  if (e == nullptr || e->kind != IndexEntry::Kind::kHandshake) return drop(Drop::kUnknownIndex);
-  Peer& peer = *e->peer;
+  const IndexSlot* e = indices_.find(load_le32(resp.receiver));
+  if (e == nullptr || e->is_keypair()) return drop(Drop::kUnknownIndex);
+  Peer& peer = *e->peer();
   if (Drop d = noise_consume_response(resp, peer.handshake, identity_); d != Drop::kOk)
     return drop(d);
   if (routing != nullptr) routing->peer = &peer;
@@ -159,22 +159,29 @@ Drop Device::handle_response(const std::uint8_t* msg, const Endpoint& src, Insta
 
 Drop Device::handle_cookie_reply(const std::uint8_t* msg, Nanos now) noexcept {
   const auto& reply = *reinterpret_cast<const MessageCookieReply*>(msg);
-  const IndexEntry* e = indices_.find(load_le32(reply.receiver));
+  const IndexSlot* e = indices_.find(load_le32(reply.receiver));
   if (e == nullptr) return drop(Drop::kUnknownIndex);
-  if (Drop d = e->peer->cookie.consume_reply(reply, now); d != Drop::kOk) return drop(d);
+  if (Drop d = e->peer()->cookie.consume_reply(reply, now); d != Drop::kOk) return drop(d);
   // The retransmit timer resends the initiation, now with mac2.
   return Drop::kOk;
 }
 
 Drop Device::start_session(Peer& peer, Instant now) noexcept {
-  std::unique_ptr<Keypair> kp = noise_begin_session(peer.handshake, now.mono);
+  crypto::SecretKey recv_key;  // wiped on return; its copy lives on the receive line
+  std::unique_ptr<Keypair> kp = noise_begin_session(peer.handshake, now.mono, recv_key);
   if (!kp) {
     clear_handshake_index(peer);
     peer.handshake.clear();
     return Drop::kUnexpectedHandshake;
   }
   kp->peer = &peer;
-  indices_.replace(kp->local_index, IndexEntry::Kind::kKeypair, &peer, kp.get());
+  if (!indices_.make_keypair(kp->local_index, kp.get(), recv_key, now.mono, kp->initiator)) {
+    // Its index is no longer the live handshake slot it was (not expected:
+    // the handshake held it until now); the session cannot be received on.
+    indices_.remove(kp->local_index);
+    return Drop::kUnexpectedHandshake;
+  }
+  kp->line = indices_.find(kp->local_index);
   const bool initiator = kp->initiator;
   peer.keypairs.add(std::move(kp), indices_);
   peer.timers.session_derived(now.mono);
@@ -197,19 +204,19 @@ void Device::handshake_complete(Peer& peer, Instant now) noexcept {
 Drop Device::complete_receive(const RxSlot& slot, std::size_t wire_len, std::size_t plaintext_len,
                               const Endpoint& src, Instant now) noexcept {
   if (Drop d = accept_receive(slot); d != Drop::kOk) return d;
-  received(*slot.peer, *slot.keypair, wire_len, plaintext_len != 0 ? 1 : 0, src, now);
+  received(*slot.peer, *slot.line, wire_len, plaintext_len != 0 ? 1 : 0, src, now);
   return Drop::kOk;
 }
 
-void Device::received(Peer& peer, Keypair& kp, std::size_t wire_bytes, std::size_t data_messages,
+void Device::received(Peer& peer, IndexSlot& line, std::size_t wire_bytes, std::size_t data_messages,
                       const Endpoint& src, Instant now) noexcept {
   // Roaming: the last authenticated source wins. Compared first, as it
   // rarely changes: the copy would dirty the line for nothing.
   if (!(peer.endpoint == src)) peer.endpoint = src;
   peer.rx_bytes += wire_bytes;
-  if (peer.keypairs.received_with(&kp, indices_)) [[unlikely]]
+  if (peer.keypairs.received_with(line, indices_)) [[unlikely]]
     received_next(peer, now);
-  keep_key_fresh_received(peer, now);
+  keep_key_fresh_received(peer, line, now);
   peer.timers.any_authenticated_packet_received();
   peer.timers.any_authenticated_packet_traversal(now.mono);
   // Per message, data_received() arms the keepalive timer, or notes that
@@ -245,7 +252,7 @@ void Device::keep_key_fresh_sent(Peer& peer, Instant now) noexcept {
   // after REKEY_AFTER_MESSAGES.
   const Keypair* kp = peer.keypairs.current();
   if (kp != nullptr && (kp->send_counter > kRekeyAfterMessages ||
-                        (kp->send_initiator && now.mono - kp->send_birth >= kRekeyAfterTime)))
+                        (kp->initiator && now.mono - kp->birth >= kRekeyAfterTime)))
     initiate_handshake(peer, now);
 }
 
@@ -272,7 +279,7 @@ Drop Device::initiate_handshake(Peer& peer, Instant now, bool retry) noexcept {
   Handshake& hs = peer.handshake;
   hs.clear();
   std::uint32_t index = 0;
-  if (!indices_.insert(IndexEntry::Kind::kHandshake, &peer, nullptr, index))
+  if (indices_.insert(&peer, index) == nullptr)
     return drop(Drop::kIndexTableFull);
   hs.local_index = index;
   MessageInitiation init;

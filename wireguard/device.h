@@ -8,8 +8,8 @@
 //   2. receive_handshake(): mac1 (and under load mac2, else a cookie
 //      reply), then Noise; a response completes our handshake, an
 //      initiation is answered at once through DeviceHost::send_handshake.
-//   3. Data: prepare_receive() finds the keypair by receiver index and
-//      pre-checks expiry and replay -> the caller decrypts the whole burst
+//   3. Data: prepare_receive() finds the receive line the receiver index
+//      names and pre-checks expiry and replay -> the caller decrypts the whole burst
 //      (crypto::AeadBurst) -> complete_receive() records the counter,
 //      confirms a pending keypair, updates the endpoint (roaming), timers
 //      and counters (or, for a burst: accept_receive() per message, then
@@ -90,10 +90,11 @@ struct TxSlot {
   std::uint64_t counter = 0;
 };
 
-// A data message received: which keypair, which nonce.
+// A data message received: which keypair (its receive line, the index
+// slot), which nonce.
 struct RxSlot {
-  Keypair* keypair = nullptr;
-  Peer* peer = nullptr;  // keypair->peer, taken from the index entry
+  IndexSlot* line = nullptr;
+  Peer* peer = nullptr;  // the line's peer
   std::uint64_t counter = 0;
 };
 
@@ -141,18 +142,19 @@ class Device {
   // Inline: once per data message, and the call was measurable at 64
   // bytes. (received() below stays out of line: inline, it made decrypt at
   // 100 000 peers ~30 cycles per message slower, docs/perf.md.)
+  // Everything it reads of the session is the receive line the index
+  // names (one cache line; the replay ring only for an older block).
   Drop prepare_receive(const std::uint8_t* msg, std::size_t len, Nanos now, RxSlot& slot) noexcept {
     if (classify_message(msg, len) != MessageType::kData) return drop(Drop::kMalformed);
-    const IndexEntry* e = indices_.find(load_le32(msg + 4));
-    if (e == nullptr || e->kind != IndexEntry::Kind::kKeypair) return drop(Drop::kUnknownIndex);
-    Keypair* kp = e->keypair;
+    IndexSlot* line = indices_.find(load_le32(msg + 4));
+    if (line == nullptr || !line->is_keypair()) return drop(Drop::kUnknownIndex);
     const std::uint64_t counter = load_le64(msg + 8);
-    if (kp->expired(now)) return drop(Drop::kKeypairExpired);
+    if (line->expired(now)) return drop(Drop::kKeypairExpired);
     // Cheap pre-check so replays cost no decryption; the window is updated
     // only once the tag has verified (accept_receive).
-    if (!kp->replay.check(counter, kRejectAfterMessages)) return drop(Drop::kReplay);
-    slot.keypair = kp;
-    slot.peer = e->peer;  // == kp->peer, from the line already read
+    if (!line->replay.check(counter, kRejectAfterMessages, ring_of(*line))) return drop(Drop::kReplay);
+    slot.line = line;
+    slot.peer = line->peer();
     slot.counter = counter;
     return Drop::kOk;
   }
@@ -169,36 +171,26 @@ class Device {
   // Inline: once per data message.
   Drop accept_receive(const RxSlot& slot) noexcept {
     // A duplicate inside the same burst passes prepare_receive twice.
-    if (!slot.keypair->replay.check_and_update(slot.counter, kRejectAfterMessages)) return drop(Drop::kReplay);
+    if (!slot.line->replay.check_and_update(slot.counter, kRejectAfterMessages, ring_of(*slot.line)))
+      return drop(Drop::kReplay);
     return Drop::kOk;
   }
-  // `peer` is kp's (RxSlot::peer): the keypair's own pointer is off the
-  // receive line.
-  void received(Peer& peer, Keypair& kp, std::size_t wire_bytes, std::size_t data_messages,
+  // `line` is the run's receive line, `peer` its peer (RxSlot).
+  void received(Peer& peer, IndexSlot& line, std::size_t wire_bytes, std::size_t data_messages,
                 const Endpoint& src, Instant now) noexcept;
-  void received(Keypair& kp, std::size_t wire_bytes, std::size_t data_messages, const Endpoint& src,
-                Instant now) noexcept {
-    received(*kp.peer, kp, wire_bytes, data_messages, src, now);
-  }
 
   // --- burst hints (optional: results are the same without them) ---
   // A caller holding a burst of data messages lets the cache misses of all
   // of them overlap instead of paying them one after the other: for every
-  // message prefetch_receive_index(), then for every one
-  // prefetch_receive_keypair() (it reads the index slot the first asked
-  // for), then prepare_receive(); the peers of the messages that passed
-  // (RxSlot::peer, Peer::prefetch) before complete_receive(). `msg` is a
-  // data message (classify_message()).
+  // message prefetch_receive_index() (the receive line, all that
+  // prepare_receive() reads), then prepare_receive() for each; the peers
+  // of the messages that passed (RxSlot::peer, Peer::prefetch) before
+  // complete_receive(). `msg` is a data message (classify_message()). The
+  // peer's lines are read only after the AEAD, so asking for them with the
+  // receive lines would only crowd the misses the pre-checks wait on
+  // (docs/perf.md).
   void prefetch_receive_index(const std::uint8_t* msg) const noexcept {
     indices_.prefetch(load_le32(msg + 4));
-  }
-  // The keypair's receive line, named by the index slot: all that
-  // prepare_receive() reads after the slot. The peer's lines are read only
-  // after the AEAD, so asking for them here would only crowd the misses
-  // the pre-checks wait on (docs/perf.md).
-  void prefetch_receive_keypair(const std::uint8_t* msg) const noexcept {
-    const IndexEntry* e = indices_.find(load_le32(msg + 4));
-    if (e != nullptr && e->kind == IndexEntry::Kind::kKeypair) e->keypair->prefetch_receive();
   }
   // Before prepare_send() for a burst, once peer.prefetch() has had time:
   // the keypair prepare_send() will use.
@@ -235,9 +227,10 @@ class Device {
   std::size_t index_count() const noexcept { return indices_.size(); }
 
   // See IndexTable::set_tag: the receiver indices this device hands out
-  // carry `value` in the bits under `mask`.
-  void set_index_tag(std::uint32_t mask, std::uint32_t value) noexcept {
-    indices_.set_tag(mask, value);
+  // carry `value` in the bits under `mask`. False when the table is too
+  // large for that mask (its slot number needs those bits).
+  [[nodiscard]] bool set_index_tag(std::uint32_t mask, std::uint32_t value) noexcept {
+    return indices_.set_tag(mask, value);
   }
 
   // Visible for tests and the cookie benchmark.
@@ -251,16 +244,26 @@ class Device {
   Drop handle_cookie_reply(const std::uint8_t* msg, Nanos now) noexcept;
   Drop prepare_send_slow(Peer& peer, Instant now) noexcept;
   void keep_key_fresh_sent(Peer& peer, Instant now) noexcept;
-  // If we initiated this session and only receive on it, rekey shortly
-  // before it would be rejected: the peer, as responder, will not.
-  // The age first: the flag lies off the peer's per-message lines.
-  void keep_key_fresh_received(Peer& peer, Instant now) noexcept {
-    const Keypair* kp = peer.keypairs.current();
-    if (kp != nullptr && kp->initiator &&
-        now.mono - kp->birth >= kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout &&
+  // If we initiated the current session and only receive on it, rekey
+  // shortly before it would be rejected: the peer, as responder, will not.
+  // Decided on a message received under current (the line's flags and age
+  // say all; other messages leave it to the next one under current, as
+  // the peer sends under its current, which is ours or our next). The age
+  // first: the flag lies off the peer's per-message lines.
+  void keep_key_fresh_received(Peer& peer, const IndexSlot& line, Instant now) noexcept {
+    if (line.has(IndexSlot::kCurrent) && line.has(IndexSlot::kInitiator) &&
+        line.older_than(now.mono, kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout) &&
         !peer.sent_lastminute_handshake) [[unlikely]]
       send_lastminute_handshake(peer, now);
   }
+  // The replay ring of a line's keypair, for ReplayHead (only called when
+  // the newest block changes or a message is from an older one).
+  struct RingOf {
+    const IndexTable* indices;
+    const IndexSlot* line;
+    ReplayRing& operator()() const noexcept { return indices->keypair_of(*line)->replay_ring; }
+  };
+  RingOf ring_of(const IndexSlot& line) const noexcept { return RingOf{&indices_, &line}; }
   void send_lastminute_handshake(Peer& peer, Instant now) noexcept;
   // A data message confirmed the next keypair: the handshake is complete.
   void received_next(Peer& peer, Instant now) noexcept;

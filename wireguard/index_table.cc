@@ -1,66 +1,91 @@
-// Receiver-index table: random indices over the shared OpenTable mechanics.
+// Receiver-index table: a slot array the index names directly, with a FIFO
+// of free slots (index_table.h).
 #include "wireguard/index_table.h"
 
-#include "crypto/secret.h"
+#include <algorithm>
+#include <bit>
+#include <stdexcept>
 
 namespace moongate::wg {
 
 namespace {
 
-using Kind = IndexEntry::Kind;
-
-// A random 32-bit index collides with a live one with probability
-// live / 2^32; needing this many draws means the CSPRNG is broken, and
-// failing the insert beats spinning on the packet path.
-constexpr int kMaxIndexDraws = 64;
-
-constexpr bool is_entry_kind(Kind k) noexcept {
-  return k == Kind::kHandshake || k == Kind::kKeypair;
+std::size_t slots_for(std::size_t max_entries) {
+  if (max_entries > (std::size_t{1} << 31)) throw std::length_error("IndexTable: capacity too large");
+  return std::bit_ceil(std::max<std::size_t>(max_entries, 16));
 }
 
 }  // namespace
 
-IndexTable::IndexTable(std::size_t max_entries) : table_(max_entries, "IndexTable") {}
-
-IndexTable::~IndexTable() = default;
-
-bool IndexTable::insert(IndexEntry::Kind kind, Peer* peer, Keypair* keypair,
-                        std::uint32_t& index_out) noexcept {
-  if (!is_entry_kind(kind) || table_.size() >= table_.capacity()) return false;
-
-  for (int draw = 0; draw < kMaxIndexDraws; ++draw) {
-    std::uint32_t index = 0;
-    crypto::random_bytes(&index, sizeof index);
-    index = (index & ~tag_mask_) | tag_value_;
-    if (index == 0) continue;
-
-    switch (table_.insert(IndexEntry{index, kind, peer, keypair})) {
-      case Table::InsertResult::kInserted:
-        index_out = index;
-        return true;
-      case Table::InsertResult::kDuplicate:
-        continue;  // draw again
-      case Table::InsertResult::kFull:
-        return false;
-    }
-  }
-  return false;
+IndexTable::IndexTable(std::size_t max_entries)
+    : slot_count_(slots_for(max_entries)),
+      slot_mask_(static_cast<std::uint32_t>(slot_count_ - 1)),
+      slots_(slot_count_),
+      owners_(slot_count_),
+      free_(slot_count_),
+      free_count_(slot_count_) {
+  for (std::size_t i = 0; i < slot_count_; ++i) free_[i] = static_cast<std::uint32_t>(i);
 }
 
-bool IndexTable::replace(std::uint32_t index, IndexEntry::Kind kind, Peer* peer,
-                         Keypair* keypair) noexcept {
-  if (!is_entry_kind(kind) || index == 0) return false;
-  IndexEntry* const e = table_.find(index);
-  if (e == nullptr) return false;
-  // Both kinds are live, so the slot stays live under the same index.
-  e->kind = kind;
-  e->peer = peer;
-  e->keypair = keypair;
+IndexTable::~IndexTable() = default;  // each slot's key wipes itself
+
+bool IndexTable::set_tag(std::uint32_t mask, std::uint32_t value) noexcept {
+  if ((mask & slot_mask_) != 0) return false;
+  tag_mask_ = mask;
+  tag_value_ = value & mask;
+  return true;
+}
+
+IndexSlot* IndexTable::insert(Peer* peer, std::uint32_t& index_out) noexcept {
+  if (free_count_ == 0) return nullptr;
+  const std::uint32_t n = free_[free_head_];
+  // The bits above the slot number, drawn afresh, tell this use of the slot
+  // from earlier ones. Slot 0 with nothing drawn would be index 0: draw
+  // again (only possible untagged; at worst a few draws).
+  std::uint32_t index = 0;
+  do {
+    std::uint32_t r = 0;
+    crypto::random_bytes(&r, sizeof r);
+    index = (r & ~slot_mask_ & ~tag_mask_) | tag_value_ | n;
+  } while (index == 0);
+  free_head_ = (free_head_ + 1) & slot_mask_;
+  --free_count_;
+  ++live_;
+  IndexSlot& s = slots_[n];
+  s.index = index;
+  s.peer_bits = reinterpret_cast<std::uintptr_t>(peer);
+  s.reject_tick = 0;
+  owners_[n] = nullptr;
+  index_out = index;
+  return &s;
+}
+
+bool IndexTable::make_keypair(std::uint32_t index, Keypair* keypair, const crypto::SecretKey& recv_key,
+                              Nanos birth, bool initiator) noexcept {
+  IndexSlot* s = find(index);
+  if (s == nullptr || s->is_keypair()) return false;
+  s->recv_key = recv_key;
+  s->replay.reset();
+  s->reject_tick = IndexSlot::tick_of(birth + kRejectAfterTime);
+  s->set(IndexSlot::kKeypair, true);
+  s->set(IndexSlot::kInitiator, initiator);
+  owners_[slot_number(*s)] = keypair;
   return true;
 }
 
 void IndexTable::remove(std::uint32_t index) noexcept {
-  if (const IndexEntry* const e = find(index)) table_.erase(*e);
+  IndexSlot* s = find(index);
+  if (s == nullptr) return;
+  const std::size_t n = slot_number(*s);
+  s->recv_key.clear();
+  s->replay.reset();
+  s->peer_bits = 0;
+  s->index = 0;
+  s->reject_tick = 0;
+  owners_[n] = nullptr;
+  free_[(free_head_ + free_count_) & slot_mask_] = static_cast<std::uint32_t>(n);
+  ++free_count_;
+  --live_;
 }
 
 }  // namespace moongate::wg

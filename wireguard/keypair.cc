@@ -6,6 +6,14 @@
 
 namespace moongate::wg {
 
+void Keypairs::mark_lines() noexcept {
+  for (Keypair* kp : {previous_.get(), current_.get(), next_.get()}) {
+    if (kp == nullptr || kp->line == nullptr) continue;
+    kp->line->set(IndexSlot::kCurrent, kp == current_.get());
+    kp->line->set(IndexSlot::kNext, kp == next_.get());
+  }
+}
+
 void Keypairs::drop(std::unique_ptr<Keypair>& slot, IndexTable& indices) noexcept {
   if (!slot) return;
   indices.remove(slot->local_index);
@@ -34,12 +42,14 @@ void Keypairs::add(std::unique_ptr<Keypair> kp, IndexTable& indices) noexcept {
     next_ = std::move(kp);
     drop(previous_, indices);
   }
+  mark_lines();
 }
 
 bool Keypairs::confirm_next(IndexTable& indices) noexcept {
   drop(previous_, indices);
   previous_ = std::move(current_);
   current_ = std::move(next_);
+  mark_lines();
   return true;
 }
 

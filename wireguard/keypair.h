@@ -10,6 +10,7 @@
 // window have a single writer.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -17,62 +18,55 @@
 #include "wireguard/constants.h"
 #include "wireguard/huge_pages.h"
 #include "wireguard/prefetch.h"
+#include "wireguard/index_table.h"
 #include "wireguard/replay.h"
 
 namespace moongate::wg {
 
 class Peer;
 
-// Laid out for the packet paths, one cache line per direction: receiving a
-// data message reads and writes only the first line (the receive key, the
-// age, the replay window's head with its newest block), sending only the
-// send line (the send key, the nonce counter, the remote index and copies
-// of the age and role); the replay ring lies between them and is touched
-// when a message falls outside the newest block. At 100 000 peers, where
-// every message's keypair is a cache miss, that is one line per message
-// each way (it was three to receive, two to send). Cache-line aligned so
-// that holds; allocated from a huge-page slab (huge_pages.h).
+// A session's keys and counters. Receiving reads and writes only the
+// session's receive line, which is its index-table slot (index_table.h:
+// the receive key, the replay window's head, the expiry, the peer); the
+// object here holds what sending reads (the send line first: the send key,
+// the nonce counter, the remote index, the age and role) and the replay
+// window's ring, touched once per 64 messages received in order. At
+// 100 000 peers, where every message's per-session state is a cache miss,
+// that is one line per message each way. Cache-line aligned so that holds;
+// allocated from a huge-page slab (huge_pages.h).
 struct alignas(64) Keypair : OnHugeSlab<Keypair> {
-  // --- the receive line ---
-  crypto::SecretKey recv_key;
-  Nanos birth = 0;
-  bool initiator = false;
-  ReplayWindow replay;  // its 16-byte head ends the receive line, its ring follows
-
   // --- the send line ---
-  alignas(64) crypto::SecretKey send_key;
+  crypto::SecretKey send_key;
   std::uint64_t send_counter = 0;  // next nonce to use
-  Nanos send_birth = 0;            // == birth, read by the send path
-  bool send_initiator = false;     // == initiator, likewise
+  Nanos birth = 0;
+  bool initiator = false;          // we sent the initiation
   std::uint32_t remote_index = 0;  // data we send carries this
 
   // --- control path ---
-  std::uint32_t local_index = 0;   // data sent to us carries this
-  Peer* peer = nullptr;            // the data paths get it from the index entry or the caller
+  std::uint32_t local_index = 0;   // data sent to us carries this; names the receive line
+  IndexSlot* line = nullptr;       // that receive line, once registered
+  Peer* peer = nullptr;            // the data paths get it from the receive line or the caller
+  ReplayRing replay_ring;          // the window's older blocks (its head is on the line)
 
-  // When the session was derived and whether we initiated it: both copies.
+  // When the session was derived and whether we initiated it.
   void set_origin(Nanos now, bool is_initiator) noexcept {
-    birth = send_birth = now;
-    initiator = send_initiator = is_initiator;
+    birth = now;
+    initiator = is_initiator;
   }
 
-  // Past REJECT_AFTER_TIME: neither send nor accept under it (the receive
-  // line's copy of the age).
-  bool expired(Nanos now) const noexcept { return now - birth >= kRejectAfterTime; }
   // Usable for sending one more message (the send line alone).
   bool can_send(Nanos now) const noexcept {
-    return now - send_birth < kRejectAfterTime && send_counter < kRejectAfterMessages;
+    return now - birth < kRejectAfterTime && send_counter < kRejectAfterMessages;
   }
+  // The highest counter received + 1 (0 before the first, or unregistered).
+  std::uint64_t next_expected() const noexcept { return line != nullptr ? line->replay.next_expected() : 0; }
 
-  // Asks the cache for the line receiving or sending reads. Hints only:
-  // burst callers issue them for a whole burst so the misses overlap.
-  void prefetch_receive() const noexcept { prefetch_line(recv_key.data()); }
+  // Asks the cache for the line sending reads. A hint only: burst callers
+  // issue it for a whole burst so the misses overlap.
   void prefetch_send() const noexcept { prefetch_line(send_key.data()); }
 };
-static_assert(sizeof(crypto::SecretKey) == 32 && sizeof(ReplayWindow) == 16 + 8 * ReplayWindow::kRingBlocks,
-              "the receive line holds the receive key, age, role and the replay head");
-
-class IndexTable;
+static_assert(offsetof(Keypair, remote_index) + sizeof(std::uint32_t) <= 64,
+              "the send line holds the send key, counter, age, role and remote index");
 
 class Keypairs {
  public:
@@ -85,11 +79,12 @@ class Keypairs {
   // in next. Keypairs that fall out are freed and their indices removed.
   void add(std::unique_ptr<Keypair> kp, IndexTable& indices) noexcept;
 
-  // A data message authenticated under `kp`. If kp is next, it is
-  // confirmed: previous <- current <- next. True when that happened (the
-  // handshake is complete for a responder).
-  bool received_with(const Keypair* kp, IndexTable& indices) noexcept {
-    return kp != nullptr && kp == next_.get() && confirm_next(indices);  // inline: every data message
+  // A data message authenticated under the receive line `line`. If it is
+  // next's, next is confirmed: previous <- current <- next. True when that
+  // happened (the handshake is complete for a responder). Reads only the
+  // line (its flags say which keypair it is).
+  bool received_with(const IndexSlot& line, IndexTable& indices) noexcept {
+    return line.has(IndexSlot::kNext) && confirm_next(indices);  // inline: every data message
   }
 
   // Drops every keypair (zero_key_material, peer removal).
@@ -98,6 +93,8 @@ class Keypairs {
  private:
   bool confirm_next(IndexTable& indices) noexcept;
   void drop(std::unique_ptr<Keypair>& slot, IndexTable& indices) noexcept;
+  // The current / next flags of the three receive lines, after a rotation.
+  void mark_lines() noexcept;
 
   std::unique_ptr<Keypair> previous_;
   std::unique_ptr<Keypair> current_;

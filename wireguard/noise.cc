@@ -272,14 +272,14 @@ Drop noise_consume_response(const MessageResponse& msg, Handshake& hs,
   return Drop::kOk;
 }
 
-std::unique_ptr<Keypair> noise_begin_session(Handshake& hs, Nanos now) noexcept {
+std::unique_ptr<Keypair> noise_begin_session(Handshake& hs, Nanos now, crypto::SecretKey& recv_key) noexcept {
   const bool initiator = hs.state == HandshakeState::kConsumedResponse;
   if (!initiator && hs.state != HandshakeState::kCreatedResponse) return nullptr;
   std::unique_ptr<Keypair> kp(new (std::nothrow) Keypair);
   if (!kp) return nullptr;
   // (T_send, T_recv) = KDF2(ck, empty) for the initiator; mirrored for the responder.
-  crypto::SecretKey& first = initiator ? kp->send_key : kp->recv_key;
-  crypto::SecretKey& second = initiator ? kp->recv_key : kp->send_key;
+  crypto::SecretKey& first = initiator ? kp->send_key : recv_key;
+  crypto::SecretKey& second = initiator ? recv_key : kp->send_key;
   crypto::kdf(first.data(), second.data(), nullptr, hs.chaining_key.data(), Bytes());
   kp->set_origin(now, initiator);
   kp->local_index = hs.local_index;

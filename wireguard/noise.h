@@ -93,7 +93,9 @@ Drop noise_consume_response(const MessageResponse& msg, Handshake& hs,
 
 // Derives the transport keypair from a completed handshake (state
 // kCreatedResponse or kConsumedResponse) and zeroes the handshake. The
-// keypair takes over the handshake's local index.
-std::unique_ptr<Keypair> noise_begin_session(Handshake& hs, Nanos now) noexcept;
+// keypair takes over the handshake's local index. The receive key goes to
+// `recv_key`, for the caller to install on the index's receive line
+// (IndexTable::make_keypair); the Keypair holds the send side.
+std::unique_ptr<Keypair> noise_begin_session(Handshake& hs, Nanos now, crypto::SecretKey& recv_key) noexcept;
 
 }  // namespace moongate::wg

@@ -11,26 +11,52 @@
 
 namespace moongate::wg {
 
-class ReplayWindow {
+// The window's older blocks: 1 KiB a keypair keeps off its receive line.
+// ring[b & kRingMask] holds block b's bits for b in [newest - kRingBlocks + 1,
+// newest - 1]; the newest block's own slot is stale (the head holds it)
+// until the newest block moves on and writes it back.
+struct ReplayRing {
+  static constexpr std::uint32_t kBlocks = 128;  // 8192 bits
+  std::uint64_t blocks[kBlocks] = {};
+  void reset() noexcept {
+    for (auto& b : blocks) b = 0;
+  }
+};
+
+// The head: the 16 bytes that live on the receive line (the index slot,
+// index_table.h). A sender counts up, so nearly every message falls in the
+// newest block: with that block's bits here rather than in the ring, the
+// check and the update reach the ring only when the newest block changes
+// (every 64 messages in order) or for a message from an older block. At
+// 100 000 peers, where every message's receive line is a cache miss, the
+// ring is then a line touched once per 64 messages, not per message.
+//
+// The ring comes from a callable (`ring()` returns ReplayRing&), called
+// only on those paths: its owner may be a cache miss away.
+class ReplayHead {
  public:
-  static constexpr std::uint32_t kRingBlocks = 128;                // 8192 bits
+  static constexpr std::uint32_t kRingBlocks = ReplayRing::kBlocks;
   static constexpr std::uint32_t kBlockBits = 64;
   // Counters this far behind the newest accepted one are still tracked
   // (one block is kept as slack for the block being refilled).
   static constexpr std::uint64_t kWindowSize = (kRingBlocks - 1) * kBlockBits;  // 8128
 
-  // Fresh window: counter 0 has not been seen.
-  ReplayWindow() noexcept { reset(); }
-  void reset() noexcept;
+  // Fresh window (the ring must be reset with it): counter 0 not yet seen.
+  void reset() noexcept {
+    next_ = 0;
+    top_ = 0;
+  }
 
   // True when `counter` could be accepted: not seen, not too old, and below
   // `limit` (REJECT_AFTER_MESSAGES for WireGuard). Does not record it: call
   // before spending work on decryption.
-  bool check(std::uint64_t counter, std::uint64_t limit) const noexcept;
+  template <class Ring>
+  bool check(std::uint64_t counter, std::uint64_t limit, Ring&& ring) const noexcept;
 
   // Records `counter` if it passes check(); false otherwise (duplicate, too
   // old, or at/over the limit). Call only after the packet authenticated.
-  bool check_and_update(std::uint64_t counter, std::uint64_t limit) noexcept;
+  template <class Ring>
+  bool check_and_update(std::uint64_t counter, std::uint64_t limit, Ring&& ring) noexcept;
 
   // Highest counter accepted so far + 1 (0 when none).
   std::uint64_t next_expected() const noexcept { return next_; }
@@ -45,36 +71,52 @@ class ReplayWindow {
     return std::uint64_t{1} << (counter & (kBlockBits - 1));
   }
 
-  // The head: 16 bytes a Keypair keeps in its receive cache line. A sender
-  // counts up, so nearly every message falls in the newest block: with
-  // that block's bits here (top_) rather than in the ring, the check and
-  // the update touch the ring only when the newest block changes (every 64
-  // messages in order) or for a message from an older block. At 100 000
-  // peers, where every message's keypair is a cache miss, that is one line
-  // per message fewer.
   std::uint64_t next_ = 0;  // newest accepted counter + 1; 0: none yet
   std::uint64_t top_ = 0;   // bits of the newest block, block_of(next_ - 1)
-  // Every other block within a lap of the newest: ring_[b & kRingMask] holds
-  // block b's bits for b in [newest - kRingBlocks + 1, newest - 1]; the
-  // newest block's own slot is stale (top_ holds it) until the newest
-  // block moves on and writes it back.
-  std::uint64_t ring_[kRingBlocks];
+};
+static_assert(sizeof(ReplayHead) == 16, "the head is 16 bytes of the receive line");
+
+// Head and ring together: the window as one object (tests, fuzzing, and
+// any user without a receive line to put the head on).
+class ReplayWindow {
+ public:
+  static constexpr std::uint32_t kRingBlocks = ReplayHead::kRingBlocks;
+  static constexpr std::uint32_t kBlockBits = ReplayHead::kBlockBits;
+  static constexpr std::uint64_t kWindowSize = ReplayHead::kWindowSize;
+
+  void reset() noexcept {
+    head_.reset();
+    ring_.reset();
+  }
+  bool check(std::uint64_t counter, std::uint64_t limit) const noexcept {
+    return head_.check(counter, limit, [this]() -> const ReplayRing& { return ring_; });
+  }
+  bool check_and_update(std::uint64_t counter, std::uint64_t limit) noexcept {
+    return head_.check_and_update(counter, limit, [this]() -> ReplayRing& { return ring_; });
+  }
+  std::uint64_t next_expected() const noexcept { return head_.next_expected(); }
+
+ private:
+  ReplayHead head_;
+  ReplayRing ring_;
 };
 
 // Inline: both run for every data message.
-inline bool ReplayWindow::check(std::uint64_t counter, std::uint64_t limit) const noexcept {
+template <class Ring>
+inline bool ReplayHead::check(std::uint64_t counter, std::uint64_t limit, Ring&& ring) const noexcept {
   if (counter >= limit) return false;
   if (counter >= next_) return true;  // newer than any accepted (or none yet)
   // counter < next_ here, so next_ >= 1 and neither subtraction wraps.
   const std::uint64_t greatest = next_ - 1;
   if (greatest - counter >= kWindowSize) return false;
   const std::uint64_t block = block_of(counter);
-  const std::uint64_t bits = block == block_of(greatest) ? top_ : ring_[block & kRingMask];
+  const std::uint64_t bits = block == block_of(greatest) ? top_ : ring().blocks[block & kRingMask];
   return (bits & bit_of(counter)) == 0;
 }
 
-inline bool ReplayWindow::check_and_update(std::uint64_t counter, std::uint64_t limit) noexcept {
-  if (!check(counter, limit)) return false;
+template <class Ring>
+inline bool ReplayHead::check_and_update(std::uint64_t counter, std::uint64_t limit, Ring&& ring) noexcept {
+  if (!check(counter, limit, ring)) return false;
   const std::uint64_t block = block_of(counter);
   if (counter >= next_) {
     // A newer block: the old newest block's bits go to its ring slot, and
@@ -87,12 +129,13 @@ inline bool ReplayWindow::check_and_update(std::uint64_t counter, std::uint64_t 
     if (next_ != 0) {
       const std::uint64_t top = block_of(next_ - 1);
       if (block != top) {
+        ReplayRing& r = ring();
         const std::uint64_t advance = block - top;
         if (advance >= kRingBlocks) {
-          for (auto& b : ring_) b = 0;
+          r.reset();
         } else {
-          ring_[top & kRingMask] = top_;
-          for (std::uint64_t i = 1; i < advance; ++i) ring_[(top + i) & kRingMask] = 0;
+          r.blocks[top & kRingMask] = top_;
+          for (std::uint64_t i = 1; i < advance; ++i) r.blocks[(top + i) & kRingMask] = 0;
         }
         top_ = 0;
       }
@@ -102,7 +145,7 @@ inline bool ReplayWindow::check_and_update(std::uint64_t counter, std::uint64_t 
   if (block == block_of(next_ - 1))
     top_ |= bit_of(counter);
   else
-    ring_[block & kRingMask] |= bit_of(counter);
+    ring().blocks[block & kRingMask] |= bit_of(counter);
   return true;
 }
 

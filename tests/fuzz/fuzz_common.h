@@ -396,11 +396,14 @@ class PairCache {
       shape_ = shape();
       windows_.clear();
       for (const wg::Keypair* kp : shape_.keypairs)
-        if (kp != nullptr) windows_.push_back(kp->replay);
+        if (kp != nullptr) windows_.push_back(Window{kp->line->replay, kp->replay_ring});
     } else {
       std::size_t i = 0;
-      for (wg::Keypair* kp : shape_.keypairs)
-        if (kp != nullptr) kp->replay = windows_[i++];
+      for (wg::Keypair* kp : shape_.keypairs) {
+        if (kp == nullptr) continue;
+        kp->line->replay = windows_[i].head;
+        kp->replay_ring = windows_[i++].ring;
+      }
     }
     pair_->wire_a.out.clear();
     pair_->wire_b.out.clear();
@@ -430,7 +433,12 @@ class PairCache {
 
   std::unique_ptr<Pair> pair_;
   Shape shape_;
-  std::vector<wg::ReplayWindow> windows_;
+  // A replay window: its head on the receive line, its ring in the keypair.
+  struct Window {
+    wg::ReplayHead head;
+    wg::ReplayRing ring;
+  };
+  std::vector<Window> windows_;
 };
 
 // --- reference replay model ----------------------------------------------------

@@ -100,7 +100,7 @@ Transport::Received Transport::receive(const std::uint8_t* payload, std::size_t 
   op.data = rx_buf_.data() + wg::kDataHeaderLen;
   op.len = static_cast<std::uint32_t>(ct_len);
   op.tag = rx_buf_.data() + wg::kDataHeaderLen + ct_len;
-  op.key = slot.keypair->recv_key.data();
+  op.key = slot.line->recv_key.data();
   op.counter = slot.counter;
   bool ok = false;
   aead_.decrypt(&op, 1, &ok);
@@ -109,7 +109,7 @@ Transport::Received Transport::receive(const std::uint8_t* payload, std::size_t 
     r.drop = Drop::kDataAuth;
     return r;
   }
-  wg::Peer* peer = slot.keypair->peer;
+  wg::Peer* peer = slot.peer;
   if ((r.drop = device_.complete_receive(slot, len, ct_len, src, now)) != Drop::kOk) return r;
   if (ct_len) std::memcpy(out, op.data, ct_len);
   r.peer = peer;

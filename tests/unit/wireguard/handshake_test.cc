@@ -199,8 +199,8 @@ TEST_F(PairTest, HandshakeGivesUpAfterRekeyAttemptTime) {
 TEST_F(PairTest, ForeignInitiationIsHandedToTheOwningDevice) {
   Node other(b.addr);  // same address, same private key, no peers
   other.dev().set_private_key(b.priv);
-  other.dev().set_index_tag(0x80000000u, 0x80000000u);
-  b.dev().set_index_tag(0x80000000u, 0);
+  ASSERT_TRUE(other.dev().set_index_tag(0x80000000u, 0x80000000u));
+  ASSERT_TRUE(b.dev().set_index_tag(0x80000000u, 0));
   ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
   ASSERT_EQ(a.wire.out.size(), 1u);
   const Datagram init = a.wire.out.front();
@@ -497,20 +497,22 @@ TEST_F(PairTest, BurstReceiveInTwoSteps) {
     ASSERT_EQ(b.dev().prepare_receive(m.data(), m.size(), now().mono, slots[i]), Drop::kOk);
   }
   crypto::AeadBurst aead;
-  Keypair* kp = nullptr;
+  IndexSlot* line = nullptr;
+  Peer* peer = nullptr;
   std::size_t bytes = 0, data = 0;
   Drop verdicts[4];
   for (std::size_t i = 0; i < burst.size(); ++i) {
     std::vector<std::uint8_t>& m = burst[i].bytes;
     const std::uint32_t ct = static_cast<std::uint32_t>(m.size() - kDataMinLen);
     crypto::AeadOp op{m.data() + kDataHeaderLen, ct, m.data() + kDataHeaderLen + ct,
-                      slots[i].keypair->recv_key.data(), slots[i].counter, nullptr, 0};
+                      slots[i].line->recv_key.data(), slots[i].counter, nullptr, 0};
     bool ok = false;
     aead.decrypt(&op, 1, &ok);
     ASSERT_TRUE(ok);
     verdicts[i] = b.dev().accept_receive(slots[i]);
     if (verdicts[i] == Drop::kOk) {
-      kp = slots[i].keypair;
+      line = slots[i].line;
+      peer = slots[i].peer;
       bytes += m.size();
       data += ct != 0;
     }
@@ -519,8 +521,9 @@ TEST_F(PairTest, BurstReceiveInTwoSteps) {
   EXPECT_EQ(verdicts[2], Drop::kOk);
   EXPECT_EQ(verdicts[3], Drop::kReplay);
   EXPECT_EQ(b.dev().drops(Drop::kReplay), 1u);
-  ASSERT_NE(kp, nullptr);
-  b.dev().received(*kp, bytes, data, moved, now());
+  ASSERT_NE(line, nullptr);
+  ASSERT_EQ(peer, pa);
+  b.dev().received(*peer, *line, bytes, data, moved, now());
   EXPECT_EQ(pa->rx_bytes - rx_before, 3 * burst[0].bytes.size());
   EXPECT_EQ(pa->endpoint, moved);
   EXPECT_NE(pa->timers.send_keepalive_at(), 0u);

@@ -65,9 +65,9 @@ NodeState state_of(Node& n, const Peer& p, Nanos now) {
   s.previous = p.keypairs.previous();
   s.current = p.keypairs.current();
   s.next = p.keypairs.next();
-  if (s.previous) s.previous_window = s.previous->replay.next_expected();
-  if (s.current) s.current_window = s.current->replay.next_expected();
-  if (s.next) s.next_window = s.next->replay.next_expected();
+  if (s.previous) s.previous_window = s.previous->next_expected();
+  if (s.current) s.current_window = s.current->next_expected();
+  if (s.next) s.next_window = s.next->next_expected();
   s.rx_bytes = p.rx_bytes;
   s.tx_bytes = p.tx_bytes;
   s.handshakes_completed = p.handshakes_completed;
