@@ -478,6 +478,53 @@ TEST_F(PairTest, RemovingAPeerForgetsItsIndices) {
 // per keypair) leave the peer as complete_receive per message would: every
 // counter recorded (a duplicate in the burst refused), bytes summed, the
 // last source taken, the keepalive timer armed.
+// Each keypair's receive line (its index slot) carries which keypair it is
+// (current, next) and whether we initiated it: receiving reads them there
+// (key confirmation, the last-minute rekey), so they must follow every
+// rotation.
+TEST_F(PairTest, ReceiveLinesFollowTheRotation) {
+  establish();  // A initiated: on both sides the session is current
+  const Keypair* a1 = pb->keypairs.current();
+  const Keypair* b1 = pa->keypairs.current();
+  ASSERT_NE(a1, nullptr);
+  ASSERT_NE(b1, nullptr);
+  ASSERT_NE(a1->line, nullptr);
+  EXPECT_TRUE(a1->line->has(IndexSlot::kCurrent));
+  EXPECT_TRUE(a1->line->has(IndexSlot::kInitiator));
+  EXPECT_FALSE(b1->line->has(IndexSlot::kInitiator));
+  EXPECT_FALSE(b1->line->has(IndexSlot::kNext));
+
+  // B starts a new handshake: A answers and holds the new keypair as next
+  // until B's first data message under it.
+  clock.advance(kRekeyTimeout + kSecond);
+  ASSERT_EQ(b.dev().initiate_handshake(*pa, now()), Drop::kOk);
+  ASSERT_EQ(b.wire.out.size(), 1u);
+  ASSERT_EQ(deliver(b.wire.out.front()).drop, Drop::kOk);
+  b.wire.out.clear();
+  const Keypair* a2 = pb->keypairs.next();
+  ASSERT_NE(a2, nullptr);
+  EXPECT_TRUE(a2->line->has(IndexSlot::kNext));
+  EXPECT_FALSE(a2->line->has(IndexSlot::kCurrent));
+  EXPECT_FALSE(a2->line->has(IndexSlot::kInitiator));
+  EXPECT_TRUE(a1->line->has(IndexSlot::kCurrent));
+  ASSERT_EQ(a.wire.out.size(), 1u);
+  ASSERT_EQ(deliver(a.wire.out.front()).drop, Drop::kOk);  // the response: B's new current
+  a.wire.out.clear();
+
+  ASSERT_EQ(send_b(packet(64, 3)), Drop::kOk);
+  pump();
+  ASSERT_EQ(got_a.size(), 1u);
+  // Confirmed: next became current, the old current previous.
+  EXPECT_EQ(pb->keypairs.current(), a2);
+  EXPECT_EQ(pb->keypairs.previous(), a1);
+  EXPECT_EQ(pb->keypairs.next(), nullptr);
+  EXPECT_TRUE(a2->line->has(IndexSlot::kCurrent));
+  EXPECT_FALSE(a2->line->has(IndexSlot::kNext));
+  EXPECT_FALSE(a1->line->has(IndexSlot::kCurrent));
+  EXPECT_FALSE(a1->line->has(IndexSlot::kNext));
+  EXPECT_EQ(pb->handshakes_completed, 2u);
+}
+
 TEST_F(PairTest, BurstReceiveInTwoSteps) {
   establish();
   std::vector<Datagram> burst;
