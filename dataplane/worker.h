@@ -11,7 +11,7 @@
 //        ICMP echo to us -> reply;
 //        UDP to our listen port -> WireGuard: data and responses to the
 //        owner named by the receiver index (this worker: the decrypt batch,
-//        its index-table slot prefetched), initiations to the bounded
+//        the receive line the index names prefetched), initiations to the bounded
 //        handshake queue;
 //        UDP to a wan address on the moon's port -> the moon thread's
 //        ring (moon_host.h; full: moon_queue_full);
@@ -22,9 +22,8 @@
 //        policy: classified on its owner's encrypt path, as from a LAN);
 //        anything else: the TAP or a counted drop.
 //      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
-//      pre-checks (Device::prepare_receive; the keypair receive line each
-//      index slot names prefetched 12 packets ahead; then the peers' two
-//      lines for the burst) -> one
+//      pre-checks (Device::prepare_receive, on the receive line; then the
+//      peers' two lines for the burst, into L2) -> one
 //      AeadBurst::decrypt -> the inner sources and destinations looked up
 //      in the allowed-IPs LPM together -> per packet: the replay window
 //      (Device::accept_receive), the source check (Peer::host_id), TTL
@@ -61,8 +60,8 @@
 //      flush per port; idle back-off.
 //
 // Nothing here allocates, locks or throws per packet. The prefetches are
-// hints: at 100 000 peers every packet's per-peer state (index slot or
-// PeerRef, keypair line, the peer's two lines) is a cache miss, and asking
+// hints: at 100 000 peers every packet's per-peer state (the receive line,
+// or the PeerRef and keypair send line; the peer's two lines) is a cache miss, and asking
 // for a whole burst's lines a stage ahead lets those misses overlap
 // (docs/perf.md). The PeerCtx is not read per packet: what the packet paths
 // need of it (the global id, the armed timer deadline) is kept on the

@@ -1,7 +1,7 @@
 // Memory for per-peer state on 2 MB pages (transparent huge pages).
 //
 // Why: at 100 000 peers every data message touches a different Peer,
-// Keypair, index-table slot and PeerCtx. On malloc's 4 KiB pages each of
+// Keypair, index-table slot (receive line) and PeerCtx. On malloc's 4 KiB pages each of
 // those is also a TLB miss (in a VM a two-dimensional page walk); the burst
 // prefetches (device.h) hide cache misses but a page walk still stalls
 // them. With the same objects packed into 2 MB chunks that the kernel is

@@ -1,5 +1,5 @@
-// OpenTable: the fixed-size open-addressing hash table behind IndexTable
-// and PeerTable. Linear probing over a slot array sized to a power of two,
+// OpenTable: the fixed-size open-addressing hash table behind PeerTable
+// (and the data plane's flow tables). Linear probing over a slot array sized to a power of two,
 // allocated once for the configured capacity and never resized:
 //
 //   find    probe from the key's home slot until the key or a free slot
