@@ -978,16 +978,16 @@ void Worker::decrypt_flush() {
   // Each message's counter goes into the replay window (accept_receive);
   // the rest of receiving (endpoint, byte counter, key confirmation, timers
   // and their wheel entry) once per run of messages under one keypair.
-  wg::IndexSlot* run_kp = nullptr;
+  wg::IndexSlot* run_line = nullptr;
   wg::Peer* run_peer = nullptr;
   std::size_t run_bytes = 0;
   std::size_t run_data = 0;
   wg::Endpoint run_src;  // the run's last outer source (roaming)
   auto finish_run = [&] {
-    if (run_kp == nullptr) return;
-    device_->received(*run_peer, *run_kp, run_bytes, run_data, run_src, now_);
+    if (run_line == nullptr) return;
+    device_->received(*run_peer, *run_line, run_bytes, run_data, run_src, now_);
     rearm(*run_peer);
-    run_kp = nullptr;
+    run_line = nullptr;
   };
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
     RxItem& it = rx_items_[i];
@@ -1000,9 +1000,9 @@ void Worker::decrypt_flush() {
       rte_pktmbuf_free(it.m);  // a duplicate inside the burst, counted by the device
       continue;
     }
-    if (it.slot.line != run_kp) {
+    if (it.slot.line != run_line) {
       finish_run();
-      run_kp = it.slot.line;
+      run_line = it.slot.line;
       run_peer = it.slot.peer;
       run_bytes = 0;
       run_data = 0;

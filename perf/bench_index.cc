@@ -36,10 +36,8 @@
 // Also per N: memory footprint (the IndexTable's arrays; rte_hash and its
 // entry array as rte_malloc heap deltas) and churn, steady state at N live
 // entries: remove the oldest index, add a fresh random one (what a
-// completed handshake does), cycles per pair; for the IndexTable also the
-// most slots one remove() or insert() touched (now always one: no probing,
-// no shifting), the bound on how long one update can hold up the lcore
-// that owns the table.
+// completed handshake does), cycles per pair. (The IndexTable's updates
+// touch one slot each, by construction: no probing, no shifting.)
 //
 // Usage: bench_index [--entries 4,4000,40000,400000] [--patterns random,dep,same,miss]
 //                    [--reps R] [--lookups L] [--churn C] [--lcore L]
@@ -266,7 +264,7 @@ struct Idx {
     const crypto::SecretKey key;
     for (std::uint32_t i = 0; i < n; ++i) {
       std::uint32_t idx = 0;
-      if (table->insert(nullptr, idx) == nullptr || !table->make_keypair(idx, fake_kps[i], key, 1, false))
+      if (table->insert(nullptr, idx) == nullptr || table->make_keypair(idx, fake_kps[i], key, 1, false) == nullptr)
         die("IndexTable insert failed");
       keys.push_back(idx);
     }
@@ -435,8 +433,6 @@ struct Churn {
   // max: the slowest pair, kept in the JSON only (on a shared machine it is
   // whichever pair the scheduler or an interrupt hit).
   double median = 0, mean = 0, p999 = 0, max = 0;
-  // IndexTable only: the most slots one remove() / insert() examined.
-  std::size_t max_remove_slots = 0, max_insert_slots = 0;
 };
 
 // The maximum would be whichever pair the scheduler preempted (the machine
@@ -462,26 +458,19 @@ Churn churn_index(Idx& a, std::uint32_t ops, wg::Keypair* kp) {
   std::vector<double> c;
   c.reserve(ops);
   std::size_t head = 0;
-  std::size_t max_remove = 0, max_insert = 0;
   for (std::uint32_t i = 0; i < ops; ++i) {
     const std::uint64_t t0 = rte_rdtsc();
     a.table->remove(fifo[head]);
     std::uint32_t idx = 0;
-    const bool ok = a.table->insert(nullptr, idx) != nullptr && a.table->make_keypair(idx, kp, key, 1, false);
+    const bool ok = a.table->insert(nullptr, idx) != nullptr && a.table->make_keypair(idx, kp, key, 1, false) != nullptr;
     const std::uint64_t t1 = rte_rdtsc();
     if (!ok) die("IndexTable churn insert failed");
-    // Every update touches one slot (no probing, no shifting).
-    max_remove = std::max<std::size_t>(max_remove, 1);
-    max_insert = std::max<std::size_t>(max_insert, 1);
     fifo[head] = idx;
     head = (head + 1) % fifo.size();
     c.push_back(static_cast<double>(t1 - t0));
   }
   a.keys = fifo;
-  Churn s = summarize(c);
-  s.max_remove_slots = max_remove;
-  s.max_insert_slots = max_insert;
-  return s;
+  return summarize(c);
 }
 
 // The same on rte_hash: the index is drawn the same way (crypto::random_bytes
@@ -674,18 +663,17 @@ int main(int argc, char** argv) {
               "per size; TSC cycles per pair, median / mean / 99.9th percentile):\n\n",
               opt.churn);
   std::printf("| live entries | IndexTable (slots) | rte_hash (key positions) | + entry array | "
-              "IndexTable churn | rte_hash churn | random draw alone | IndexTable longest walk, slots: remove / insert |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+              "IndexTable churn | rte_hash churn | random draw alone |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const SizeFacts& f : facts) {
-    char ci[96] = "—", cr[96] = "—", rh[64] = "—";
+    char ci[96] = "—", cr[96] = "—";
     if (opt.churn > 0) {
       std::snprintf(ci, sizeof ci, "%.0f / %.0f / %.0f", f.churn_idx.median, f.churn_idx.mean, f.churn_idx.p999);
       std::snprintf(cr, sizeof cr, "%.0f / %.0f / %.0f", f.churn_rte.median, f.churn_rte.mean, f.churn_rte.p999);
-      std::snprintf(rh, sizeof rh, "%zu / %zu", f.churn_idx.max_remove_slots, f.churn_idx.max_insert_slots);
     }
-    std::printf("| %u | %s (%zu) | %s (%u) | %s | %s | %s | %.0f | %s |\n", f.n, mib(f.idx_bytes).c_str(),
+    std::printf("| %u | %s (%zu) | %s (%u) | %s | %s | %s | %.0f |\n", f.n, mib(f.idx_bytes).c_str(),
                 f.idx_slots, mib(f.rte_bytes).c_str(), f.rte_positions, mib(f.rte_entry_bytes).c_str(), ci, cr,
-                f.draw, rh);
+                f.draw);
   }
   std::printf("\n- Loop and timer overhead (a pass summing the keys, no lookup): %.1f cycles per key; "
               "included in every cell above.\n",
@@ -717,12 +705,11 @@ int main(int argc, char** argv) {
                    "{\"entries\":%u,\"index_table_bytes\":%zu,\"index_table_slots\":%zu,\"thp_table_bytes\":%zu,"
                    "\"thp_huge_bytes\":%zu,\"rte_hash_bytes\":%zu,\"rte_entry_array_bytes\":%zu,"
                    "\"rte_positions\":%u,\"draw_cycles\":%.1f,"
-                   "\"churn_index\":{\"median\":%.1f,\"mean\":%.1f,\"p999\":%.0f,\"max\":%.0f,"
-                   "\"max_remove_slots\":%zu,\"max_insert_slots\":%zu},"
+                   "\"churn_index\":{\"median\":%.1f,\"mean\":%.1f,\"p999\":%.0f,\"max\":%.0f},"
                    "\"churn_rte\":{\"median\":%.1f,\"mean\":%.1f,\"p999\":%.0f,\"max\":%.0f}}%s\n",
                    f.n, f.idx_bytes, f.idx_slots, f.thp_bytes, f.thp_huge, f.rte_bytes, f.rte_entry_bytes,
                    f.rte_positions, f.draw, f.churn_idx.median, f.churn_idx.mean, f.churn_idx.p999,
-                   f.churn_idx.max, f.churn_idx.max_remove_slots, f.churn_idx.max_insert_slots,
+                   f.churn_idx.max,
                    f.churn_rte.median, f.churn_rte.mean, f.churn_rte.p999, f.churn_rte.max,
                    i + 1 < facts.size() ? "," : "");
     }

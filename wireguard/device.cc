@@ -175,13 +175,13 @@ Drop Device::start_session(Peer& peer, Instant now) noexcept {
     return Drop::kUnexpectedHandshake;
   }
   kp->peer = &peer;
-  if (!indices_.make_keypair(kp->local_index, kp.get(), recv_key, now.mono, kp->initiator)) {
+  kp->line = indices_.make_keypair(kp->local_index, kp.get(), recv_key, now.mono, kp->initiator);
+  if (kp->line == nullptr) {
     // Its index is no longer the live handshake slot it was (not expected:
     // the handshake held it until now); the session cannot be received on.
     indices_.remove(kp->local_index);
     return Drop::kUnexpectedHandshake;
   }
-  kp->line = indices_.find(kp->local_index);
   const bool initiator = kp->initiator;
   peer.keypairs.add(std::move(kp), indices_);
   peer.timers.session_derived(now.mono);

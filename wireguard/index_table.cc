@@ -50,27 +50,26 @@ IndexSlot* IndexTable::insert(Peer* peer, std::uint32_t& index_out) noexcept {
   } while (index == 0);
   free_head_ = (free_head_ + 1) & slot_mask_;
   --free_count_;
-  ++live_;
+  // A free slot is all zero (construction, remove()): a handshake's needs
+  // only its index and peer.
   IndexSlot& s = slots_[n];
   s.index = index;
   s.peer_bits = reinterpret_cast<std::uintptr_t>(peer);
-  s.reject_tick = 0;
-  owners_[n] = nullptr;
   index_out = index;
   return &s;
 }
 
-bool IndexTable::make_keypair(std::uint32_t index, Keypair* keypair, const crypto::SecretKey& recv_key,
-                              Nanos birth, bool initiator) noexcept {
+IndexSlot* IndexTable::make_keypair(std::uint32_t index, Keypair* keypair, const crypto::SecretKey& recv_key,
+                                    Nanos birth, bool initiator) noexcept {
   IndexSlot* s = find(index);
-  if (s == nullptr || s->is_keypair()) return false;
+  if (s == nullptr || s->is_keypair()) return nullptr;
   s->recv_key = recv_key;
   s->replay.reset();
   s->reject_tick = IndexSlot::tick_of(birth + kRejectAfterTime);
   s->set(IndexSlot::kKeypair, true);
   s->set(IndexSlot::kInitiator, initiator);
   owners_[slot_number(*s)] = keypair;
-  return true;
+  return s;
 }
 
 void IndexTable::remove(std::uint32_t index) noexcept {
@@ -85,7 +84,6 @@ void IndexTable::remove(std::uint32_t index) noexcept {
   owners_[n] = nullptr;
   free_[(free_head_ + free_count_) & slot_mask_] = static_cast<std::uint32_t>(n);
   ++free_count_;
-  --live_;
 }
 
 }  // namespace moongate::wg

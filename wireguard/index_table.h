@@ -98,8 +98,9 @@ class IndexTable {
   // Turns the handshake slot of `index` into the receive line of `keypair`
   // (its handshake keeps the index, as the peer will address data to it):
   // the receive key, a fresh replay window, the expiry from `birth`, and
-  // the initiator flag. False if `index` is not a live handshake slot.
-  bool make_keypair(std::uint32_t index, Keypair* keypair, const crypto::SecretKey& recv_key, Nanos birth,
+  // the initiator flag. Returns that line; nullptr if `index` is not a
+  // live handshake slot.
+  IndexSlot* make_keypair(std::uint32_t index, Keypair* keypair, const crypto::SecretKey& recv_key, Nanos birth,
                     bool initiator) noexcept;
 
   // nullptr when absent. Inline: called for every data packet. The slot
@@ -129,7 +130,7 @@ class IndexTable {
   // large for that many tag bits.
   [[nodiscard]] bool set_tag(std::uint32_t mask, std::uint32_t value) noexcept;
 
-  std::size_t size() const noexcept { return live_; }
+  std::size_t size() const noexcept { return slot_count_ - free_count_; }
   std::size_t capacity() const noexcept { return slot_count_; }
   std::size_t slot_count() const noexcept { return slot_count_; }
 
@@ -145,7 +146,6 @@ class IndexTable {
   HugeArray<std::uint32_t> free_;    // FIFO ring of free slot numbers
   std::size_t free_head_ = 0;        // next to hand out
   std::size_t free_count_ = 0;
-  std::size_t live_ = 0;
   std::uint32_t tag_mask_ = 0;
   std::uint32_t tag_value_ = 0;
 };

@@ -87,8 +87,8 @@ TEST(IndexTable, MakeKeypairFillsTheReceiveLine) {
   ASSERT_NE(s, nullptr);
   const Nanos birth = 1000 * kSecond;
   const crypto::SecretKey key = key_of_byte(7);
-  EXPECT_FALSE(t.make_keypair(index ^ 0x100U, obj.keypair(0), key, birth, true));  // not a live index
-  ASSERT_TRUE(t.make_keypair(index, obj.keypair(0), key, birth, true));
+  EXPECT_EQ(t.make_keypair(index ^ 0x100U, obj.keypair(0), key, birth, true), nullptr);  // not a live index
+  ASSERT_EQ(t.make_keypair(index, obj.keypair(0), key, birth, true), s);  // the line is the slot
   EXPECT_TRUE(s->is_keypair());
   EXPECT_TRUE(s->has(IndexSlot::kInitiator));
   EXPECT_FALSE(s->has(IndexSlot::kCurrent));
@@ -98,7 +98,7 @@ TEST(IndexTable, MakeKeypairFillsTheReceiveLine) {
   EXPECT_EQ(s->replay.next_expected(), 0U);
   EXPECT_EQ(t.keypair_of(*s), obj.keypair(0));
   // Once only: a keypair's slot is not a handshake's any more.
-  EXPECT_FALSE(t.make_keypair(index, obj.keypair(0), key, birth, true));
+  EXPECT_EQ(t.make_keypair(index, obj.keypair(0), key, birth, true), nullptr);
 
   s->set(IndexSlot::kCurrent, true);
   EXPECT_TRUE(s->has(IndexSlot::kCurrent));
@@ -124,7 +124,7 @@ TEST(IndexTable, ExpiryNeverLateAtMostOneTickEarly) {
     std::uint32_t index = 0;
     IndexSlot* s = t.insert(obj.peer(0), index);
     ASSERT_NE(s, nullptr);
-    ASSERT_TRUE(t.make_keypair(index, obj.keypair(0), key_of_byte(1), birth, false));
+    ASSERT_EQ(t.make_keypair(index, obj.keypair(0), key_of_byte(1), birth, false), s);
     EXPECT_FALSE(s->expired(birth));
     EXPECT_FALSE(s->expired(birth + kRejectAfterTime - 2 * kTick));
     EXPECT_TRUE(s->expired(birth + kRejectAfterTime));
@@ -250,7 +250,7 @@ TEST(IndexTable, DifferentialAgainstUnorderedMap) {
       } else if (op == 1) {
         const std::uint32_t index = live[rng() % live.size()];
         Want& w = ref[index];
-        const bool ok = t.make_keypair(index, obj.keypair(rng() % cap), key_of_byte(1), kSecond, false);
+        const bool ok = t.make_keypair(index, obj.keypair(rng() % cap), key_of_byte(1), kSecond, false) != nullptr;
         EXPECT_EQ(ok, w.keypair == nullptr);
         if (ok) w.keypair = t.keypair_of(*t.find(index));
       } else {
