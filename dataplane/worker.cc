@@ -44,10 +44,6 @@ constexpr std::uint16_t kUdpLen = sizeof(rte_udp_hdr);
 constexpr std::uint64_t kArpRetryNs = 1'000'000'000;
 constexpr std::uint32_t kMaxIdleSleepUs = 200;
 constexpr std::uint64_t kClockResync = 10'000'000;  // ns between clock reads (update_now)
-// How many packets ahead of its use a per-peer line is asked for, where a
-// stage reads what the previous one prefetched (keypairs behind peers):
-// enough packets of work to cover a memory access.
-constexpr std::uint16_t kPrefetchAhead = 6;
 // Lines of each received packet asked for at once (prefetch_burst).
 constexpr std::size_t kPrefetchLines = 4;
 
@@ -1572,7 +1568,8 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
   std::uint32_t ids[kBurst];
   lookup_v4(dst, ids, nf);
   // The PeerRef slots first (at 100 000 peers a miss each), then, reading
-  // them, the PeerCtx and peer lines.
+  // them, the peer lines encryption reads (its two lines and its send
+  // line: all three at addresses that follow from the peer's).
   for (std::uint16_t k = 0; k < nf; ++k)
     if (ids[k] != kNoPeer) rte_prefetch0(&shared_.refs[ids[k]]);
   for (std::uint16_t k = 0; k < nf; ++k) {
@@ -1580,6 +1577,7 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     const PeerRef& r = shared_.refs[ids[k]];
     if (r.owner != id_ || r.peer == nullptr) continue;
     r.peer->prefetch();
+    wg::Device::prefetch_send(*r.peer);
   }
   // Pass 3: MTU, TTL, to the peer's owner.
   for (std::uint16_t k = 0; k < nf; ++k) {
@@ -1974,15 +1972,15 @@ void Worker::encrypt_flush() {
   std::uint16_t n = 0;
   const std::uint16_t count = policy_ ? policy_encrypt(enc_count_) : enc_count_;
   enc_count_ = 0;
-  // The peers' hot lines for the whole batch, then (reading them) their
-  // current keypairs, kPrefetchAhead packets ahead of prepare_send(): at
-  // 100 000 peers these misses overlap instead of queueing packet by packet
-  // (the PeerCtx lines were asked for by poll_lan).
-  for (std::uint16_t i = 0; i < count; ++i) enc_items_[i].peer->prefetch();
-  for (std::uint16_t i = 0; i < count && i < kPrefetchAhead; ++i)
-    wg::Device::prefetch_send(*enc_items_[i].peer);
+  // The peers' lines for the whole batch (their two lines and send lines):
+  // at 100 000 peers these misses overlap instead of queueing packet by
+  // packet. poll_lan asked for them already; packets handed over by other
+  // lcores, or staged, arrive without.
   for (std::uint16_t i = 0; i < count; ++i) {
-    if (i + kPrefetchAhead < count) wg::Device::prefetch_send(*enc_items_[i + kPrefetchAhead].peer);
+    enc_items_[i].peer->prefetch();
+    wg::Device::prefetch_send(*enc_items_[i].peer);
+  }
+  for (std::uint16_t i = 0; i < count; ++i) {
     TxItem it = enc_items_[i];
     wg::Peer& peer = *it.peer;
     if (!peer.endpoint.valid()) {
@@ -2010,9 +2008,9 @@ void Worker::encrypt_flush() {
       continue;
     }
     if (padded != len) std::memset(tail, 0, padded - len);
-    wg::write_data_header(hdr, slot.keypair->remote_index, slot.counter);
+    wg::write_data_header(hdr, slot.send->remote_index, slot.counter);
     ops[n] = crypto::AeadOp{hdr + wg::kDataHeaderLen, padded, hdr + wg::kDataHeaderLen + padded,
-                            slot.keypair->send_key.data(), slot.counter, nullptr, 0};
+                            slot.send->key.data(), slot.counter, nullptr, 0};
     plain_len[n] = len;
     ready[n++] = it;
   }

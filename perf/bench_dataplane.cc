@@ -617,7 +617,7 @@ Pending make_message(World& w, PeerSide& p, std::uint16_t inner_len, std::uint32
   std::uint8_t* msg = nullptr;
   rte_mbuf* m =
       udp_frame(w.pool, w.wan.mac, peer_outer(p.index), kWanIp, kPeerPort, kListenPort, wg_len, &msg, reuse);
-  wg::write_data_header(msg, slot.keypair->remote_index, slot.counter);
+  wg::write_data_header(msg, slot.send->remote_index, slot.counter);
   std::uint8_t* pt = msg + wg::kDataHeaderLen;
   if (inner_len != 0 && w.opt.ipv6) {
     write_inner6(pt, peer_inner6(p.index), kLanHost6, inner_len, seq);
@@ -631,7 +631,7 @@ Pending make_message(World& w, PeerSide& p, std::uint16_t inner_len, std::uint32
   }
   std::memset(pt + inner_len, 0, padded - inner_len);
   p.dev->complete_send(*p.gw, t, wg_len, inner_len != 0);
-  return Pending{m, crypto::AeadOp{pt, padded, pt + padded, slot.keypair->send_key.data(), slot.counter, nullptr, 0}};
+  return Pending{m, crypto::AeadOp{pt, padded, pt + padded, slot.send->key.data(), slot.counter, nullptr, 0}};
 }
 
 // K encrypted data messages, round robin over the peers (starting at

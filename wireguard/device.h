@@ -84,9 +84,10 @@ struct HandshakeRouting {
   Peer* peer = nullptr;
 };
 
-// A data message to send: which keypair and which nonce.
+// A data message to send: the session's send line (key, remote index)
+// and the nonce.
 struct TxSlot {
-  Keypair* keypair = nullptr;
+  const SendLine* send = nullptr;
   std::uint64_t counter = 0;
 };
 
@@ -192,20 +193,19 @@ class Device {
   void prefetch_receive_index(const std::uint8_t* msg) const noexcept {
     indices_.prefetch(load_le32(msg + 4));
   }
-  // Before prepare_send() for a burst, once peer.prefetch() has had time:
-  // the keypair prepare_send() will use.
-  static void prefetch_send(const Peer& peer) noexcept {
-    if (const Keypair* kp = peer.keypairs.current()) kp->prefetch_send();
-  }
+  // Before prepare_send() for a burst: the send line it will use. Its
+  // address follows from the peer's (no load), so it can be asked for
+  // together with peer.prefetch().
+  static void prefetch_send(const Peer& peer) noexcept { peer.keypairs.send().prefetch(); }
 
   // --- send ---
   // Inline for a usable session (once per data message); otherwise a
   // handshake is asked for (prepare_send_slow).
   Drop prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept {
-    Keypair* kp = peer.keypairs.current();
-    if (kp != nullptr && kp->can_send(now.mono)) [[likely]] {
-      slot.keypair = kp;
-      slot.counter = kp->send_counter++;
+    SendLine& s = peer.keypairs.send();
+    if (s.can_send(now.mono)) [[likely]] {
+      slot.send = &s;
+      slot.counter = s.counter++;
       return Drop::kOk;
     }
     return prepare_send_slow(peer, now);

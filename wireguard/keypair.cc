@@ -14,6 +14,23 @@ void Keypairs::mark_lines() noexcept {
   }
 }
 
+// Called when current changed: a new current starts its nonces at 0 (a
+// keypair never sends before it is current).
+void Keypairs::install_send() noexcept {
+  Keypair* kp = current_.get();
+  if (kp == nullptr) {
+    send_.key.clear();
+    send_ = SendLine{};
+    return;
+  }
+  send_.key = kp->send_key;
+  kp->send_key.clear();  // one copy of the key: the line's
+  send_.counter = 0;
+  send_.birth = kp->birth;
+  send_.remote_index = kp->remote_index;
+  send_.initiator = kp->initiator;
+}
+
 void Keypairs::drop(std::unique_ptr<Keypair>& slot, IndexTable& indices) noexcept {
   if (!slot) return;
   indices.remove(slot->local_index);
@@ -35,6 +52,7 @@ void Keypairs::add(std::unique_ptr<Keypair> kp, IndexTable& indices) noexcept {
       previous_ = std::move(current_);
     }
     current_ = std::move(kp);
+    install_send();
   } else {
     // Responder: unusable for sending until the initiator's first data
     // message proves it derived the same keys.
@@ -49,6 +67,7 @@ bool Keypairs::confirm_next(IndexTable& indices) noexcept {
   drop(previous_, indices);
   previous_ = std::move(current_);
   current_ = std::move(next_);
+  install_send();
   mark_lines();
   return true;
 }
@@ -57,6 +76,7 @@ void Keypairs::clear(IndexTable& indices) noexcept {
   drop(previous_, indices);
   drop(current_, indices);
   drop(next_, indices);
+  install_send();
 }
 
 }  // namespace moongate::wg

@@ -6,8 +6,8 @@
 //   current   used for sending
 //   next      a responder's fresh keypair, unusable for sending until the
 //             initiator proves it has it by sending the first data message
-// A keypair is owned by the peer's lcore: its send counter and replay
-// window have a single writer.
+// A keypair is owned by the peer's lcore: its send counter (on the send
+// line) and replay window have a single writer.
 #pragma once
 
 #include <cstddef>
@@ -25,24 +25,24 @@ namespace moongate::wg {
 
 class Peer;
 
-// A session's keys and counters. Receiving reads and writes only the
-// session's receive line, which is its index-table slot (index_table.h:
-// the receive key, the replay window's head, the expiry, the peer); the
-// object here holds what sending reads (the send line first: the send key,
-// the nonce counter, the remote index, the age and role) and the replay
-// window's ring, touched once per 64 messages received in order. At
-// 100 000 peers, where every message's per-session state is a cache miss,
-// that is one line per message each way. Cache-line aligned so that holds;
-// allocated from a huge-page slab (huge_pages.h).
+// A session's keys. Receiving reads and writes only the session's receive
+// line, which is its index-table slot (index_table.h: the receive key, the
+// replay window's head, the expiry, the peer); sending reads only the
+// peer's send line (SendLine below), which Keypairs fills from the current
+// keypair. The object here holds the rest: the send key until the keypair
+// becomes current (a responder's next waits for confirmation), the replay
+// window's ring (touched once per 64 messages received in order), and
+// what the control path needs. At 100 000 peers, where every message's
+// per-session state is a cache miss, data messages thus read no line of
+// this object. Cache-line aligned; allocated from a huge-page slab
+// (huge_pages.h).
 struct alignas(64) Keypair : OnHugeSlab<Keypair> {
-  // --- the send line ---
+  // The send key until the keypair is installed as current (then the send
+  // line has it, and this copy is wiped).
   crypto::SecretKey send_key;
-  std::uint64_t send_counter = 0;  // next nonce to use
   Nanos birth = 0;
   bool initiator = false;          // we sent the initiation
   std::uint32_t remote_index = 0;  // data we send carries this
-
-  // --- control path ---
   std::uint32_t local_index = 0;   // data sent to us carries this; names the receive line
   IndexSlot* line = nullptr;       // that receive line, once registered
   Peer* peer = nullptr;            // the data paths get it from the receive line or the caller
@@ -54,22 +54,45 @@ struct alignas(64) Keypair : OnHugeSlab<Keypair> {
     initiator = is_initiator;
   }
 
-  // Usable for sending one more message (the send line alone).
-  bool can_send(Nanos now) const noexcept {
-    return now - birth < kRejectAfterTime && send_counter < kRejectAfterMessages;
-  }
   // The highest counter received + 1 (0 before the first, or unregistered).
   std::uint64_t next_expected() const noexcept { return line != nullptr ? line->replay.next_expected() : 0; }
-
-  // Asks the cache for the line sending reads. A hint only: burst callers
-  // issue it for a whole burst so the misses overlap.
-  void prefetch_send() const noexcept { prefetch_line(send_key.data()); }
 };
-static_assert(offsetof(Keypair, remote_index) + sizeof(std::uint32_t) <= 64,
-              "the send line holds the send key, counter, age, role and remote index");
+
+// The current keypair's send half: all a data message to the peer reads
+// and writes of its session. It sits on the peer's own lines (Peer puts
+// Keypairs, which owns it, on a line of its own), so its address follows
+// from the peer's: at 100 000 peers the line can be asked for together with
+// the peer's other lines instead of after them, and the keypair object
+// itself is never read by a data message (docs/perf.md measures the chain
+// peer -> keypair this replaced). Only the current keypair ever sends
+// (whitepaper 5.4.6), so one line per peer holds every session's send
+// state in turn; Keypairs rewrites it at each rotation.
+struct SendLine {
+  crypto::SecretKey key;                         // wiped when no keypair is current
+  std::uint64_t counter = kRejectAfterMessages;  // next nonce; the limit itself when there is no session
+  Nanos birth = 0;                               // the current keypair's; 0 when there is none
+  std::uint32_t remote_index = 0;                // data we send carries this
+  bool initiator = false;                        // we initiated the current session
+
+  // A session is installed (birth is never 0 for a real one: clock.h).
+  bool active() const noexcept { return birth != 0; }
+  // Usable for one more message (false when there is no session: the
+  // counter is then at the limit).
+  bool can_send(Nanos now) const noexcept {
+    return counter < kRejectAfterMessages && now - birth < kRejectAfterTime;
+  }
+  // Asks the cache for the line (a hint: burst callers issue it for the
+  // whole burst).
+  void prefetch() const noexcept { prefetch_line(this); }
+};
+static_assert(sizeof(SendLine) <= 64, "the send state is one cache line");
 
 class Keypairs {
  public:
+  // The current keypair's send state (SendLine); inactive when none is.
+  SendLine& send() noexcept { return send_; }
+  const SendLine& send() const noexcept { return send_; }
+
   Keypair* previous() const noexcept { return previous_.get(); }
   Keypair* current() const noexcept { return current_.get(); }
   Keypair* next() const noexcept { return next_.get(); }
@@ -93,9 +116,12 @@ class Keypairs {
  private:
   bool confirm_next(IndexTable& indices) noexcept;
   void drop(std::unique_ptr<Keypair>& slot, IndexTable& indices) noexcept;
-  // The current / next flags of the three receive lines, after a rotation.
+  // After a rotation: the current / next flags of the three receive lines,
+  // and the send line from the (new) current keypair.
   void mark_lines() noexcept;
+  void install_send() noexcept;
 
+  SendLine send_;  // first: Peer gives it a line of its own
   std::unique_ptr<Keypair> previous_;
   std::unique_ptr<Keypair> current_;
   std::unique_ptr<Keypair> next_;

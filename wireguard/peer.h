@@ -17,15 +17,21 @@
 
 namespace moongate::wg {
 
-// Laid out for the packet paths: what every data message reads or writes
-// (keypairs, timers with the host's armed wake-up, endpoint, byte
-// counters, the caller's id and pointer) fills exactly the first two cache
-// lines; the handshake state and the cookie, used a few times per two
-// minutes, follow. The caller's per-packet needs live here too (host_id,
-// PeerTimers::arm_earlier) so that a data message touches two lines of
-// per-peer state besides its keypair, not three: at 100 000 peers each one
-// is a cache miss. Cache-line aligned so that holds; allocated from a
-// huge-page slab (huge_pages.h).
+// Laid out for the packet paths, in cache lines:
+//   lines 0-1  what every data message reads or writes, either way:
+//              timers (with the host's armed wake-up), endpoint, byte
+//              counters, the caller's id and pointer
+//   line 2     what a message sent also needs: the send line (the current
+//              session's key, nonce counter, remote index, age), the first
+//              member of Keypairs
+//   then       the keypair pointers, the handshake state and the cookie,
+//              used a few times per two minutes
+// The caller's per-packet needs live here too (host_id,
+// PeerTimers::arm_earlier) so that a received message touches two lines of
+// per-peer state besides its receive line, and a sent one three, all at
+// addresses that follow from the peer's: at 100 000 peers each one is a
+// cache miss, and none has to wait for another. Cache-line aligned so that
+// holds; allocated from a huge-page slab (huge_pages.h).
 class alignas(64) Peer : public OnHugeSlab<Peer> {
  public:
   explicit Peer(const crypto::PublicKey& public_key) noexcept : public_key_(public_key) {}
@@ -34,8 +40,7 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
 
   const crypto::PublicKey& public_key() const noexcept { return public_key_; }
 
-  // --- per data message (the first two lines) ---
-  Keypairs keypairs;
+  // --- per data message (lines 0-1) ---
   PeerTimers timers;
   Endpoint endpoint;
   // Free for the caller: a number it knows the peer by (the data plane's
@@ -48,18 +53,22 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
   // Free for the caller (its staged-packet queue, route state, ...).
   void* user = nullptr;
 
-  // --- per handshake ---
+  // --- per handshake (filling line 1) ---
   bool sent_lastminute_handshake = false;  // see Device::keep_key_fresh_received
-  // --- per handshake ---
   bool sent_any_handshake = false;
-  Nanos last_sent_handshake = 0;      // rate limit: one initiation per REKEY_TIMEOUT
+  Nanos last_sent_handshake = 0;             // rate limit: one initiation per REKEY_TIMEOUT
   std::uint64_t last_handshake_wall_ns = 0;  // 0 = never
+
+  // --- per data message sent (line 2: Keypairs' send line comes first) ---
+  alignas(64) Keypairs keypairs;
+
+  // --- per handshake ---
   std::uint64_t handshakes_completed = 0;
   Handshake handshake;
   CookieMaker cookie;
 
-  // A cache hint for a data message to or from this peer: the first two
-  // lines (above). Burst callers issue it for a whole burst.
+  // A cache hint for a data message to or from this peer: lines 0-1
+  // (above). Burst callers issue it for a whole burst.
   void prefetch() const noexcept {
     prefetch_line(this);
     prefetch_line(reinterpret_cast<const char*>(this) + 64);
@@ -81,7 +90,8 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
 static_assert(offsetof(Peer, user) + sizeof(void*) <= 128,
-              "a data message touches the peer's first two lines only");
+              "a data message touches the peer's first two lines, and a sent one its send line");
+static_assert(offsetof(Peer, keypairs) == 128, "the send line is the peer's third line");
 #pragma GCC diagnostic pop
 
 }  // namespace moongate::wg

@@ -364,12 +364,12 @@ struct Pair {
 
   // A data message from `from` to its peer under the current session,
   // built by hand so the counter is free: header, plaintext, tag.
-  static std::vector<std::uint8_t> data_message(const wg::Keypair& kp, std::uint64_t counter,
+  static std::vector<std::uint8_t> data_message(const wg::SendLine& kp, std::uint64_t counter,
                                                 const std::uint8_t* plain, std::size_t len) {
     std::vector<std::uint8_t> msg(wg::kDataHeaderLen + len + wg::kTagLen);
     wg::write_data_header(msg.data(), kp.remote_index, counter);
     crypto::chacha20poly1305_encrypt(msg.data() + wg::kDataHeaderLen, plain, len, nullptr, 0,
-                                     counter, kp.send_key.data());
+                                     counter, kp.key.data());
     return msg;
   }
 

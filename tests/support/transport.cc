@@ -60,14 +60,14 @@ Drop Transport::try_send_now(wg::Peer& peer, const std::uint8_t* pkt, std::size_
   if (Drop d = device_.prepare_send(peer, now, slot); d != Drop::kOk) return d;
   const std::size_t padded = wg::padded_length(len, mtu_ > len ? mtu_ : len);
   std::uint8_t* buf = tx_buf_.data();
-  wg::write_data_header(buf, slot.keypair->remote_index, slot.counter);
+  wg::write_data_header(buf, slot.send->remote_index, slot.counter);
   if (len) std::memcpy(buf + wg::kDataHeaderLen, pkt, len);
   std::memset(buf + wg::kDataHeaderLen + len, 0, padded - len);
   crypto::AeadOp op;
   op.data = buf + wg::kDataHeaderLen;
   op.len = static_cast<std::uint32_t>(padded);
   op.tag = buf + wg::kDataHeaderLen + padded;
-  op.key = slot.keypair->send_key.data();
+  op.key = slot.send->key.data();
   op.counter = slot.counter;
   aead_.encrypt(&op, 1);
   const std::size_t wire_len = wg::kDataHeaderLen + padded + wg::kTagLen;

@@ -402,13 +402,13 @@ TEST_F(PairTest, RoamingFollowsAuthenticatedSource) {
 
 TEST_F(PairTest, CounterLimitsRekeyAndReject) {
   establish();
-  Keypair* kp = pb->keypairs.current();
-  kp->send_counter = kRekeyAfterMessages + 1;
+  SendLine& send = pb->keypairs.send();
+  send.counter = kRekeyAfterMessages + 1;
   clock.advance(kRekeyTimeout);
   ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
   EXPECT_EQ(count_type(a.wire.out, MessageType::kInitiation), 1u);
   a.wire.out.clear();
-  kp->send_counter = kRejectAfterMessages;
+  send.counter = kRejectAfterMessages;
   ASSERT_EQ(send_a(packet(64, 2)), Drop::kOk);
   EXPECT_EQ(count_type(a.wire.out, MessageType::kData), 0u);  // staged, not sent
   EXPECT_EQ(a.t.staged(*pb), 1u);
@@ -523,6 +523,71 @@ TEST_F(PairTest, ReceiveLinesFollowTheRotation) {
   EXPECT_FALSE(a1->line->has(IndexSlot::kCurrent));
   EXPECT_FALSE(a1->line->has(IndexSlot::kNext));
   EXPECT_EQ(pb->handshakes_completed, 2u);
+}
+
+// Sending reads only the peer's send line (keypair.h): it must follow the
+// current keypair through every rotation, start each session's nonces at
+// 0, and hold the only copy of the send key; with no keypair current it
+// must refuse to send.
+TEST_F(PairTest, SendLineFollowsTheRotation) {
+  establish();  // A initiated
+  const SendLine& line = pb->keypairs.send();  // A's send state toward B
+  const Keypair* a1 = pb->keypairs.current();
+  ASSERT_NE(a1, nullptr);
+  EXPECT_TRUE(line.active());
+  EXPECT_TRUE(line.initiator);
+  EXPECT_EQ(line.remote_index, a1->remote_index);
+  EXPECT_EQ(line.birth, a1->birth);
+  EXPECT_FALSE(line.key.is_zero());
+  EXPECT_TRUE(a1->send_key.is_zero());  // one copy of the key: the line's
+  const std::uint64_t sent = line.counter;
+  ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
+  EXPECT_EQ(line.counter, sent + 1);
+  pump();
+  got_b.clear();
+
+  // B rekeys: A's new keypair waits in next (with its send key), and A
+  // keeps sending under the old one until B's first message confirms it.
+  clock.advance(kRekeyTimeout + kSecond);
+  ASSERT_EQ(b.dev().initiate_handshake(*pa, now()), Drop::kOk);
+  ASSERT_EQ(b.wire.out.size(), 1u);
+  ASSERT_EQ(deliver(b.wire.out.front()).drop, Drop::kOk);
+  b.wire.out.clear();
+  const Keypair* a2 = pb->keypairs.next();
+  ASSERT_NE(a2, nullptr);
+  EXPECT_FALSE(a2->send_key.is_zero());
+  EXPECT_EQ(line.remote_index, a1->remote_index);
+  ASSERT_EQ(a.wire.out.size(), 1u);
+  ASSERT_EQ(deliver(a.wire.out.front()).drop, Drop::kOk);
+  a.wire.out.clear();
+  ASSERT_EQ(send_b(packet(64, 2)), Drop::kOk);
+  pump();
+  ASSERT_EQ(pb->keypairs.current(), a2);
+  EXPECT_EQ(line.remote_index, a2->remote_index);
+  EXPECT_EQ(line.birth, a2->birth);
+  EXPECT_FALSE(line.initiator);
+  EXPECT_TRUE(a2->send_key.is_zero());
+  const std::uint64_t fresh = line.counter;
+  EXPECT_LE(fresh, 1u);  // the new session's nonces start at 0 (a keepalive may have used one)
+  got_b.clear();
+  ASSERT_EQ(send_a(packet(64, 3)), Drop::kOk);
+  EXPECT_EQ(line.counter, fresh + 1);
+  pump();
+  ASSERT_EQ(got_b.size(), 1u);  // B opens it: the line holds the new session's key
+  EXPECT_EQ(got_b[0], packet(64, 3));
+
+  // Keys erased (3 x REJECT_AFTER_TIME without a new session): the line is
+  // wiped and refuses to send; the packet waits for a handshake.
+  clock.advance(3 * kRejectAfterTime + kSecond);
+  tick();
+  ASSERT_EQ(pb->keypairs.current(), nullptr);
+  EXPECT_FALSE(line.active());
+  EXPECT_TRUE(line.key.is_zero());
+  EXPECT_FALSE(line.can_send(now().mono));
+  a.wire.out.clear();
+  ASSERT_EQ(send_a(packet(64, 4)), Drop::kOk);
+  EXPECT_EQ(count_type(a.wire.out, MessageType::kData), 0u);
+  EXPECT_EQ(a.t.staged(*pb), 1u);
 }
 
 TEST_F(PairTest, BurstReceiveInTwoSteps) {

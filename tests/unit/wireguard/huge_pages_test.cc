@@ -86,14 +86,14 @@ TEST(OnHugeSlab, KeypairsComeAlignedAndFreeCleanly) {
     std::unique_ptr<Keypair> kp(new (std::nothrow) Keypair);
     ASSERT_NE(kp, nullptr);
     ASSERT_TRUE(aligned(kp.get(), 64));
-    kp->send_counter = static_cast<std::uint64_t>(i);
+    kp->birth = static_cast<Nanos>(i);
     kp->replay_ring.blocks[i % ReplayRing::kBlocks] = ~std::uint64_t{0};
     kps.push_back(std::move(kp));
   }
-  for (std::size_t i = 0; i < kps.size(); ++i) EXPECT_EQ(kps[i]->send_counter, i);
+  for (std::size_t i = 0; i < kps.size(); ++i) EXPECT_EQ(kps[i]->birth, static_cast<Nanos>(i));
   kps.clear();
   auto again = std::make_unique<Keypair>();
-  EXPECT_EQ(again->send_counter, 0u);
+  EXPECT_EQ(again->birth, 0);
   for (std::uint64_t b : again->replay_ring.blocks) EXPECT_EQ(b, 0u);  // a reused slot is a fresh keypair
 }
 

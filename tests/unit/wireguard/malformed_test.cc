@@ -191,12 +191,12 @@ class MalformedTest : public PairTest {
   // An authentic data message from A under its current keypair with any
   // counter: what a peer holding the keys could send.
   Datagram authentic_data(std::uint64_t counter, std::size_t len = 16) const {
-    const Keypair& kp = *pb->keypairs.current();
+    const SendLine& kp = pb->keypairs.send();
     Datagram d{a.addr, b.addr, std::vector<std::uint8_t>(kDataHeaderLen + len + kTagLen)};
     write_data_header(d.bytes.data(), kp.remote_index, counter);
     const std::vector<std::uint8_t> plain = packet(len, 9);
     crypto::chacha20poly1305_encrypt(d.bytes.data() + kDataHeaderLen, plain.data(), len, nullptr, 0,
-                                     counter, kp.send_key.data());
+                                     counter, kp.key.data());
     return d;
   }
 
