@@ -937,7 +937,7 @@ void Worker::flush_rx() {
   // out what the AEAD itself reads, which then cost it ~25 cycles per
   // message at 100 000 peers (docs/perf.md); decrypt_flush moves them to L1
   // once the AEAD is done.
-  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_l2();
+  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_receive_l2();
   decrypt_flush();
 }
 
@@ -955,7 +955,7 @@ void Worker::decrypt_flush() {
   aead_->decrypt(ops, rx_count_, ok);
   // The peers' lines, in L2 since flush_rx: into L1 while the look-ups
   // below run.
-  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch();
+  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_receive();
   // Inner IPv4 sources (cryptokey routing) and destinations (hub) looked
   // up together; other packets look up 0.0.0.0, which route_inner ignores.
   std::uint32_t addrs[2 * kBurst];
@@ -1568,16 +1568,15 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
   std::uint32_t ids[kBurst];
   lookup_v4(dst, ids, nf);
   // The PeerRef slots first (at 100 000 peers a miss each), then, reading
-  // them, the peer lines encryption reads (its two lines and its send
-  // line: all three at addresses that follow from the peer's).
+  // them, the two peer lines encryption reads (wg::Peer: the per-packet
+  // timers and endpoint, the send line).
   for (std::uint16_t k = 0; k < nf; ++k)
     if (ids[k] != kNoPeer) rte_prefetch0(&shared_.refs[ids[k]]);
   for (std::uint16_t k = 0; k < nf; ++k) {
     if (ids[k] == kNoPeer) continue;
     const PeerRef& r = shared_.refs[ids[k]];
     if (r.owner != id_ || r.peer == nullptr) continue;
-    r.peer->prefetch();
-    wg::Device::prefetch_send(*r.peer);
+    r.peer->prefetch_send();
   }
   // Pass 3: MTU, TTL, to the peer's owner.
   for (std::uint16_t k = 0; k < nf; ++k) {
@@ -1972,14 +1971,11 @@ void Worker::encrypt_flush() {
   std::uint16_t n = 0;
   const std::uint16_t count = policy_ ? policy_encrypt(enc_count_) : enc_count_;
   enc_count_ = 0;
-  // The peers' lines for the whole batch (their two lines and send lines):
-  // at 100 000 peers these misses overlap instead of queueing packet by
-  // packet. poll_lan asked for them already; packets handed over by other
-  // lcores, or staged, arrive without.
-  for (std::uint16_t i = 0; i < count; ++i) {
-    enc_items_[i].peer->prefetch();
-    wg::Device::prefetch_send(*enc_items_[i].peer);
-  }
+  // The peers' two send-side lines for the whole batch: at 100 000 peers
+  // these misses overlap instead of queueing packet by packet. poll_lan
+  // asked for them already; packets handed over by other lcores, or
+  // staged, arrive without.
+  for (std::uint16_t i = 0; i < count; ++i) enc_items_[i].peer->prefetch_send();
   for (std::uint16_t i = 0; i < count; ++i) {
     TxItem it = enc_items_[i];
     wg::Peer& peer = *it.peer;

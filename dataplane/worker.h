@@ -60,8 +60,8 @@
 //      flush per port; idle back-off.
 //
 // Nothing here allocates, locks or throws per packet. The prefetches are
-// hints: at 100 000 peers every packet's per-peer state (the receive line,
-// or the PeerRef and the peer's send line; the peer's two lines) is a cache miss, and asking
+// hints: at 100 000 peers every packet's per-peer state (the receive line
+// or the PeerRef, and two lines of the peer each way) is a cache miss, and asking
 // for a whole burst's lines a stage ahead lets those misses overlap
 // (docs/perf.md). The PeerCtx is not read per packet: what the packet paths
 // need of it (the global id, the armed timer deadline) is kept on the

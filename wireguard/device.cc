@@ -250,7 +250,7 @@ void Device::complete_send(Peer& peer, Instant now, std::size_t wire_bytes,
 void Device::keep_key_fresh_sent(Peer& peer, Instant now) noexcept {
   // The initiator of a session rekeys after REKEY_AFTER_TIME; either side
   // after REKEY_AFTER_MESSAGES.
-  const SendLine& s = peer.keypairs.send();
+  const SendLine& s = peer.send;
   if (s.active() && (s.counter > kRekeyAfterMessages || (s.initiator && now.mono - s.birth >= kRekeyAfterTime)))
     initiate_handshake(peer, now);
 }

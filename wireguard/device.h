@@ -193,16 +193,12 @@ class Device {
   void prefetch_receive_index(const std::uint8_t* msg) const noexcept {
     indices_.prefetch(load_le32(msg + 4));
   }
-  // Before prepare_send() for a burst: the send line it will use. Its
-  // address follows from the peer's (no load), so it can be asked for
-  // together with peer.prefetch().
-  static void prefetch_send(const Peer& peer) noexcept { peer.keypairs.send().prefetch(); }
 
   // --- send ---
   // Inline for a usable session (once per data message); otherwise a
   // handshake is asked for (prepare_send_slow).
   Drop prepare_send(Peer& peer, Instant now, TxSlot& slot) noexcept {
-    SendLine& s = peer.keypairs.send();
+    SendLine& s = peer.send;
     if (s.can_send(now.mono)) [[likely]] {
       slot.send = &s;
       slot.counter = s.counter++;

@@ -18,17 +18,18 @@ void Keypairs::mark_lines() noexcept {
 // keypair never sends before it is current).
 void Keypairs::install_send() noexcept {
   Keypair* kp = current_.get();
+  SendLine& s = *send_;
   if (kp == nullptr) {
-    send_.key.clear();
-    send_ = SendLine{};
+    s.key.clear();
+    s = SendLine{};
     return;
   }
-  send_.key = kp->send_key;
+  s.key = kp->send_key;
   kp->send_key.clear();  // one copy of the key: the line's
-  send_.counter = 0;
-  send_.birth = kp->birth;
-  send_.remote_index = kp->remote_index;
-  send_.initiator = kp->initiator;
+  s.counter = 0;
+  s.birth = kp->birth;
+  s.remote_index = kp->remote_index;
+  s.initiator = kp->initiator;
 }
 
 void Keypairs::drop(std::unique_ptr<Keypair>& slot, IndexTable& indices) noexcept {

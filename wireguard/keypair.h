@@ -59,8 +59,8 @@ struct alignas(64) Keypair : OnHugeSlab<Keypair> {
 };
 
 // The current keypair's send half: all a data message to the peer reads
-// and writes of its session. It sits on the peer's own lines (Peer puts
-// Keypairs, which owns it, on a line of its own), so its address follows
+// and writes of its session. It sits on the peer's own lines (Peer::send,
+// which Keypairs fills), so its address follows
 // from the peer's: at 100 000 peers the line can be asked for together with
 // the peer's other lines instead of after them, and the keypair object
 // itself is never read by a data message (docs/perf.md measures the chain
@@ -81,17 +81,17 @@ struct SendLine {
   bool can_send(Nanos now) const noexcept {
     return counter < kRejectAfterMessages && now - birth < kRejectAfterTime;
   }
-  // Asks the cache for the line (a hint: burst callers issue it for the
-  // whole burst).
-  void prefetch() const noexcept { prefetch_line(this); }
 };
 static_assert(sizeof(SendLine) <= 64, "the send state is one cache line");
 
 class Keypairs {
  public:
-  // The current keypair's send state (SendLine); inactive when none is.
-  SendLine& send() noexcept { return send_; }
-  const SendLine& send() const noexcept { return send_; }
+  // `send`: where the current keypair's send state goes (the peer's send
+  // line, Peer::send, which must outlive this). Readers use Peer::send
+  // itself: reaching it through this object would read this object's line.
+  explicit Keypairs(SendLine& send) noexcept : send_(&send) {}
+  Keypairs(const Keypairs&) = delete;
+  Keypairs& operator=(const Keypairs&) = delete;
 
   Keypair* previous() const noexcept { return previous_.get(); }
   Keypair* current() const noexcept { return current_.get(); }
@@ -121,7 +121,7 @@ class Keypairs {
   void mark_lines() noexcept;
   void install_send() noexcept;
 
-  SendLine send_;  // first: Peer gives it a line of its own
+  SendLine* send_;  // on the peer's lines (Peer::send)
   std::unique_ptr<Keypair> previous_;
   std::unique_ptr<Keypair> current_;
   std::unique_ptr<Keypair> next_;

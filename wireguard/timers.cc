@@ -6,7 +6,12 @@
 namespace moongate::wg {
 
 void PeerTimers::handshake_initiated(Nanos now, Nanos jitter) noexcept {
+  static_assert(offsetof(PeerTimers, send_keepalive_) == kPacketOffset &&
+                    offsetof(PeerTimers, retransmit_handshake_) < kPacketOffset &&
+                    offsetof(PeerTimers, zero_key_material_) < kPacketOffset,
+                "the handshake deadlines come before kPacketOffset, the per-packet fields from it");
   retransmit_handshake_ = now + kRekeyTimeout + jitter;
+  handshake_changed_ = true;
 }
 
 void PeerTimers::handshake_complete() noexcept {
@@ -16,6 +21,7 @@ void PeerTimers::handshake_complete() noexcept {
 
 void PeerTimers::session_derived(Nanos now) noexcept {
   zero_key_material_ = now + 3 * kRejectAfterTime;
+  handshake_changed_ = true;
 }
 
 void PeerTimers::set_persistent_keepalive(std::uint16_t seconds, Nanos now) noexcept {
@@ -46,7 +52,10 @@ TimerActions PeerTimers::expire(Nanos now) noexcept {
       // session, and forget the keys later unless a handshake succeeds.
       send_keepalive_ = 0;
       a.purge_staged = true;
-      if (zero_key_material_ == 0) zero_key_material_ = now + 3 * kRejectAfterTime;
+      if (zero_key_material_ == 0) {
+        zero_key_material_ = now + 3 * kRejectAfterTime;
+        handshake_changed_ = true;
+      }
     } else {
       ++handshake_attempts_;
       a.send_initiation = true;

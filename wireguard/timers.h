@@ -21,7 +21,7 @@
 #pragma once
 
 #include <cstdint>
-#include <initializer_list>
+#include <cstddef>
 
 #include "wireguard/constants.h"
 
@@ -67,13 +67,26 @@ class PeerTimers {
   //   arm_earlier(at): true when the host must (re)arm its entry at `at`
   //                    (recorded as armed); false when it may stay as is.
   //   host_disarmed(): the host's entry went off or was cancelled.
+  // The two handshake deadlines (retransmit, zero keys) are armed only by
+  // handshake events, never by a data message; arm_earlier reads them only
+  // after one of those changed them or the entry went off (until then the
+  // armed entry is already no later than they are), so the per-packet
+  // decision reads only the fields from kPacketOffset on, which a caller
+  // can give a cache line of their own (Peer does).
   bool arm_earlier(Nanos& at) noexcept {
-    const Nanos due = next_deadline();
+    Nanos due = packet_deadline();
+    if (handshake_changed_) {
+      handshake_changed_ = false;
+      due = earliest(earliest(due, retransmit_handshake_), zero_key_material_);
+    }
     if (due == 0 || (host_armed_ != 0 && host_armed_ <= due)) return false;
     host_armed_ = at = due;
     return true;
   }
-  void host_disarmed() noexcept { host_armed_ = 0; }
+  void host_disarmed() noexcept {
+    host_armed_ = 0;
+    handshake_changed_ = true;
+  }
   Nanos host_armed_at() const noexcept { return host_armed_; }
 
   void set_persistent_keepalive(std::uint16_t seconds, Nanos now) noexcept;
@@ -90,16 +103,32 @@ class PeerTimers {
   Nanos zero_key_material_at() const noexcept { return zero_key_material_; }
   Nanos persistent_keepalive_at() const noexcept { return persistent_keepalive_; }
 
+ // Where the fields a data message reads and writes begin (the handshake
+  // deadlines come first): Peer puts this offset at a cache-line boundary.
+  static constexpr std::size_t kPacketOffset = 16;
+
  private:
+  static Nanos earliest(Nanos a, Nanos b) noexcept { return a == 0 || (b != 0 && b < a) ? b : a; }
+  // The per-packet deadlines' earliest (0: none armed).
+  Nanos packet_deadline() const noexcept {
+    return earliest(earliest(send_keepalive_, new_handshake_), persistent_keepalive_);
+  }
+
+  // --- handshake deadlines (see arm_earlier) ---
   Nanos retransmit_handshake_ = 0;
+  Nanos zero_key_material_ = 0;
+  // --- per data message (from kPacketOffset) ---
   Nanos send_keepalive_ = 0;
   Nanos new_handshake_ = 0;
-  Nanos zero_key_material_ = 0;
   Nanos persistent_keepalive_ = 0;
   Nanos host_armed_ = 0;  // arm_earlier(); 0: the host's entry is not armed
-  unsigned handshake_attempts_ = 0;
-  bool need_another_keepalive_ = false;
   std::uint16_t persistent_keepalive_s_ = 0;
+  bool need_another_keepalive_ = false;
+  // A handshake deadline was armed or moved earlier since arm_earlier last
+  // looked at them (or the host's entry went off).
+  bool handshake_changed_ = false;
+  // --- handshake ---
+  unsigned handshake_attempts_ = 0;
 };
 
 inline void PeerTimers::data_sent(Nanos now) noexcept {
@@ -122,11 +151,7 @@ inline void PeerTimers::any_authenticated_packet_traversal(Nanos now) noexcept {
 }
 
 inline Nanos PeerTimers::next_deadline() const noexcept {
-  Nanos best = 0;
-  for (Nanos d : {retransmit_handshake_, send_keepalive_, new_handshake_, zero_key_material_,
-                  persistent_keepalive_})
-    if (d != 0 && (best == 0 || d < best)) best = d;
-  return best;
+  return earliest(earliest(packet_deadline(), retransmit_handshake_), zero_key_material_);
 }
 
 }  // namespace moongate::wg

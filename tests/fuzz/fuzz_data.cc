@@ -52,7 +52,7 @@ void run_raw(fuzz::Pair& p, const std::uint8_t* data, std::size_t size, bool for
 
 void run_sequence(fuzz::Pair& p, const std::uint8_t* data, std::size_t size, wg::Instant now) {
   const fuzz::Fixture& f = fuzz::fixture();
-  const wg::SendLine& tx = p.pb->keypairs.send();  // A's sending side
+  const wg::SendLine& tx = p.pb->send;  // A's sending side
   fuzz::NaiveReplay ref(wg::ReplayWindow::kWindowSize);
   // A's hello confirmed the session under counter 0 (fuzz::Pair).
   ref.check_and_update(0, wg::kRejectAfterMessages);

@@ -402,7 +402,7 @@ TEST_F(PairTest, RoamingFollowsAuthenticatedSource) {
 
 TEST_F(PairTest, CounterLimitsRekeyAndReject) {
   establish();
-  SendLine& send = pb->keypairs.send();
+  SendLine& send = pb->send;
   send.counter = kRekeyAfterMessages + 1;
   clock.advance(kRekeyTimeout);
   ASSERT_EQ(send_a(packet(64, 1)), Drop::kOk);
@@ -531,7 +531,7 @@ TEST_F(PairTest, ReceiveLinesFollowTheRotation) {
 // must refuse to send.
 TEST_F(PairTest, SendLineFollowsTheRotation) {
   establish();  // A initiated
-  const SendLine& line = pb->keypairs.send();  // A's send state toward B
+  const SendLine& line = pb->send;  // A's send state toward B
   const Keypair* a1 = pb->keypairs.current();
   ASSERT_NE(a1, nullptr);
   EXPECT_TRUE(line.active());

@@ -191,7 +191,7 @@ class MalformedTest : public PairTest {
   // An authentic data message from A under its current keypair with any
   // counter: what a peer holding the keys could send.
   Datagram authentic_data(std::uint64_t counter, std::size_t len = 16) const {
-    const SendLine& kp = pb->keypairs.send();
+    const SendLine& kp = pb->send;
     Datagram d{a.addr, b.addr, std::vector<std::uint8_t>(kDataHeaderLen + len + kTagLen)};
     write_data_header(d.bytes.data(), kp.remote_index, counter);
     const std::vector<std::uint8_t> plain = packet(len, 9);

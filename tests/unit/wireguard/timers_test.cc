@@ -2,6 +2,8 @@
 // then through two in-memory peers.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "tests/unit/wireguard/pair.h"
 #include "wireguard/timers.h"
 
@@ -152,6 +154,48 @@ TEST(PeerTimers, HostIsAskedToArmOnlyForAnEarlierDeadline) {
   t.stop();
   EXPECT_EQ(t.host_armed_at(), kT0 + 3 * kRejectAfterTime);
   EXPECT_FALSE(t.arm_earlier(at));
+}
+
+// arm_earlier reads the handshake deadlines only after a handshake event
+// changed them or the host's entry went off. Whatever the order of hooks,
+// the host must never be left armed later than the earliest deadline (a
+// timer would be missed), nor unarmed while one is pending: checked after
+// every step of random sequences against next_deadline(), which reads
+// everything.
+TEST(PeerTimers, HostIsNeverArmedLaterThanAnyDeadline) {
+  std::mt19937_64 rng(7);
+  for (int run = 0; run < 200; ++run) {
+    PeerTimers t;
+    Nanos now = kT0;
+    t.set_persistent_keepalive(static_cast<std::uint16_t>(rng() % 3 == 0 ? 25 : 0), now);
+    for (int step = 0; step < 300; ++step) {
+      now += static_cast<Nanos>(rng() % (3 * kSecond));
+      switch (rng() % 10) {
+        case 0: t.data_sent(now); break;
+        case 1: t.data_received(now); break;
+        case 2: t.any_authenticated_packet_sent(); break;
+        case 3: t.any_authenticated_packet_received(); break;
+        case 4: t.any_authenticated_packet_traversal(now); break;
+        case 5: t.handshake_initiated(now, static_cast<Nanos>(rng() % kRekeyTimeoutJitterMax)); break;
+        case 6: t.handshake_complete(); break;
+        case 7: t.session_derived(now); break;
+        case 8: t.stop(); break;
+        case 9:  // the host's entry goes off when it is due: run what fell due
+          if (t.host_armed_at() != 0 && t.host_armed_at() <= now) {
+            t.host_disarmed();
+            t.expire(now);
+          }
+          break;
+      }
+      Nanos at = 0;
+      t.arm_earlier(at);
+      const Nanos due = t.next_deadline();
+      if (due != 0) {
+        ASSERT_NE(t.host_armed_at(), 0u) << "run " << run << " step " << step;
+        ASSERT_LE(t.host_armed_at(), due) << "run " << run << " step " << step;
+      }
+    }
+  }
 }
 
 // --- through the device --------------------------------------------------
