@@ -60,11 +60,11 @@ struct alignas(64) Keypair : OnHugeSlab<Keypair> {
 
 // The current keypair's send half: all a data message to the peer reads
 // and writes of its session. It sits on the peer's own lines (Peer::send,
-// which Keypairs fills), so its address follows
-// from the peer's: at 100 000 peers the line can be asked for together with
-// the peer's other lines instead of after them, and the keypair object
-// itself is never read by a data message (docs/perf.md measures the chain
-// peer -> keypair this replaced). Only the current keypair ever sends
+// which Keypairs fills), so its address follows from the peer's: at
+// 100 000 peers the line can be asked for together with the peer's other
+// lines instead of after them, and the keypair object itself is never
+// read by a data message (docs/perf.md, "The send line on the peer",
+// measures the chain peer -> keypair this replaced). Only the current keypair ever sends
 // (whitepaper 5.4.6), so one line per peer holds every session's send
 // state in turn; Keypairs rewrites it at each rotation.
 struct SendLine {
