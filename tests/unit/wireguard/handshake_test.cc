@@ -496,12 +496,7 @@ TEST_F(PairTest, ReceiveLinesFollowTheRotation) {
 
   // B starts a new handshake: A answers and holds the new keypair as next
   // until B's first data message under it.
-  clock.advance(kRekeyTimeout + kSecond);
-  ASSERT_EQ(b.dev().initiate_handshake(*pa, now()), Drop::kOk);
-  ASSERT_EQ(b.wire.out.size(), 1u);
-  ASSERT_EQ(deliver(b.wire.out.front()).drop, Drop::kOk);
-  b.wire.out.clear();
-  const Keypair* a2 = pb->keypairs.next();
+  const Keypair* a2 = b_rekeys();
   ASSERT_NE(a2, nullptr);
   EXPECT_TRUE(a2->line->has(IndexSlot::kNext));
   EXPECT_FALSE(a2->line->has(IndexSlot::kCurrent));
@@ -548,12 +543,7 @@ TEST_F(PairTest, SendLineFollowsTheRotation) {
 
   // B rekeys: A's new keypair waits in next (with its send key), and A
   // keeps sending under the old one until B's first message confirms it.
-  clock.advance(kRekeyTimeout + kSecond);
-  ASSERT_EQ(b.dev().initiate_handshake(*pa, now()), Drop::kOk);
-  ASSERT_EQ(b.wire.out.size(), 1u);
-  ASSERT_EQ(deliver(b.wire.out.front()).drop, Drop::kOk);
-  b.wire.out.clear();
-  const Keypair* a2 = pb->keypairs.next();
+  const Keypair* a2 = b_rekeys();
   ASSERT_NE(a2, nullptr);
   EXPECT_FALSE(a2->send_key.is_zero());
   EXPECT_EQ(line.remote_index, a1->remote_index);

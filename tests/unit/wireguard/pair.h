@@ -114,6 +114,18 @@ class PairTest : public ::testing::Test {
     got_b.clear();
   }
 
+  // After establish(): B starts a new handshake and A answers it. Returns
+  // A's new keypair, which waits in next until B's first data message
+  // under it (nullptr if a step failed); A's response is left in
+  // a.wire.out.
+  const Keypair* b_rekeys() {
+    clock.advance(kRekeyTimeout + kSecond);
+    if (b.dev().initiate_handshake(*pa, now()) != Drop::kOk || b.wire.out.size() != 1) return nullptr;
+    const Drop d = deliver(b.wire.out.front()).drop;
+    b.wire.out.clear();
+    return d == Drop::kOk ? pb->keypairs.next() : nullptr;
+  }
+
   static std::vector<std::uint8_t> packet(std::size_t len, std::uint8_t seed) {
     // Multiples of 16 so padding does not change the length seen by the peer.
     std::vector<std::uint8_t> p(len);
