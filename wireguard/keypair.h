@@ -6,8 +6,8 @@
 //   current   used for sending
 //   next      a responder's fresh keypair, unusable for sending until the
 //             initiator proves it has it by sending the first data message
-// A keypair is owned by the peer's lcore: its send counter (on the send
-// line) and replay window have a single writer.
+// A keypair is owned by the peer's lcore: the send counter (on the peer's
+// send line) and the replay window have a single writer.
 #pragma once
 
 #include <cstddef>
@@ -64,9 +64,9 @@ struct alignas(64) Keypair : OnHugeSlab<Keypair> {
 // 100 000 peers the line can be asked for together with the peer's other
 // lines instead of after them, and the keypair object itself is never
 // read by a data message (docs/perf.md, "The send line on the peer",
-// measures the chain peer -> keypair this replaced). Only the current keypair ever sends
-// (whitepaper 5.4.6), so one line per peer holds every session's send
-// state in turn; Keypairs rewrites it at each rotation.
+// measures the chain peer -> keypair this replaced). Only the current
+// keypair ever sends (whitepaper 5.4.6), so one line per peer holds every
+// session's send state in turn; Keypairs rewrites it at each rotation.
 struct SendLine {
   crypto::SecretKey key;                         // wiped when no keypair is current
   std::uint64_t counter = kRejectAfterMessages;  // next nonce; the limit itself when there is no session

@@ -20,8 +20,8 @@
 // core is clock-injected, so tests move `now` by hand.
 #pragma once
 
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 
 #include "wireguard/constants.h"
 
@@ -103,7 +103,7 @@ class PeerTimers {
   Nanos zero_key_material_at() const noexcept { return zero_key_material_; }
   Nanos persistent_keepalive_at() const noexcept { return persistent_keepalive_; }
 
- // Where the fields a data message reads and writes begin (the handshake
+  // Where the fields a data message reads and writes begin (the handshake
   // deadlines come first): Peer puts this offset at a cache-line boundary.
   static constexpr std::size_t kPacketOffset = 16;
 
