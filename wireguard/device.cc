@@ -183,7 +183,7 @@ Drop Device::start_session(Peer& peer, Instant now) noexcept {
     return Drop::kUnexpectedHandshake;
   }
   const bool initiator = kp->initiator;
-  peer.keypairs.add(std::move(kp), indices_);
+  peer.keypairs.add(std::move(kp), indices_, peer.send);
   peer.timers.session_derived(now.mono);
   if (initiator) {
     handshake_complete(peer, now);
@@ -214,7 +214,7 @@ void Device::received(Peer& peer, IndexSlot& line, std::size_t wire_bytes, std::
   // rarely changes: the copy would dirty the line for nothing.
   if (!(peer.endpoint == src)) peer.endpoint = src;
   peer.rx_bytes += wire_bytes;
-  if (peer.keypairs.received_with(line, indices_)) [[unlikely]]
+  if (peer.keypairs.received_with(line, indices_, peer.send)) [[unlikely]]
     received_next(peer, now);
   keep_key_fresh_received(peer, line, now);
   peer.timers.any_authenticated_packet_received();
@@ -318,7 +318,7 @@ void Device::clear_handshake_index(Peer& peer) noexcept {
 }
 
 void Device::zero_key_material(Peer& peer) noexcept {
-  peer.keypairs.clear(indices_);
+  peer.keypairs.clear(indices_, peer.send);
   clear_handshake_index(peer);
   peer.handshake.clear();
 }

@@ -16,9 +16,8 @@ void Keypairs::mark_lines() noexcept {
 
 // Called when current changed: a new current starts its nonces at 0 (a
 // keypair never sends before it is current).
-void Keypairs::install_send() noexcept {
+void Keypairs::install_send(SendLine& s) noexcept {
   Keypair* kp = current_.get();
-  SendLine& s = *send_;
   if (kp == nullptr) {
     s.key.clear();
     s = SendLine{};
@@ -38,7 +37,7 @@ void Keypairs::drop(std::unique_ptr<Keypair>& slot, IndexTable& indices) noexcep
   slot.reset();  // Keypair's Secrets wipe themselves
 }
 
-void Keypairs::add(std::unique_ptr<Keypair> kp, IndexTable& indices) noexcept {
+void Keypairs::add(std::unique_ptr<Keypair> kp, IndexTable& indices, SendLine& send) noexcept {
   if (kp->initiator) {
     // We sent the initiation and got the response: the peer holds the same
     // keys, so the new keypair is usable at once.
@@ -53,7 +52,7 @@ void Keypairs::add(std::unique_ptr<Keypair> kp, IndexTable& indices) noexcept {
       previous_ = std::move(current_);
     }
     current_ = std::move(kp);
-    install_send();
+    install_send(send);
   } else {
     // Responder: unusable for sending until the initiator's first data
     // message proves it derived the same keys.
@@ -64,20 +63,20 @@ void Keypairs::add(std::unique_ptr<Keypair> kp, IndexTable& indices) noexcept {
   mark_lines();
 }
 
-bool Keypairs::confirm_next(IndexTable& indices) noexcept {
+bool Keypairs::confirm_next(IndexTable& indices, SendLine& send) noexcept {
   drop(previous_, indices);
   previous_ = std::move(current_);
   current_ = std::move(next_);
-  install_send();
+  install_send(send);
   mark_lines();
   return true;
 }
 
-void Keypairs::clear(IndexTable& indices) noexcept {
+void Keypairs::clear(IndexTable& indices, SendLine& send) noexcept {
   drop(previous_, indices);
   drop(current_, indices);
   drop(next_, indices);
-  install_send();
+  install_send(send);
 }
 
 }  // namespace moongate::wg

@@ -60,7 +60,7 @@ struct alignas(64) Keypair : OnHugeSlab<Keypair> {
 
 // The current keypair's send half: all a data message to the peer reads
 // and writes of its session. It sits on the peer's own lines (Peer::send,
-// which Keypairs fills), so its address follows from the peer's: at
+// which Keypairs rewrites), so its address follows from the peer's: at
 // 100 000 peers the line can be asked for together with the peer's other
 // lines instead of after them, and the keypair object itself is never
 // read by a data message (docs/perf.md, "The send line on the peer",
@@ -86,42 +86,37 @@ static_assert(sizeof(SendLine) <= 64, "the send state is one cache line");
 
 class Keypairs {
  public:
-  // `send`: where the current keypair's send state goes (the peer's send
-  // line, Peer::send, which must outlive this). Readers use Peer::send
-  // itself: reaching it through this object would read this object's line.
-  explicit Keypairs(SendLine& send) noexcept : send_(&send) {}
-  Keypairs(const Keypairs&) = delete;
-  Keypairs& operator=(const Keypairs&) = delete;
-
   Keypair* previous() const noexcept { return previous_.get(); }
   Keypair* current() const noexcept { return current_.get(); }
   Keypair* next() const noexcept { return next_.get(); }
 
+  // Every call that can change current takes `send`, the peer's send line
+  // (Peer::send), and rewrites it from the new current.
+
   // Installs a freshly derived keypair (its index already points at it in
   // `indices`). Initiator: it becomes current at once. Responder: it waits
   // in next. Keypairs that fall out are freed and their indices removed.
-  void add(std::unique_ptr<Keypair> kp, IndexTable& indices) noexcept;
+  void add(std::unique_ptr<Keypair> kp, IndexTable& indices, SendLine& send) noexcept;
 
   // A data message authenticated under the receive line `line`. If it is
   // next's, next is confirmed: previous <- current <- next. True when that
   // happened (the handshake is complete for a responder). Reads only the
   // line (its flags say which keypair it is).
-  bool received_with(const IndexSlot& line, IndexTable& indices) noexcept {
-    return line.has(IndexSlot::kNext) && confirm_next(indices);  // inline: every data message
+  bool received_with(const IndexSlot& line, IndexTable& indices, SendLine& send) noexcept {
+    return line.has(IndexSlot::kNext) && confirm_next(indices, send);  // inline: every data message
   }
 
   // Drops every keypair (zero_key_material, peer removal).
-  void clear(IndexTable& indices) noexcept;
+  void clear(IndexTable& indices, SendLine& send) noexcept;
 
  private:
-  bool confirm_next(IndexTable& indices) noexcept;
+  bool confirm_next(IndexTable& indices, SendLine& send) noexcept;
   void drop(std::unique_ptr<Keypair>& slot, IndexTable& indices) noexcept;
   // After a rotation: the current / next flags of the three receive lines,
   // and the send line from the (new) current keypair.
   void mark_lines() noexcept;
-  void install_send() noexcept;
+  void install_send(SendLine& send) noexcept;
 
-  SendLine* send_;  // on the peer's lines (Peer::send)
   std::unique_ptr<Keypair> previous_;
   std::unique_ptr<Keypair> current_;
   std::unique_ptr<Keypair> next_;

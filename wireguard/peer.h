@@ -38,7 +38,7 @@ namespace moongate::wg {
 // (huge_pages.h).
 class alignas(64) Peer : public OnHugeSlab<Peer> {
  public:
-  explicit Peer(const crypto::PublicKey& public_key) noexcept : keypairs(send), public_key_(public_key) {}
+  explicit Peer(const crypto::PublicKey& public_key) noexcept : public_key_(public_key) {}
   Peer(const Peer&) = delete;
   Peer& operator=(const Peer&) = delete;
 
