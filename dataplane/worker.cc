@@ -931,12 +931,12 @@ void Worker::flush_rx() {
     ++kept;
   }
   rx_count_ = kept;
-  // The peers' two lines, read after the AEAD (endpoint, counters,
-  // timers, source check): the AEAD's hundreds of cycles per message cover
-  // their misses. Into L2 only: 64 more lines in L1 during the AEAD pushed
-  // out what the AEAD itself reads, which then cost it ~25 cycles per
-  // message at 100 000 peers (docs/perf.md); decrypt_flush moves them to L1
-  // once the AEAD is done.
+  // The peers' receive lines (wg::Peer line 1), read after the AEAD
+  // (endpoint, counters, timers, source check): the AEAD's hundreds of
+  // cycles per message cover their misses. Into L2 only: more lines in L1
+  // during the AEAD pushed out what the AEAD itself reads, which then cost
+  // it ~25 cycles per message at 100 000 peers (docs/perf.md);
+  // decrypt_flush moves them to L1 once the AEAD is done.
   for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_receive_l2();
   decrypt_flush();
 }
@@ -954,8 +954,11 @@ void Worker::decrypt_flush() {
   }
   aead_->decrypt(ops, rx_count_, ok);
   // The peers' lines, in L2 since flush_rx: into L1 while the look-ups
-  // below run.
+  // below run. An exit node's packets also read the peer's PeerCtx
+  // (exit_out), through line 0.
   for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_receive();
+  if (nat_ || !settings_.routed_v6.empty())
+    for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_user();
   // Inner IPv4 sources (cryptokey routing) and destinations (hub) looked
   // up together; other packets look up 0.0.0.0, which route_inner ignores.
   std::uint32_t addrs[2 * kBurst];
@@ -1030,17 +1033,17 @@ void Worker::decrypt_flush() {
 // destination (kNoPeer when none matched), done for the burst by the caller.
 // route_inner and forward_inner inline into the decrypt loop (and the
 // policy stage): a call each per decrypted packet was measurable at 64 B.
-// What this reads of the sending peer per packet is on its wg::Peer lines
-// (host_id); its PeerCtx (`from`, a cold line at 100 000 peers) only on the
-// paths that need more (exit, policy, errors).
+// What this reads of the sending peer per packet is on its wg::Peer's
+// receive line (host_id); its PeerCtx (ctx_of: the peer's line 0, then the
+// PeerCtx's own, cold lines at 100 000 peers) only on the paths that need
+// more (exit, errors).
 [[gnu::always_inline]] inline void Worker::route_inner(wg::Peer& from_peer, rte_mbuf* m, std::uint32_t src_id,
                                                        std::uint32_t dst_id) {
-  PeerCtx& from = *static_cast<PeerCtx*>(from_peer.user);
   auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
   // The plaintext still ends with the tag (and padding): not part of the packet.
   const std::uint16_t avail = static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - wg::kTagLen);
   if ((ip->version_ihl >> 4) == 6) {
-    route_inner_v6(from, m);
+    route_inner_v6(from_peer, m);
     return;
   }
   net::Ipv4Header h;
@@ -1052,20 +1055,20 @@ void Worker::decrypt_flush() {
     return;
   }
   if (!net::ipv4_decrement_ttl(reinterpret_cast<std::uint8_t*>(ip), h.total_len)) {
-    tunnel_time_exceeded(from, reinterpret_cast<const std::uint8_t*>(ip), h.total_len, false);
+    tunnel_time_exceeded(ctx_of(from_peer), reinterpret_cast<const std::uint8_t*>(ip), h.total_len, false);
     drop(m, DpDrop::kTtlExpired);
     return;
   }
   if (policy_) {  // the access policy: classified with the burst (policy_flush)
     complete_ipv4_header(reinterpret_cast<const std::uint8_t*>(ip), h);
     if (policy_count_ == kBurst) policy_flush();
-    policy_items_[policy_count_++] = PolicyItem{m, &from, h, dst_id};
+    policy_items_[policy_count_++] = PolicyItem{m, &from_peer, h, dst_id};
     return;
   }
-  forward_inner(from, m, h, dst_id);
+  forward_inner(from_peer, m, h, dst_id);
 }
 
-[[gnu::always_inline]] inline void Worker::forward_inner(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h,
+[[gnu::always_inline]] inline void Worker::forward_inner(wg::Peer& from, rte_mbuf* m, net::Ipv4Header& h,
                                                          std::uint32_t dst_id) {
   auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
   // Hub: another peer's allowed IPs win over the LAN (tunnel <-> tunnel).
@@ -1084,7 +1087,7 @@ void Worker::decrypt_flush() {
     send_ipv4_inline(*lan, *neighbors_[port_index(*lan)], m, next_hop);
     return;
   }
-  exit_out(from, m, h);
+  exit_out(ctx_of(from), m, h);
 }
 
 // --- access policy (docs/exit-node.md) ------------------------------------------
@@ -1124,7 +1127,7 @@ void Worker::policy_flush() {
   int rule[kBurst];
   for (std::uint16_t i = 0; i < n; ++i) {
     const PolicyItem& it = policy_items_[i];
-    pk[i] = policy_packet(rte_pktmbuf_mtod(it.m, const std::uint8_t*), it.h, it.from->id + 1);
+    pk[i] = policy_packet(rte_pktmbuf_mtod(it.m, const std::uint8_t*), it.h, it.from->host_id + 1);
     in[i] = policy::make_acl_input(pk[i]);
     ptr[i] = &in[i];
   }
@@ -1177,7 +1180,7 @@ void Worker::policy_flush6() {
   int rule[kBurst];
   for (std::uint16_t i = 0; i < n; ++i) {
     const PolicyItem6& it = policy6_items_[i];
-    pk[i] = policy_packet6(rte_pktmbuf_mtod(it.m, const std::uint8_t*), it.h, it.from->id + 1);
+    pk[i] = policy_packet6(rte_pktmbuf_mtod(it.m, const std::uint8_t*), it.h, it.from->host_id + 1);
     in[i] = policy::make_acl_input6(pk[i]);
     ptr[i] = &in[i];
   }
@@ -1733,7 +1736,7 @@ void Worker::forward_v6_to_peer(Port& port, PeerCtx& peer, rte_mbuf* m, std::uin
   to_peer(peer, m, Origin::kLan);
 }
 
-void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
+void Worker::route_inner_v6(wg::Peer& from, rte_mbuf* m) {
   auto* p = rte_pktmbuf_mtod(m, std::uint8_t*);
   const std::size_t avail = rte_pktmbuf_data_len(m) - wg::kTagLen;
   net::Ipv6Header h;
@@ -1743,12 +1746,13 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
   }
   const std::size_t total = 40 + h.payload_len;
   rte_pktmbuf_trim(m, static_cast<std::uint16_t>(rte_pktmbuf_data_len(m) - total));
-  if (peer_for_v6(h.src.data()) != &from) {
+  std::uint32_t src_id = 0;
+  if (rte_lpm6_lookup(routing_->allowed_v6, h.src.data(), &src_id) != 0 || src_id != from.host_id) {
     drop(m, DpDrop::kBadInnerSource);
     return;
   }
   if (!net::ipv6_decrement_hop_limit(p, total)) {
-    tunnel_time_exceeded(from, p, total, true);
+    tunnel_time_exceeded(ctx_of(from), p, total, true);
     drop(m, DpDrop::kTtlExpired);
     return;
   }
@@ -1760,7 +1764,7 @@ void Worker::route_inner_v6(PeerCtx& from, rte_mbuf* m) {
   forward_inner_v6(from, m, h);
 }
 
-void Worker::forward_inner_v6(PeerCtx& from, rte_mbuf* m, const net::Ipv6Header& h) {
+void Worker::forward_inner_v6(wg::Peer& from, rte_mbuf* m, const net::Ipv6Header& h) {
   auto* p = rte_pktmbuf_mtod(m, std::uint8_t*);
   const std::size_t total = h.total_len();
   if (PeerCtx* to = peer_for_v6(h.dst.data())) {
@@ -1804,7 +1808,7 @@ void Worker::forward_inner_v6(PeerCtx& from, rte_mbuf* m, const net::Ipv6Header&
   const std::uint8_t* next_hop = wan_->on_link_v6(h.dst.data()) ? h.dst.data()
                                  : wan_->has_gateway_v6          ? wan_->gateway_v6.data()
                                                                  : nullptr;
-  if (!from.exit_node || !internet || next_hop == nullptr) {
+  if (!ctx_of(from).exit_node || !internet || next_hop == nullptr) {
     drop(m, DpDrop::kNotExit);
     return;
   }
@@ -1950,7 +1954,7 @@ void Worker::to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin) {
 }
 
 void Worker::stage(wg::Peer& peer, rte_mbuf* m) {
-  PeerCtx& p = *static_cast<PeerCtx*>(peer.user);
+  PeerCtx& p = ctx_of(peer);
   if (p.staged_count == kMaxStaged) {
     // Oldest gives way, as the Linux module's staged queue does.
     drop(p.staged[p.staged_head], DpDrop::kStagedOverflow);
@@ -2063,7 +2067,7 @@ bool Worker::send_handshake(wg::Peer*, const wg::Endpoint& to, const std::uint8_
 }
 
 void Worker::flush_staged(wg::Peer& peer, bool keepalive_if_empty) {
-  auto* p = static_cast<PeerCtx*>(peer.user);
+  PeerCtx* p = &ctx_of(peer);
   if (p->staged_count == 0) {
     if (!keepalive_if_empty) return;
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
@@ -2084,7 +2088,7 @@ void Worker::flush_staged(wg::Peer& peer, bool keepalive_if_empty) {
 }
 
 void Worker::purge_staged(wg::Peer& peer) {
-  auto* p = static_cast<PeerCtx*>(peer.user);
+  PeerCtx* p = &ctx_of(peer);
   while (p->staged_count) {
     rte_pktmbuf_free(p->staged[p->staged_head]);
     p->staged_head = static_cast<std::uint16_t>((p->staged_head + 1) % kMaxStaged);
@@ -2099,10 +2103,10 @@ void Worker::purge_staged(wg::Peer& peer) {
 // next deadline came EARLIER; an entry that fires early just re-arms. The
 // decision reads the peer's own lines (PeerTimers::arm_earlier keeps the
 // armed deadline there): the entry, in the PeerCtx, is touched only when it
-// moves.
+// moves, which for a peer with traffic is once per time it goes off.
 [[gnu::always_inline]] inline void Worker::rearm(wg::Peer& peer) noexcept {
   wg::Nanos at = 0;
-  if (peer.timers.arm_earlier(at)) wheel_->schedule(*static_cast<PeerCtx*>(peer.user), at);
+  if (peer.timers.arm_earlier(now_.mono, at)) wheel_->schedule(ctx_of(peer), at);
 }
 
 void Worker::run_timers() {

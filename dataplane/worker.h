@@ -216,7 +216,7 @@ class Worker final : public wg::DeviceHost {
   inline void route_inner(wg::Peer& from, rte_mbuf* m, std::uint32_t src_id, std::uint32_t dst_id);
   // After the checks of route_inner (and the policy): to a peer, a LAN or
   // the exit.
-  inline void forward_inner(PeerCtx& from, rte_mbuf* m, net::Ipv4Header& h, std::uint32_t dst_id);
+  inline void forward_inner(wg::Peer& from, rte_mbuf* m, net::Ipv4Header& h, std::uint32_t dst_id);
   // The decrypt path's policy stage: the packets route_inner queued,
   // classified as a burst, then accepted (noted), let through as replies,
   // or dropped (policy_denied).
@@ -229,10 +229,10 @@ class Worker final : public wg::DeviceHost {
   // the IPv6 packets it denies in `denied`.
   std::uint16_t policy_encrypt(std::uint16_t n) noexcept;
   void policy_encrypt6(std::uint16_t n, bool* denied) noexcept;
-  void route_inner_v6(PeerCtx& from, rte_mbuf* m);
+  void route_inner_v6(wg::Peer& from, rte_mbuf* m);
   // After the checks of route_inner_v6 (and the policy): to a peer, a LAN,
   // a static route or the exit.
-  void forward_inner_v6(PeerCtx& from, rte_mbuf* m, const net::Ipv6Header& h);
+  void forward_inner_v6(wg::Peer& from, rte_mbuf* m, const net::Ipv6Header& h);
   // The IPv6 policy stage of the decrypt path (as policy_flush).
   void policy_flush6();
   static policy::Packet6 policy_packet6(const std::uint8_t* ip, const net::Ipv6Header& h,
@@ -344,6 +344,9 @@ class Worker final : public wg::DeviceHost {
   void run_handshakes();
   void run_timers();
   inline void rearm(wg::Peer& peer) noexcept;
+  // A peer's PeerCtx (wg::Peer::user, on the peer's line 0, which data
+  // messages otherwise do not read).
+  static PeerCtx& ctx_of(const wg::Peer& peer) noexcept { return *static_cast<PeerCtx*>(peer.user); }
   bool poll_commands();  // true when any was applied
   void apply(Command& c);
   // Refreshes the peers' stats copies (PeerCtx::stats_*) in slices, and
@@ -459,7 +462,7 @@ class Worker final : public wg::DeviceHost {
   // Policy batch (decrypt path): checked packets waiting for policy_flush.
   struct PolicyItem {
     rte_mbuf* m;
-    PeerCtx* from;
+    wg::Peer* from;
     net::Ipv4Header h;
     std::uint32_t dst_id;
   };
@@ -467,7 +470,7 @@ class Worker final : public wg::DeviceHost {
   std::uint16_t policy_count_ = 0;
   struct PolicyItem6 {
     rte_mbuf* m;
-    PeerCtx* from;
+    wg::Peer* from;
     net::Ipv6Header h;
   };
   PolicyItem6 policy6_items_[kBurst];

@@ -18,22 +18,23 @@
 namespace moongate::wg {
 
 // Laid out for the packet paths, in cache lines:
-//   line 0  what a received message also needs: the receive byte counter
-//           and the caller's pointer; handshake bookkeeping and the
-//           timers' two handshake deadlines fill it
+//   line 0  handshake bookkeeping, the caller's pointer and the timers'
+//           handshake part: no data message reads it
 //   line 1  what every data message reads or writes, either way: the
 //           timers' per-packet part (with the host's armed wake-up), the
-//           endpoint, the caller's id
+//           endpoint; and what a received one also needs: the caller's
+//           id (the source check) and the receive byte counter
 //   line 2  what a message sent also needs: the send line (the current
 //           session's key, nonce counter, remote index, age) and the send
 //           byte counter
 //   then    the keypairs, the handshake state and the cookie, used a few
 //           times per two minutes
-// So a received message touches lines 0-1 of per-peer state besides its
-// receive line, and a sent one lines 1-2: two each, at addresses that
-// follow from the peer's. At 100 000 peers each is a cache miss
-// (docs/perf.md, "The send line on the peer"). The caller's per-packet
-// needs live here for that reason (host_id, PeerTimers::arm_earlier).
+// So a received message touches line 1 of per-peer state besides its
+// receive line, and a sent one lines 1-2, at addresses that follow from
+// the peer's. At 100 000 peers each is a cache miss (docs/perf.md, "The
+// send line on the peer", "One line per message received"). The caller's
+// per-packet needs live here for that reason (host_id,
+// PeerTimers::arm_earlier).
 // Cache-line aligned so that holds; allocated from a huge-page slab
 // (huge_pages.h).
 class alignas(64) Peer : public OnHugeSlab<Peer> {
@@ -44,12 +45,9 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
 
   const crypto::PublicKey& public_key() const noexcept { return public_key_; }
 
-  // --- line 0: per data message received ---
-  // Counters as `wg show` reports them: UDP payload bytes of every message.
-  std::uint64_t rx_bytes = 0;
+  // --- line 0: per handshake ---
   // Free for the caller (its staged-packet queue, route state, ...).
   void* user = nullptr;
-  // --- per handshake ---
   bool sent_lastminute_handshake = false;  // see Device::keep_key_fresh_received
   bool sent_any_handshake = false;
   Nanos last_sent_handshake = 0;             // rate limit: one initiation per REKEY_TIMEOUT
@@ -63,6 +61,8 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
   // global id, which its allowed-IPs tables return: the source check of
   // every decrypted packet compares against it).
   std::uint32_t host_id = 0;
+  // Counters as `wg show` reports them: UDP payload bytes of every message.
+  std::uint64_t rx_bytes = 0;
 
   // --- line 2: per data message sent ---
   SendLine send;  // the current session's; Keypairs rewrites it
@@ -73,23 +73,19 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
   Handshake handshake;
   CookieMaker cookie;
 
-  // Cache hints for a data message to or from this peer (lines 0-1 for a
+  // Cache hints for a data message to or from this peer (line 1 for a
   // received one, 1-2 for a sent one). Burst callers issue them for a
   // whole burst.
-  void prefetch_receive() const noexcept {
-    prefetch_line(this);
-    prefetch_line(reinterpret_cast<const char*>(this) + 64);
-  }
+  void prefetch_receive() const noexcept { prefetch_line(reinterpret_cast<const char*>(this) + 64); }
   void prefetch_send() const noexcept {
     prefetch_line(reinterpret_cast<const char*>(this) + 64);
     prefetch_line(reinterpret_cast<const char*>(this) + 128);
   }
-  // Lines 0-1 into L2 only: for a caller that reads them after other heavy
+  // Line 1 into L2 only: for a caller that reads it after other heavy
   // work (decrypt's AEAD), then asks again with prefetch_receive().
-  void prefetch_receive_l2() const noexcept {
-    prefetch_line_l2(this);
-    prefetch_line_l2(reinterpret_cast<const char*>(this) + 64);
-  }
+  void prefetch_receive_l2() const noexcept { prefetch_line_l2(reinterpret_cast<const char*>(this) + 64); }
+  // Line 0, for a caller whose path reads `user` too.
+  void prefetch_user() const noexcept { prefetch_line(this); }
 
  private:
   crypto::PublicKey public_key_;
@@ -100,10 +96,10 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
 // the pragma).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
-static_assert(offsetof(Peer, user) + sizeof(void*) <= 64, "line 0: what receiving adds");
 static_assert(offsetof(Peer, timers) + PeerTimers::kPacketOffset == 64 &&
-                  offsetof(Peer, host_id) + sizeof(std::uint32_t) <= 128,
-              "line 1: the timers' per-packet part, the endpoint and host_id");
+                  offsetof(Peer, endpoint) >= 64 + PeerTimers::kPacketBytes &&
+                  offsetof(Peer, rx_bytes) + sizeof(std::uint64_t) <= 128,
+              "line 1: the timers' per-packet part, the endpoint, host_id and rx_bytes");
 static_assert(offsetof(Peer, send) == 128 && offsetof(Peer, tx_bytes) + sizeof(std::uint64_t) <= 192,
               "line 2: the send line and the send byte counter");
 #pragma GCC diagnostic pop

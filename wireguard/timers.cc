@@ -8,8 +8,10 @@ namespace moongate::wg {
 void PeerTimers::handshake_initiated(Nanos now, Nanos jitter) noexcept {
   static_assert(offsetof(PeerTimers, send_keepalive_) == kPacketOffset &&
                     offsetof(PeerTimers, retransmit_handshake_) < kPacketOffset &&
-                    offsetof(PeerTimers, zero_key_material_) < kPacketOffset,
-                "the handshake deadlines come before kPacketOffset, the per-packet fields from it");
+                    offsetof(PeerTimers, zero_key_material_) < kPacketOffset &&
+                    offsetof(PeerTimers, handshake_attempts_) < kPacketOffset &&
+                    sizeof(PeerTimers) == kPacketOffset + kPacketBytes,
+                "the handshake fields come before kPacketOffset, the per-packet ones (kPacketBytes) from it");
   retransmit_handshake_ = now + kRekeyTimeout + jitter;
   handshake_changed_ = true;
 }

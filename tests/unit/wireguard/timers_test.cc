@@ -11,6 +11,11 @@ namespace moongate::wg::test {
 namespace {
 
 constexpr Nanos kT0 = 1000 * kSecond;
+constexpr Nanos kTick = PeerTimers::kArmTick;
+
+// A time rounded up, or down, to the host's arming tick.
+Nanos tick_up(Nanos t) { return (t + kTick - 1) / kTick * kTick; }
+Nanos tick_down(Nanos t) { return t / kTick * kTick; }
 
 TEST(PeerTimers, NothingArmedAtStart) {
   PeerTimers t;
@@ -124,36 +129,74 @@ TEST(PeerTimers, NextDeadlineIsTheEarliest) {
 // The host's lazy arming: it is told to move its entry only when the
 // earliest deadline comes before the one it is armed for, not when one
 // moves later (as every packet's keepalive push does); after its entry goes
-// off it is told again.
+// off it is told again. Armed times are whole ticks, a deadline's rounded
+// up (never early, at most a tick late).
 TEST(PeerTimers, HostIsAskedToArmOnlyForAnEarlierDeadline) {
   PeerTimers t;
+  Nanos now = kT0 + 123;  // off the tick, so that rounding shows
   Nanos at = 0;
-  EXPECT_FALSE(t.arm_earlier(at));  // nothing armed: nothing to do
-  t.session_derived(kT0);            // zero_key_material in 3 x REJECT
-  ASSERT_TRUE(t.arm_earlier(at));
-  EXPECT_EQ(at, kT0 + 3 * kRejectAfterTime);
-  EXPECT_EQ(t.host_armed_at(), at);
-  EXPECT_FALSE(t.arm_earlier(at));  // the same deadline: stays
+  EXPECT_FALSE(t.arm_earlier(now, at));  // nothing armed: nothing to do
+  EXPECT_FALSE(t.host_armed());
+  t.session_derived(now);  // zero_key_material in 3 x REJECT
+  ASSERT_TRUE(t.arm_earlier(now, at));
+  EXPECT_EQ(at, tick_up(now + 3 * kRejectAfterTime));
+  EXPECT_GT(at, now + 3 * kRejectAfterTime);
+  EXPECT_EQ(t.host_armed_at(now), at);
+  EXPECT_FALSE(t.arm_earlier(now, at));  // the same deadline: stays
 
-  t.data_received(kT0 + kSecond);  // keepalive, earlier
-  ASSERT_TRUE(t.arm_earlier(at));
-  EXPECT_EQ(at, kT0 + kSecond + kKeepaliveTimeout);
+  now = kT0 + kSecond + 123;
+  t.data_received(now);  // keepalive, earlier
+  ASSERT_TRUE(t.arm_earlier(now, at));
+  EXPECT_EQ(at, tick_up(now + kKeepaliveTimeout));
 
   // Later deadlines never move the entry: it fires early instead.
   t.any_authenticated_packet_sent();  // cancels the keepalive
-  EXPECT_FALSE(t.arm_earlier(at));
-  EXPECT_EQ(t.host_armed_at(), kT0 + kSecond + kKeepaliveTimeout);
+  EXPECT_FALSE(t.arm_earlier(now, at));
+  EXPECT_EQ(t.host_armed_at(now), tick_up(now + kKeepaliveTimeout));
 
   // The entry went off (early): the next call arms the current earliest.
   t.host_disarmed();
-  EXPECT_EQ(t.host_armed_at(), 0u);
-  ASSERT_TRUE(t.arm_earlier(at));
-  EXPECT_EQ(at, kT0 + 3 * kRejectAfterTime);
+  EXPECT_FALSE(t.host_armed());
+  EXPECT_EQ(t.host_armed_at(now), 0u);
+  ASSERT_TRUE(t.arm_earlier(now, at));
+  EXPECT_EQ(at, tick_up(kT0 + 123 + 3 * kRejectAfterTime));
 
   // stop() leaves the host's entry as it is (it fires, finding nothing).
   t.stop();
-  EXPECT_EQ(t.host_armed_at(), kT0 + 3 * kRejectAfterTime);
-  EXPECT_FALSE(t.arm_earlier(at));
+  EXPECT_EQ(t.host_armed_at(now), tick_up(kT0 + 123 + 3 * kRejectAfterTime));
+  EXPECT_FALSE(t.arm_earlier(now, at));
+}
+
+// The armed time is kept in 32 bits of ticks, which wrap every ~52 days
+// of uptime: across the wrap, an earlier deadline still moves the entry
+// and a later one still does not, and the time reads back.
+TEST(PeerTimers, HostArmingSurvivesTheTickWrap) {
+  const Nanos wrap = Nanos{1} << (32 + PeerTimers::kArmShift);
+  for (const Nanos start : {wrap - 5 * kSecond, 2 * wrap - kSecond, 7 * wrap - 9 * kSecond}) {
+    PeerTimers t;
+    Nanos at = 0;
+    t.data_received(start);  // keepalive at start + 10 s: past the wrap
+    ASSERT_TRUE(t.arm_earlier(start, at));
+    EXPECT_EQ(at, tick_up(start + kKeepaliveTimeout));
+    EXPECT_EQ(t.host_armed_at(start), at);
+    EXPECT_EQ(t.host_armed_at(start + 9 * kSecond), at);
+    // Data sent (new handshake in 15 s) and received again later: no move.
+    const Nanos later = start + 2 * kSecond;
+    t.any_authenticated_packet_sent();
+    t.data_sent(later);
+    EXPECT_FALSE(t.arm_earlier(later, at)) << start;
+    t.any_authenticated_packet_received();
+    t.data_received(later);
+    EXPECT_FALSE(t.arm_earlier(later, at)) << start;
+    // A handshake retransmission due in 5 s: earlier. (From the first
+    // start it is due exactly at the wrap, whose tick reads as 32 zero
+    // bits, "not armed": it is armed a tick later.)
+    t.handshake_initiated(start, 0);
+    ASSERT_TRUE(t.arm_earlier(start, at)) << start;
+    const Nanos due = tick_up(start + kRekeyTimeout);
+    EXPECT_EQ(at, due % wrap == 0 ? due + kTick : due);
+    EXPECT_EQ(t.host_armed_at(start + kSecond), at);
+  }
 }
 
 // arm_earlier reads the handshake deadlines only after a handshake event
@@ -181,20 +224,72 @@ TEST(PeerTimers, HostIsNeverArmedLaterThanAnyDeadline) {
         case 7: t.session_derived(now); break;
         case 8: t.stop(); break;
         case 9:  // the host's entry goes off when it is due: run what fell due
-          if (t.host_armed_at() != 0 && t.host_armed_at() <= now) {
+          if (t.host_armed() && t.host_armed_at(now) <= now) {
             t.host_disarmed();
             t.expire(now);
           }
           break;
       }
       Nanos at = 0;
-      t.arm_earlier(at);
+      t.arm_earlier(now, at);
       const Nanos due = t.next_deadline();
       if (due != 0) {
-        ASSERT_NE(t.host_armed_at(), 0u) << "run " << run << " step " << step;
-        ASSERT_LE(t.host_armed_at(), due) << "run " << run << " step " << step;
+        // At most a tick late (the armed time is rounded up to one).
+        ASSERT_TRUE(t.host_armed()) << "run " << run << " step " << step;
+        ASSERT_LE(t.host_armed_at(now), tick_up(due)) << "run " << run << " step " << step;
       }
     }
+  }
+}
+
+// An active peer's entry is armed no later than the soonest deadline a
+// later packet could bring (10 s out, or the persistent keepalive's
+// interval if shorter), so traffic turning from sending to receiving does
+// not move it: it moves once per time it goes off. (Armed at the deadline
+// itself, the entry set by data sent, new handshake in 15 s, was moved by
+// the next data received, keepalive in 10 s.)
+TEST(PeerTimers, ActivePeersEntryMovesOncePerFire) {
+  for (const std::uint16_t keepalive : {0, 4}) {
+    PeerTimers t;
+    Nanos now = kT0;
+    t.set_persistent_keepalive(keepalive, now);
+    const Nanos floor = keepalive != 0 ? keepalive * kSecond : kKeepaliveTimeout;
+    Nanos at = 0;
+    unsigned moves = 0;
+    unsigned fires = 0;
+    Nanos fired_at = 0;
+    // Data both ways every 10 ms, as a TCP flow's segments and ACKs, over
+    // three times the floor; the entry goes off when due.
+    while (now < kT0 + 3 * floor) {
+      now += 10 * kMillisecond;
+      t.data_sent(now);
+      t.any_authenticated_packet_sent();
+      t.any_authenticated_packet_traversal(now);
+      if (t.arm_earlier(now, at)) ++moves;
+      now += 10 * kMillisecond;
+      t.data_received(now);
+      t.any_authenticated_packet_received();
+      t.any_authenticated_packet_traversal(now);
+      if (t.arm_earlier(now, at)) ++moves;
+      if (t.host_armed_at(now) <= now) {
+        // Armed a floor after it was last armed: the first time by data
+        // sent, rounded down (its deadline was later), after that by the
+        // deadline of data just received, rounded up.
+        const Nanos expected = fired_at == 0 ? (keepalive != 0 ? tick_up(kT0 + 10 * kMillisecond + floor)
+                                                               : tick_down(kT0 + 10 * kMillisecond + floor))
+                                             : tick_up(fired_at + floor);
+        ASSERT_EQ(t.host_armed_at(now), expected) << "keepalive " << keepalive;
+        fired_at = now;
+        ++fires;
+        t.host_disarmed();
+        t.expire(now);
+        if (t.arm_earlier(now, at)) ++moves;
+      }
+      ASSERT_LE(t.host_armed_at(now), tick_up(t.next_deadline())) << "keepalive " << keepalive;
+    }
+    // Armed once at the start, then once each time it went off.
+    EXPECT_GE(fires, 2u) << "keepalive " << keepalive;
+    EXPECT_EQ(moves, fires + 1) << "keepalive " << keepalive;
   }
 }
 
