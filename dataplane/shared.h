@@ -142,7 +142,7 @@ inline constexpr unsigned kMoonRingSize = 1024;
 // deadline the timer entry is armed for have copies on the wg::Peer's
 // per-message lines (Peer::host_id, PeerTimers::arm_earlier), and the LAN
 // path finds owner and peer in Shared::refs. It is read to stage a packet,
-// to move the timer entry, and by the exit, policy and hub paths.
+// to move the timer entry, and by the exit and hub paths.
 // Cache-line aligned: the timer node, id, owner and peer share the first
 // line; the stats copies and the staged ring come after. Allocated from a
 // huge-page slab (wireguard/huge_pages.h).

@@ -32,9 +32,9 @@ namespace moongate::wg {
 // So a received message touches line 1 of per-peer state besides its
 // receive line, and a sent one lines 1-2, at addresses that follow from
 // the peer's. At 100 000 peers each is a cache miss (docs/perf.md, "The
-// send line on the peer", "One line per message received"). The caller's
-// per-packet needs live here for that reason (host_id,
-// PeerTimers::arm_earlier).
+// send line on the peer", "One line per message received, one relink per
+// fire"). The caller's per-packet needs live here for that reason
+// (host_id, PeerTimers::arm_earlier).
 // Cache-line aligned so that holds; allocated from a huge-page slab
 // (huge_pages.h).
 class alignas(64) Peer : public OnHugeSlab<Peer> {

@@ -77,8 +77,9 @@ class PeerTimers {
   // traffic turns from sending (new handshake in 15 s) to receiving
   // (keepalive in 10 s). Moving it relinks the wheel's list, which at
   // 100 000 peers is several cache misses on other peers' entries
-  // (docs/perf.md, "One relink per fire"). The price is an entry that
-  // goes off up to 5 s before a new-handshake deadline, and re-arms.
+  // (docs/perf.md, "One line per message received, one relink per fire").
+  // The price is an entry that goes off up to 5 s before a
+  // new-handshake deadline, and re-arms.
   // The two handshake deadlines (retransmit, zero keys) are armed only by
   // handshake events, never by a data message; arm_earlier reads them only
   // after one of those changed them or the entry went off (until then the
