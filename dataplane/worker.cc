@@ -46,6 +46,15 @@ constexpr std::uint32_t kMaxIdleSleepUs = 200;
 constexpr std::uint64_t kClockResync = 10'000'000;  // ns between clock reads (update_now)
 // Lines of each received packet asked for at once (prefetch_burst).
 constexpr std::size_t kPrefetchLines = 4;
+// Messages per AEAD call in encrypt_flush when a batch goes to many peers:
+// the peers' lines read after the AEAD are asked for one chunk at a time,
+// just before the chunk's call, so that their misses overlap the AEAD's
+// work instead of waiting for fill buffers ahead of it (docs/perf.md, "The
+// encrypt path's second line during the AEAD"). The AEAD's cost per
+// message does not depend on the burst (bench_aead --bursts 8,16,32), but
+// each call has its own overhead: a batch to a few peers (a few lines)
+// goes in one call.
+constexpr std::uint16_t kAeadChunk = 8;
 
 std::uint64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -937,7 +946,7 @@ void Worker::flush_rx() {
   // during the AEAD pushed out what the AEAD itself reads, which then cost
   // it ~25 cycles per message at 100 000 peers (docs/perf.md);
   // decrypt_flush moves them to L1 once the AEAD is done.
-  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_receive_l2();
+  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_message_line_l2();
   decrypt_flush();
 }
 
@@ -956,7 +965,7 @@ void Worker::decrypt_flush() {
   // The peers' lines, in L2 since flush_rx: into L1 while the look-ups
   // below run. An exit node's packets also read the peer's PeerCtx
   // (exit_out), through line 0.
-  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_receive();
+  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_message_line();
   if (nat_ || !settings_.routed_v6.empty())
     for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_user();
   // Inner IPv4 sources (cryptokey routing) and destinations (hub) looked
@@ -1571,15 +1580,16 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
   std::uint32_t ids[kBurst];
   lookup_v4(dst, ids, nf);
   // The PeerRef slots first (at 100 000 peers a miss each), then, reading
-  // them, the two peer lines encryption reads (wg::Peer: the per-packet
-  // timers and endpoint, the send line).
+  // them, the peer's send line, which encryption reads first (key, nonce,
+  // index); the line read after the AEAD is asked for during it
+  // (encrypt_flush).
   for (std::uint16_t k = 0; k < nf; ++k)
     if (ids[k] != kNoPeer) rte_prefetch0(&shared_.refs[ids[k]]);
   for (std::uint16_t k = 0; k < nf; ++k) {
     if (ids[k] == kNoPeer) continue;
     const PeerRef& r = shared_.refs[ids[k]];
     if (r.owner != id_ || r.peer == nullptr) continue;
-    r.peer->prefetch_send();
+    r.peer->prefetch_send_line();
   }
   // Pass 3: MTU, TTL, to the peer's owner.
   for (std::uint16_t k = 0; k < nf; ++k) {
@@ -1973,27 +1983,30 @@ void Worker::encrypt_flush() {
   TxItem ready[kMax];
   std::uint16_t plain_len[kMax];
   std::uint16_t n = 0;
+  std::uint16_t runs = 0;  // runs of messages to one peer in ready[]
   const std::uint16_t count = policy_ ? policy_encrypt(enc_count_) : enc_count_;
   enc_count_ = 0;
-  // The peers' two send-side lines for the whole batch: at 100 000 peers
-  // these misses overlap instead of queueing packet by packet. poll_lan
-  // asked for them already; packets handed over by other lcores, or
-  // staged, arrive without.
-  for (std::uint16_t i = 0; i < count; ++i) enc_items_[i].peer->prefetch_send();
+  // The peers' send lines for the whole batch, all that building the
+  // messages reads: at 100 000 peers these misses overlap instead of
+  // queueing packet by packet. poll_lan asked for them already; packets
+  // handed over by other lcores, or staged, arrive without.
+  for (std::uint16_t i = 0; i < count; ++i) enc_items_[i].peer->prefetch_send_line();
   for (std::uint16_t i = 0; i < count; ++i) {
     TxItem it = enc_items_[i];
     wg::Peer& peer = *it.peer;
-    if (!peer.endpoint.valid()) {
-      device_->count(wg::Drop::kNoEndpoint);
-      rte_pktmbuf_free(it.m);
-      continue;
-    }
-    if ((peer.endpoint.family == 4 ? wan_->v4.empty() : wan_->v6.empty())) {
-      drop(it.m, DpDrop::kNoUnderlay);  // before a nonce is spent on it
-      continue;
-    }
+    // The session first: it needs only the send line. The endpoint (the
+    // other line) is looked at here only when there is none, to tell a
+    // peer never heard from (dropped) from one waiting for a handshake
+    // (staged); a session's peer has an endpoint (the handshake's source,
+    // or the one it was sent to), which the send loop checks again, with
+    // the WAN's address family, once that line has come in.
     wg::TxSlot slot;
     if (device_->prepare_send(peer, now_, slot) != wg::Drop::kOk) {
+      if (!peer.endpoint.valid()) {
+        device_->count(wg::Drop::kNoEndpoint);
+        rte_pktmbuf_free(it.m);
+        continue;
+      }
       stage(peer, it.m);
       rearm(peer);  // a handshake may have started: its retransmit timer
       continue;
@@ -2012,9 +2025,15 @@ void Worker::encrypt_flush() {
     ops[n] = crypto::AeadOp{hdr + wg::kDataHeaderLen, padded, hdr + wg::kDataHeaderLen + padded,
                             slot.send->key.data(), slot.counter, nullptr, 0};
     plain_len[n] = len;
+    if (n == 0 || ready[n - 1].peer != it.peer) ++runs;
     ready[n++] = it;
   }
-  aead_->encrypt(ops, n);
+  const std::uint16_t chunk = runs > kAeadChunk / 2 ? kAeadChunk : n;
+  for (std::uint16_t a = 0; a < n; a = static_cast<std::uint16_t>(a + chunk)) {
+    const std::uint16_t b = std::min<std::uint16_t>(n, static_cast<std::uint16_t>(a + chunk));
+    for (std::uint16_t i = a; i < b; ++i) ready[i].peer->prefetch_message_line();
+    aead_->encrypt(ops + a, b - a);
+  }
   // complete_send() and the timer re-arm once per run of packets to the same
   // peer (device.h: once per peer per burst), not once per packet.
   wg::Peer* run = nullptr;
@@ -2036,7 +2055,14 @@ void Worker::encrypt_flush() {
       run_data = false;
     }
     const std::uint16_t wg_len = rte_pktmbuf_data_len(m);
-    if (!send_outer(m, run->endpoint)) continue;
+    // Encrypted already, so its nonce is spent: a gap the receiver's
+    // replay window does not mind. (Not expected: see above.)
+    if (!run->endpoint.valid()) [[unlikely]] {
+      device_->count(wg::Drop::kNoEndpoint);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (!send_outer(m, run->endpoint)) continue;  // no underlay of its family: counted
     ++counters_.encrypted;
     run_bytes += wg_len;
     ++run_sent;

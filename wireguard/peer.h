@@ -73,17 +73,18 @@ class alignas(64) Peer : public OnHugeSlab<Peer> {
   Handshake handshake;
   CookieMaker cookie;
 
-  // Cache hints for a data message to or from this peer (line 1 for a
-  // received one, 1-2 for a sent one). Burst callers issue them for a
-  // whole burst.
-  void prefetch_receive() const noexcept { prefetch_line(reinterpret_cast<const char*>(this) + 64); }
-  void prefetch_send() const noexcept {
-    prefetch_line(reinterpret_cast<const char*>(this) + 64);
-    prefetch_line(reinterpret_cast<const char*>(this) + 128);
-  }
+  // Cache hints for a data message to or from this peer. Burst callers
+  // issue them for a whole burst, each where it hides best:
+  //   prefetch_message_line(): line 1, which every data message reads or
+  //     writes after its AEAD (timers, endpoint; a received one's source
+  //     check and byte counter);
+  //   prefetch_send_line(): line 2, which a sent message reads before its
+  //     AEAD (key, nonce, index) and writes after (byte counter).
+  void prefetch_message_line() const noexcept { prefetch_line(reinterpret_cast<const char*>(this) + 64); }
+  void prefetch_send_line() const noexcept { prefetch_line(reinterpret_cast<const char*>(this) + 128); }
   // Line 1 into L2 only: for a caller that reads it after other heavy
-  // work (decrypt's AEAD), then asks again with prefetch_receive().
-  void prefetch_receive_l2() const noexcept { prefetch_line_l2(reinterpret_cast<const char*>(this) + 64); }
+  // work (decrypt's AEAD), then asks again with prefetch_message_line().
+  void prefetch_message_line_l2() const noexcept { prefetch_line_l2(reinterpret_cast<const char*>(this) + 64); }
   // Line 0, for a caller whose path reads `user` too.
   void prefetch_user() const noexcept { prefetch_line(this); }
 
