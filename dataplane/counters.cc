@@ -36,6 +36,7 @@ void LcoreCounters::add(const LcoreCounters& o) noexcept {
   to_kernel += rd(o.to_kernel);
   moon_in += rd(o.moon_in);
   moon_out += rd(o.moon_out);
+  read_ahead += rd(o.read_ahead);
   for (std::size_t i = 0; i < kDpDropCount; ++i) drops[i] += rd(o.drops[i]);
 }
 

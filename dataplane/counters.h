@@ -59,6 +59,10 @@ struct alignas(64) LcoreCounters {
   std::uint64_t to_kernel = 0;  // exception path: packets given to the TAP
   std::uint64_t moon_in = 0;    // frames given to the moon's thread (moon_host.h)
   std::uint64_t moon_out = 0;   // moon packets this worker sent out of the wan port
+  // Bursts read ahead (worker.cc, "Reading ahead"): a port's queue had
+  // another burst waiting behind a full one of large frames, i.e. the
+  // worker ran at full load.
+  std::uint64_t read_ahead = 0;
   std::array<std::uint64_t, kDpDropCount> drops{};
 
   void drop(DpDrop d) noexcept { ++drops[static_cast<std::size_t>(d)]; }

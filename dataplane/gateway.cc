@@ -295,7 +295,8 @@ std::string Gateway::status() const {
       << c.rx_packets[p.id % 8] << " tx " << c.tx_packets[p.id % 8] << "\n";
   o << "decrypted " << c.decrypted << " encrypted " << c.encrypted << " handshakes_in " << c.handshakes_in
     << " arp_replies " << c.arp_replies << " icmp_echo_replies " << c.icmp_echo_replies << " icmp_errors "
-    << c.icmp_errors << " icmp_errors_limited " << c.icmp_errors_limited << " handoffs " << c.handoffs_out << " to_kernel " << c.to_kernel << "\n";
+    << c.icmp_errors << " icmp_errors_limited " << c.icmp_errors_limited << " handoffs " << c.handoffs_out << " to_kernel " << c.to_kernel
+    << " read_ahead " << c.read_ahead << "\n";
   for (const auto& w : workers_) {
     const LcoreCounters& l = w->counters();
     o << "worker " << w->id() << " rx " << l.rx_total() << " decrypted " << l.decrypted << " encrypted "

@@ -34,6 +34,7 @@ int stats_cb(const char*, const char*, rte_tel_data* d) {
   rte_tel_data_add_dict_u64(d, "to_kernel", read(c.to_kernel));
   rte_tel_data_add_dict_u64(d, "moon_in", read(c.moon_in));    // to the moon's thread (moon_host.h)
   rte_tel_data_add_dict_u64(d, "moon_out", read(c.moon_out));  // its packets sent out of the wan port
+  rte_tel_data_add_dict_u64(d, "read_ahead", read(c.read_ahead));  // bursts read ahead: full load
   rte_tel_data_add_dict_u64(d, "workers", gw->worker_count());
   for (const Port& p : gw->ports()) {
     const std::string rx = "rx_" + p.name;

@@ -44,8 +44,6 @@ constexpr std::uint16_t kUdpLen = sizeof(rte_udp_hdr);
 constexpr std::uint64_t kArpRetryNs = 1'000'000'000;
 constexpr std::uint32_t kMaxIdleSleepUs = 200;
 constexpr std::uint64_t kClockResync = 10'000'000;  // ns between clock reads (update_now)
-// Lines of each received packet asked for at once (prefetch_burst).
-constexpr std::size_t kPrefetchLines = 4;
 // Messages per AEAD call in encrypt_flush when a batch goes to many peers:
 // the peers' lines read after the AEAD are asked for one chunk at a time,
 // just before the chunk's call, so that their misses overlap the AEAD's
@@ -55,6 +53,15 @@ constexpr std::size_t kPrefetchLines = 4;
 // each call has its own overhead: a batch to a few peers (a few lines)
 // goes in one call.
 constexpr std::uint16_t kAeadChunk = 8;
+// Reading ahead (see "Reading ahead" below): a full burst whose frames
+// average at least kAheadMinFrame bytes has the port's next burst read
+// while it is processed, and its AEAD runs kAheadChunk messages per call,
+// each call preceded by asking for kAheadChunk of the next burst's packets.
+// Four messages of a few hundred bytes take the AEAD well over an L3 miss;
+// for small packets the extra calls cost more than the lines save
+// (docs/perf.md, "Reading one burst ahead").
+constexpr std::uint32_t kAheadMinFrame = 256;
+constexpr std::uint16_t kAheadChunk = 4;
 
 std::uint64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -159,6 +166,7 @@ Worker::~Worker() {
   for (std::uint16_t i = 0; i < rx_count_; ++i) rte_pktmbuf_free(rx_items_[i].m);
   for (auto& t : txbufs_) rte_pktmbuf_free_bulk(t.pkts, t.count);
   for (auto& b : handoff_out_) rte_pktmbuf_free_bulk(b.pkts, b.count);
+  for (auto& a : ahead_) rte_pktmbuf_free_bulk(a.pkts, a.n);
 }
 
 void Worker::update_now() noexcept {
@@ -209,6 +217,7 @@ std::string Worker::init() {
                              std::to_string(kWorkerTagBits) + " bits for the worker");
 
   txbufs_.resize(settings_.ports.size());
+  ahead_.resize(settings_.ports.size());
   handoff_out_.resize(shared_.workers());
   for (std::size_t i = 0; i < settings_.ports.size(); ++i) {
     auto nt = std::make_unique<NeighborTable>();
@@ -599,14 +608,14 @@ bool Worker::handle_local(Port& port, NeighborTable& neigh, rte_mbuf* m) {
 
 void Worker::poll_wan() {
   rte_mbuf* pkts[kBurst];
-  const std::uint16_t n = rte_eth_rx_burst(wan_->id, id_, pkts, kBurst);
+  const std::uint16_t n = receive(*wan_, pkts, false);
   if (n == 0) return;
-  if (wan_->id < 8) counters_.rx_packets[wan_->id] += n;
-  prefetch_burst(pkts, n, false);
   if (nat_) nat_prefetch(pkts, n);
+  std::uint32_t bytes = 0;
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     const std::uint16_t len = rte_pktmbuf_data_len(m);
+    bytes += len;
     if (len < kEthLen) {
       drop(m, DpDrop::kMalformed);
       continue;
@@ -662,6 +671,7 @@ void Worker::poll_wan() {
     wireguard_in(m, static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
                  static_cast<std::uint16_t>(udp_len - kUdpLen), false);
   }
+  if (n == kBurst && bytes >= kBurst * kAheadMinFrame) read_ahead(*wan_, false);
   flush_rx();
 }
 
@@ -961,7 +971,12 @@ void Worker::decrypt_flush() {
     ops[i] = crypto::AeadOp{msg + wg::kDataHeaderLen, ct_len, msg + wg::kDataHeaderLen + ct_len,
                             it.slot.line->recv_key.data(), it.slot.counter, nullptr, 0};
   }
-  aead_->decrypt(ops, rx_count_, ok);
+  const std::uint16_t chunk = aead_chunk(ops, rx_count_, 0);
+  for (std::uint16_t a = 0; a < rx_count_; a = static_cast<std::uint16_t>(a + chunk)) {
+    const std::uint16_t b = std::min<std::uint16_t>(rx_count_, static_cast<std::uint16_t>(a + chunk));
+    ask_ahead(chunk);
+    aead_->decrypt(ops + a, b - a, ok + a);
+  }
   // The peers' lines, in L2 since flush_rx: into L1 while the look-ups
   // below run. An exit node's packets also read the peer's PeerCtx
   // (exit_out), through line 0.
@@ -1456,13 +1471,13 @@ void Worker::lookup_v4(const std::uint32_t* addrs, std::uint32_t* ids, unsigned 
   }
 }
 
-// The burst's packets: their mbufs, then their data up to kPrefetchLines
-// lines (the headers every stage reads, and all of a small packet: the AEAD
-// reads the payload and writes the tag after it), and with `encrypt` the
-// line before the data, where the outer headers go, and the tag's room
-// after the packet. Longer payloads are left to the hardware prefetcher,
-// which follows the AEAD's sequential reads.
-void Worker::prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt) noexcept {
+// The burst's packets: their mbufs, then their data up to `lines` lines
+// (kPrefetchLines: the headers every stage reads, and all of a small
+// packet: the AEAD reads the payload and writes the tag after it), and with
+// `encrypt` the line before the data, where the outer headers go, and the
+// tag's room after the packet. Longer payloads are left to the hardware
+// prefetcher, which follows the AEAD's sequential reads.
+void Worker::prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt, std::size_t lines) noexcept {
   for (std::uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
   for (std::uint16_t i = 0; i < n; ++i) {
     const auto* d = rte_pktmbuf_mtod(pkts[i], const char*);
@@ -1472,9 +1487,89 @@ void Worker::prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt
       if (rte_pktmbuf_headroom(pkts[i]) >= RTE_CACHE_LINE_SIZE)
         rte_prefetch0(d - RTE_CACHE_LINE_SIZE);
     }
-    end = std::min<std::size_t>(end, kPrefetchLines * RTE_CACHE_LINE_SIZE);
+    end = std::min<std::size_t>(end, lines * RTE_CACHE_LINE_SIZE);
     for (std::size_t off = 0; off < end; off += RTE_CACHE_LINE_SIZE) rte_prefetch0(d + off);
   }
+}
+
+// --- Reading ahead -------------------------------------------------------------
+//
+// With packets of a few hundred bytes and more, a burst's frames are not
+// in L1 or L2 when it is read: the NIC (DDIO) left them in L3, and the
+// packets of a 2048-deep ring do not fit in L2. Asking for their mbuf and
+// header lines at the start of the burst (prefetch_burst) then waits for
+// fill buffers: at 1420 B, ~30 cycles per packet before the first one is
+// looked at, and more in the stages that read them. Asked for anywhere
+// else in one go, the same wait just moves there.
+//
+// So a port whose burst is full of such packets (the queue likely holds
+// more) has its next burst read right after classifying this one
+// (read_ahead). This burst's AEAD then runs in calls of kAheadChunk
+// messages (aead_chunk), and before each call kAheadChunk of the next
+// burst's packets have their mbuf and header lines asked for (ask_ahead):
+// a few lines at a time, each group arriving while the AEAD works. Only
+// the data's first line: prefetch_burst's four per packet overran the
+// fill buffers again and slowed the AEAD they overlap; the payload is
+// left to the hardware prefetcher, as for any long packet. The next poll
+// of the port takes that burst (receive) and asks for whatever was not
+// asked yet.
+//
+// A burst waits one iteration at most, and only when the queue had a full
+// burst before it: the packets would have waited in the NIC's ring. It is
+// counted as received when read, so the loop does not back off while one
+// is held.
+
+std::uint16_t Worker::receive(Port& port, rte_mbuf** pkts, bool encrypt) {
+  RxAhead& a = ahead_[port_index(port)];
+  if (a.n != 0) {
+    const std::uint16_t n = a.n;
+    std::memcpy(pkts, a.pkts, n * sizeof(pkts[0]));
+    if (a.asked < n) prefetch_burst(pkts + a.asked, static_cast<std::uint16_t>(n - a.asked), encrypt);
+    a.n = 0;
+    if (asking_ == &a) asking_ = nullptr;
+    return n;
+  }
+  const std::uint16_t n = rte_eth_rx_burst(port.id, id_, pkts, kBurst);
+  if (n == 0) return 0;
+  if (port.id < 8) counters_.rx_packets[port.id] += n;
+  prefetch_burst(pkts, n, encrypt);
+  return n;
+}
+
+void Worker::read_ahead(Port& port, bool encrypt) {
+  RxAhead& a = ahead_[port_index(port)];
+  if (a.n != 0) return;  // not expected: receive() took it
+  a.n = rte_eth_rx_burst(port.id, id_, a.pkts, kBurst);
+  if (a.n == 0) return;
+  if (port.id < 8) counters_.rx_packets[port.id] += a.n;
+  ++counters_.read_ahead;
+  a.asked = 0;
+  a.encrypt = encrypt;
+  asking_ = &a;
+}
+
+void Worker::ask_ahead(std::uint16_t count) noexcept {
+  if (asking_ == nullptr) return;
+  RxAhead& a = *asking_;
+  const std::uint16_t end = std::min<std::uint16_t>(a.n, static_cast<std::uint16_t>(a.asked + count));
+  prefetch_burst(a.pkts + a.asked, static_cast<std::uint16_t>(end - a.asked), a.encrypt, 1);
+  a.asked = end;
+  if (end == a.n) asking_ = nullptr;
+}
+
+// Messages per AEAD call: kAheadChunk while a burst read ahead waits for
+// its lines and these messages are large enough to cover them; kAeadChunk
+// when the batch goes to many peers (encrypt_flush: their second lines);
+// else all in one call.
+std::uint16_t Worker::aead_chunk(const crypto::AeadOp* ops, std::uint16_t n,
+                                 std::uint16_t runs) const noexcept {
+  if (asking_ != nullptr) {
+    std::uint32_t bytes = 0;
+    for (std::uint16_t i = 0; i < n; ++i) bytes += ops[i].len;
+    if (bytes >= n * (kAheadMinFrame - kEthLen - kIpLen - kUdpLen - wg::kDataMinLen)) return kAheadChunk;
+  }
+  if (runs > kAeadChunk / 2) return kAeadChunk;
+  return std::max<std::uint16_t>(n, 1);
 }
 
 PeerCtx* Worker::peer_for_v6(const std::uint8_t* addr) const noexcept {
@@ -1523,10 +1618,8 @@ Port* Worker::lan_port_for(std::uint32_t dst, std::uint32_t& next_hop) noexcept 
 
 void Worker::poll_lan(Port& port, NeighborTable& neigh) {
   rte_mbuf* pkts[kBurst];
-  const std::uint16_t n = rte_eth_rx_burst(port.id, id_, pkts, kBurst);
+  const std::uint16_t n = receive(port, pkts, true);
   if (n == 0) return;
-  if (port.id < 8) counters_.rx_packets[port.id] += n;
-  prefetch_burst(pkts, n, true);
   // Pass 1: validate; what is ours or not IPv4 is handled here, IPv4 to
   // forward waits for the allowed-IPs look-up of the whole burst.
   struct Fwd {
@@ -1537,9 +1630,11 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
   Fwd fwd[kBurst];
   std::uint32_t dst[kBurst];
   std::uint16_t nf = 0;
+  std::uint32_t bytes = 0;
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     const std::uint16_t len = rte_pktmbuf_data_len(m);
+    bytes += len;
     if (len < kEthLen + kIpLen) {
       if (len >= kEthLen && rte_pktmbuf_mtod(m, rte_ether_hdr*)->ether_type ==
                                 rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
@@ -1574,6 +1669,7 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     fwd[nf] = Fwd{m, h.total_len, h.dont_fragment};
     dst[nf++] = ip->dst_addr;
   }
+  if (n == kBurst && bytes >= kBurst * kAheadMinFrame) read_ahead(port, true);
   if (nf == 0) return;
   // Pass 2: the destinations' peers, and the lines encryption will read of
   // the ones this worker owns.
@@ -2028,10 +2124,11 @@ void Worker::encrypt_flush() {
     if (n == 0 || ready[n - 1].peer != it.peer) ++runs;
     ready[n++] = it;
   }
-  const std::uint16_t chunk = runs > kAeadChunk / 2 ? kAeadChunk : n;
+  const std::uint16_t chunk = aead_chunk(ops, n, runs);
   for (std::uint16_t a = 0; a < n; a = static_cast<std::uint16_t>(a + chunk)) {
     const std::uint16_t b = std::min<std::uint16_t>(n, static_cast<std::uint16_t>(a + chunk));
     for (std::uint16_t i = a; i < b; ++i) ready[i].peer->prefetch_message_line();
+    ask_ahead(chunk);
     aead_->encrypt(ops + a, b - a);
   }
   // complete_send() and the timer re-arm once per run of packets to the same

@@ -5,7 +5,8 @@
 //
 // Loop (one iteration):
 //   0. Hand-off rings in: packets other workers passed to this one.
-//   1. WAN rx burst (its mbufs and first data lines prefetched) -> classify
+//   1. WAN rx burst (its mbufs and first data lines prefetched, or, when
+//      it was read ahead, what of them is still to ask for) -> classify
 //      each frame:
 //        ARP -> answer / learn (and a copy to the other workers);
 //        ICMP echo to us -> reply;
@@ -21,10 +22,14 @@
 //        IPv6 to a routed prefix -> the peer holding the address (with a
 //        policy: classified on its owner's encrypt path, as from a LAN);
 //        anything else: the TAP or a counted drop.
+//      A full burst of large frames: the port's next burst is read now
+//      and its lines asked for a few packets at a time between this
+//      burst's AEAD calls (worker.cc, "Reading ahead").
 //      Decrypt batch (flush_rx, decrypt_flush): expiry and replay
 //      pre-checks (Device::prepare_receive, on the receive line; then the
-//      peers' two lines for the burst, into L2) -> one
-//      AeadBurst::decrypt -> the inner sources and destinations looked up
+//      peers' two lines for the burst, into L2) -> AeadBurst::decrypt
+//      (one call, or calls of kAheadChunk while a burst read ahead waits)
+//      -> the inner sources and destinations looked up
 //      in the allowed-IPs LPM together -> per packet: the replay window
 //      (Device::accept_receive), the source check (Peer::host_id), TTL
 //      -> with a policy, the burst classified by rte_acl (policy_flush,
@@ -46,12 +51,15 @@
 //      TAP (exception path, kernel_interface.h); IPv4 -> allowed-IPs LPM on
 //      the destinations of the whole burst -> the peer (its lines
 //      prefetched when this worker owns it) -> its owner -> the encrypt
-//      batch. TAP rx -> out of its port as it is.
+//      batch (a full burst of large frames: the next one read ahead, as on
+//      the WAN). TAP rx -> out of its port as it is.
 //   3. Encrypt batch -> with a policy, LAN packets classified (source peer
 //      0; IPv4 and IPv6) and hub packets noted on this, the destination peer's, lcore
 //      (policy_encrypt) -> Device::prepare_send per packet (keypairs
 //      prefetched a few packets ahead; no session: the packet is staged on
-//      its peer and a handshake starts) -> one AeadBurst::encrypt ->
+//      its peer and a handshake starts) -> AeadBurst::encrypt (one call;
+//      calls of 8 for a batch to many peers, of 4 while a burst read ahead
+//      waits) ->
 //      UDP/IPv4/Ethernet to the peer's endpoint; Device::complete_send and
 //      the timer-wheel entry once per run of packets to one peer.
 //   4. Timers of due peers (a per-lcore timer wheel); NAT and policy flow
@@ -260,7 +268,15 @@ class Worker final : public wg::DeviceHost {
   // Allowed-IPs look-ups of n IPv4 addresses: peer ids, kNoPeer for none.
   static constexpr std::uint32_t kNoPeer = UINT32_MAX;
   void lookup_v4(const std::uint32_t* addrs, std::uint32_t* ids, unsigned n) const noexcept;
-  static void prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt) noexcept;
+  // Lines of each received packet's data asked for at once.
+  static constexpr std::size_t kPrefetchLines = 4;
+  static void prefetch_burst(rte_mbuf* const* pkts, std::uint16_t n, bool encrypt,
+                             std::size_t lines = kPrefetchLines) noexcept;
+  // Reading one burst ahead (worker.cc, "Reading ahead").
+  std::uint16_t receive(Port& port, rte_mbuf** pkts, bool encrypt);
+  void read_ahead(Port& port, bool encrypt);
+  void ask_ahead(std::uint16_t count) noexcept;
+  std::uint16_t aead_chunk(const crypto::AeadOp* ops, std::uint16_t n, std::uint16_t runs) const noexcept;
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   // m starts at the inner IP header: to the encrypt batch, or to the owner.
   void to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin);
@@ -430,6 +446,16 @@ class Worker final : public wg::DeviceHost {
     std::uint16_t wg_off;  // the message in the frame (its outer source: outer_source())
     std::uint16_t wg_len;
   };
+  // The next burst of a port, read while the one before it is processed
+  // (worker.cc, "Reading ahead"); per port, stable addresses.
+  struct RxAhead {
+    rte_mbuf* pkts[kBurst];
+    std::uint16_t n = 0;
+    std::uint16_t asked = 0;  // pkts[0, asked) have had their lines asked for
+    bool encrypt = false;     // prefetch_burst's flag for them
+  };
+  std::vector<RxAhead> ahead_;
+  RxAhead* asking_ = nullptr;  // the one whose lines the AEAD calls ask for
   RxItem rx_items_[kBurst];
   std::uint16_t rx_count_ = 0;
   // Handshake queue (slow path, bounded).

@@ -20,7 +20,6 @@
 #include <rte_ring.h>
 
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -31,6 +30,7 @@
 #include "dataplane/net/ipv6.h"
 #include "dataplane/net/ndp.h"
 #include "dataplane/net/udp.h"
+#include "tests/support/eal_main.h"
 #include "tests/unit/zerotier/test_util.h"
 
 namespace moongate::dp {
@@ -358,25 +358,11 @@ TEST(MoonHost, FullRingIsACountedDropNotAWait) {
 }  // namespace moongate::dp
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  // As tests/unit/policy/acl_test.cc: no hugepages, no PCI, no shared
-  // config, a prefix of our own.
-  const char* eal[] = {"unit_moon_host", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
-                       "--file-prefix=unit-moon-host", "-l", "0", "--no-telemetry", "--log-level", "lib.eal:error"};
-  if (rte_eal_init(static_cast<int>(std::size(eal)), const_cast<char**>(eal)) < 0) {
-    std::fprintf(stderr, "EAL init failed\n");
-    return 1;
-  }
-  int rc;
-  {
+  return moongate::test::run_with_eal(argc, argv, "unit-moon-host", [] {
     moongate::dp::World world;
     moongate::dp::g_world = &world;
-    rc = RUN_ALL_TESTS();
+    const int rc = RUN_ALL_TESTS();
     moongate::dp::g_world = nullptr;
-  }
-  const std::string runtime_dir = rte_eal_get_runtime_dir();
-  rte_eal_cleanup();
-  std::error_code ignored;
-  std::filesystem::remove_all(runtime_dir, ignored);
-  return rc;
+    return rc;
+  });
 }

@@ -12,11 +12,11 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <random>
 #include <string>
 
 #include "policy/naive.h"
+#include "tests/support/eal_main.h"
 
 namespace moongate::policy {
 namespace {
@@ -360,23 +360,5 @@ TEST(PolicyAcl, EmptyPolicyDeniesAll) {
 }  // namespace moongate::policy
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  // No hugepages, no PCI, no shared config: runs beside other DPDK
-  // processes on a development machine or CI. (This DPDK refuses
-  // --in-memory together with --no-huge; --no-shconf and a prefix of our
-  // own keep it out of the other processes' way instead, as
-  // dataplane/main.cc does.)
-  const char* eal[] = {"unit_policy_acl", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
-                       "--file-prefix=hn-unit-policy-acl", "-l", "0", "--no-telemetry", "--log-level", "lib.eal:error"};
-  if (rte_eal_init(static_cast<int>(std::size(eal)), const_cast<char**>(eal)) < 0) {
-    std::fprintf(stderr, "EAL init failed\n");
-    return 1;
-  }
-  const int rc = RUN_ALL_TESTS();
-  // The EAL leaves its (empty) runtime directory behind: ours alone.
-  const std::string runtime_dir = rte_eal_get_runtime_dir();
-  rte_eal_cleanup();
-  std::error_code ignored;
-  std::filesystem::remove_all(runtime_dir, ignored);
-  return rc;
+  return moongate::test::run_with_eal(argc, argv, "hn-unit-policy-acl", [] { return RUN_ALL_TESTS(); });
 }
