@@ -950,13 +950,6 @@ void Worker::flush_rx() {
     ++kept;
   }
   rx_count_ = kept;
-  // The peers' receive lines (wg::Peer line 1), read after the AEAD
-  // (endpoint, counters, timers, source check): the AEAD's hundreds of
-  // cycles per message cover their misses. Into L2 only: more lines in L1
-  // during the AEAD pushed out what the AEAD itself reads, which then cost
-  // it ~25 cycles per message at 100 000 peers (docs/perf.md);
-  // decrypt_flush moves them to L1 once the AEAD is done.
-  for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_message_line_l2();
   decrypt_flush();
 }
 
@@ -971,9 +964,22 @@ void Worker::decrypt_flush() {
     ops[i] = crypto::AeadOp{msg + wg::kDataHeaderLen, ct_len, msg + wg::kDataHeaderLen + ct_len,
                             it.slot.line->recv_key.data(), it.slot.counter, nullptr, 0};
   }
+  // The peers' receive lines (wg::Peer line 1), read after the AEAD
+  // (endpoint, counters, timers, source check): the AEAD's hundreds of
+  // cycles per message cover their misses. Into L2 only: more lines in L1
+  // during the AEAD pushed out what the AEAD itself reads, which then cost
+  // it ~25 cycles per message at 100 000 peers (docs/perf.md); they move
+  // to L1 once the AEAD is done. For the whole batch before a single AEAD
+  // call; with calls of a few messages (a burst read ahead), a call's
+  // peers before it, so that the fill buffers are not all taken at once
+  // (docs/perf.md, "Reading one burst ahead").
   const std::uint16_t chunk = aead_chunk(ops, rx_count_, 0);
+  if (chunk >= rx_count_)
+    for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_message_line_l2();
   for (std::uint16_t a = 0; a < rx_count_; a = static_cast<std::uint16_t>(a + chunk)) {
     const std::uint16_t b = std::min<std::uint16_t>(rx_count_, static_cast<std::uint16_t>(a + chunk));
+    if (chunk < rx_count_)
+      for (std::uint16_t i = a; i < b; ++i) rx_items_[i].slot.peer->prefetch_message_line_l2();
     ask_ahead(chunk);
     aead_->decrypt(ops + a, b - a, ok + a);
   }
