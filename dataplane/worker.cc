@@ -955,6 +955,20 @@ void Worker::flush_rx() {
 
 void Worker::decrypt_flush() {
   if (rx_count_ == 0) return;
+  // The peers' receive lines (wg::Peer line 1), read after the AEAD
+  // (endpoint, counters, timers, source check): the AEAD's hundreds of
+  // cycles per message cover their misses. Into L2 only: more lines in L1
+  // during the AEAD pushed out what the AEAD itself reads, which then cost
+  // it ~25 cycles per message at 100 000 peers (docs/perf.md); they move
+  // to L1 once the AEAD is done. For the whole batch here, before a single
+  // AEAD call; with calls of a few messages (a burst read ahead), a call's
+  // peers just before it, so that the fill buffers are not all taken at
+  // once (docs/perf.md, "Reading one burst ahead").
+  std::uint32_t bytes = 0;
+  for (std::uint16_t i = 0; i < rx_count_; ++i) bytes += rx_items_[i].wg_len - wg::kDataMinLen;
+  const std::uint16_t chunk = aead_chunk(bytes, rx_count_, 0);
+  if (chunk >= rx_count_)
+    for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_message_line_l2();
   crypto::AeadOp ops[kBurst];
   bool ok[kBurst];
   for (std::uint16_t i = 0; i < rx_count_; ++i) {
@@ -964,18 +978,6 @@ void Worker::decrypt_flush() {
     ops[i] = crypto::AeadOp{msg + wg::kDataHeaderLen, ct_len, msg + wg::kDataHeaderLen + ct_len,
                             it.slot.line->recv_key.data(), it.slot.counter, nullptr, 0};
   }
-  // The peers' receive lines (wg::Peer line 1), read after the AEAD
-  // (endpoint, counters, timers, source check): the AEAD's hundreds of
-  // cycles per message cover their misses. Into L2 only: more lines in L1
-  // during the AEAD pushed out what the AEAD itself reads, which then cost
-  // it ~25 cycles per message at 100 000 peers (docs/perf.md); they move
-  // to L1 once the AEAD is done. For the whole batch before a single AEAD
-  // call; with calls of a few messages (a burst read ahead), a call's
-  // peers before it, so that the fill buffers are not all taken at once
-  // (docs/perf.md, "Reading one burst ahead").
-  const std::uint16_t chunk = aead_chunk(ops, rx_count_, 0);
-  if (chunk >= rx_count_)
-    for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_message_line_l2();
   for (std::uint16_t a = 0; a < rx_count_; a = static_cast<std::uint16_t>(a + chunk)) {
     const std::uint16_t b = std::min<std::uint16_t>(rx_count_, static_cast<std::uint16_t>(a + chunk));
     if (chunk < rx_count_)
@@ -983,7 +985,7 @@ void Worker::decrypt_flush() {
     ask_ahead(chunk);
     aead_->decrypt(ops + a, b - a, ok + a);
   }
-  // The peers' lines, in L2 since flush_rx: into L1 while the look-ups
+  // The peers' lines, in L2 since before the AEAD: into L1 while the look-ups
   // below run. An exit node's packets also read the peer's PeerCtx
   // (exit_out), through line 0.
   for (std::uint16_t i = 0; i < rx_count_; ++i) rx_items_[i].slot.peer->prefetch_message_line();
@@ -1567,13 +1569,10 @@ void Worker::ask_ahead(std::uint16_t count) noexcept {
 // its lines and these messages are large enough to cover them; kAeadChunk
 // when the batch goes to many peers (encrypt_flush: their second lines);
 // else all in one call.
-std::uint16_t Worker::aead_chunk(const crypto::AeadOp* ops, std::uint16_t n,
-                                 std::uint16_t runs) const noexcept {
-  if (asking_ != nullptr) {
-    std::uint32_t bytes = 0;
-    for (std::uint16_t i = 0; i < n; ++i) bytes += ops[i].len;
-    if (bytes >= n * (kAheadMinFrame - kEthLen - kIpLen - kUdpLen - wg::kDataMinLen)) return kAheadChunk;
-  }
+std::uint16_t Worker::aead_chunk(std::uint32_t bytes, std::uint16_t n, std::uint16_t runs) const noexcept {
+  // bytes: the AEAD's, all n messages together.
+  if (asking_ != nullptr && bytes >= n * (kAheadMinFrame - kEthLen - kIpLen - kUdpLen - wg::kDataMinLen))
+    return kAheadChunk;
   if (runs > kAeadChunk / 2) return kAeadChunk;
   return std::max<std::uint16_t>(n, 1);
 }
@@ -2086,6 +2085,7 @@ void Worker::encrypt_flush() {
   std::uint16_t plain_len[kMax];
   std::uint16_t n = 0;
   std::uint16_t runs = 0;  // runs of messages to one peer in ready[]
+  std::uint32_t bytes = 0;  // the AEAD's
   const std::uint16_t count = policy_ ? policy_encrypt(enc_count_) : enc_count_;
   enc_count_ = 0;
   // The peers' send lines for the whole batch, all that building the
@@ -2127,10 +2127,11 @@ void Worker::encrypt_flush() {
     ops[n] = crypto::AeadOp{hdr + wg::kDataHeaderLen, padded, hdr + wg::kDataHeaderLen + padded,
                             slot.send->key.data(), slot.counter, nullptr, 0};
     plain_len[n] = len;
+    bytes += padded;
     if (n == 0 || ready[n - 1].peer != it.peer) ++runs;
     ready[n++] = it;
   }
-  const std::uint16_t chunk = aead_chunk(ops, n, runs);
+  const std::uint16_t chunk = aead_chunk(bytes, n, runs);
   for (std::uint16_t a = 0; a < n; a = static_cast<std::uint16_t>(a + chunk)) {
     const std::uint16_t b = std::min<std::uint16_t>(n, static_cast<std::uint16_t>(a + chunk));
     for (std::uint16_t i = a; i < b; ++i) ready[i].peer->prefetch_message_line();

@@ -276,7 +276,7 @@ class Worker final : public wg::DeviceHost {
   std::uint16_t receive(Port& port, rte_mbuf** pkts, bool encrypt);
   void read_ahead(Port& port, bool encrypt);
   void ask_ahead(std::uint16_t count) noexcept;
-  std::uint16_t aead_chunk(const crypto::AeadOp* ops, std::uint16_t n, std::uint16_t runs) const noexcept;
+  std::uint16_t aead_chunk(std::uint32_t bytes, std::uint16_t n, std::uint16_t runs) const noexcept;
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
   // m starts at the inner IP header: to the encrypt batch, or to the owner.
   void to_peer(PeerCtx& peer, rte_mbuf* m, Origin origin);
