@@ -671,7 +671,7 @@ void Worker::poll_wan() {
     wireguard_in(m, static_cast<std::uint16_t>(kEthLen + ihl + kUdpLen),
                  static_cast<std::uint16_t>(udp_len - kUdpLen), false);
   }
-  if (n == kBurst && bytes >= kBurst * kAheadMinFrame) read_ahead(*wan_, false);
+  read_ahead(*wan_, false, n, bytes);
   flush_rx();
 }
 
@@ -1544,7 +1544,11 @@ std::uint16_t Worker::receive(Port& port, rte_mbuf** pkts, bool encrypt) {
   return n;
 }
 
-void Worker::read_ahead(Port& port, bool encrypt) {
+// n, bytes: the burst just classified (frames, their bytes). Only a full
+// one of large frames: the queue likely holds more, and their AEAD is long
+// enough to cover the lines asked for between its calls.
+void Worker::read_ahead(Port& port, bool encrypt, std::uint16_t n, std::uint32_t bytes) {
+  if (n != kBurst || bytes < kBurst * kAheadMinFrame) return;
   RxAhead& a = ahead_[port_index(port)];
   if (a.n != 0) return;  // not expected: receive() took it
   a.n = rte_eth_rx_burst(port.id, id_, a.pkts, kBurst);
@@ -1674,7 +1678,7 @@ void Worker::poll_lan(Port& port, NeighborTable& neigh) {
     fwd[nf] = Fwd{m, h.total_len, h.dont_fragment};
     dst[nf++] = ip->dst_addr;
   }
-  if (n == kBurst && bytes >= kBurst * kAheadMinFrame) read_ahead(port, true);
+  read_ahead(port, true, n, bytes);
   if (nf == 0) return;
   // Pass 2: the destinations' peers, and the lines encryption will read of
   // the ones this worker owns.

@@ -274,7 +274,7 @@ class Worker final : public wg::DeviceHost {
                              std::size_t lines = kPrefetchLines) noexcept;
   // Reading one burst ahead (worker.cc, "Reading ahead").
   std::uint16_t receive(Port& port, rte_mbuf** pkts, bool encrypt);
-  void read_ahead(Port& port, bool encrypt);
+  void read_ahead(Port& port, bool encrypt, std::uint16_t n, std::uint32_t bytes);
   void ask_ahead(std::uint16_t count) noexcept;
   std::uint16_t aead_chunk(std::uint32_t bytes, std::uint16_t n, std::uint16_t runs) const noexcept;
   PeerCtx* peer_for_v6(const std::uint8_t* dst) const noexcept;
